@@ -1,0 +1,7 @@
+"""Corpora: streaming readers for Wikipedia dumps and tables, and sentence-aware chunking."""
+
+from openbook.corpus.chunking import ChunkSettings, chunk_document
+from openbook.corpus.drops import DropTally
+from openbook.corpus.readers import FORMATS, FieldMap, detect_format, read_documents
+
+__all__ = ["FORMATS", "ChunkSettings", "DropTally", "FieldMap", "chunk_document", "detect_format", "read_documents"]

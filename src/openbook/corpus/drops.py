@@ -1,0 +1,37 @@
+"""Dropped input is counted with its reason, so a user learns why pages vanished."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DropTally:
+    """Counts records that were skipped, per reason, and keeps the first few locations of each."""
+
+    examples_per_reason: int = 5
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def drop(self, reason: str, path: str, line: int | None = None) -> None:
+        self.counts[reason] += 1
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < self.examples_per_reason:
+            kept.append(f"{path}:{line}" if line is not None else path)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, dict[str, object]]:
+        return {
+            reason: {"count": count, "examples": self.examples.get(reason, [])}
+            for reason, count in self.counts.most_common()
+        }
+
+    def summary(self) -> str:
+        if not self.counts:
+            return "no records dropped"
+        parts = [f"{count} {reason}" for reason, count in self.counts.most_common()]
+        return f"{self.total} records dropped: " + ", ".join(parts)

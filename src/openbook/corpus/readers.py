@@ -1,0 +1,257 @@
+"""Streaming document readers: WikiExtractor, CirrusSearch dumps, JSONL, Parquet and CSV.
+
+Every reader yields `Document`s one at a time (a dump never sits in memory) and counts each record
+it must skip in a `DropTally` with its reason and location, instead of stopping or crashing.
+Problems with a whole file (unknown format, missing columns) raise `InputError` before any work.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from openbook.corpus.compression import InputStream, strip_compression_suffix
+from openbook.corpus.drops import DropTally
+from openbook.errors import InputError
+from openbook.types import Document
+
+FORMATS = ("wikiextractor", "cirrussearch", "jsonl", "parquet", "csv")
+_DOC_OPEN = re.compile(rb"^<doc\s+([^>]*)>\s*$")
+_ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+_REDIRECT = re.compile(r"^\s*#?redirect\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMap:
+    """Which columns of a table (JSONL, Parquet, CSV) hold a document's id, title and text."""
+
+    id: str = "id"
+    title: str = "title"
+    text: str = "text"
+
+
+def detect_format(path: Path) -> str:
+    """Tell a corpus file's format from its name, else from its first line."""
+    suffix = strip_compression_suffix(path).suffix.lower()
+    if suffix == ".parquet":
+        return "parquet"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    first = _first_line(path)
+    if first.startswith(b"<doc"):
+        return "wikiextractor"
+    if first.startswith(b"{"):
+        try:
+            record = json.loads(first)
+        except json.JSONDecodeError:
+            raise InputError(path, "first line is not valid JSON", 1) from None
+        is_action = isinstance(record, dict) and len(record) == 1 and next(iter(record)) in ("index", "create")
+        return "cirrussearch" if is_action else "jsonl"
+    raise InputError(path, f"cannot tell the corpus format from its first line {first[:60]!r}; pass --format", 1)
+
+
+def _first_line(path: Path) -> bytes:
+    with InputStream(path) as stream:
+        for _, line in stream.lines():
+            if line.strip():
+                return line.lstrip()
+    raise InputError(path, "the file is empty")
+
+
+class DocumentReader:
+    """Iterates the documents of one corpus file; `bytes_read()` tells progress through the file."""
+
+    def __init__(self, path: str | Path, fmt: str | None = None, fields: FieldMap = FieldMap(),
+                 tally: DropTally | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(self.path, "corpus file not found")
+        self.format = fmt or detect_format(self.path)
+        if self.format not in FORMATS:
+            raise InputError(self.path, f"unknown format {self.format!r}; choose from {', '.join(FORMATS)}")
+        self.fields = fields
+        self.tally = tally if tally is not None else DropTally()
+        self.size = self.path.stat().st_size
+        self._position = lambda: 0
+        if self.format == "parquet":
+            self._check_parquet_columns()
+
+    def bytes_read(self) -> int:
+        return self._position()
+
+    def __iter__(self) -> Iterator[Document]:
+        if self.format == "parquet":
+            yield from self._parquet()
+            return
+        with InputStream(self.path) as stream:
+            self._position = stream.compressed_position
+            parse = {"wikiextractor": self._wikiextractor, "cirrussearch": self._cirrussearch,
+                     "jsonl": self._jsonl, "csv": self._csv}[self.format]
+            yield from parse(stream)
+        self._position = lambda: self.size
+
+    # -- helpers shared by the formats -------------------------------------------------------
+    def _drop(self, reason: str, line: int | None) -> None:
+        self.tally.drop(reason, str(self.path), line)
+
+    def _document(self, doc_id: object, title: object, text: object, line: int) -> Document | None:
+        """A Document from raw fields, or None (counted) when the record cannot be one."""
+        if text is None:
+            self._drop(f"missing {self.fields.text!r} field", line)
+            return None
+        text = str(text).strip()
+        if not text:
+            self._drop("empty text", line)
+            return None
+        doc_id = str(doc_id).strip() if doc_id not in (None, "") else f"{self.path.name}:{line}"
+        return Document(id=doc_id, title=str(title or "").strip(), text=text, source=self.path.name)
+
+    def _decoded_lines(self, stream: InputStream) -> Iterator[tuple[int, str]]:
+        for number, raw in stream.lines():
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self._drop("undecodable bytes (not UTF-8)", number)
+
+    def _json_records(self, stream: InputStream) -> Iterator[tuple[int, dict]]:
+        for number, text in self._decoded_lines(stream):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                self._drop(f"invalid JSON ({error.msg})", number)
+                continue
+            if not isinstance(record, dict):
+                self._drop("JSON line is not an object", number)
+                continue
+            yield number, record
+
+    # -- formats ----------------------------------------------------------------------------
+    def _wikiextractor(self, stream: InputStream) -> Iterator[Document]:
+        """`<doc id=".." url=".." title="..">` ... `</doc>` blocks; the first body line repeats the title."""
+        attributes: dict[str, str] | None = None
+        body: list[str] = []
+        start = 0
+        bad_bytes = False
+        for number, raw in stream.lines():
+            opening = _DOC_OPEN.match(raw)
+            if opening:
+                if attributes is not None:
+                    self._drop("unterminated <doc> block", start)
+                header = opening.group(1).decode("utf-8", errors="replace")
+                attributes = {k: html.unescape(v) for k, v in _ATTRIBUTE.findall(header)}
+                body, start, bad_bytes = [], number, False
+            elif raw.strip() == b"</doc>":
+                if attributes is None:
+                    self._drop("</doc> without <doc>", number)
+                    continue
+                if bad_bytes:
+                    self._drop("undecodable bytes (not UTF-8)", start)
+                else:
+                    title = attributes.get("title", "")
+                    if body and body[0].strip() == title:
+                        body = body[1:]
+                    document = self._document(attributes.get("id"), title, "\n".join(body), start)
+                    if document is not None:
+                        yield document
+                attributes = None
+            elif attributes is not None:
+                try:
+                    body.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    bad_bytes = True
+        if attributes is not None:
+            self._drop("unterminated <doc> block", start)
+
+    def _cirrussearch(self, stream: InputStream) -> Iterator[Document]:
+        """Elasticsearch bulk layout: an action line (`{"index": {"_id": ..}}`, `_type` optional)
+        then the page document. Only articles (namespace 0) that are not redirects are kept."""
+        pending_id: str | None = None
+        for number, record in self._json_records(stream):
+            action = record.get("index") or record.get("create")
+            if len(record) == 1 and isinstance(action, dict):
+                pending_id = None if action.get("_id") is None else str(action["_id"])
+                continue
+            doc_id = record.get("page_id", pending_id)
+            pending_id = None
+            namespace = record.get("namespace", 0)
+            if namespace != 0:
+                self._drop(f"namespace {namespace} (not an article)", number)
+                continue
+            text = record.get("text")
+            if text is None:
+                text = record.get("opening_text")  # may be null too; _document counts it then
+            if isinstance(text, str) and _REDIRECT.match(text):
+                self._drop("redirect", number)
+                continue
+            document = self._document(doc_id, record.get("title"), text, number)
+            if document is not None:
+                yield document
+
+    def _jsonl(self, stream: InputStream) -> Iterator[Document]:
+        f = self.fields
+        for number, record in self._json_records(stream):
+            document = self._document(record.get(f.id), record.get(f.title), record.get(f.text), number)
+            if document is not None:
+                yield document
+
+    def _csv(self, stream: InputStream) -> Iterator[Document]:
+        csv.field_size_limit(2**31 - 1)
+        last_line = [0]  # physical line last handed to the csv module: a record's location
+
+        def lines() -> Iterator[str]:
+            for number, text in self._decoded_lines(stream):
+                last_line[0] = number
+                yield text + "\n"
+
+        delimiter = "\t" if strip_compression_suffix(self.path).suffix.lower() == ".tsv" else ","
+        reader = csv.DictReader(lines(), delimiter=delimiter)
+        if reader.fieldnames is None or self.fields.text not in reader.fieldnames:
+            raise InputError(self.path, f"no {self.fields.text!r} column; found {reader.fieldnames}", 1)
+        f = self.fields
+        for row in reader:
+            line = last_line[0]
+            if None in row:
+                self._drop("row has more fields than the header", line)
+                continue
+            document = self._document(row.get(f.id), row.get(f.title), row.get(f.text), line)
+            if document is not None:
+                yield document
+
+    def _check_parquet_columns(self) -> None:
+        columns = pq.ParquetFile(self.path).schema_arrow.names
+        if self.fields.text not in columns:
+            raise InputError(self.path, f"no {self.fields.text!r} column; found {', '.join(columns)}")
+
+    def _parquet(self) -> Iterator[Document]:
+        parquet = pq.ParquetFile(self.path)
+        f = self.fields
+        wanted = [c for c in (f.id, f.title, f.text) if c in parquet.schema_arrow.names]
+        total_rows = max(parquet.metadata.num_rows, 1)
+        row = 0
+        self._position = lambda: self.size * row // total_rows
+        for batch in parquet.iter_batches(columns=wanted, batch_size=4096):
+            values = batch.to_pydict()
+            for i in range(batch.num_rows):
+                row += 1
+                document = self._document(
+                    values[f.id][i] if f.id in values else None,
+                    values[f.title][i] if f.title in values else "",
+                    values[f.text][i], row,
+                )
+                if document is not None:
+                    yield document
+
+
+def read_documents(path: str | Path, fmt: str | None = None, fields: FieldMap = FieldMap(),
+                   tally: DropTally | None = None) -> Iterator[Document]:
+    """Convenience: the documents of one file."""
+    return iter(DocumentReader(path, fmt, fields, tally))

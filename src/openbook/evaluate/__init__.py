@@ -1,0 +1,1 @@
+"""Scoring and writing results: MAP@3, accuracy, Kaggle submissions."""

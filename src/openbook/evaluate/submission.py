@@ -1,0 +1,52 @@
+"""Kaggle submissions: `id,prediction` with three space-separated letters, best first."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+
+from openbook.errors import InputError
+from openbook.types import LETTERS, Prediction
+
+
+def submission_letters(ranking: Iterable[str]) -> str:
+    """The three letters Kaggle expects. Rankings of fewer than three options (2-option questions)
+    are padded with absent letters, which can never be correct, so the score is unchanged."""
+    letters = list(dict.fromkeys(ranking))[:3]
+    for filler in LETTERS:
+        if len(letters) == 3:
+            break
+        if filler not in letters:
+            letters.append(filler)
+    return " ".join(letters)
+
+
+def write_submission(predictions: Iterable[Prediction], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["id", "prediction"])
+        for prediction in predictions:
+            writer.writerow([prediction.question_id, submission_letters(prediction.ranking)])
+    return path
+
+
+def read_submission(path: str | Path) -> dict[str, tuple[str, ...]]:
+    """Question id -> ranked letters, validated like an exam."""
+    path = Path(path)
+    rankings: dict[str, tuple[str, ...]] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"id", "prediction"} <= set(reader.fieldnames):
+            raise InputError(path, "a submission needs the columns id,prediction", 1)
+        for row in reader:
+            line = reader.line_num
+            letters = tuple((row["prediction"] or "").split())
+            if not letters or any(letter not in LETTERS for letter in letters):
+                raise InputError(path, f"prediction {row['prediction']!r} is not space-separated letters A-E", line)
+            if row["id"] in rankings:
+                raise InputError(path, f"duplicate id {row['id']!r}", line)
+            rankings[row["id"]] = letters
+    return rankings

@@ -1,0 +1,161 @@
+"""BM25 over the passage store, with two interchangeable engines.
+
+- `bm25s`: sparse-matrix BM25 (Lucene variant) in numpy, Snowball stemming and English stopwords;
+  the whole token list is held while building, the saved matrix is memory-mapped for search.
+- `tantivy`: the Rust search library (Lucene-like, `en_stem` analyser), built streaming on disk.
+
+Both store a passage's row number, so hits resolve through the passage store. The choice between
+them is measured in `bench/index_bm25.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+BM25_DIR = "bm25"
+PARAMS_FILE = "openbook.bm25.json"
+ENGINES = ("bm25s", "tantivy")
+
+
+class SparseIndexBuilder(Protocol):
+    def add(self, texts: Sequence[str]) -> None: ...
+    def finish(self) -> dict[str, object]: ...
+
+
+class SparseIndex(Protocol):
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores, each of shape (len(queries), k'), best first; k' = min(k, passages).
+        A row of -1 marks a slot with no matching passage."""
+        ...
+
+
+def new_builder(engine: str, directory: Path, k1: float = 1.2, b: float = 0.75) -> SparseIndexBuilder:
+    if engine == "bm25s":
+        return Bm25sBuilder(directory / BM25_DIR, k1=k1, b=b)
+    if engine == "tantivy":
+        return TantivyBuilder(directory / BM25_DIR)
+    raise ValueError(f"unknown BM25 engine {engine!r}; choose from {', '.join(ENGINES)}")
+
+
+def open_index(directory: Path) -> SparseIndex:
+    params = json.loads((directory / BM25_DIR / PARAMS_FILE).read_text())
+    if params["engine"] == "bm25s":
+        return Bm25sIndex(directory / BM25_DIR)
+    return TantivyIndex(directory / BM25_DIR)
+
+
+def _english_tokenizer():
+    import bm25s
+    import Stemmer
+
+    return bm25s.tokenization.Tokenizer(stemmer=Stemmer.Stemmer("english"), stopwords="en")
+
+
+class Bm25sBuilder:
+    def __init__(self, directory: Path, k1: float, b: float):
+        self.directory = directory
+        self.k1, self.b = k1, b
+        self._tokenizer = _english_tokenizer()
+        self._token_ids: list[list[int]] = []
+
+    def add(self, texts: Sequence[str]) -> None:
+        self._token_ids.extend(self._tokenizer.streaming_tokenize(texts))
+
+    def finish(self) -> dict[str, object]:
+        import bm25s
+
+        engine = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
+        engine.index((self._token_ids, self._tokenizer.get_vocab_dict()), show_progress=False)
+        self._token_ids = []
+        self.directory.mkdir(parents=True, exist_ok=True)
+        engine.save(str(self.directory))
+        self._tokenizer.save_vocab(str(self.directory))
+        self._tokenizer.save_stopwords(str(self.directory))
+        params = {"engine": "bm25s", "k1": self.k1, "b": self.b, "method": "lucene", "stemmer": "snowball-english",
+                  "stopwords": "bm25s-en"}
+        (self.directory / PARAMS_FILE).write_text(json.dumps(params, indent=2))
+        return params
+
+
+class Bm25sIndex:
+    def __init__(self, directory: Path):
+        import bm25s
+
+        self._engine = bm25s.BM25.load(str(directory), mmap=True)
+        self._tokenizer = _english_tokenizer()
+        self._tokenizer.load_vocab(str(directory))
+        self._tokenizer.load_stopwords(str(directory))
+        self._empty_token = self._tokenizer.get_vocab_dict()[""]
+        self.size = int(self._engine.scores["num_docs"])
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.size)
+        token_ids = self._tokenizer.tokenize(list(queries), update_vocab=False, return_as="ids", show_progress=False)
+        # a query with no known word scores every passage 0; the empty token keeps bm25s from failing
+        token_ids = [ids if ids else [self._empty_token] for ids in token_ids]
+        rows, scores = self._engine.retrieve(token_ids, k=k, show_progress=False, n_threads=1)
+        return np.asarray(rows, dtype=np.int64), np.asarray(scores, dtype=np.float32)
+
+
+_TANTIVY_SYNTAX = re.compile(r"[^\w\s]+")
+
+
+class TantivyBuilder:
+    def __init__(self, directory: Path, heap_bytes: int = 512 << 20):
+        import tantivy
+
+        directory.mkdir(parents=True, exist_ok=True)
+        schema = tantivy.SchemaBuilder()
+        schema.add_text_field("text", stored=False, tokenizer_name="en_stem")
+        schema.add_unsigned_field("row", stored=True, fast=True)
+        self._index = tantivy.Index(schema.build(), path=str(directory))
+        self._writer = self._index.writer(heap_size=heap_bytes)
+        self._document = tantivy.Document
+        self.directory = directory
+        self._row = 0
+
+    def add(self, texts: Sequence[str]) -> None:
+        for text in texts:
+            document = self._document()
+            document.add_text("text", text)
+            document.add_unsigned("row", self._row)  # a plain int would be typed i64 and rejected
+            self._writer.add_document(document)
+            self._row += 1
+
+    def finish(self) -> dict[str, object]:
+        self._writer.commit()
+        self._writer.wait_merging_threads()
+        params = {"engine": "tantivy", "tokenizer": "en_stem", "similarity": "bm25 (k1=1.2, b=0.75)"}
+        (self.directory / PARAMS_FILE).write_text(json.dumps(params, indent=2))
+        return params
+
+
+class TantivyIndex:
+    def __init__(self, directory: Path):
+        import tantivy
+
+        self._index = tantivy.Index.open(str(directory))
+        self._searcher = self._index.searcher()
+        self.size = self._searcher.num_docs
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.size)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        scores = np.zeros((len(queries), k), dtype=np.float32)
+        for q, query in enumerate(queries):
+            # query syntax characters (quotes, colons, brackets) in prompts are not operators here
+            words = _TANTIVY_SYNTAX.sub(" ", query).strip()
+            if not words:
+                continue
+            parsed = self._index.parse_query(words, ["text"])
+            hits = self._searcher.search(parsed, k).hits
+            for j, (score, address) in enumerate(hits):
+                rows[q, j] = self._searcher.doc(address)["row"][0]
+                scores[q, j] = score
+        return rows, scores

@@ -1,0 +1,43 @@
+"""The manifest that makes an index folder describe itself: inputs, settings, counts, versions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class InputRecord:
+    path: str
+    format: str
+    bytes: int
+    sha256: str
+    documents: int = 0
+    passages: int = 0
+
+
+@dataclass
+class Manifest:
+    created: str
+    chunking: dict[str, int]
+    inputs: list[InputRecord]
+    documents: int = 0
+    passages: int = 0
+    dropped: dict[str, dict[str, object]] = field(default_factory=dict)
+    indexes: dict[str, dict[str, object]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> Path:
+        path = directory / MANIFEST_FILE
+        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        data = json.loads((directory / MANIFEST_FILE).read_text())
+        data["inputs"] = [InputRecord(**record) for record in data["inputs"]]
+        return cls(**data)
