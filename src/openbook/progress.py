@@ -31,7 +31,7 @@ class Meter:
             return
         self._last_refresh = now
         elapsed = max(now - self._started, 1e-9)
-        rates = "  ".join(f"{count:,} {name} ({count / elapsed:,.0f}/s)" for name, count in self.counts.items())
+        rates = "  ".join(f"{count:,} {name} {count / elapsed:,.0f}/s" for name, count in self.counts.items())
         kwargs = {"rates": rates}
         if completed is not None:
             kwargs["completed"] = completed

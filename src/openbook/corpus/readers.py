@@ -157,7 +157,7 @@ class DocumentReader:
                     self._drop("undecodable bytes (not UTF-8)", start)
                 else:
                     title = attributes.get("title", "")
-                    if body and body[0].strip() == title:
+                    if body and html.unescape(body[0].strip()) == title:
                         body = body[1:]
                     document = self._document(attributes.get("id"), title, "\n".join(body), start)
                     if document is not None:

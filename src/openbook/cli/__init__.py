@@ -1,0 +1,1 @@
+"""The `openbook` command: thin subcommands over the library (one module each)."""

@@ -1,0 +1,38 @@
+"""Entry point of the `openbook` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from openbook import __version__
+from openbook.cli import exam_cmd, index_cmd, search_cmd
+
+app = typer.Typer(
+    name="openbook",
+    help="Answer multiple-choice science exams from Wikipedia: index a corpus, retrieve, read, rank.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"openbook {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """openbook: retrieval + language-model readers for multiple-choice exams."""
+
+
+app.command("index")(index_cmd.index)
+app.command("search")(search_cmd.search)
+app.command("check")(exam_cmd.check)
+app.command("score")(exam_cmd.score)

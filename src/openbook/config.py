@@ -1,0 +1,71 @@
+"""One validated configuration per command: command line > TOML file > defaults.
+
+A TOML file has one table per command, named as the command (`[index]`, `[search]`, …), whose keys
+are the command's long options with dashes as underscores. A value given on the command line always
+wins, including `False` and `0`: "not given" is `None`, never a falsy value.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from openbook.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+
+
+def resolve_options(options_type: type[T], command: str, config_path: Path | None, given: dict[str, Any]) -> T:
+    """Build `options_type` from the defaults, the file's `[command]` table, then the given values."""
+    assert is_dataclass(options_type)
+    section = read_config_file(config_path).get(command, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{config_path}: [{command}] must be a table")
+    known = {f.name: f for f in fields(options_type)}
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise ConfigError(f"{config_path}: unknown key(s) in [{command}]: {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(options_type)
+    values: dict[str, Any] = {}
+    for name, value in section.items():
+        values[name] = _coerce(value, hints[name], f"{config_path}: [{command}] {name}")
+    values.update({name: value for name, value in given.items() if value is not None and name in known})
+    return options_type(**values)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check a TOML value against a field's type; paths come as strings and become `Path`s."""
+    allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for kind in allowed:
+        origin = typing.get_origin(kind) or kind
+        if kind is type(None):
+            continue
+        if origin is Path and isinstance(value, str):
+            return Path(value)
+        if origin is list and isinstance(value, list):
+            (item,) = typing.get_args(kind) or (Any,)
+            return [Path(v) if item is Path else v for v in value]
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is int and isinstance(value, bool):
+            continue
+        if isinstance(value, origin):
+            return value
+    raise ConfigError(f"{where}: expected {annotation}, got {value!r}")

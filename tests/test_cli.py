@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from openbook import __version__
+from openbook.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_version_and_help_for_every_command():
+    assert invoke("--version").output.strip() == f"openbook {__version__}"
+    assert invoke("--help").exit_code == 0
+    for command in ("index", "search", "check", "score"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_index_then_search(tmp_path, articles_jsonl):
+    out = tmp_path / "idx"
+    result = invoke("index", articles_jsonl, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    result = invoke("search", out, "Which organelle produces ATP?", "-k", "1")
+    assert result.exit_code == 0
+    assert "Mitochondrion" in result.output and "powerhouse of the cell" in result.output
+    assert "Photosynthesis" not in result.output
+
+
+def test_config_file_supplies_flags_and_the_command_line_wins(tmp_path, articles_jsonl):
+    out = tmp_path / "idx"
+    config = tmp_path / "openbook.toml"
+    config.write_text(f'[index]\ninputs = ["{articles_jsonl}"]\nout = "{out}"\nchunk_size = 64\n'
+                      'engine = "tantivy"\nprogress = false\noverwrite = true\n[search]\nk = 2\n')
+    assert invoke("index", "--config", config).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["chunking"]["size"] == 64 and manifest["indexes"]["bm25"]["engine"] == "tantivy"
+    # `--no-overwrite` on the command line beats `overwrite = true` in the file
+    result = invoke("index", "--config", config, "--no-overwrite")
+    assert result.exit_code == 2 and "not empty" in result.output
+    result = invoke("search", out, "light", "--config", config)  # matches more than two passages
+    assert result.output.count("score ") == 2
+
+
+def test_errors_are_one_clear_line(tmp_path):
+    result = invoke("search", tmp_path, "anything")
+    assert result.exit_code == 2
+    assert "is not an openbook index" in result.output and "Traceback" not in result.output
+    bad = tmp_path / "exam.csv"
+    bad.write_text("id,prompt,A,B\n1,,a,b\n")
+    result = invoke("check", bad)
+    assert result.exit_code == 2 and f"{bad}:2: empty prompt" in result.output.replace("\n", "")
+
+
+def test_check_and_score(tmp_path):
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,C,answer\n1,p,a,b,c,A\n2,q,a,b,c,C\n")
+    assert "2 questions" in invoke("check", exam).output
+    submission = tmp_path / "submission.csv"
+    submission.write_text("id,prediction\n1,A B C\n2,A B C\n")
+    scores = json.loads(invoke("score", submission, exam).output)
+    assert scores == {"map@3": pytest.approx((1 + 1 / 3) / 2), "accuracy": 0.5, "count": 2}

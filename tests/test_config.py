@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from openbook.config import resolve_options
+from openbook.errors import ConfigError
+
+
+@dataclass
+class Options:
+    size: int = 512
+    ratio: float = 0.5
+    flag: bool = True
+    name: str | None = None
+    out: Path | None = None
+    inputs: list[Path] = field(default_factory=list)
+
+
+def test_defaults_then_file_then_command_line(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[cmd]\nsize = 256\nratio = 1\nflag = true\nout = "runs/x"\ninputs = ["a.jsonl"]\n')
+    options = resolve_options(Options, "cmd", config, {"size": None, "flag": False, "name": "given"})
+    assert options == Options(size=256, ratio=1.0, flag=False, name="given", out=Path("runs/x"),
+                              inputs=[Path("a.jsonl")])
+    assert resolve_options(Options, "cmd", None, {}) == Options()
+    assert resolve_options(Options, "other", config, {}) == Options()
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[cmd]\nsize = 'big'\n", "size: expected"),
+    ("[cmd]\nflag = 1\n", "flag: expected"),
+    ("[cmd]\nsise = 3\n", "unknown key(s) in [cmd]: sise"),
+    ("[cmd\n", "invalid TOML"),
+])
+def test_bad_files_are_named(tmp_path, body, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(body)
+    with pytest.raises(ConfigError, match="bad.toml") as caught:
+        resolve_options(Options, "cmd", config, {})
+    assert message in str(caught.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_options(Options, "cmd", tmp_path / "nope.toml", {})
+
+
+def test_shipped_configs_are_valid():
+    from openbook.cli.index_cmd import IndexOptions
+    from openbook.cli.search_cmd import SearchOptions
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+    assert configs
+    for config in configs:
+        resolve_options(IndexOptions, "index", config, {})
+        resolve_options(SearchOptions, "search", config, {})

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from conftest import ARTICLES
+from openbook.corpus import DropTally, detect_format, read_documents
+from openbook.errors import InputError
+
+WIKIEXTRACTOR = (
+    '<doc id="12" url="https://en.wikipedia.org/wiki?curid=12" title="Anarchism &amp; order">\n'
+    "Anarchism &amp; order\n\nAnarchism is a political philosophy.\nIt has many currents.\n</doc>\n"
+    '<doc id="25" url="u" title="Autism">\nAutism\n\nAutism is a developmental disorder.\n</doc>\n'
+    '<doc id="39" url="u" title="Empty">\nEmpty\n</doc>\n'
+    '<doc id="40" url="u" title="Cut off">\nCut off\n\nThis block never ends.\n'
+)
+
+
+def compress(data: bytes, path: Path) -> Path:
+    suffix = path.suffix
+    if suffix == ".zst":
+        path.write_bytes(zstandard.ZstdCompressor().compress(data))
+    elif suffix == ".gz":
+        path.write_bytes(gzip.compress(data))
+    elif suffix == ".bz2":
+        path.write_bytes(bz2.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["", ".zst", ".gz", ".bz2"])
+def test_wikiextractor_blocks_and_compression(tmp_path, suffix):
+    path = compress(WIKIEXTRACTOR.encode(), tmp_path / f"wiki_00{suffix}")
+    tally = DropTally()
+    documents = list(read_documents(path, tally=tally))
+    assert [(d.id, d.title) for d in documents] == [("12", "Anarchism & order"), ("25", "Autism")]
+    assert documents[0].text == "\nAnarchism is a political philosophy.\nIt has many currents.".strip()
+    assert tally.counts == {"empty text": 1, "unterminated <doc> block": 1}
+    assert tally.examples["unterminated <doc> block"] == [f"{path}:15"]
+
+
+def test_wikiextractor_undecodable_block_is_dropped_not_fatal(tmp_path):
+    data = WIKIEXTRACTOR.replace("It has many currents.", "It has many curr\udce9nts.").encode("utf-8", "surrogateescape")
+    tally = DropTally()
+    documents = list(read_documents(compress(data, tmp_path / "w.txt"), tally=tally))
+    assert [d.id for d in documents] == ["25"]
+    assert tally.counts["undecodable bytes (not UTF-8)"] == 1
+
+
+def cirrus_lines() -> list[dict]:
+    page = {"namespace": 0, "title": "Photosynthesis", "text": "Plants make sugar from light.",
+            "opening_text": None, "page_id": 101, "redirect": [{"namespace": 0, "title": "Photosynthetic"}],
+            "version": 3, "namespace_text": "", "source_text": "'''Plants''' ...", "coordinates": []}
+    return [
+        {"index": {"_type": "page", "_id": "101"}}, page,
+        {"index": {"_id": "102"}}, {"namespace": 4, "title": "Wikipedia:About", "text": "About us.", "page_id": 102},
+        {"index": {"_id": "103"}}, {"namespace": 0, "title": "Old name", "text": "#REDIRECT [[New name]]"},
+        {"index": {"_id": "104"}}, {"namespace": 0, "title": "No text", "text": None, "opening_text": None},
+        {"index": {"_id": "105"}}, {"namespace": 0, "title": "Lead only", "opening_text": "Only a lead."},
+    ]
+
+
+def test_cirrussearch_layout(tmp_path):
+    lines = [json.dumps(x) for x in cirrus_lines()]
+    lines.insert(4, "{broken json")
+    path = compress("\n".join(lines).encode() + b"\n", tmp_path / "enwiki-content.json.gz")
+    assert detect_format(path) == "cirrussearch"
+    tally = DropTally()
+    documents = list(read_documents(path, tally=tally))
+    assert [(d.id, d.title, d.text) for d in documents] == [
+        ("101", "Photosynthesis", "Plants make sugar from light."), ("105", "Lead only", "Only a lead.")]
+    assert tally.counts == {"namespace 4 (not an article)": 1, "redirect": 1, "missing 'text' field": 1,
+                            "invalid JSON (Expecting property name enclosed in double quotes)": 1}
+
+
+def test_real_cirrussearch_sample(shared_data):
+    tally = DropTally()
+    documents = list(read_documents(shared_data / "corpus" / "cirrussearch-sample.json.gz", tally=tally))
+    assert len(documents) == 400 and tally.total == 0
+    assert documents[0].title == "Anarchism" and documents[0].id == "12"
+
+
+def test_jsonl_parquet_csv_agree(tmp_path):
+    records = [{"id": i, "title": t, "text": x} for i, t, x in ARTICLES]
+    jsonl = compress("".join(json.dumps(r) + "\n" for r in records).encode(), tmp_path / "a.jsonl.zst")
+    parquet = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pylist(records), parquet)
+    csv_path = tmp_path / "a.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["id", "title", "text"])
+        writer.writeheader()
+        writer.writerows(records)
+    results = [[(d.id, d.title, d.text) for d in read_documents(p)] for p in (jsonl, parquet, csv_path)]
+    assert results[0] == results[1] == results[2] == [(i, t, x) for i, t, x in ARTICLES]
+
+
+def test_table_field_mapping_and_generated_ids(tmp_path):
+    from openbook.corpus import FieldMap
+
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"name": "T", "body": "Some text."}\n{"name": "U"}\n[1, 2]\n')
+    tally = DropTally()
+    documents = list(read_documents(path, fields=FieldMap(title="name", text="body"), tally=tally))
+    assert [(d.id, d.title) for d in documents] == [("b.jsonl:1", "T")]
+    assert tally.counts == {"missing 'body' field": 1, "JSON line is not an object": 1}
+
+
+def test_csv_bad_rows_counted(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"id,title,text\n1,A,Good text.\n2,B,caf\xe9\n3,C,x,extra\n4,D,Fine.\n")
+    tally = DropTally()
+    assert [d.id for d in read_documents(path, tally=tally)] == ["1", "4"]
+    assert tally.counts == {"undecodable bytes (not UTF-8)": 1, "row has more fields than the header": 1}
+    assert tally.examples["undecodable bytes (not UTF-8)"] == [f"{path}:3"]
+
+
+def test_whole_file_problems_raise_clear_errors(tmp_path):
+    parquet = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"body": ["x"]}), parquet)
+    with pytest.raises(InputError, match="no 'text' column; found body"):
+        read_documents(parquet)
+    unknown = tmp_path / "u.txt"
+    unknown.write_text("plain words\n")
+    with pytest.raises(InputError, match="cannot tell the corpus format"):
+        read_documents(unknown)
+    with pytest.raises(InputError, match="corpus file not found"):
+        read_documents(tmp_path / "missing.jsonl")
