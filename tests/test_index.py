@@ -123,3 +123,36 @@ def test_folder_inputs_are_expanded(tmp_path):
     (folder / "wiki_01").write_text('<doc id="2" url="u" title="Beta">\nBeta\n\nBeta text here.\n</doc>\n')
     out = build(tmp_path, [tmp_path / "extracted"])
     assert Manifest.load(out).documents == 2
+
+
+def test_numba_and_numpy_scorers_agree(tmp_path, articles_jsonl):
+    from openbook.index.bm25 import Bm25sIndex
+
+    out = build(tmp_path, [articles_jsonl], chunk=ChunkSettings(size=64))
+    queries = ["light in glass", "cell DNA mother", "plates and volcanoes", "qqqq zzzz"]
+    every = len(PassageStore(out))  # rank all passages, so ties at a cut-off cannot differ
+
+    def scored(index: Bm25sIndex) -> list[dict[int, float]]:
+        rows, scores = index.search(queries, every)
+        return [{int(r): round(float(s), 4) for r, s in zip(rs, ss) if s > 0} for rs, ss in zip(rows, scores)]
+
+    numpy_results = scored(Bm25sIndex(out / "bm25"))
+    assert scored(Bm25sIndex(out / "bm25", numba_from_passages=0)) == numpy_results
+    assert [len(r) > 0 for r in numpy_results] == [True, True, True, False]
+
+
+def test_store_lookup_across_record_batches(tmp_path):
+    from openbook.index.store import PassageWriter
+    from openbook.types import Passage
+
+    writer = PassageWriter(tmp_path, batch_rows=3)
+    passages = [Passage(id=f"d:{i}", doc_id="d", title="T", text=f"text {i}", chunk=i) for i in range(10)]
+    for passage in passages:
+        writer.add([passage])
+    assert writer.close() == 10
+    store = PassageStore(tmp_path)
+    assert len(store) == 10
+    assert store.get([9, 0, 4, 3, 4]) == [passages[i] for i in (9, 0, 4, 3, 4)]
+    assert [p for batch in store.iter_batches() for p in batch] == passages
+    with pytest.raises(IndexError):
+        store.get([10])

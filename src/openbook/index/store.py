@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from openbook.types import Passage
@@ -62,21 +63,29 @@ class PassageWriter:
 
 
 class PassageStore:
-    """Read access to a passage store by row number."""
+    """Read access to a passage store by row number: a lookup is a binary search over record
+    batches and a zero-copy slice of the memory-mapped file (no `take` over the whole table)."""
 
     def __init__(self, directory: Path):
         self.path = Path(directory) / PASSAGES_FILE
-        self._source = pa.memory_map(str(self.path), "r")
-        self._table = pa.ipc.open_file(self._source).read_all()
+        self._reader = pa.ipc.open_file(pa.memory_map(str(self.path), "r"))
+        self._batches = [self._reader.get_batch(i) for i in range(self._reader.num_record_batches)]
+        self._starts = np.cumsum([0] + [b.num_rows for b in self._batches])
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return int(self._starts[-1])
 
     def get(self, rows: Sequence[int]) -> list[Passage]:
-        taken = self._table.take(pa.array(rows, type=pa.int64())).to_pylist()
-        return [Passage(**record) for record in taken]
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"passage row out of range 0..{len(self) - 1}")
+        batch_of = np.searchsorted(self._starts, rows, side="right") - 1
+        passages = []
+        for row, b in zip(rows.tolist(), batch_of.tolist()):
+            record = self._batches[b].slice(row - int(self._starts[b]), 1).to_pylist()[0]
+            passages.append(Passage(**record))
+        return passages
 
-    def iter_batches(self, batch_rows: int = 8192) -> Iterator[list[Passage]]:
-        for start in range(0, len(self), batch_rows):
-            records = self._table.slice(start, batch_rows).to_pylist()
-            yield [Passage(**record) for record in records]
+    def iter_batches(self) -> Iterator[list[Passage]]:
+        for batch in self._batches:
+            yield [Passage(**record) for record in batch.to_pylist()]
