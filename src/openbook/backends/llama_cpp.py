@@ -1,0 +1,160 @@
+"""llama.cpp backend (llama-cpp-python): GGUF models on the CPU (or a GPU build), with one context
+holding several sequences so a question's shared prefix is evaluated once.
+
+How the prefix is shared: the prefix is decoded into sequence 0; `llama_memory_seq_cp` then makes
+its KV cells part of sequences 1..n as well (the cache is unified, so no copy is made), and every
+continuation is decoded in one batch, each on its own sequence, asking for logits only at its last
+token. Afterwards the sequences are removed, leaving the context empty for the next question.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from openbook.backends.base import PromptTemplate
+from openbook.models import resolve_model
+
+_MARKER = "\x00OPENBOOK-USER-TEXT\x00"
+
+
+class LlamaCppBackend:
+    name = "llama.cpp"
+
+    def __init__(self, model: str, n_ctx: int = 4096, n_threads: int | None = None, max_sequences: int = 16,
+                 n_gpu_layers: int = 0):
+        import llama_cpp
+        from llama_cpp import _internals
+
+        path = resolve_model(model)
+        self.model_id = model
+        self.model_path = str(path)
+        self._lib = llama_cpp
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = n_gpu_layers
+        self._model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
+        context_params = llama_cpp.llama_context_default_params()
+        context_params.n_ctx = n_ctx
+        context_params.n_batch = n_ctx  # a whole prompt, or all continuations, in one decode call
+        context_params.n_ubatch = min(512, n_ctx)
+        context_params.n_seq_max = max_sequences
+        context_params.kv_unified = True  # sequences share the prefix cells instead of copying them
+        threads = n_threads or os.cpu_count() or 1
+        context_params.n_threads = threads
+        context_params.n_threads_batch = threads
+        self._context = _internals.LlamaContext(model=self._model, params=context_params, verbose=False)
+        self._memory = llama_cpp.llama_get_memory(self._context.ctx)
+        self._batch = _internals.LlamaBatch(n_tokens=n_ctx, embd=0, n_seq_max=max_sequences, verbose=False)
+        self.n_ctx = n_ctx
+        self.max_sequences = max_sequences
+        self.n_vocab = self._model.n_vocab()
+        self.metadata = self._model.metadata()
+        self.model_seconds = 0.0  # time inside llama_decode: what the pipeline's overhead is measured against
+
+    # -- text ------------------------------------------------------------------------------
+    def tokenize(self, text: str, at_start: bool) -> list[int]:
+        add_bos = at_start and self._model.add_bos_token()
+        return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._model.detokenize(list(tokens), special=True).decode("utf-8", errors="replace")
+
+    def single_token_ids(self, texts: Sequence[str]) -> list[int]:
+        ids = []
+        for text in texts:
+            tokens = self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            if len(tokens) == 1 and tokens[0] not in ids:
+                ids.append(tokens[0])
+        return ids
+
+    def template(self, system: str | None) -> PromptTemplate:
+        """The GGUF's own chat template (tokenizer.chat_template), split around the user's text.
+        A model without one (a base model) gets plain text with an `Answer:` cue."""
+        source = self.metadata.get("tokenizer.chat_template")
+        if not source:
+            head = f"{system}\n\n" if system else ""
+            return PromptTemplate(head=head, tail="\nAnswer:")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        bos = self.detokenize([self._model.token_bos()]) if self._model.token_bos() >= 0 else ""
+        eos = self.detokenize([self._model.token_eos()]) if self._model.token_eos() >= 0 else ""
+        formatter = Jinja2ChatFormatter(template=source, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": _MARKER})
+        try:
+            rendered = formatter(messages=messages).prompt
+        except Exception:  # templates that refuse a system role (Gemma folds it into the user turn)
+            rendered = formatter(messages=[{"role": "user", "content": f"{system}\n\n{_MARKER}"}]).prompt
+        head, tail = rendered.split(_MARKER)
+        if bos and head.startswith(bos):
+            head = head[len(bos):]  # tokenize(at_start=True) adds BOS itself where the model wants one
+        return PromptTemplate(head=head, tail=tail)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
+                            targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
+        if share_prefix:
+            step = self.max_sequences - 1  # sequence 0 holds the prefix
+            groups = [(prefix, continuations[start:start + step]) for start in range(0, len(continuations), step)]
+        else:  # the reference: every continuation from scratch, prefix and all
+            groups = [((), [[*prefix, *continuation]]) for continuation in continuations]
+        scores = [self._score(group_prefix, group, targets) for group_prefix, group in groups]
+        return np.concatenate(scores) if scores else np.zeros((0, len(targets)), dtype=np.float32)
+
+    def _score(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
+               targets: Sequence[int]) -> np.ndarray:
+        if not all(continuations):
+            raise ValueError("every continuation needs at least one token")
+        prefix = list(prefix)
+        needed = len(prefix) + sum(len(c) for c in continuations)
+        if needed > self.n_ctx:
+            raise ValueError(f"prompt of {needed} tokens exceeds the context window of {self.n_ctx}; "
+                             "lower the context budget or raise n_ctx")
+        lib = self._lib
+        lib.llama_memory_clear(self._memory, True)
+        batch = self._batch.batch
+        if prefix:
+            self._fill(batch, [(token, position, 0, False) for position, token in enumerate(prefix)])
+            self._decode()
+        entries = []
+        last_index = []
+        for seq, continuation in enumerate(continuations, start=1):
+            if prefix:
+                lib.llama_memory_seq_cp(self._memory, 0, seq, -1, -1)
+            for offset, token in enumerate(continuation):
+                is_last = offset == len(continuation) - 1
+                entries.append((token, len(prefix) + offset, seq, is_last))
+            last_index.append(len(entries) - 1)
+        self._fill(batch, entries)
+        self._decode()
+        targets = np.asarray(targets, dtype=np.int64)
+        result = np.empty((len(continuations), len(targets)), dtype=np.float32)
+        for row, index in enumerate(last_index):
+            logits = np.ctypeslib.as_array(self._context.get_logits_ith(index), shape=(self.n_vocab,))
+            result[row] = _log_softmax_at(logits, targets)
+        lib.llama_memory_clear(self._memory, True)
+        return result
+
+    def _decode(self) -> None:
+        started = time.perf_counter()
+        self._context.decode(self._batch)
+        self.model_seconds += time.perf_counter() - started
+
+    @staticmethod
+    def _fill(batch, entries: Sequence[tuple[int, int, int, bool]]) -> None:
+        batch.n_tokens = len(entries)
+        for i, (token, position, seq, wants_logits) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = position
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = wants_logits
+
+
+def _log_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max()
+    return (shifted[targets] - np.log(np.exp(shifted).sum())).astype(np.float32)
+

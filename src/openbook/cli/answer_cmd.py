@@ -1,0 +1,76 @@
+"""`openbook answer` and `openbook eval`: retrieve, read, rank; write the submission and details."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from openbook.cli.common import ConfigOption, reports_errors, results
+from openbook.config import resolve_options
+from openbook.errors import ConfigError, OpenbookError
+from openbook.exam import read_exam
+from openbook.pipeline import AnswerOptions, answer_exam, write_run
+from openbook.progress import console
+
+ExamArg = Annotated[Path | None, typer.Argument(help="Exam CSV/JSONL (id,prompt,A..E[,answer]).", show_default=False)]
+IndexOpt = Annotated[Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`; none: no context.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Folder for submission.csv, predictions.jsonl, metrics.json.")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name (`openbook models list`) or a GGUF path.")]
+ReaderOpt = Annotated[list[str] | None, typer.Option("--reader", "-r", help="letter and/or yesno (repeat to ensemble).")]
+RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
+ShareOpt = Annotated[bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")]
+PassOpt = Annotated[int | None, typer.Option(help="Passages retrieved per question.")]
+CtxOpt = Annotated[int | None, typer.Option(help="Token budget of the context (0: none).")]
+NctxOpt = Annotated[int | None, typer.Option(help="Model context window in tokens.")]
+ThreadOpt = Annotated[int | None, typer.Option(help="CPU threads (default: all).")]
+LimitOpt = Annotated[int | None, typer.Option(help="Answer only the first N questions.")]
+ProgOpt = Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a progress bar.")]
+
+
+def _run(command: str, given: dict[str, object], config: Path | None, need_answers: bool) -> dict[str, object]:
+    given["readers"] = given.pop("reader") or None
+    options = resolve_options(AnswerOptions, "answer", config, given)
+    if options.exam is None:
+        raise ConfigError(f"no exam: pass EXAM (or `exam` in the [answer] table) to `openbook {command}`")
+    if options.out is None:
+        raise ConfigError("no output folder: pass --out DIR (or `out` in the [answer] table)")
+    questions = read_exam(options.exam)
+    if need_answers and not any(q.answer for q in questions):
+        raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")
+    run = answer_exam(questions, options)
+    metrics = write_run(run, options.out)
+    console.print(f"wrote {options.out}/submission.csv and predictions.jsonl "
+                  f"({len(run.results)} questions, {run.seconds['per_question']:.2f} s/question)")
+    return metrics
+
+
+@reports_errors
+def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
+           reader: ReaderOpt = None, rotations: RotOpt = None, share_prefix: ShareOpt = None,
+           passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
+           threads: ThreadOpt = None, limit: LimitOpt = None, progress: ProgOpt = None,
+           config: ConfigOption = None) -> None:
+    """Answer an exam: retrieve context, read it with the model, write submission.csv and details."""
+    metrics = _run("answer", dict(locals()), config, need_answers=False)
+    if metrics:
+        results.print(f"MAP@3 {metrics['map@3']:.4f}  accuracy {metrics['accuracy']:.4f}  "
+                      f"({metrics['count']} questions)", highlight=False)
+
+
+@reports_errors
+def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
+             reader: ReaderOpt = None, rotations: RotOpt = None, share_prefix: ShareOpt = None,
+             passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
+             threads: ThreadOpt = None, limit: LimitOpt = None, progress: ProgOpt = None,
+             config: ConfigOption = None) -> None:
+    """Answer an exam that has answers and print MAP@3, accuracy and timings as a table."""
+    metrics = _run("eval", dict(locals()), config, need_answers=True)
+    seconds = metrics["seconds"]
+    table = Table("exam", "questions", "MAP@3", "accuracy", "s/question", "model s", "overhead", title="openbook eval")
+    table.add_row(str(metrics["settings"]["exam"]), str(metrics["count"]), f"{metrics['map@3']:.4f}",
+                  f"{metrics['accuracy']:.4f}", f"{seconds['per_question']:.2f}", f"{seconds['model']:.1f}",
+                  f"{seconds['overhead_fraction']:.1%}")
+    results.print(table)

@@ -1,0 +1,57 @@
+"""From a question to reader context: the retrieval query, then passages packed into a token budget.
+
+Passages go in rank order, each whole; the first one that does not fit contributes the leading
+sentences that do, and packing stops there. Sentences are never cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from openbook.corpus.chunking import split_sentences
+from openbook.types import Hit, Question
+
+
+def joint_query(question: Question) -> str:
+    """Prompt and every option: the words that separate options are what finds their evidence."""
+    return " ".join([question.prompt, *question.options.values()])
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    text: str
+    passage_ids: tuple[str, ...]  # the passages that went in, whole or in part
+    tokens: int
+
+
+def _render(hit: Hit, text: str) -> str:
+    return f"{hit.passage.title}: {text}" if hit.passage.title else text
+
+
+def pack_context(hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable[[str], int]) -> Context:
+    pieces: list[str] = []
+    used: list[str] = []
+    total = 0
+    separator = count_tokens("\n\n") if hits else 0
+    for hit in hits:
+        whole = _render(hit, hit.passage.text)
+        cost = count_tokens(whole) + (separator if pieces else 0)
+        if total + cost <= budget_tokens:
+            pieces.append(whole)
+            used.append(hit.passage.id)
+            total += cost
+            continue
+        sentences: list[str] = []
+        for sentence in split_sentences(hit.passage.text):
+            candidate = _render(hit, " ".join([*sentences, sentence]))
+            if total + count_tokens(candidate) + (separator if pieces else 0) > budget_tokens:
+                break
+            sentences.append(sentence)
+        if sentences:
+            partial = _render(hit, " ".join(sentences))
+            pieces.append(partial)
+            used.append(hit.passage.id)
+            total += count_tokens(partial) + (separator if len(pieces) > 1 else 0)
+        break
+    return Context(text="\n\n".join(pieces), passage_ids=tuple(used), tokens=total)
