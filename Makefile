@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUNS ?= runs
-DEMO_QUERY ?= What do Lie groups and relativistic transformations relate to in quantum mechanics?
+MODEL ?= qwen2.5-coder-1.5b-instruct
+EXAM ?= src/openbook/resources/default-exam.csv
 
 .PHONY: setup demo test bench clean
 
@@ -12,19 +13,20 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[llm,dev]"
 	touch $@
 
 demo: setup
+	$(BIN)/openbook models pull $(MODEL)
 	$(BIN)/openbook index --out $(RUNS)/default-index --overwrite
-	$(BIN)/openbook check src/openbook/resources/default-exam.csv
-	$(BIN)/openbook search $(RUNS)/default-index "$(DEMO_QUERY)" -k 3
+	$(BIN)/openbook eval $(EXAM) --index $(RUNS)/default-index --model $(MODEL) --out $(RUNS)/default-exam
 
 test: setup
 	$(BIN)/pytest -q
 
 bench: setup
 	$(BIN)/python bench/index_bm25.py
+	$(BIN)/python bench/readers.py
 
 clean:
 	rm -rf $(VENV) $(RUNS) .pytest_cache

@@ -20,7 +20,7 @@ from openbook.evaluate.metrics import Scores, score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
 from openbook.progress import meter
 from openbook.provenance import library_versions
-from openbook.readers import READERS, Reader, ReaderOutput
+from openbook.readers import LetterReader, Reader, ReaderOutput, YesNoReader, read_question
 from openbook.retrieve import BM25Retriever
 from openbook.retrieve.context import Context, joint_query, pack_context
 from openbook.types import Hit, Prediction, Question
@@ -42,7 +42,7 @@ class AnswerOptions:
     share_prefix: bool = True        # evaluate context + question once per question (KV cache reuse)
     passages: int = 8                # retrieved per question, before packing
     context_tokens: int = 1000       # token budget of the packed context; 0 = no context
-    n_ctx: int = 4096
+    n_ctx: int = 2048                # tokens per sequence: context + question + one option listing
     threads: int | None = None
     limit: int | None = None         # answer only the first N questions
     progress: bool = True
@@ -68,15 +68,18 @@ class Run:
         return score_rankings(answered) if answered else None
 
 
-def build_readers(names: Sequence[str], backend: Backend, rotations: int, share_prefix: bool) -> list[Reader]:
+READER_NAMES = ("letter", "yesno")
+
+
+def build_readers(names: Sequence[str], backend: Backend, rotations: int) -> list[Reader]:
     readers: list[Reader] = []
     for name in names:
-        if name not in READERS:
-            raise ValueError(f"unknown reader {name!r}; choose from {', '.join(READERS)}")
         if name == "letter":
-            readers.append(READERS[name](backend, rotations=rotations, share_prefix=share_prefix))
+            readers.append(LetterReader(backend, rotations=rotations))
+        elif name == "yesno":
+            readers.append(YesNoReader(backend))
         else:
-            readers.append(READERS[name](backend, share_prefix=share_prefix))
+            raise ValueError(f"unknown reader {name!r}; choose from {', '.join(READER_NAMES)}")
     return readers
 
 
@@ -93,13 +96,15 @@ def retrieve_contexts(questions: Sequence[Question], retriever: BM25Retriever | 
     return hit_lists, contexts
 
 
-def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None) -> Run:
+def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
+                readers: Sequence[Reader] | None = None) -> Run:
+    """Answer `questions`; a backend or readers already built (benchmarks, tests) may be passed in."""
     started = time.perf_counter()
     if options.limit is not None:
         questions = questions[:options.limit]
     backend = backend or load_backend(options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads)
     loaded = time.perf_counter()
-    readers = build_readers(options.readers, backend, options.rotations, options.share_prefix)
+    readers = readers or build_readers(options.readers, backend, options.rotations)
     retriever = BM25Retriever(options.index) if options.index is not None and options.context_tokens > 0 else None
     hit_lists, contexts = retrieve_contexts(questions, retriever, options, backend)
     retrieved = time.perf_counter()
@@ -107,7 +112,7 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     results: list[QuestionResult] = []
     with meter("answering", len(questions), ("questions",), enabled=options.progress) as m:
         for question, hits, context in zip(questions, hit_lists, contexts):
-            outputs = [reader.read(question, context) for reader in readers]
+            outputs = read_question(readers, backend, question, context, options.share_prefix)
             probabilities = average_probabilities(outputs)
             prediction = Prediction(question.id, rank(probabilities), probabilities)
             results.append(QuestionResult(question, prediction, outputs, hits, context))

@@ -1,10 +1,16 @@
 """llama.cpp backend (llama-cpp-python): GGUF models on the CPU (or a GPU build), with one context
 holding several sequences so a question's shared prefix is evaluated once.
 
-How the prefix is shared: the prefix is decoded into sequence 0; `llama_memory_seq_cp` then makes
-its KV cells part of sequences 1..n as well (the cache is unified, so no copy is made), and every
-continuation is decoded in one batch, each on its own sequence, asking for logits only at its last
-token. Afterwards the sequences are removed, leaving the context empty for the next question.
+How the prefix is shared: the prefix is decoded into sequence 0; `llama_memory_seq_cp` copies its
+KV cache into sequences 1..n, and every continuation is decoded in one batch, each on its own
+sequence, asking for logits only at its last token. The cache is cleared before the next question.
+
+Each sequence has its own KV stream (`kv_unified = False`): a continuation then attends to its own
+cells only, so its scores do not depend on which other continuations share the batch, and match
+scoring it from scratch (prefix, then continuation, in a fresh cache) to the last bit. With one
+unified stream they drift by up to ~0.2 in log-probability on small quantised models, because
+the attention kernels see differently shaped, masked inputs. The price is a copy of the prefix's
+cache per continuation (megabytes), small next to recomputing it.
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ _MARKER = "\x00OPENBOOK-USER-TEXT\x00"
 class LlamaCppBackend:
     name = "llama.cpp"
 
-    def __init__(self, model: str, n_ctx: int = 4096, n_threads: int | None = None, max_sequences: int = 16,
-                 n_gpu_layers: int = 0):
+    def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, max_sequences: int = 12,
+                 n_gpu_layers: int = 0, verbose: bool = False):
+        """`n_ctx`: tokens per sequence (prefix + one continuation); `max_sequences`: the prefix plus
+        up to `max_sequences - 1` continuations evaluated together."""
         import llama_cpp
-        from llama_cpp import _internals
+        from llama_cpp import _internals, _logger
+
+        _logger.set_verbose(verbose)  # llama.cpp's own log lines: errors only unless asked
 
         path = resolve_model(model)
         self.model_id = model
@@ -37,21 +47,22 @@ class LlamaCppBackend:
         model_params.n_gpu_layers = n_gpu_layers
         self._model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
         context_params = llama_cpp.llama_context_default_params()
-        context_params.n_ctx = n_ctx
-        context_params.n_batch = n_ctx  # a whole prompt, or all continuations, in one decode call
+        context_params.n_ctx = n_ctx * max_sequences  # split evenly into one stream per sequence
+        context_params.n_batch = n_ctx  # a whole prefix, or a group of continuations, per decode call
         context_params.n_ubatch = min(512, n_ctx)
         context_params.n_seq_max = max_sequences
-        context_params.kv_unified = True  # sequences share the prefix cells instead of copying them
+        context_params.kv_unified = False
         threads = n_threads or os.cpu_count() or 1
         context_params.n_threads = threads
         context_params.n_threads_batch = threads
         self._context = _internals.LlamaContext(model=self._model, params=context_params, verbose=False)
         self._memory = llama_cpp.llama_get_memory(self._context.ctx)
-        self._batch = _internals.LlamaBatch(n_tokens=n_ctx, embd=0, n_seq_max=max_sequences, verbose=False)
+        self._batch = _internals.LlamaBatch(n_tokens=n_ctx, embd=0, n_seq_max=1, verbose=False)
         self.n_ctx = n_ctx
         self.max_sequences = max_sequences
         self.n_vocab = self._model.n_vocab()
         self.metadata = self._model.metadata()
+        self._templates: dict[str | None, PromptTemplate] = {}
         self.model_seconds = 0.0  # time inside llama_decode: what the pipeline's overhead is measured against
 
     # -- text ------------------------------------------------------------------------------
@@ -73,6 +84,11 @@ class LlamaCppBackend:
     def template(self, system: str | None) -> PromptTemplate:
         """The GGUF's own chat template (tokenizer.chat_template), split around the user's text.
         A model without one (a base model) gets plain text with an `Answer:` cue."""
+        if system not in self._templates:
+            self._templates[system] = self._render_template(system)
+        return self._templates[system]
+
+    def _render_template(self, system: str | None) -> PromptTemplate:
         source = self.metadata.get("tokenizer.chat_template")
         if not source:
             head = f"{system}\n\n" if system else ""
@@ -89,29 +105,41 @@ class LlamaCppBackend:
         except Exception:  # templates that refuse a system role (Gemma folds it into the user turn)
             rendered = formatter(messages=[{"role": "user", "content": f"{system}\n\n{_MARKER}"}]).prompt
         head, tail = rendered.split(_MARKER)
-        if bos and head.startswith(bos):
-            head = head[len(bos):]  # tokenize(at_start=True) adds BOS itself where the model wants one
+        if bos and head.startswith(bos) and self._model.add_bos_token():
+            head = head[len(bos):]  # tokenize(at_start=True) adds BOS itself: not twice
         return PromptTemplate(head=head, tail=tail)
 
     # -- scoring ---------------------------------------------------------------------------
     def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
                             targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
         if share_prefix:
-            step = self.max_sequences - 1  # sequence 0 holds the prefix
-            groups = [(prefix, continuations[start:start + step]) for start in range(0, len(continuations), step)]
-        else:  # the reference: every continuation from scratch, prefix and all
-            groups = [((), [[*prefix, *continuation]]) for continuation in continuations]
+            groups = [(prefix, group) for group in self._groups(continuations)]
+        else:  # the reference: for every continuation the prefix is evaluated again, in a fresh cache
+            groups = [(prefix, [continuation]) for continuation in continuations]
         scores = [self._score(group_prefix, group, targets) for group_prefix, group in groups]
         return np.concatenate(scores) if scores else np.zeros((0, len(targets)), dtype=np.float32)
+
+    def _groups(self, continuations: Sequence[Sequence[int]]) -> list[list[Sequence[int]]]:
+        """Continuations in decode groups: at most max_sequences - 1 (sequence 0 holds the prefix)
+        and at most n_ctx tokens each."""
+        groups: list[list[Sequence[int]]] = [[]]
+        tokens = 0
+        for continuation in continuations:
+            if groups[-1] and (len(groups[-1]) == self.max_sequences - 1 or tokens + len(continuation) > self.n_ctx):
+                groups.append([])
+                tokens = 0
+            groups[-1].append(continuation)
+            tokens += len(continuation)
+        return groups if groups[0] else []
 
     def _score(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
                targets: Sequence[int]) -> np.ndarray:
         if not all(continuations):
             raise ValueError("every continuation needs at least one token")
         prefix = list(prefix)
-        needed = len(prefix) + sum(len(c) for c in continuations)
-        if needed > self.n_ctx:
-            raise ValueError(f"prompt of {needed} tokens exceeds the context window of {self.n_ctx}; "
+        longest = len(prefix) + max(len(c) for c in continuations)
+        if longest > self.n_ctx:
+            raise ValueError(f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
                              "lower the context budget or raise n_ctx")
         lib = self._lib
         lib.llama_memory_clear(self._memory, True)

@@ -1,9 +1,7 @@
 """Readers: score every option of a question from its context with a language model."""
 
-from openbook.readers.base import Reader, ReaderOutput
+from openbook.readers.base import Reader, ReaderOutput, ReadPlan, read_question
 from openbook.readers.letter import LetterReader
 from openbook.readers.yesno import YesNoReader
 
-READERS = {"letter": LetterReader, "yesno": YesNoReader}
-
-__all__ = ["READERS", "LetterReader", "Reader", "ReaderOutput", "YesNoReader"]
+__all__ = ["LetterReader", "ReadPlan", "Reader", "ReaderOutput", "YesNoReader", "read_question"]

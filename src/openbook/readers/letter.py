@@ -13,22 +13,20 @@ from __future__ import annotations
 import numpy as np
 
 from openbook.backends.base import Backend
-from openbook.readers.base import SYSTEM_PROMPT, ReaderOutput, logsumexp_rows, question_block, softmax, spelling_ids
-from openbook.retrieve.context import Context
+from openbook.readers.base import SYSTEM_PROMPT, ReadPlan, logsumexp_rows, softmax, spelling_ids
 from openbook.types import LETTERS, Question
 
 INSTRUCTION = "Answer with the letter of the correct option only."
 
 
 class LetterReader:
-    def __init__(self, backend: Backend, rotations: int = 1, share_prefix: bool = True):
+    def __init__(self, backend: Backend, rotations: int = 1):
         if not 1 <= rotations <= len(LETTERS):
             raise ValueError(f"rotations must be 1-{len(LETTERS)}, got {rotations}")
         self.backend = backend
         self.rotations = rotations
-        self.share_prefix = share_prefix
         self.name = "letter" if rotations == 1 else f"letter-rot{rotations}"
-        self._template = backend.template(SYSTEM_PROMPT)
+        self._tail = backend.template(SYSTEM_PROMPT).tail
         self._letter_ids = spelling_ids(backend, LETTERS)
 
     def orders(self, n_options: int) -> list[list[int]]:
@@ -36,19 +34,18 @@ class LetterReader:
         k = min(self.rotations, n_options)
         return [[(j + r) % n_options for j in range(n_options)] for r in range(k)]
 
-    def read(self, question: Question, context: Context) -> ReaderOutput:
-        letters = question.letters
-        texts = [question.options[letter] for letter in letters]
-        n = len(letters)
-        prefix = self.backend.tokenize(self._template.head + question_block(question, context), at_start=True)
-        orders = self.orders(n)
+    def plan(self, question: Question) -> ReadPlan:
+        texts = list(question.options.values())
         continuations = []
-        for order in orders:
+        for order in self.orders(len(texts)):
             listing = "\n".join(f"{LETTERS[slot]}. {texts[option]}" for slot, option in enumerate(order))
-            continuations.append(self.backend.tokenize(f"{listing}\n{INSTRUCTION}{self._template.tail}",
-                                                       at_start=False))
-        flat_ids = [i for ids in self._letter_ids[:n] for i in ids]
-        logprobs = self.backend.next_token_logprobs(prefix, continuations, flat_ids, self.share_prefix)
+            continuations.append(self.backend.tokenize(f"{listing}\n{INSTRUCTION}{self._tail}", at_start=False))
+        targets = [i for ids in self._letter_ids[:len(texts)] for i in ids]
+        return ReadPlan(continuations, targets)
+
+    def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:
+        n = len(question.options)
+        orders = self.orders(n)
         probabilities = np.zeros(n)
         for order, row in zip(orders, logprobs):
             per_slot, start = [], 0
@@ -58,9 +55,4 @@ class LetterReader:
             slot_probabilities = softmax(np.array(per_slot))
             for slot, option in enumerate(order):
                 probabilities[option] += slot_probabilities[slot] / len(orders)
-        return ReaderOutput(
-            question_id=question.id, reader=self.name,
-            probabilities={letter: float(p) for letter, p in zip(letters, probabilities)},
-            evidence=context.passage_ids,
-            prompt_tokens=len(prefix) + sum(len(c) for c in continuations),
-        )
+        return {letter: float(p) for letter, p in zip(question.letters, probabilities)}

@@ -1,0 +1,102 @@
+"""Benchmark the LLM readers: MAP@3 and seconds/question, no context vs BM25 context, letter vs
+yes/no vs debiased letter (k = 1, 3, 5), and shared-prefix vs naive scoring.
+
+    python bench/readers.py                                   # 100 questions per exam, qwen2.5-coder-1.5b
+    python bench/readers.py --questions 20 --model smollm2-135m-instruct   # a quick look
+
+Quality comes from one pass per (exam, context) in which all readers share each question's prefix
+(`read_question`), so every reader sees exactly the same context. Speed per reader is measured
+separately, each reader alone on the first `--timed` questions. Shared vs naive: the yes/no reader
+on `--timed` questions with and without KV-cache reuse, same backend, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from common import full_index, markdown_table, sample_exam
+from openbook.backends import load_backend
+from openbook.evaluate.metrics import score_rankings
+from openbook.ensemble import rank
+from openbook.pipeline import AnswerOptions, answer_exam
+from openbook.readers import LetterReader, YesNoReader, read_question
+
+READER_CONFIGS = [("letter", dict(rotations=1)), ("letter", dict(rotations=3)), ("letter", dict(rotations=5)),
+                  ("yesno", {})]
+
+
+def make_readers(backend):
+    return [LetterReader(backend, **kw) if kind == "letter" else YesNoReader(backend) for kind, kw in READER_CONFIGS]
+
+
+def quality_pass(questions, backend, options):
+    """All readers in one pass; returns per-reader scores and the pass's timings."""
+    run = answer_exam(questions, options, backend=backend, readers=make_readers(backend))
+    per_reader = {}
+    for position, name in enumerate(run.settings["reader_names"]):
+        pairs = [(rank(r.outputs[position].probabilities), r.question.answer) for r in run.results]
+        per_reader[name] = score_rankings(pairs)
+    return per_reader, run
+
+
+def timed_reader(questions, backend, reader, contexts, share_prefix=True):
+    started = time.perf_counter()
+    outputs = [read_question([reader], backend, q, c, share_prefix)[0] for q, c in zip(questions, contexts)]
+    return (time.perf_counter() - started) / len(questions), outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--exams", nargs="+", default=["llmse-stem-1k", "arc-challenge-val"])
+    parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--timed", type=int, default=10, help="questions for the per-reader speed runs")
+    parser.add_argument("--context-tokens", type=int, default=1000)
+    parser.add_argument("--passages", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    index = full_index()
+    backend = load_backend("llama.cpp", args.model, n_ctx=4096, n_threads=args.threads)
+    quality_rows, speed_rows, prefix_rows = [], [], []
+    for exam in args.exams:
+        questions = sample_exam(exam, args.questions)
+        for label, budget in (("none", 0), ("BM25", args.context_tokens)):
+            options = AnswerOptions(index=index, context_tokens=budget, passages=args.passages)
+            print(f"[{exam}] context={label}: {len(questions)} questions, all readers…", file=sys.stderr)
+            run_scores, run = quality_pass(questions, backend, options)
+            for name, scores in run_scores.items():
+                quality_rows.append([exam, label, name, scores.count, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}"])
+            contexts = [r.context for r in run.results][:args.timed]
+            timed = questions[:args.timed]
+            tokens = np.mean([r.context.tokens for r in run.results])
+            for reader in make_readers(backend):
+                seconds, _ = timed_reader(timed, backend, reader, contexts)
+                speed_rows.append([exam, label, reader.name, f"{tokens:.0f}", f"{seconds:.2f}"])
+            speed_rows.append([exam, label, "all four, one shared pass", f"{tokens:.0f}",
+                               f"{run.seconds['per_question']:.2f} (overhead {run.seconds['overhead_fraction']:.1%})"])
+            if label == "BM25":
+                reader = YesNoReader(backend)
+                shared_s, shared = timed_reader(timed, backend, reader, contexts, share_prefix=True)
+                naive_s, naive = timed_reader(timed, backend, reader, contexts, share_prefix=False)
+                diff = max(abs(a.probabilities[k] - b.probabilities[k]) for a, b in zip(shared, naive)
+                           for k in a.probabilities)
+                prefix_rows.append([exam, "yesno", len(timed), f"{naive_s:.2f}", f"{shared_s:.2f}",
+                                    f"{naive_s / shared_s:.2f}x", f"{diff:.1e}"])
+
+    print(f"\nmodel {args.model}, {args.questions} questions per exam (seeded sample), "
+          f"context budget {args.context_tokens} tokens from {args.passages} BM25 passages\n")
+    print(markdown_table(["exam", "context", "reader", "questions", "MAP@3", "accuracy"], quality_rows))
+    print(f"\nseconds/question, each reader alone on the first {args.timed} questions\n")
+    print(markdown_table(["exam", "context", "reader", "mean context tokens", "s/question"], speed_rows))
+    print("\nshared-prefix vs naive (every option from scratch), side by side\n")
+    print(markdown_table(["exam", "reader", "questions", "naive s/q", "shared s/q", "speed-up", "max |Δp|"],
+                         prefix_rows))
+
+
+if __name__ == "__main__":
+    main()

