@@ -22,8 +22,9 @@ from common import full_index, markdown_table, sample_exam
 from openbook.backends import load_backend
 from openbook.evaluate.metrics import score_rankings
 from openbook.ensemble import rank
-from openbook.pipeline import AnswerOptions, answer_exam
+from openbook.pipeline import AnswerOptions, answer_exam, retrieve_contexts
 from openbook.readers import LetterReader, YesNoReader, read_question
+from openbook.retrieve import BM25Retriever
 
 READER_CONFIGS = [("letter", dict(rotations=1)), ("letter", dict(rotations=3)), ("letter", dict(rotations=5)),
                   ("yesno", {})]
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--context-tokens", type=int, default=1000)
     parser.add_argument("--passages", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--sections", nargs="+", default=["quality", "speed", "prefix"],
+                        choices=["quality", "speed", "prefix"])
     args = parser.parse_args()
 
     index = full_index()
@@ -65,28 +68,35 @@ def main() -> None:
     quality_rows, speed_rows, prefix_rows = [], [], []
     for exam in args.exams:
         questions = sample_exam(exam, args.questions)
-        for label, budget in (("none", 0), ("BM25", args.context_tokens)):
+        for label, budget in (("BM25", args.context_tokens), ("none", 0)):
             options = AnswerOptions(index=index, context_tokens=budget, passages=args.passages)
-            print(f"[{exam}] context={label}: {len(questions)} questions, all readers…", file=sys.stderr)
-            run_scores, run = quality_pass(questions, backend, options)
-            for name, scores in run_scores.items():
-                quality_rows.append([exam, label, name, scores.count, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}"])
-            contexts = [r.context for r in run.results][:args.timed]
-            timed = questions[:args.timed]
-            tokens = np.mean([r.context.tokens for r in run.results])
-            for reader in make_readers(backend):
-                seconds, _ = timed_reader(timed, backend, reader, contexts)
-                speed_rows.append([exam, label, reader.name, f"{tokens:.0f}", f"{seconds:.2f}"])
-            speed_rows.append([exam, label, "all four, one shared pass", f"{tokens:.0f}",
-                               f"{run.seconds['per_question']:.2f} (overhead {run.seconds['overhead_fraction']:.1%})"])
-            if label == "BM25":
+            retriever = BM25Retriever(index) if budget else None
+            _, contexts = retrieve_contexts(questions, retriever, options, backend)
+            tokens = np.mean([c.tokens for c in contexts])
+            timed, timed_contexts = questions[:args.timed], contexts[:args.timed]
+            if "quality" in args.sections:
+                print(f"[{exam}] context={label}: {len(questions)} questions, all readers…", file=sys.stderr)
+                run_scores, run = quality_pass(questions, backend, options)
+                for name, scores in run_scores.items():
+                    quality_rows.append([exam, label, name, scores.count, f"{scores.map_at_3:.4f}",
+                                         f"{scores.accuracy:.4f}"])
+                    print("quality", quality_rows[-1], file=sys.stderr, flush=True)
+                speed_rows.append([exam, label, "all four, one shared pass", f"{tokens:.0f}",
+                                   f"{run.seconds['per_question']:.2f} (overhead {run.seconds['overhead_fraction']:.1%})"])
+            if "speed" in args.sections:
+                for reader in make_readers(backend):
+                    seconds, _ = timed_reader(timed, backend, reader, timed_contexts)
+                    speed_rows.append([exam, label, reader.name, f"{tokens:.0f}", f"{seconds:.2f}"])
+                    print("speed", speed_rows[-1], file=sys.stderr, flush=True)
+            if "prefix" in args.sections and label == "BM25":
                 reader = YesNoReader(backend)
-                shared_s, shared = timed_reader(timed, backend, reader, contexts, share_prefix=True)
-                naive_s, naive = timed_reader(timed, backend, reader, contexts, share_prefix=False)
+                shared_s, shared = timed_reader(timed, backend, reader, timed_contexts, share_prefix=True)
+                naive_s, naive = timed_reader(timed, backend, reader, timed_contexts, share_prefix=False)
                 diff = max(abs(a.probabilities[k] - b.probabilities[k]) for a, b in zip(shared, naive)
                            for k in a.probabilities)
                 prefix_rows.append([exam, "yesno", len(timed), f"{naive_s:.2f}", f"{shared_s:.2f}",
                                     f"{naive_s / shared_s:.2f}x", f"{diff:.1e}"])
+                print("prefix", prefix_rows[-1], file=sys.stderr, flush=True)
 
     print(f"\nmodel {args.model}, {args.questions} questions per exam (seeded sample), "
           f"context budget {args.context_tokens} tokens from {args.passages} BM25 passages\n")

@@ -27,12 +27,22 @@ QUESTION = Question(id="q1", prompt="Which organelle produces most of the ATP in
                              "D": "The Golgi apparatus", "E": "The cell wall"}, answer="B")
 
 
-@pytest.fixture(scope="session")
-def backend():
+def load_small_model(name: str):
     from openbook.backends import load_backend
 
-    ModelStore().pull(MODELS[TINY_MODEL], log=lambda _: None)
-    return load_backend("llama.cpp", TINY_MODEL, n_ctx=1024, max_sequences=8)
+    ModelStore().pull(MODELS[name], log=lambda _: None)
+    return load_backend("llama.cpp", name, n_ctx=1024, max_sequences=8)
+
+
+@pytest.fixture(scope="session")
+def backend():
+    return load_small_model(TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def k_quant_backend():
+    """gemma-3-270m is Q4_K_M like the default model: K-quants take other CPU kernels than Q4_1."""
+    return load_small_model("gemma-3-270m")
 
 
 def test_chat_template_comes_from_the_gguf(backend):
@@ -41,7 +51,9 @@ def test_chat_template_comes_from_the_gguf(backend):
     assert template.tail == "<|im_end|>\n<|im_start|>assistant\n"
 
 
-def test_shared_prefix_equals_scoring_each_continuation_from_scratch(backend):
+@pytest.mark.parametrize("batch_continuations", [False, True])
+def test_shared_prefix_equals_scoring_each_continuation_from_scratch(backend, batch_continuations, monkeypatch):
+    monkeypatch.setattr(backend, "batch_continuations", batch_continuations)
     prefix = backend.tokenize(backend.template(None).head + "The capital of France is a city called", at_start=True)
     continuations = [backend.tokenize(t, at_start=False) for t in
                      [" Paris.", " Lyon, which", " Marseille", " the", " Nice and", " Lille", " Toulouse", " Brest",
@@ -58,8 +70,10 @@ def read(reader, question=QUESTION, context=CONTEXT, share_prefix=True):
     return output
 
 
+@pytest.mark.parametrize("model", ["backend", "k_quant_backend"])
 @pytest.mark.parametrize("make_reader", [YesNoReader, lambda b: LetterReader(b, rotations=3)])
-def test_readers_same_probabilities_with_and_without_prefix_sharing(backend, make_reader):
+def test_readers_same_probabilities_with_and_without_prefix_sharing(request, model, make_reader):
+    backend = request.getfixturevalue(model)
     shared = read(make_reader(backend), share_prefix=True)
     naive = read(make_reader(backend), share_prefix=False)
     assert set(shared.probabilities) == set("ABCDE")
@@ -109,7 +123,8 @@ def test_absent_options_get_no_probability(backend):
 
 def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
     from openbook.index.build import build_index
-    from openbook.pipeline import AnswerOptions, answer_exam, write_run
+    from openbook.evaluate.report import write_run
+    from openbook.pipeline import AnswerOptions, answer_exam
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
@@ -131,3 +146,48 @@ def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
     assert metrics["seconds"]["model"] > 0 and 0 <= metrics["seconds"]["overhead_fraction"] < 1
     run_info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run_info["settings"]["rotations"] == 2 and "llama_cpp_python" in run_info["versions"]
+
+
+def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl):
+    from typer.testing import CliRunner
+
+    from openbook.cli.main import app
+
+    runner = CliRunner()
+    index = tmp_path / "index"
+    assert runner.invoke(app, ["index", str(articles_jsonl), "--out", str(index), "--quiet"]).exit_code == 0
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,C,D,E,answer\n"
+                    "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,,,B\n"
+                    "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,Xenon,Radon,A\n")
+    config = tmp_path / "run.toml"
+    config.write_text(f'[answer]\nmodel = "{TINY_MODEL}"\nreaders = ["letter", "yesno"]\nrotations = 2\n'
+                      'context_tokens = 200\nn_ctx = 1024\nprogress = false\n')
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(out), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "MAP@3" in result.output and "openbook eval" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["count"] == 2 and metrics["settings"]["readers"] == ["letter", "yesno"]
+    assert metrics["settings"]["model"] == TINY_MODEL
+    # an exam without answers can be answered but not evaluated
+    unlabelled = tmp_path / "unlabelled.csv"
+    unlabelled.write_text("id,prompt,A,B\n1,Is the sky blue?,Yes,No\n")
+    result = runner.invoke(app, ["eval", str(unlabelled), "--out", str(tmp_path / "x"), "--config", str(config)])
+    assert result.exit_code == 2 and "no answers to evaluate against" in result.output
+    result = runner.invoke(app, ["answer", str(unlabelled), "--out", str(tmp_path / "y"), "--config", str(config)])
+    assert result.exit_code == 0 and (tmp_path / "y" / "submission.csv").exists()
+    assert not (tmp_path / "y" / "metrics.json").exists()
+
+
+def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from openbook.cli.main import app
+
+    monkeypatch.setenv("OPENBOOK_CACHE", str(tmp_path / "empty-cache"))
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B\n1,Is the sky blue?,Yes,No\n")
+    result = CliRunner().invoke(app, ["answer", str(exam), "--out", str(tmp_path / "run"), "--model", TINY_MODEL])
+    assert result.exit_code == 2
+    assert f"openbook models pull {TINY_MODEL}" in result.output

@@ -128,6 +128,10 @@ def test_whole_file_problems_raise_clear_errors(tmp_path):
     pq.write_table(pa.table({"body": ["x"]}), parquet)
     with pytest.raises(InputError, match="no 'text' column; found body"):
         read_documents(parquet)
+    table = tmp_path / "t.csv.gz"
+    table.write_bytes(gzip.compress(b"id,body\n1,x\n"))
+    with pytest.raises(InputError, match="t.csv.gz:1: no 'text' column; found id, body"):
+        read_documents(table)
     unknown = tmp_path / "u.txt"
     unknown.write_text("plain words\n")
     with pytest.raises(InputError, match="cannot tell the corpus format"):

@@ -1,25 +1,21 @@
 """The path a question takes: exam -> retrieve -> pack context -> read -> ensemble -> prediction.
 
-`answer_exam` runs it for a whole exam (retrieval batched across questions, reading question by
-question), and `write_run` writes submission.csv, predictions.jsonl, run.json and, when answers exist,
-metrics.json.
+`answer_exam` runs it for a whole exam: retrieval batched across questions, then reading question by
+question, every reader served by one evaluation of the question's shared prefix. The files a run
+leaves are written by `openbook.evaluate.report.write_run`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from openbook.backends import Backend, load_backend
 from openbook.ensemble import average_probabilities, rank
 from openbook.evaluate.metrics import Scores, score_rankings
-from openbook.evaluate.submission import submission_letters, write_submission
 from openbook.progress import meter
-from openbook.provenance import library_versions
 from openbook.readers import LetterReader, Reader, ReaderOutput, YesNoReader, read_question
 from openbook.retrieve import BM25Retriever
 from openbook.retrieve.context import Context, joint_query, pack_context
@@ -131,40 +127,3 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     settings["model_path"] = getattr(backend, "model_path", options.model)
     settings["reader_names"] = [reader.name for reader in readers]
     return Run(results=results, seconds=seconds, settings=settings)
-
-
-def _prediction_record(result: QuestionResult) -> dict[str, object]:
-    passages = {hit.passage.id: hit for hit in result.hits}
-    return {
-        "id": result.question.id,
-        "prediction": submission_letters(result.prediction.ranking),
-        "ranking": list(result.prediction.ranking),
-        "probabilities": result.prediction.probabilities,
-        "answer": result.question.answer,
-        "readers": {o.reader: o.probabilities for o in result.outputs},
-        "context_tokens": result.context.tokens,
-        "evidence": [
-            {"id": pid, "title": passages[pid].passage.title, "score": passages[pid].score,
-             "text": passages[pid].passage.text}
-            for pid in result.context.passage_ids
-        ],
-    }
-
-
-def write_run(run: Run, out: Path) -> dict[str, object]:
-    """Write the run's files; return the metrics (empty when the exam has no answers)."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_submission([r.prediction for r in run.results], out / "submission.csv")
-    with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
-        for result in run.results:
-            handle.write(json.dumps(_prediction_record(result), ensure_ascii=False) + "\n")
-    provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "settings": run.settings, "versions": library_versions(("llama_cpp_python", "tantivy"))}
-    (out / "run.json").write_text(json.dumps({**provenance, "seconds": run.seconds}, indent=2) + "\n")
-    scores = run.scores()
-    if scores is None:
-        return {}
-    metrics = {"map@3": scores.map_at_3, "accuracy": scores.accuracy, "count": scores.count,
-               "seconds": run.seconds, **provenance}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics

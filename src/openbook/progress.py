@@ -31,7 +31,7 @@ class Meter:
             return
         self._last_refresh = now
         elapsed = max(now - self._started, 1e-9)
-        rates = "  ".join(f"{count:,} {name} {count / elapsed:,.0f}/s" for name, count in self.counts.items())
+        rates = "  ".join(f"{count:,} {name} {_rate(count / elapsed)}" for name, count in self.counts.items())
         kwargs = {"rates": rates}
         if completed is not None:
             kwargs["completed"] = completed
@@ -39,6 +39,13 @@ class Meter:
 
     def seconds(self) -> float:
         return time.perf_counter() - self._started
+
+
+def _rate(per_second: float) -> str:
+    """Throughput a person can read: per second when fast, seconds per item when slow."""
+    if per_second >= 1:
+        return f"{per_second:,.0f}/s"
+    return f"{1 / per_second:,.1f} s each" if per_second > 0 else "…"
 
 
 @contextmanager

@@ -12,7 +12,8 @@ from openbook.cli.common import ConfigOption, reports_errors, results
 from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
 from openbook.exam import read_exam
-from openbook.pipeline import AnswerOptions, answer_exam, write_run
+from openbook.evaluate.report import write_run
+from openbook.pipeline import AnswerOptions, answer_exam
 from openbook.progress import console
 
 ExamArg = Annotated[Path | None, typer.Argument(help="Exam CSV/JSONL (id,prompt,A..E[,answer]).", show_default=False)]

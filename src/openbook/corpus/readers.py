@@ -80,8 +80,8 @@ class DocumentReader:
         self.tally = tally if tally is not None else DropTally()
         self.size = self.path.stat().st_size
         self._position = lambda: 0
-        if self.format == "parquet":
-            self._check_parquet_columns()
+        if self.format in ("parquet", "csv"):
+            self._check_columns()
 
     def bytes_read(self) -> int:
         return self._position()
@@ -212,10 +212,7 @@ class DocumentReader:
                 last_line[0] = number
                 yield text + "\n"
 
-        delimiter = "\t" if strip_compression_suffix(self.path).suffix.lower() == ".tsv" else ","
-        reader = csv.DictReader(lines(), delimiter=delimiter)
-        if reader.fieldnames is None or self.fields.text not in reader.fieldnames:
-            raise InputError(self.path, f"no {self.fields.text!r} column; found {reader.fieldnames}", 1)
+        reader = csv.DictReader(lines(), delimiter=self._csv_delimiter())
         f = self.fields
         for row in reader:
             line = last_line[0]
@@ -226,10 +223,18 @@ class DocumentReader:
             if document is not None:
                 yield document
 
-    def _check_parquet_columns(self) -> None:
-        columns = pq.ParquetFile(self.path).schema_arrow.names
+    def _csv_delimiter(self) -> str:
+        return "\t" if strip_compression_suffix(self.path).suffix.lower() == ".tsv" else ","
+
+    def _check_columns(self) -> None:
+        """A table without its text column is refused up front, before any file is read."""
+        if self.format == "parquet":
+            columns = pq.ParquetFile(self.path).schema_arrow.names
+        else:
+            header = _first_line(self.path).decode("utf-8", errors="replace")
+            columns = next(csv.reader([header], delimiter=self._csv_delimiter()))
         if self.fields.text not in columns:
-            raise InputError(self.path, f"no {self.fields.text!r} column; found {', '.join(columns)}")
+            raise InputError(self.path, f"no {self.fields.text!r} column; found {', '.join(columns)}", 1)
 
     def _parquet(self) -> Iterator[Document]:
         parquet = pq.ParquetFile(self.path)
