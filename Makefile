@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 MODEL ?= qwen2.5-coder-1.5b-instruct
 EXAM ?= src/openbook/resources/default-exam.csv
+DEMO_ARGS ?=  # e.g. DEMO_ARGS="--limit 5" for a quick look
 
 .PHONY: setup demo test bench clean
 
@@ -19,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/openbook models pull $(MODEL)
 	$(BIN)/openbook index --out $(RUNS)/default-index --overwrite
-	$(BIN)/openbook eval $(EXAM) --index $(RUNS)/default-index --model $(MODEL) --out $(RUNS)/default-exam
+	$(BIN)/openbook eval $(EXAM) --index $(RUNS)/default-index --model $(MODEL) --out $(RUNS)/default-exam $(DEMO_ARGS)
 
 test: setup
 	$(BIN)/pytest -q
