@@ -191,3 +191,33 @@ def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch
     result = CliRunner().invoke(app, ["answer", str(exam), "--out", str(tmp_path / "run"), "--model", TINY_MODEL])
     assert result.exit_code == 2
     assert f"openbook models pull {TINY_MODEL}" in result.output
+
+
+def test_a_failing_question_stops_the_run_without_losing_the_answers_before_it(backend, tmp_path):
+    from openbook.evaluate.report import write_run
+    from openbook.pipeline import AnswerOptions, answer_exam
+
+    too_long = Question(id="long", prompt="Why? " + "very " * 1500, options={"A": "a", "B": "b"}, answer="A")
+    run = answer_exam([QUESTION, too_long, QUESTION], AnswerOptions(context_tokens=0, progress=False),
+                      backend=backend)
+    assert [r.question.id for r in run.results] == ["q1"]
+    assert run.failure.startswith("question 'long': prompt of") and "context window" in run.failure
+    metrics = write_run(run, tmp_path / "run")
+    assert metrics["count"] == 1 and metrics["complete"] is False
+    assert (tmp_path / "run" / "submission.csv").read_text().splitlines()[1].startswith("q1,")
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["failure"] == run.failure
+
+
+def test_the_cli_reports_a_stopped_run_and_keeps_its_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from openbook.cli.main import app
+
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,answer\nok,Is the sky blue?,Yes,No,A\nlong,Why? " + "very " * 1500 + ",a,b,A\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["eval", str(exam), "--out", str(out), "--model", TINY_MODEL, "--n-ctx", "512",
+                                      "--quiet"])
+    assert result.exit_code == 2
+    assert "stopped at question 'long'" in result.output and "1 questions answered before it" in result.output
+    assert json.loads((out / "metrics.json").read_text())["count"] == 1

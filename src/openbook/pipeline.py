@@ -58,6 +58,7 @@ class Run:
     results: list[QuestionResult]
     seconds: dict[str, float]
     settings: dict[str, object]
+    failure: str | None = None  # why the run stopped early; `results` holds what was answered before
 
     def scores(self) -> Scores | None:
         answered = [(r.prediction.ranking, r.question.answer) for r in self.results if r.question.answer]
@@ -106,9 +107,14 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     retrieved = time.perf_counter()
     model_seconds_before = backend.model_seconds
     results: list[QuestionResult] = []
+    failure = None
     with meter("answering", len(questions), ("questions",), enabled=options.progress) as m:
         for question, hits, context in zip(questions, hit_lists, contexts):
-            outputs = read_question(readers, backend, question, context, options.share_prefix)
+            try:
+                outputs = read_question(readers, backend, question, context, options.share_prefix)
+            except (ValueError, RuntimeError) as error:  # keep what was answered; the caller reports
+                failure = f"question {question.id!r}: {error}"
+                break
             probabilities = average_probabilities(outputs)
             prediction = Prediction(question.id, rank(probabilities), probabilities)
             results.append(QuestionResult(question, prediction, outputs, hits, context))
@@ -126,4 +132,4 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}
     settings["model_path"] = getattr(backend, "model_path", options.model)
     settings["reader_names"] = [reader.name for reader in readers]
-    return Run(results=results, seconds=seconds, settings=settings)
+    return Run(results=results, seconds=seconds, settings=settings, failure=failure)

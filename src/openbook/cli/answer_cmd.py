@@ -43,6 +43,9 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
         raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")
     run = answer_exam(questions, options)
     metrics = write_run(run, options.out)
+    if run.failure is not None:
+        raise OpenbookError(f"stopped at {run.failure}; the {len(run.results)} questions answered before it "
+                            f"are saved in {options.out}")
     console.print(f"wrote {options.out}/submission.csv and predictions.jsonl "
                   f"({len(run.results)} questions, {run.seconds['per_question']:.2f} s/question)")
     return metrics

@@ -38,11 +38,12 @@ def write_run(run: Run, out: Path) -> dict[str, object]:
             handle.write(json.dumps(_prediction_record(result), ensure_ascii=False) + "\n")
     provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "settings": run.settings, "versions": library_versions(("llama_cpp_python", "tantivy"))}
-    (out / "run.json").write_text(json.dumps({**provenance, "seconds": run.seconds}, indent=2) + "\n")
+    status = {"questions_answered": len(run.results), "failure": run.failure}
+    (out / "run.json").write_text(json.dumps({**provenance, **status, "seconds": run.seconds}, indent=2) + "\n")
     scores = run.scores()
     if scores is None:
         return {}
     metrics = {"map@3": scores.map_at_3, "accuracy": scores.accuracy, "count": scores.count,
-               "seconds": run.seconds, **provenance}
+               "complete": run.failure is None, "seconds": run.seconds, **provenance}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
