@@ -25,7 +25,7 @@ RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option o
 ShareOpt = Annotated[bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")]
 PassOpt = Annotated[int | None, typer.Option(help="Passages retrieved per question.")]
 CtxOpt = Annotated[int | None, typer.Option(help="Token budget of the context (0: none).")]
-NctxOpt = Annotated[int | None, typer.Option(help="Model context window in tokens.")]
+NctxOpt = Annotated[int | None, typer.Option(help="Model context window per sequence (prompt + one option listing).")]
 ThreadOpt = Annotated[int | None, typer.Option(help="CPU threads (default: all).")]
 LimitOpt = Annotated[int | None, typer.Option(help="Answer only the first N questions.")]
 ProgOpt = Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a progress bar.")]
