@@ -18,9 +18,6 @@ class PromptTemplate:
     head: str
     tail: str
 
-    def wrap(self, user_text: str) -> str:
-        return self.head + user_text + self.tail
-
 
 class Backend(Protocol):
     name: str
