@@ -24,7 +24,7 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.ensemble import rank
 from openbook.pipeline import AnswerOptions, answer_exam, retrieve_contexts
 from openbook.readers import LetterReader, YesNoReader, read_question
-from openbook.retrieve import BM25Retriever
+from openbook.retrieve import Retrieval
 
 READER_CONFIGS = [("letter", dict(rotations=1)), ("letter", dict(rotations=3)), ("letter", dict(rotations=5)),
                   ("yesno", {})]
@@ -70,8 +70,8 @@ def main() -> None:
         questions = sample_exam(exam, args.questions)
         for label, budget in (("BM25", args.context_tokens), ("none", 0)):
             options = AnswerOptions(index=index, context_tokens=budget, passages=args.passages)
-            retriever = BM25Retriever(index) if budget else None
-            _, contexts = retrieve_contexts(questions, retriever, options, backend)
+            retrieval = Retrieval(index) if budget else None
+            contexts = [found[0].context for found in retrieve_contexts(questions, retrieval, options, backend)]
             tokens = np.mean([c.tokens for c in contexts])
             timed, timed_contexts = questions[:args.timed], contexts[:args.timed]
             if "quality" in args.sections:

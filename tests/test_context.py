@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from openbook.retrieve.context import joint_query, pack_context
+from openbook.retrieve.context import pack_context
+from openbook.retrieve.query import joint_query
 from openbook.types import Hit, Passage, Question
 
 

@@ -139,13 +139,29 @@ def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
     assert all(len(line.split(",")[1].split()) == 3 for line in lines[1:])
     records = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert set(records[0]["readers"]) == {"letter-rot2", "yesno"}
-    assert records[0]["evidence"] and records[0]["evidence"][0]["title"] == "Mitochondrion"
-    assert 0 < records[0]["context_tokens"] <= 120
+    (context,) = records[0]["contexts"]
+    assert context["retrieval"] == "bm25" and context["passages"][0]["title"] == "Mitochondrion"
+    assert 0 < context["tokens"] <= 120
     assert set(records[1]["probabilities"]) == {"A", "B", "C"}
     assert metrics["count"] == 2 and 0 <= metrics["map@3"] <= 1
     assert metrics["seconds"]["model"] > 0 and 0 <= metrics["seconds"]["overhead_fraction"] < 1
     run_info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run_info["settings"]["rotations"] == 2 and "llama_cpp_python" in run_info["versions"]
+
+
+def test_several_contexts_per_question_are_read_and_averaged(backend, tmp_path, articles_jsonl):
+    from openbook.index.build import build_index
+    from openbook.pipeline import AnswerOptions, answer_exam
+
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    options = AnswerOptions(index=index, retrieval=["bm25", "bm25/per-option+edit"], context_tokens=120,
+                            progress=False)
+    (result,) = answer_exam([QUESTION], options, backend=backend).results
+    assert [c.retrieval for c in result.contexts] == ["bm25", "bm25/per-option+edit"]
+    assert {o.reader for o in result.outputs} == {"letter@bm25", "letter@bm25/per-option+edit"}
+    expected = {letter: np.mean([o.probabilities[letter] for o in result.outputs]) for letter in QUESTION.options}
+    assert result.prediction.probabilities == pytest.approx(expected)
 
 
 def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl):

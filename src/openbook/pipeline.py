@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from openbook.backends import Backend, load_backend
@@ -17,8 +17,8 @@ from openbook.ensemble import average_probabilities, rank
 from openbook.evaluate.metrics import Scores, score_rankings
 from openbook.progress import meter
 from openbook.readers import LetterReader, Reader, ReaderOutput, YesNoReader, read_question
-from openbook.retrieve import BM25Retriever
-from openbook.retrieve.context import Context, joint_query, pack_context
+from openbook.retrieve import Retrieval, RetrievalSpec
+from openbook.retrieve.context import Context, pack_context
 from openbook.types import Hit, Prediction, Question
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
@@ -36,6 +36,9 @@ class AnswerOptions:
     readers: list[str] = field(default_factory=lambda: ["letter"])
     rotations: int = 1               # letter reader: option orders averaged (permutation debiasing)
     share_prefix: bool = True        # evaluate context + question once per question (KV cache reuse)
+    retrieval: list[str] = field(default_factory=lambda: ["bm25"])  # one context per pipeline (plan.py grammar)
+    candidates: int = 50             # per retriever before fusion or reranking
+    dense_engine: str = "matmul"
     passages: int = 8                # retrieved per question, before packing
     context_tokens: int = 1000       # token budget of the packed context; 0 = no context
     n_ctx: int = 2048                # tokens per sequence: context + question + one option listing
@@ -44,13 +47,19 @@ class AnswerOptions:
     progress: bool = True
 
 
+@dataclass(frozen=True)
+class RetrievedContext:
+    retrieval: str   # the pipeline that found it ("none" without an index)
+    hits: list[Hit]
+    context: Context
+
+
 @dataclass
 class QuestionResult:
     question: Question
     prediction: Prediction
-    outputs: list[ReaderOutput]
-    hits: list[Hit]
-    context: Context
+    outputs: list[ReaderOutput]  # every reader on every context
+    contexts: list[RetrievedContext]
 
 
 @dataclass
@@ -80,17 +89,32 @@ def build_readers(names: Sequence[str], backend: Backend, rotations: int) -> lis
     return readers
 
 
-def retrieve_contexts(questions: Sequence[Question], retriever: BM25Retriever | None, options: AnswerOptions,
-                      backend: Backend) -> tuple[list[list[Hit]], list[Context]]:
-    if retriever is None or options.context_tokens <= 0:
-        return [[] for _ in questions], [Context("", (), 0) for _ in questions]
-    hit_lists = retriever.search([joint_query(q) for q in questions], options.passages)
+def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None, options: AnswerOptions,
+                      backend: Backend) -> list[list[RetrievedContext]]:
+    """Per question, one packed context per retrieval pipeline (several: readers ensemble over them)."""
+    if retrieval is None or options.context_tokens <= 0:
+        return [[RetrievedContext("none", [], Context("", (), 0))] for _ in questions]
 
     def count_tokens(text: str) -> int:
         return len(backend.tokenize(text, at_start=False))
 
-    contexts = [pack_context(hits, options.context_tokens, count_tokens) for hits in hit_lists]
-    return hit_lists, contexts
+    per_pipeline = []
+    for text in options.retrieval:
+        spec = RetrievalSpec.parse(text)
+        hit_lists = retrieval.search(questions, spec, options.passages)
+        per_pipeline.append([RetrievedContext(spec.label(), hits, pack_context(hits, options.context_tokens, count_tokens))
+                             for hits in hit_lists])
+    return [list(contexts) for contexts in zip(*per_pipeline)]
+
+
+def read_contexts(readers: Sequence[Reader], backend: Backend, question: Question,
+                  contexts: Sequence[RetrievedContext], share_prefix: bool) -> list[ReaderOutput]:
+    """Every reader on every context; with several contexts each output is named reader@pipeline."""
+    outputs = []
+    for retrieved in contexts:
+        for output in read_question(readers, backend, question, retrieved.context, share_prefix):
+            outputs.append(replace(output, reader=f"{output.reader}@{retrieved.retrieval}") if len(contexts) > 1 else output)
+    return outputs
 
 
 def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
@@ -102,22 +126,23 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     backend = backend or load_backend(options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads)
     loaded = time.perf_counter()
     readers = readers or build_readers(options.readers, backend, options.rotations)
-    retriever = BM25Retriever(options.index) if options.index is not None and options.context_tokens > 0 else None
-    hit_lists, contexts = retrieve_contexts(questions, retriever, options, backend)
+    retrieval = (Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
+                 if options.index is not None and options.context_tokens > 0 else None)
+    contexts_per_question = retrieve_contexts(questions, retrieval, options, backend)
     retrieved = time.perf_counter()
     model_seconds_before = backend.model_seconds
     results: list[QuestionResult] = []
     failure = None
     with meter("answering", len(questions), ("questions",), enabled=options.progress) as m:
-        for question, hits, context in zip(questions, hit_lists, contexts):
+        for question, contexts in zip(questions, contexts_per_question):
             try:
-                outputs = read_question(readers, backend, question, context, options.share_prefix)
+                outputs = read_contexts(readers, backend, question, contexts, options.share_prefix)
             except (ValueError, RuntimeError) as error:  # keep what was answered; the caller reports
                 failure = f"question {question.id!r}: {error}"
                 break
             probabilities = average_probabilities(outputs)
             prediction = Prediction(question.id, rank(probabilities), probabilities)
-            results.append(QuestionResult(question, prediction, outputs, hits, context))
+            results.append(QuestionResult(question, prediction, outputs, contexts))
             m.advance(completed=len(results), questions=1)
     finished = time.perf_counter()
     model_seconds = backend.model_seconds - model_seconds_before

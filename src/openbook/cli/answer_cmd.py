@@ -15,6 +15,7 @@ from openbook.exam import read_exam
 from openbook.evaluate.report import write_run
 from openbook.pipeline import AnswerOptions, answer_exam
 from openbook.progress import console
+from openbook.retrieve import RetrievalSpec
 
 ExamArg = Annotated[Path | None, typer.Argument(help="Exam CSV/JSONL (id,prompt,A..E[,answer]).", show_default=False)]
 IndexOpt = Annotated[Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`; none: no context.")]
@@ -23,6 +24,11 @@ ModelOpt = Annotated[str | None, typer.Option(help="Model name (`openbook models
 ReaderOpt = Annotated[list[str] | None, typer.Option("--reader", "-r", help="letter and/or yesno (repeat to ensemble).")]
 RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
 ShareOpt = Annotated[bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")]
+RetrOpt = Annotated[list[str] | None, typer.Option(
+    "--retrieval", help="RETRIEVER[/QUERY][+RERANKER] (e.g. bm25, hybrid-rrf/both+embed); repeat for one "
+                        "context per pipeline, read and averaged.")]
+CandOpt = Annotated[int | None, typer.Option(help="Passages per retriever before fusion or reranking.")]
+EngineOpt = Annotated[str | None, typer.Option(help="Dense search: matmul (exact), faiss-flat or faiss-hnsw.")]
 PassOpt = Annotated[int | None, typer.Option(help="Passages retrieved per question.")]
 CtxOpt = Annotated[int | None, typer.Option(help="Token budget of the context (0: none).")]
 NctxOpt = Annotated[int | None, typer.Option(help="Model context window per sequence (prompt + one option listing).")]
@@ -33,11 +39,14 @@ ProgOpt = Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a
 
 def _run(command: str, given: dict[str, object], config: Path | None, need_answers: bool) -> dict[str, object]:
     given["readers"] = given.pop("reader") or None
+    given["retrieval"] = given["retrieval"] or None
     options = resolve_options(AnswerOptions, "answer", config, given)
     if options.exam is None:
         raise ConfigError(f"no exam: pass EXAM (or `exam` in the [answer] table) to `openbook {command}`")
     if options.out is None:
         raise ConfigError("no output folder: pass --out DIR (or `out` in the [answer] table)")
+    for text in options.retrieval:  # a typo is reported before the model loads
+        RetrievalSpec.parse(text)
     questions = read_exam(options.exam)
     if need_answers and not any(q.answer for q in questions):
         raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")
@@ -54,6 +63,7 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
 @reports_errors
 def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
            reader: ReaderOpt = None, rotations: RotOpt = None, share_prefix: ShareOpt = None,
+           retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
            passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
            threads: ThreadOpt = None, limit: LimitOpt = None, progress: ProgOpt = None,
            config: ConfigOption = None) -> None:
@@ -67,6 +77,7 @@ def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, mod
 @reports_errors
 def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
              reader: ReaderOpt = None, rotations: RotOpt = None, share_prefix: ShareOpt = None,
+             retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
              passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
              threads: ThreadOpt = None, limit: LimitOpt = None, progress: ProgOpt = None,
              config: ConfigOption = None) -> None:

@@ -13,7 +13,9 @@ from openbook.config import resolve_options
 from openbook.corpus import FORMATS, ChunkSettings, FieldMap
 from openbook.errors import ConfigError
 from openbook.index.bm25 import ENGINES
+from openbook.embed import EmbedderSettings
 from openbook.index.build import IndexSettings, build_index
+from openbook.index.dense import build_dense_index
 from openbook.progress import console
 from openbook.resources import default_knowledge_base
 
@@ -30,6 +32,9 @@ class IndexOptions:
     title_field: str = "title"
     text_field: str = "text"
     overwrite: bool = False
+    dense: str | None = None         # embedder for a dense index (none: BM25 only)
+    dense_batch: int = 64
+    shard_rows: int = 65536
     progress: bool = True
 
 
@@ -47,10 +52,15 @@ def index(
     title_field: Annotated[str | None, typer.Option(help="Column holding the title (tables).")] = None,
     text_field: Annotated[str | None, typer.Option(help="Column holding the text (tables).")] = None,
     overwrite: Annotated[bool | None, typer.Option("--overwrite/--no-overwrite", help="Replace an existing index.")] = None,
+    dense: Annotated[str | None, typer.Option(help="Also embed every passage with this embedder (a name from "
+                                                   "`openbook models list`, a folder, a .gguf or a hub id). "
+                                                   "Run again to resume a stopped run.")] = None,
+    dense_batch: Annotated[int | None, typer.Option(help="Passages per embedding batch.")] = None,
+    shard_rows: Annotated[int | None, typer.Option(help="Vectors per fp16 shard of the dense index.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a progress bar.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Split a corpus into passages and build a BM25 index over them."""
+    """Split a corpus into passages and build a BM25 index over them (and a dense one with --dense)."""
     given = dict(locals())
     given["inputs"] = inputs or None
     options = resolve_options(IndexOptions, "index", config, given)
@@ -71,5 +81,12 @@ def index(
     )
     manifest = build_index(inputs_to_read, options.out, settings, show_progress=options.progress,
                            overwrite=options.overwrite)
+    if options.dense:
+        info = build_dense_index(options.out, EmbedderSettings(options.dense, batch_size=options.dense_batch),
+                                 shard_rows=options.shard_rows, show_progress=options.progress)
+        manifest.indexes["dense"] = {"model": info.model, "dimension": info.dimension, "vectors": info.passages,
+                                     "dtype": "float16", "shard_rows": info.shard_rows}
+        manifest.seconds["dense"] = info.seconds
+        manifest.save(options.out)
     console.print(f"index written to {options.out} ({manifest.passages:,} passages, "
-                  f"{manifest.seconds['total']:.1f} s)")
+                  f"built in {manifest.seconds['total'] + manifest.seconds.get('dense', 0):.1f} s)")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from openbook import __version__
-from openbook.cli import answer_cmd, exam_cmd, index_cmd, models_cmd, search_cmd
+from openbook.cli import answer_cmd, exam_cmd, index_cmd, models_cmd, retrieval_cmd, search_cmd
 
 app = typer.Typer(
     name="openbook",
@@ -36,6 +36,7 @@ app.command("index")(index_cmd.index)
 app.command("search")(search_cmd.search)
 app.command("answer")(answer_cmd.answer)
 app.command("eval")(answer_cmd.evaluate)
+app.command("eval-retrieval")(retrieval_cmd.eval_retrieval)
 app.command("check")(exam_cmd.check)
 app.command("score")(exam_cmd.score)
 app.add_typer(models_cmd.app, name="models")

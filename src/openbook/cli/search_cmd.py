@@ -11,12 +11,14 @@ from rich.markup import escape
 
 from openbook.cli.common import ConfigOption, reports_errors, results
 from openbook.config import resolve_options
-from openbook.retrieve import BM25Retriever
+from openbook.errors import ConfigError
+from openbook.retrieve import Retrieval, RetrievalSpec
 
 
 @dataclass
 class SearchOptions:
     k: int = 5
+    retrieval: str = "bm25"
 
 
 @reports_errors
@@ -24,12 +26,15 @@ def search(
     index_dir: Annotated[Path, typer.Argument(help="Index folder built by `openbook index`.")],
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="How many passages.")] = None,
+    retrieval: Annotated[str | None, typer.Option(help="Retriever: bm25, dense, hybrid-rrf or hybrid-weighted.")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Print the title, score and text of the best passages for QUERY."""
-    options = resolve_options(SearchOptions, "search", config, {"k": k})
-    retriever = BM25Retriever(index_dir)
-    hits = retriever.search([query], options.k)[0]
+    options = resolve_options(SearchOptions, "search", config, {"k": k, "retrieval": retrieval})
+    spec = RetrievalSpec.parse(options.retrieval)
+    if spec.query != "joint" or spec.rerank:
+        raise ConfigError("search takes a plain query: give a retriever only (query forms and rerankers need a question)")
+    hits = Retrieval(index_dir).retriever(spec.retriever).search([query], options.k)[0]
     if not hits:
         results.print("no passage matches")
     for hit in hits:

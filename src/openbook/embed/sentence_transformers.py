@@ -13,8 +13,10 @@ class SentenceTransformerEmbedder:
     def __init__(self, name: str, location: str, query_prefix: str, passage_prefix: str, batch_size: int = 64,
                  max_tokens: int | None = None, threads: int | None = None, device: str | None = None):
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
 
+        transformers.utils.logging.disable_progress_bar()  # openbook shows its own progress
         if threads:
             torch.set_num_threads(threads)
         self.name = name

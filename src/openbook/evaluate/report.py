@@ -7,12 +7,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from openbook.evaluate.submission import submission_letters, write_submission
-from openbook.pipeline import QuestionResult, Run
+from openbook.pipeline import QuestionResult, RetrievedContext, Run
 from openbook.provenance import library_versions
 
 
+def _evidence(retrieved: RetrievedContext) -> dict[str, object]:
+    hits = {hit.passage.id: hit for hit in retrieved.hits}
+    return {
+        "retrieval": retrieved.retrieval,
+        "tokens": retrieved.context.tokens,
+        "passages": [{"id": pid, "title": hits[pid].passage.title, "score": hits[pid].score,
+                      "text": hits[pid].passage.text} for pid in retrieved.context.passage_ids],
+    }
+
+
 def _prediction_record(result: QuestionResult) -> dict[str, object]:
-    passages = {hit.passage.id: hit for hit in result.hits}
     return {
         "id": result.question.id,
         "prediction": submission_letters(result.prediction.ranking),
@@ -20,12 +29,7 @@ def _prediction_record(result: QuestionResult) -> dict[str, object]:
         "probabilities": result.prediction.probabilities,
         "answer": result.question.answer,
         "readers": {o.reader: o.probabilities for o in result.outputs},
-        "context_tokens": result.context.tokens,
-        "evidence": [
-            {"id": pid, "title": passages[pid].passage.title, "score": passages[pid].score,
-             "text": passages[pid].passage.text}
-            for pid in result.context.passage_ids
-        ],
+        "contexts": [_evidence(retrieved) for retrieved in result.contexts],
     }
 
 

@@ -56,15 +56,32 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _built_from(out: Path, records: list[InputRecord], settings: IndexSettings) -> Manifest | None:
+    """The manifest of an index already built in `out` from the same inputs and settings, if any."""
+    if not (out / MANIFEST_FILE).is_file():
+        return None
+    manifest = Manifest.load(out)
+    same_inputs = [(r.path, r.sha256) for r in manifest.inputs] == [(r.path, r.sha256) for r in records]
+    same_settings = (manifest.chunking == settings.chunk.as_dict()
+                     and manifest.indexes.get("bm25", {}).get("engine") == settings.bm25_engine)
+    return manifest if same_inputs and same_settings else None
+
+
 def build_index(inputs: list[Path], out: Path, settings: IndexSettings = IndexSettings(),
                 show_progress: bool = True, overwrite: bool = False) -> Manifest:
+    """Passages + BM25 into `out`. An index already there from the same inputs and settings is kept
+    (so `openbook index … --dense MODEL` run again resumes the embedding, not the whole build)."""
     files = expand_inputs(inputs)
     tally = DropTally()
     # open (and so validate) every input before any work, so a bad last file costs nothing
     readers = [DocumentReader(path, settings.corpus_format, settings.fields, tally) for path in files]
+    records = [InputRecord(path=str(r.path), format=r.format, bytes=r.size, sha256=sha256_of(r.path)) for r in readers]
+    if not overwrite and (existing := _built_from(out, records, settings)) is not None:
+        if show_progress:
+            console.print(f"{out} already holds these passages and their BM25 index: kept")
+        return existing
     _prepare_output(out, overwrite)
     started = time.perf_counter()
-    records = [InputRecord(path=str(r.path), format=r.format, bytes=r.size, sha256=sha256_of(r.path)) for r in readers]
     writer = PassageWriter(out)
     bm25 = new_builder(settings.bm25_engine, out)
     seen_ids: set[str] = set()

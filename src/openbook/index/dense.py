@@ -9,17 +9,18 @@ how far a run got: a run stopped half way (crash, Ctrl-C, power) continues at ro
 `bytes // (2 * dimension)`, after cutting a half-written row. Nothing else records progress, so the
 two can never disagree.
 
-Search (the LLM Science Exam 1st-place design, no FAISS needed): shards are memory-mapped and read
-block by block; each block is widened to fp32 once and multiplied with every query of the batch, and
-a running top-k per query is merged with the block's best. Memory is bounded by one block plus the
-queries' scores for it, whatever the store's size; the page cache may hold the shards but can always
-drop them, so the store may be larger than RAM. The result is exact: FAISS flat over the same vectors
+Search (the LLM Science Exam 1st-place design, no FAISS needed): shards are read block by block;
+each block is widened to fp32 once and multiplied with every query of the batch, and a running
+top-k per query is merged with the block's best. Memory is bounded by one block plus the queries'
+scores for it, whatever the store's size; the page cache may hold the shards but can always drop
+them, so the store may be larger than RAM. The result is exact: FAISS flat over the same vectors
 returns the same passages (bench/dense_search.py).
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import shutil
 import time
 from collections.abc import Iterator
@@ -53,7 +54,10 @@ class DenseInfo:
     versions: dict[str, str] | None = None
 
     def save(self, folder: Path) -> None:
-        (folder / INFO_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        """Atomically (write, then rename), so a stop while saving leaves the previous file whole."""
+        partial = folder / (INFO_FILE + ".partial")
+        partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        partial.replace(folder / INFO_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> DenseInfo:
@@ -123,59 +127,59 @@ class VectorSearch:
 
 class ShardedMatmulSearch(VectorSearch):
     name = "matmul"
+    BLOCK_ROWS = 4096  # widened block of 6 MiB at 384-d: stays in cache for a lone query (bench/dense_search.py)
 
-    def __init__(self, folder: Path, block_rows: int = 16384, query_batch: int = 1024):
+    def __init__(self, folder: Path, block_rows: int = BLOCK_ROWS, query_batch: int = 1024):
         self.info = DenseInfo.load(folder)
-        self.shards = [np.memmap(path, dtype=ROW_DTYPE, mode="r").reshape(-1, self.info.dimension)
-                       for path in shard_paths(folder)]
-        self.count = sum(len(shard) for shard in self.shards)
+        self.row_bytes = ROW_DTYPE.itemsize * self.info.dimension
+        self.shards = [(path, path.stat().st_size // self.row_bytes) for path in shard_paths(folder)]
+        self.count = sum(rows for _, rows in self.shards)
         self.block_rows = block_rows
         self.query_batch = query_batch
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, fp16 block) over the whole store, in row order."""
+        """(first row, fp16 block) over the whole store, in row order: views of one memory-mapped shard
+        at a time (no copy), whose pages are released from the process when the shard is done, so
+        its resident memory stays within one shard whatever the store's size. A block is valid only
+        until the next one is asked for; copy it to keep it."""
         offset = 0
-        for shard in self.shards:
-            for start in range(0, len(shard), self.block_rows):
+        for path, rows in self.shards:
+            with path.open("rb") as handle:
+                # copy-on-write: never written, but writable arrays let torch read it without a copy
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+            shard = np.frombuffer(mapped, dtype=ROW_DTYPE, count=rows * self.info.dimension).reshape(rows, -1)
+            for start in range(0, rows, self.block_rows):
                 yield offset + start, shard[start:start + self.block_rows]
-            offset += len(shard)
+            mapped.madvise(mmap.MADV_DONTNEED)  # drop its pages from this process (the page cache keeps them)
+            offset += rows
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        import torch  # its fp16->fp32 copy is ~30x numpy's (F16C), and topk beats argpartition
+
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if queries.shape[1] != self.info.dimension:
             raise ValueError(f"queries of dimension {queries.shape[1]}; the index has {self.info.dimension}")
-        top = _TopK(len(queries), k)
+        query_tensor = torch.from_numpy(queries)
+        top_scores = torch.full((len(queries), k), -torch.inf)
+        top_rows = torch.full((len(queries), k), -1, dtype=torch.int64)
+        widened = torch.empty((self.block_rows, self.info.dimension), dtype=torch.float32)
         for first_row, block in self.blocks():
-            widened = np.asarray(block, dtype=np.float32)  # once per block, shared by every query
+            wide = widened[:len(block)]
+            wide.copy_(torch.from_numpy(block))  # once per block, shared by every query
             for start in range(0, len(queries), self.query_batch):
-                scores = queries[start:start + self.query_batch] @ widened.T
-                top.merge(slice(start, start + self.query_batch), scores, first_row)
-        return top.result()
+                batch = slice(start, start + self.query_batch)
+                scores, rows = torch.topk(query_tensor[batch] @ wide.T, min(k, len(block)), dim=1)
+                merged_scores = torch.cat([top_scores[batch], scores], dim=1)
+                merged_rows = torch.cat([top_rows[batch], rows + first_row], dim=1)
+                best_scores, best = torch.topk(merged_scores, k, dim=1)
+                top_scores[batch], top_rows[batch] = best_scores, merged_rows.gather(1, best)
+        return _best_first(top_rows.numpy(), top_scores.numpy())
 
 
-class _TopK:
-    """Running top-k per query: each block's best k are merged into the best k so far."""
-
-    def __init__(self, queries: int, k: int):
-        self.k = k
-        self.scores = np.full((queries, k), -np.inf, dtype=np.float32)
-        self.rows = np.full((queries, k), -1, dtype=np.int64)
-
-    def merge(self, which: slice, scores: np.ndarray, first_row: int) -> None:
-        k = min(self.k, scores.shape[1])
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k] if scores.shape[1] > k else \
-            np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-        candidate_scores = np.concatenate([self.scores[which], np.take_along_axis(scores, best, axis=1)], axis=1)
-        candidate_rows = np.concatenate([self.rows[which], best + first_row], axis=1)
-        keep = np.argpartition(-candidate_scores, self.k - 1, axis=1)[:, :self.k]
-        self.scores[which] = np.take_along_axis(candidate_scores, keep, axis=1)
-        self.rows[which] = np.take_along_axis(candidate_rows, keep, axis=1)
-
-    def result(self) -> SearchResult:
-        # best first; equal scores by row, so the order is deterministic
-        order = np.lexsort((self.rows, -self.scores), axis=1)
-        return SearchResult(np.take_along_axis(self.rows, order, axis=1),
-                            np.take_along_axis(self.scores, order, axis=1))
+def _best_first(rows: np.ndarray, scores: np.ndarray) -> SearchResult:
+    """Sorted by score, equal scores by row, so the order is deterministic."""
+    order = np.lexsort((rows, -scores), axis=1)
+    return SearchResult(np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1))
 
 
 def open_vector_search(index_dir: Path, engine: str = "matmul") -> VectorSearch:
@@ -206,6 +210,7 @@ def build_dense_index(index_dir: Path, settings: EmbedderSettings, shard_rows: i
     info = DenseInfo(model=settings.model, dimension=embedder.dimension, query_prefix=embedder.query_prefix,
                      passage_prefix=embedder.passage_prefix, shard_rows=shard_rows, passages=len(store),
                      versions=library_versions(("torch", "sentence-transformers", "llama-cpp-python")))
+    folder.mkdir(parents=True, exist_ok=True)
     if (folder / INFO_FILE).is_file():
         _check_same_build(folder, DenseInfo.load(folder), info)
         info.seconds = DenseInfo.load(folder).seconds

@@ -1,6 +1,8 @@
-"""Retrieval: turn a query into ranked passages. Every retriever speaks `Retriever`."""
+"""Retrieval: turn a question into ranked passages. Every retriever speaks `Retriever`; a pipeline
+(retriever, query form, reranker) is named by a `RetrievalSpec` and run by `Retrieval`."""
 
 from openbook.retrieve.base import Retriever
+from openbook.retrieve.plan import RETRIEVERS, Retrieval, RetrievalSpec
 from openbook.retrieve.sparse import BM25Retriever
 
-__all__ = ["BM25Retriever", "Retriever"]
+__all__ = ["BM25Retriever", "RETRIEVERS", "Retrieval", "RetrievalSpec", "Retriever"]

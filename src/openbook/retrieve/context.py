@@ -1,4 +1,4 @@
-"""From a question to reader context: the retrieval query, then passages packed into a token budget.
+"""From retrieved passages to reader context: passages packed into a token budget.
 
 Passages go in rank order, each whole; the first one that does not fit contributes the leading
 sentences that do, and packing stops there. Sentences are never cut.
@@ -10,12 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from openbook.corpus.chunking import split_sentences
-from openbook.types import Hit, Question
-
-
-def joint_query(question: Question) -> str:
-    """Prompt and every option: the words that separate options are what finds their evidence."""
-    return " ".join([question.prompt, *question.options.values()])
+from openbook.types import Hit
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from openbook.errors import OpenbookError
 from openbook.index.bm25 import open_index
 from openbook.index.manifest import MANIFEST_FILE, Manifest
 from openbook.index.store import PassageStore
+from openbook.retrieve.base import hits_from_rows
 from openbook.types import Hit
 
 
@@ -21,19 +22,12 @@ def check_index_folder(directory: Path) -> Manifest:
 class BM25Retriever:
     name = "bm25"
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, store: PassageStore | None = None):
         directory = Path(directory)
         self.manifest = check_index_folder(directory)
-        self.store = PassageStore(directory)
+        self.store = store or PassageStore(directory)
         self.index = open_index(directory)
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         rows, scores = self.index.search(queries, k)
-        results: list[list[Hit]] = []
-        for query_rows, query_scores in zip(rows, scores):
-            # a passage sharing no term with the query (score 0) is no hit
-            kept = [(int(r), float(s)) for r, s in zip(query_rows, query_scores) if r >= 0 and s > 0]
-            passages = self.store.get([r for r, _ in kept])
-            results.append([Hit(passage=p, score=s, rank=i, retriever=self.name)
-                            for i, (p, (_, s)) in enumerate(zip(passages, kept))])
-        return results
+        return hits_from_rows(self.store, rows, scores, self.name, keep=0.0)  # score 0: no shared term

@@ -1,0 +1,108 @@
+"""Rerankers: reorder a question's candidate passages with a closer look than the retriever's.
+
+- `edit`: fuzzy string similarity between the question (prompt + options) and the passage
+  (rapidfuzz token-set ratio), the 4th place's cheap edit-distance ordering.
+- `embed-question` / `embed-options` / `embed`: cosine similarity of the passage to the prompt, to
+  the best-matching "prompt + option", or the mean of both, with a sentence embedder. Works over
+  any candidates, so it brings dense scoring to a BM25 index that was never embedded.
+- `cross:MODEL`: a sentence-transformers cross-encoder (path or hub id) scoring (question, passage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol
+
+import numpy as np
+
+from openbook.embed import Embedder
+from openbook.retrieve.query import joint_query, option_queries
+from openbook.types import Hit, Question
+
+RERANKERS = ("none", "edit", "embed-question", "embed-options", "embed", "cross:MODEL")
+
+
+class Reranker(Protocol):
+    name: str
+
+    def rerank(self, questions: Sequence[Question], hit_lists: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
+        """Each question's hits reordered best first, scores replaced by the reranker's."""
+        ...
+
+
+def _reordered(hits: Sequence[Hit], scores: Sequence[float], name: str) -> list[Hit]:
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].rank))  # ties keep retrieval order
+    return [replace(hits[i], score=float(scores[i]), rank=rank, retriever=f"{hits[i].retriever}>{name}")
+            for rank, i in enumerate(order)]
+
+
+class EditDistanceReranker:
+    name = "edit"
+
+    def rerank(self, questions: Sequence[Question], hit_lists: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
+        from rapidfuzz import fuzz
+
+        return [_reordered(hits, [fuzz.token_set_ratio(joint_query(q), h.passage.indexed_text()) for h in hits],
+                           self.name)
+                for q, hits in zip(questions, hit_lists)]
+
+
+class EmbeddingReranker:
+    """Passage vectors are cached by passage id: questions of one exam share many candidates."""
+
+    MODES = ("embed-question", "embed-options", "embed")
+
+    def __init__(self, embedder: Embedder, mode: str = "embed", cache_limit: int = 200_000):
+        if mode not in self.MODES:
+            raise ValueError(f"unknown embedding reranker {mode!r}; choose from {', '.join(self.MODES)}")
+        self.embedder, self.name = embedder, mode
+        self._cache: dict[str, np.ndarray] = {}
+        self._cache_limit = cache_limit
+
+    def _passage_vectors(self, hits: Sequence[Hit]) -> np.ndarray:
+        missing = list({h.passage.id: h for h in hits if h.passage.id not in self._cache}.values())
+        if missing:
+            if len(self._cache) + len(missing) > self._cache_limit:
+                self._cache.clear()
+            vectors = self.embedder.encode([h.passage.indexed_text() for h in missing], "passage")
+            self._cache.update(zip((h.passage.id for h in missing), vectors))
+        return np.stack([self._cache[h.passage.id] for h in hits])
+
+    def rerank(self, questions: Sequence[Question], hit_lists: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
+        self._passage_vectors([h for hits in hit_lists for h in hits])  # one batched encode for all
+        prompts = self.embedder.encode([q.prompt for q in questions], "query")
+        per_option = [option_queries(q) for q in questions]
+        options = self.embedder.encode([text for texts in per_option for text in texts], "query")
+        reranked, start = [], 0
+        for number, (question, hits) in enumerate(zip(questions, hit_lists)):
+            own_options = options[start:start + len(per_option[number])]
+            start += len(per_option[number])
+            if not hits:
+                reranked.append([])
+                continue
+            passages = self._passage_vectors(hits)
+            to_prompt = passages @ prompts[number]
+            to_options = (passages @ own_options.T).max(axis=1)
+            scores = {"embed-question": to_prompt, "embed-options": to_options,
+                      "embed": (to_prompt + to_options) / 2}[self.name]
+            reranked.append(_reordered(hits, scores.tolist(), self.name))
+        return reranked
+
+
+class CrossEncoderReranker:
+    def __init__(self, model: str, batch_size: int = 32):
+        from sentence_transformers import CrossEncoder
+
+        self.name = f"cross:{model}"
+        self.model = CrossEncoder(model, local_files_only=True)
+        self.batch_size = batch_size
+
+    def rerank(self, questions: Sequence[Question], hit_lists: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
+        pairs = [(joint_query(q), h.passage.indexed_text()) for q, hits in zip(questions, hit_lists) for h in hits]
+        scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False) if pairs else []
+        reranked, start = [], 0
+        for hits in hit_lists:
+            reranked.append(_reordered(hits, [float(s) for s in scores[start:start + len(hits)]], self.name))
+            start += len(hits)
+        return reranked

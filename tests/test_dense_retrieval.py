@@ -1,0 +1,127 @@
+"""Dense retrieval with the real shipped embedders (pulled the way a user pulls them)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from openbook.embed import EmbedderSettings, load_embedder
+from openbook.errors import OpenbookError
+from openbook.index.build import build_index
+from openbook.index.dense import DENSE_DIR, DenseInfo, build_dense_index, shard_paths
+from openbook.models import MODELS, ModelStore
+from openbook.retrieve import Retrieval, RetrievalSpec
+from openbook.retrieve.dense import DenseRetriever
+from openbook.types import Question
+
+pytest.importorskip("sentence_transformers", reason="dense retrieval needs sentence-transformers (pip install -e .[dev])")
+
+EMBEDDER = "all-minilm-l6-v2"
+# no word of the answer passage ("powerhouse", "ATP", "respiration") is in the query
+SEMANTIC_QUERY = "Which part of a cell makes its energy?"
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    ModelStore().pull(MODELS[EMBEDDER], log=lambda _: None)
+    return load_embedder(EmbedderSettings(EMBEDDER))
+
+
+@pytest.fixture
+def dense_index(tmp_path, articles_jsonl, minilm):
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    build_dense_index(index, EmbedderSettings(EMBEDDER), shard_rows=3, batch_passages=2, show_progress=False)
+    return index
+
+
+def test_embedder_gives_unit_vectors_that_match_meaning(minilm):
+    vectors = minilm.encode(["The mitochondrion produces ATP.", "Volcanoes erupt at plate boundaries."], "passage")
+    query = minilm.encode([SEMANTIC_QUERY], "query")
+    assert vectors.shape == (2, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors @ query.T)[0, 0] > (vectors @ query.T)[1, 0]
+
+
+def test_dense_index_in_shards_finds_by_meaning(dense_index):
+    info = DenseInfo.load(dense_index / DENSE_DIR)
+    assert info.complete and info.passages == 4 and info.model == EMBEDDER
+    assert [p.stat().st_size for p in shard_paths(dense_index / DENSE_DIR)] == [3 * 384 * 2, 384 * 2]
+    (found,) = DenseRetriever(dense_index).search([SEMANTIC_QUERY], k=2)
+    assert found[0].passage.title == "Mitochondrion" and found[0].retriever == "dense"
+    assert found[0].score > found[1].score
+
+
+def test_a_stopped_dense_build_resumes_and_gives_the_same_vectors(dense_index, tmp_path):
+    folder = dense_index / DENSE_DIR
+    complete = np.concatenate([np.fromfile(p, dtype="<f2") for p in shard_paths(folder)]).reshape(-1, 384)
+    first = shard_paths(folder)[0]
+    first.write_bytes(first.read_bytes()[:384 * 2 + 100])  # one row and a piece of the next, as at a stop
+    shard_paths(folder)[1].unlink()
+    info = DenseInfo.load(folder)
+    info.complete = False
+    info.save(folder)
+    with pytest.raises(OpenbookError, match="incomplete"):
+        DenseRetriever(dense_index)
+    resumed = build_dense_index(dense_index, EmbedderSettings(EMBEDDER), shard_rows=3, show_progress=False)
+    assert resumed.complete
+    again = np.concatenate([np.fromfile(p, dtype="<f2") for p in shard_paths(folder)]).reshape(-1, 384)
+    np.testing.assert_allclose(again.astype(np.float32), complete.astype(np.float32), atol=2e-3)
+    with pytest.raises(OpenbookError, match="shard_rows = 3, not 5; pass --overwrite"):
+        build_dense_index(dense_index, EmbedderSettings(EMBEDDER), shard_rows=5, show_progress=False)
+
+
+def test_hybrid_and_embedding_reranker(dense_index):
+    retrieval = Retrieval(dense_index, candidates=4)
+    question = Question("q", SEMANTIC_QUERY, {"A": "the nucleus", "B": "the mitochondrion"})
+    for text in ("hybrid-rrf", "hybrid-weighted", "dense/both", "bm25+embed", "bm25+embed-options"):
+        (found,) = retrieval.search([question], RetrievalSpec.parse(text), k=2)
+        assert found[0].passage.title == "Mitochondrion", text
+    (reranked,) = retrieval.search([question], RetrievalSpec.parse("bm25+embed-question"), k=4)
+    assert reranked[0].retriever.endswith(">embed-question") and reranked[0].score >= reranked[-1].score
+
+
+def test_index_and_eval_retrieval_commands(tmp_path, articles_jsonl, minilm):
+    from typer.testing import CliRunner
+
+    from openbook.cli.main import app
+
+    runner = CliRunner()
+    index = tmp_path / "index"
+    built = runner.invoke(app, ["index", str(articles_jsonl), "--out", str(index), "--dense", EMBEDDER, "--quiet"])
+    assert built.exit_code == 0, built.output
+    assert json.loads((index / "manifest.json").read_text())["indexes"]["dense"]["vectors"] == 4
+    again = runner.invoke(app, ["index", str(articles_jsonl), "--out", str(index), "--dense", EMBEDDER, "--quiet"])
+    assert again.exit_code == 0 and "kept" in again.output  # nothing rebuilt
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,context\n"
+                    "1,Which part of a cell makes its energy?,nucleus,mitochondrion,"
+                    "\"The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration.\"\n"
+                    "2,How fast is light?,fast,slow,\"The speed of light in vacuum is exactly 299792458 metres per second.\"\n"
+                    "3,No source here,a,b,\n")
+    out = tmp_path / "retrieval.json"
+    result = runner.invoke(app, ["eval-retrieval", str(exam), "--index", str(index), "-p", "bm25", "-p", "dense",
+                                 "-p", "hybrid-rrf/per-option+edit", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {row["pipeline"]: row for row in json.loads(out.read_text())["results"]}
+    assert set(rows) == {"bm25", "dense", "hybrid-rrf/per-option+edit"}
+    assert rows["dense"]["questions"] == 2 and rows["dense"]["recall@1"] == 1.0 and rows["dense"]["mrr"] == 1.0
+    assert "recall@5" in result.output
+    bad = runner.invoke(app, ["eval-retrieval", str(exam), "--index", str(index), "-p", "sparse"])
+    assert bad.exit_code == 2 and "unknown retriever" in bad.output
+
+
+def test_gguf_embedder_applies_nomic_prefixes():
+    pytest.importorskip("llama_cpp")
+    ModelStore().pull(MODELS["nomic-embed-text-v1.5"], log=lambda _: None)
+    embedder = load_embedder(EmbedderSettings("nomic-embed-text-v1.5"))
+    assert (embedder.query_prefix, embedder.passage_prefix) == ("search_query: ", "search_document: ")
+    passages = embedder.encode(["The mitochondrion produces ATP for the cell.", "Volcanoes erupt lava."], "passage")
+    query = embedder.encode([SEMANTIC_QUERY], "query")
+    as_passage = embedder.encode([SEMANTIC_QUERY], "passage")
+    assert passages.shape == (2, 768)
+    np.testing.assert_allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-5)
+    assert float(query @ as_passage.T) < 0.999  # the prefix changes the vector
+    assert (passages @ query.T)[0, 0] > (passages @ query.T)[1, 0]

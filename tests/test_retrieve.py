@@ -1,0 +1,153 @@
+"""Retrieval beyond BM25: fusion, query forms, rerankers, pipeline specs and source-passage evaluation.
+
+Everything here runs without an embedding model; `test_dense_retrieval.py` uses a real one."""
+
+from __future__ import annotations
+
+import pytest
+
+from openbook.errors import ConfigError
+from openbook.evaluate.retrieval import first_source_rank, overlap_with_source, score_ranks
+from openbook.index.build import build_index
+from openbook.retrieve import Retrieval, RetrievalSpec
+from openbook.retrieve.fusion import HybridRetriever, reciprocal_rank_fusion, weighted_score_fusion
+from openbook.retrieve.query import joint_query, option_queries, queries_for, search_questions
+from openbook.retrieve.rerank import EditDistanceReranker
+from openbook.types import Hit, Passage, Question
+
+QUESTION = Question(id="q", prompt="What do green plants release?", options={"A": "oxygen", "B": "argon", "D": "neon"})
+
+
+def hits(*ids_scores, retriever="x"):
+    return [Hit(Passage(pid, pid, "", f"text {pid}"), score, rank, retriever)
+            for rank, (pid, score) in enumerate(ids_scores)]
+
+
+def ids(hit_list):
+    return [h.passage.id for h in hit_list]
+
+
+def test_rrf_rewards_agreement_and_follows_its_formula():
+    fused = reciprocal_rank_fusion([hits(("a", 9), ("b", 8), ("c", 7)), hits(("c", 0.9), ("a", 0.8))], k=3)
+    assert ids(fused) == ["a", "c", "b"]
+    assert fused[0].score == pytest.approx(1 / 61 + 1 / 62)
+    assert fused[1].score == pytest.approx(1 / 63 + 1 / 61)
+    assert [h.rank for h in fused] == [0, 1, 2] and fused[0].retriever == "rrf"
+    weighted = reciprocal_rank_fusion([hits(("a", 9), ("b", 8)), hits(("b", 1), ("a", 0))], k=2, weights=[1, 3])
+    assert ids(weighted) == ["b", "a"]
+
+
+def test_weighted_fusion_normalises_each_list_before_weighting():
+    bm25 = hits(("a", 30.0), ("b", 20.0), ("c", 10.0))   # normalised 1, .5, 0
+    dense = hits(("c", 0.9), ("b", 0.8), ("d", 0.5))     # normalised 1, .75, 0
+    fused = weighted_score_fusion([bm25, dense], k=4, weights=[1.0, 1.0])
+    assert ids(fused) == ["b", "a", "c", "d"]
+    assert [h.score for h in fused] == pytest.approx([1.25, 1.0, 1.0, 0.0])
+    assert ids(weighted_score_fusion([bm25, dense], k=1, weights=[0.1, 1.0])) == ["c"]
+
+
+def test_query_forms():
+    assert joint_query(QUESTION) == "What do green plants release? oxygen argon neon"
+    assert option_queries(QUESTION)[2] == "What do green plants release? neon"
+    assert len(queries_for(QUESTION, "both")) == 4
+    with pytest.raises(ValueError, match="unknown query form"):
+        queries_for(QUESTION, "all")
+
+
+def test_per_option_queries_are_searched_in_one_batch_and_fused():
+    class Recorder:
+        name = "rec"
+        calls: list[list[str]] = []
+
+        def search(self, queries, k):
+            self.calls.append(list(queries))
+            return [hits((q.split()[-1], 1.0), ("shared", 0.5)) for q in queries]
+
+    retriever = Recorder()
+    (merged,) = search_questions(retriever, [QUESTION], "per-option", k=5)
+    assert len(retriever.calls) == 1 and len(retriever.calls[0]) == 3
+    assert ids(merged)[0] == "shared"  # found by every option's query
+    assert set(ids(merged)) == {"shared", "oxygen", "argon", "neon"} and merged[0].retriever == "rec"
+
+
+def test_spec_grammar_and_errors():
+    spec = RetrievalSpec.parse("hybrid-rrf/both+embed")
+    assert (spec.retriever, spec.query, spec.rerank) == ("hybrid-rrf", "both", "embed")
+    assert spec.label() == "hybrid-rrf/both+embed" and RetrievalSpec.parse("bm25").label() == "bm25"
+    assert RetrievalSpec.parse("dense+cross:/models/ce").rerank == "cross:/models/ce"
+    for bad, problem in [("sparse", "unknown retriever"), ("bm25/all", "unknown query form"),
+                         ("bm25+magic", "unknown reranker")]:
+        with pytest.raises(ConfigError, match=problem):
+            RetrievalSpec.parse(bad)
+
+
+def test_edit_distance_reranker_puts_the_closest_passage_first():
+    question = Question("q", "Which organelle produces ATP?", {"A": "mitochondrion", "B": "ribosome"})
+    candidates = [Hit(Passage("x", "x", "Volcano", "Volcanoes erupt lava at plate boundaries."), 5.0, 0, "bm25"),
+                  Hit(Passage("y", "y", "Mitochondrion", "The mitochondrion is the organelle that produces ATP."),
+                      4.0, 1, "bm25")]
+    (reranked,) = EditDistanceReranker().rerank([question], [candidates])
+    assert ids(reranked) == ["y", "x"] and reranked[0].retriever == "bm25>edit" and reranked[0].rank == 0
+
+
+def test_bm25_pipeline_with_reranker_keeps_k_of_the_candidates(tmp_path, articles_jsonl):
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    retrieval = Retrieval(index, candidates=4)
+    question = Question("q", "How fast does light travel in vacuum?", {"A": "299792458 metres per second", "B": "slowly"})
+    (plain,) = retrieval.search([question], RetrievalSpec.parse("bm25"), k=2)
+    (reranked,) = retrieval.search([question], RetrievalSpec.parse("bm25/both+edit"), k=2)
+    assert plain[0].passage.title == reranked[0].passage.title == "Speed of light"
+    assert len(reranked) == 2 and reranked[0].retriever == "bm25>edit"
+    with pytest.raises(Exception, match="no dense index"):
+        retrieval.search([question], RetrievalSpec.parse("dense"), k=2)
+
+
+def test_hybrid_retriever_asks_each_retriever_for_depth_candidates():
+    class Fixed:
+        def __init__(self, name, result):
+            self.name, self.result, self.asked = name, result, []
+
+        def search(self, queries, k):
+            self.asked.append(k)
+            return [self.result for _ in queries]
+
+    sparse, dense = Fixed("bm25", hits(("a", 3), ("b", 2))), Fixed("dense", hits(("b", 0.9), ("c", 0.1)))
+    (fused,) = HybridRetriever([sparse, dense], "rrf", depth=30).search(["q"], k=2)
+    assert sparse.asked == dense.asked == [30]
+    assert ids(fused) == ["b", "a"] and fused[0].retriever == "hybrid-rrf"
+
+
+SOURCE = ("The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration. "
+          "Mitochondria have their own DNA, inherited from the mother.")
+
+
+def test_source_matching_by_word_five_gram_containment():
+    chunk = "It produces ATP by cellular respiration. Mitochondria have their own DNA"
+    assert overlap_with_source(chunk, SOURCE) == 1.0
+    assert overlap_with_source("Mitochondria have their own DNA. Volcanoes erupt lava at plate boundaries often.",
+                               SOURCE) < 0.5
+    assert overlap_with_source("the powerhouse", SOURCE) == 1.0  # shorter than a 5-gram: all its words, in order
+    assert overlap_with_source("", SOURCE) == 0.0
+    ranked = [Hit(Passage("x", "x", "", "Volcanoes erupt lava at plate boundaries."), 2, 0),
+              Hit(Passage("y", "y", "", chunk), 1, 1)]
+    assert first_source_rank(ranked, SOURCE) == 1 and first_source_rank(ranked[:1], SOURCE) is None
+
+
+def test_recall_and_mrr():
+    scores = score_ranks("p", [0, 3, None, 19, 7], seconds=0.5)
+    assert scores.recall == {1: 0.2, 5: 0.4, 20: 0.8}
+    assert scores.mrr == pytest.approx((1 + 1 / 4 + 1 / 20 + 1 / 8) / 5)
+    assert scores.ms_per_question == pytest.approx(100.0)
+
+
+def test_answer_refuses_a_bad_retrieval_before_loading_a_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from openbook.cli.main import app
+
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B\n1,Why?,a,b\n")
+    result = CliRunner().invoke(app, ["answer", str(exam), "--out", str(tmp_path / "out"), "--model", "/nonexistent.gguf",
+                                      "--retrieval", "bm25", "--retrieval", "dense/every"])
+    assert result.exit_code == 2 and "unknown query form 'every'" in result.output
