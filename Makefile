@@ -6,6 +6,7 @@ RUNS ?= runs
 MODEL ?= qwen2.5-coder-1.5b-instruct
 EXAM ?= src/openbook/resources/default-exam.csv
 DEMO_ARGS ?=  # e.g. DEMO_ARGS="--limit 5" for a quick look
+TORCH ?= torch==2.13.0  # pinned: this version resolves to the CPU build here (a bare `torch` pulls CUDA)
 
 .PHONY: setup demo test bench clean
 
@@ -14,7 +15,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[llm,dev]"
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[llm,dense,faiss,dev]"
 	touch $@
 
 demo: setup
@@ -27,6 +29,8 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/index_bm25.py
+	$(BIN)/python bench/dense_search.py
+	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/readers.py
 
 clean:

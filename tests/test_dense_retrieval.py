@@ -16,6 +16,8 @@ from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.dense import DenseRetriever
 from openbook.types import Question
 
+from conftest import ARTICLES
+
 pytest.importorskip("sentence_transformers", reason="dense retrieval needs sentence-transformers (pip install -e .[dev])")
 
 EMBEDDER = "all-minilm-l6-v2"
@@ -96,10 +98,10 @@ def test_index_and_eval_retrieval_commands(tmp_path, articles_jsonl, minilm):
     again = runner.invoke(app, ["index", str(articles_jsonl), "--out", str(index), "--dense", EMBEDDER, "--quiet"])
     assert again.exit_code == 0 and "kept" in again.output  # nothing rebuilt
     exam = tmp_path / "exam.csv"
+    sources = {title: text for _, title, text in ARTICLES}  # each question written from a whole article
     exam.write_text("id,prompt,A,B,context\n"
-                    "1,Which part of a cell makes its energy?,nucleus,mitochondrion,"
-                    "\"The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration.\"\n"
-                    "2,How fast is light?,fast,slow,\"The speed of light in vacuum is exactly 299792458 metres per second.\"\n"
+                    f"1,Which part of a cell makes its energy?,nucleus,mitochondrion,\"{sources['Mitochondrion']}\"\n"
+                    f"2,How fast is light?,fast,slow,\"{sources['Speed of light']}\"\n"
                     "3,No source here,a,b,\n")
     out = tmp_path / "retrieval.json"
     result = runner.invoke(app, ["eval-retrieval", str(exam), "--index", str(index), "-p", "bm25", "-p", "dense",
@@ -123,5 +125,30 @@ def test_gguf_embedder_applies_nomic_prefixes():
     as_passage = embedder.encode([SEMANTIC_QUERY], "passage")
     assert passages.shape == (2, 768)
     np.testing.assert_allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-5)
-    assert float(query @ as_passage.T) < 0.999  # the prefix changes the vector
+    assert (query @ as_passage.T)[0, 0] < 0.999  # the prefix changes the vector
     assert (passages @ query.T)[0, 0] > (passages @ query.T)[1, 0]
+
+
+def test_cross_encoder_trains_saves_and_reranks(tmp_path, articles_jsonl, minilm):
+    """A few steps on a tiny exam: the command runs end to end and its model serves `+cross:`."""
+    from typer.testing import CliRunner
+
+    from openbook.cli.main import app
+
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,context\n"
+                    "1,Which part of a cell makes its energy?,nucleus,mitochondrion,"
+                    "\"The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration.\"\n"
+                    "2,How fast is light?,fast,slow,\"The speed of light in vacuum is exactly 299792458 metres per second.\"\n")
+    model = tmp_path / "cross"
+    result = CliRunner().invoke(app, ["train", "cross-encoder", str(exam), "--index", str(index), "--out", str(model),
+                                      "--negatives", "2", "--batch-size", "4", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (model / "config.json").is_file() and "pairs" in result.output
+    retrieval = Retrieval(index, candidates=4)
+    (reranked,) = retrieval.search([Question("q", SEMANTIC_QUERY, {"A": "x"})],
+                                   RetrievalSpec.parse(f"bm25+cross:{model}"), k=3)
+    assert reranked and reranked[0].retriever.endswith(f">cross:{model}")
+    assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)

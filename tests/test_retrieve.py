@@ -151,3 +151,17 @@ def test_answer_refuses_a_bad_retrieval_before_loading_a_model(tmp_path):
     result = CliRunner().invoke(app, ["answer", str(exam), "--out", str(tmp_path / "out"), "--model", "/nonexistent.gguf",
                                       "--retrieval", "bm25", "--retrieval", "dense/every"])
     assert result.exit_code == 2 and "unknown query form 'every'" in result.output
+
+
+def test_rows_whose_context_does_not_carry_them_are_not_grounded():
+    def row(qid, prompt, answer, context):
+        return Question(qid, prompt, {"A": answer, "B": "nothing"}, answer="A", extra={"context": context})
+
+    questions = [row("1", "Where is the university?", "Orlando Florida", "The university is in Orlando, Florida."),
+                 row("2", "What research did the university do?", "modeling and simulation",
+                     "The university is in Orlando, Florida. Its research covers modeling and simulation."),
+                 row("3", "What research does industry fund at the university?", "applied research",
+                     "Volcanoes erupt lava."),
+                 row("4", "Who proposed PIXE?", "Sven Johansson", "Pise may refer to a village in India.")]
+    from openbook.evaluate.retrieval import grounded_questions
+    assert [q.id for q in grounded_questions(questions)] == ["1", "2"]

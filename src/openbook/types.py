@@ -55,6 +55,7 @@ class Hit:
     score: float
     rank: int
     retriever: str = ""
+    row: int = -1  # the passage's row in its index's store (-1: not from a store)
 
 
 @dataclass(frozen=True, slots=True)

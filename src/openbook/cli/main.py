@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from openbook import __version__
-from openbook.cli import answer_cmd, exam_cmd, index_cmd, models_cmd, retrieval_cmd, search_cmd
+from openbook.cli import answer_cmd, exam_cmd, index_cmd, models_cmd, retrieval_cmd, search_cmd, train_cmd
 
 app = typer.Typer(
     name="openbook",
@@ -40,3 +40,4 @@ app.command("eval-retrieval")(retrieval_cmd.eval_retrieval)
 app.command("check")(exam_cmd.check)
 app.command("score")(exam_cmd.score)
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(train_cmd.app, name="train")

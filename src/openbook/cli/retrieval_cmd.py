@@ -28,6 +28,7 @@ class RetrievalEvalOptions:
     dense_engine: str = "matmul"
     context_column: str = "context"
     limit: int | None = None
+    grounded: bool = False
     out: Path | None = None
 
 
@@ -43,6 +44,9 @@ def eval_retrieval(
     dense_engine: Annotated[str | None, typer.Option(help="matmul (exact, no FAISS), faiss-flat or faiss-hnsw.")] = None,
     context_column: Annotated[str | None, typer.Option(help="Exam column holding the source passage.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N questions that have a source passage.")] = None,
+    grounded: Annotated[bool | None, typer.Option("--grounded/--all-rows", help="Also score only the rows whose "
+                                                  "context carries their question and answer (see "
+                                                  "openbook.evaluate.retrieval).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the table as JSON here.")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -58,7 +62,7 @@ def eval_retrieval(
         raise OpenbookError(f"{options.exam}: no question has a {options.context_column!r} column to match against")
     questions = questions[:options.limit] if options.limit else questions
     retrieval = Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
-    scores = evaluate_retrieval(questions, retrieval, specs, options.context_column)
+    scores = evaluate_retrieval(questions, retrieval, specs, options.context_column, options.grounded)
     table = Table("pipeline", *(f"recall@{k}" for k in RECALL_AT), "MRR", "ms/question",
                   title=f"source-passage retrieval, {len(questions)} questions of {options.exam.name}")
     for row in scores:

@@ -77,8 +77,7 @@ def build_index(inputs: list[Path], out: Path, settings: IndexSettings = IndexSe
     readers = [DocumentReader(path, settings.corpus_format, settings.fields, tally) for path in files]
     records = [InputRecord(path=str(r.path), format=r.format, bytes=r.size, sha256=sha256_of(r.path)) for r in readers]
     if not overwrite and (existing := _built_from(out, records, settings)) is not None:
-        if show_progress:
-            console.print(f"{out} already holds these passages and their BM25 index: kept")
+        console.print(f"{out} already holds these passages and their BM25 index: kept")
         return existing
     _prepare_output(out, overwrite)
     started = time.perf_counter()

@@ -23,7 +23,7 @@ import json
 import mmap
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -136,6 +136,7 @@ class ShardedMatmulSearch(VectorSearch):
         self.count = sum(rows for _, rows in self.shards)
         self.block_rows = block_rows
         self.query_batch = query_batch
+        self._mapped: list[np.memmap] | None = None  # for `vectors`: random access to single rows
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, fp16 block) over the whole store, in row order: views of one memory-mapped shard
@@ -152,6 +153,17 @@ class ShardedMatmulSearch(VectorSearch):
                 yield offset + start, shard[start:start + self.block_rows]
             mapped.madvise(mmap.MADV_DONTNEED)  # drop its pages from this process (the page cache keeps them)
             offset += rows
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        """The stored vectors of some rows (fp32), read from their shards."""
+        if self._mapped is None:
+            self._mapped = [np.memmap(path, dtype=ROW_DTYPE, mode="r", shape=(count, self.info.dimension))
+                            for path, count in self.shards]
+        out = np.empty((len(rows), self.info.dimension), dtype=np.float32)
+        for i, row in enumerate(rows):
+            shard, offset = divmod(int(row), self.info.shard_rows)
+            out[i] = self._mapped[shard][offset]
+        return out
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         import torch  # its fp16->fp32 copy is ~30x numpy's (F16C), and topk beats argpartition

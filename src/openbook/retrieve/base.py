@@ -26,6 +26,6 @@ def hits_from_rows(store: PassageStore, rows: np.ndarray, scores: np.ndarray, re
     for query_rows, query_scores in zip(rows, scores):
         kept = [(int(r), float(s)) for r, s in zip(query_rows, query_scores) if r >= 0 and s > keep]
         passages = store.get([r for r, _ in kept])
-        results.append([Hit(passage=p, score=s, rank=i, retriever=retriever)
-                        for i, (p, (_, s)) in enumerate(zip(passages, kept))])
+        results.append([Hit(passage=p, score=s, rank=i, retriever=retriever, row=r)
+                        for i, (p, (r, s)) in enumerate(zip(passages, kept))])
     return results

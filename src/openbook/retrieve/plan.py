@@ -95,9 +95,13 @@ class Retrieval:
             return self._part(name, EditDistanceReranker)
         if name.startswith("cross:"):
             return self._part(name, lambda: CrossEncoderReranker(name.removeprefix("cross:")))
-        embedder = self._index_embedder() or self._part(
-            f"embedder:{self.embedder or DEFAULT_EMBEDDER}",
-            lambda: load_embedder(EmbedderSettings(self.embedder or DEFAULT_EMBEDDER)))
+        embedder = self._index_embedder()
+        if embedder is not None:  # the index's own model: its stored passage vectors serve the reranker
+            from openbook.index.dense import ShardedMatmulSearch
+            stored = self._part("stored", lambda: ShardedMatmulSearch(self.index / DENSE_DIR)).vectors
+            return self._part(name, lambda: EmbeddingReranker(embedder, name, stored))
+        embedder = self._part(f"embedder:{self.embedder or DEFAULT_EMBEDDER}",
+                              lambda: load_embedder(EmbedderSettings(self.embedder or DEFAULT_EMBEDDER)))
         return self._part(name, lambda: EmbeddingReranker(embedder, name))
 
     def search(self, questions: Sequence[Question], spec: RetrievalSpec, k: int) -> list[list[Hit]]:

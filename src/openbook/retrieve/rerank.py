@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -49,18 +49,23 @@ class EditDistanceReranker:
 
 
 class EmbeddingReranker:
-    """Passage vectors are cached by passage id: questions of one exam share many candidates."""
+    """Passage vectors come from the index's dense store when it was built with the same embedder
+    (`stored`: rows -> vectors), else are embedded on the fly and cached by passage id (questions of
+    one exam share many candidates)."""
 
     MODES = ("embed-question", "embed-options", "embed")
 
-    def __init__(self, embedder: Embedder, mode: str = "embed", cache_limit: int = 200_000):
+    def __init__(self, embedder: Embedder, mode: str = "embed", stored: Callable[[list[int]], np.ndarray] | None = None,
+                 cache_limit: int = 200_000):
         if mode not in self.MODES:
             raise ValueError(f"unknown embedding reranker {mode!r}; choose from {', '.join(self.MODES)}")
-        self.embedder, self.name = embedder, mode
+        self.embedder, self.name, self.stored = embedder, mode, stored
         self._cache: dict[str, np.ndarray] = {}
         self._cache_limit = cache_limit
 
     def _passage_vectors(self, hits: Sequence[Hit]) -> np.ndarray:
+        if self.stored is not None and all(h.row >= 0 for h in hits):
+            return self.stored([h.row for h in hits]) if hits else np.zeros((0, self.embedder.dimension), np.float32)
         missing = list({h.passage.id: h for h in hits if h.passage.id not in self._cache}.values())
         if missing:
             if len(self._cache) + len(missing) > self._cache_limit:
