@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUNS ?= runs
 MODEL ?= qwen2.5-coder-1.5b-instruct
+EMBEDDER ?= all-minilm-l6-v2
 EXAM ?= src/openbook/resources/default-exam.csv
 DEMO_ARGS ?=  # e.g. DEMO_ARGS="--limit 5" for a quick look
 TORCH ?= torch==2.13.0  # pinned: this version resolves to the CPU build here (a bare `torch` pulls CUDA)
@@ -20,8 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/openbook models pull $(MODEL)
-	$(BIN)/openbook index --out $(RUNS)/default-index --overwrite
+	$(BIN)/openbook models pull $(MODEL) $(EMBEDDER)
+	$(BIN)/openbook index --out $(RUNS)/default-index --dense $(EMBEDDER)  # kept or resumed when run again
 	$(BIN)/openbook eval $(EXAM) --index $(RUNS)/default-index --model $(MODEL) --out $(RUNS)/default-exam $(DEMO_ARGS)
 
 test: setup

@@ -50,12 +50,17 @@ def test_missing_file(tmp_path):
 
 def test_shipped_configs_are_valid():
     from openbook.cli.index_cmd import IndexOptions
+    from openbook.cli.retrieval_cmd import RetrievalEvalOptions
     from openbook.cli.search_cmd import SearchOptions
     from openbook.pipeline import AnswerOptions
+    from openbook.retrieve import AUTO, RetrievalSpec
 
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
     assert configs
     for config in configs:
         resolve_options(IndexOptions, "index", config, {})
         resolve_options(SearchOptions, "search", config, {})
-        resolve_options(AnswerOptions, "answer", config, {})
+        answer = resolve_options(AnswerOptions, "answer", config, {})
+        evaluation = resolve_options(RetrievalEvalOptions, "eval-retrieval", config, {})
+        for text in [*answer.retrieval, *evaluation.pipelines]:
+            assert text == AUTO or RetrievalSpec.parse(text)

@@ -75,14 +75,24 @@ def test_a_stopped_dense_build_resumes_and_gives_the_same_vectors(dense_index, t
         build_dense_index(dense_index, EmbedderSettings(EMBEDDER), shard_rows=5, show_progress=False)
 
 
-def test_hybrid_and_embedding_reranker(dense_index):
+def test_hybrid_and_embedding_reranker(dense_index, minilm):
+    from openbook.retrieve.rerank import EmbeddingReranker
+
     retrieval = Retrieval(dense_index, candidates=4)
     question = Question("q", SEMANTIC_QUERY, {"A": "the nucleus", "B": "the mitochondrion"})
     for text in ("hybrid-rrf", "hybrid-weighted", "dense/both", "bm25+embed", "bm25+embed-options"):
         (found,) = retrieval.search([question], RetrievalSpec.parse(text), k=2)
         assert found[0].passage.title == "Mitochondrion", text
+    assert retrieval.resolve("auto") == RetrievalSpec.parse("hybrid-rrf/both+embed")
     (reranked,) = retrieval.search([question], RetrievalSpec.parse("bm25+embed-question"), k=4)
     assert reranked[0].retriever.endswith(">embed-question") and reranked[0].score >= reranked[-1].score
+    # the index's stored fp16 vectors serve the reranker, with the scores of embedding on the fly
+    (candidates,) = retrieval.search([question], RetrievalSpec.parse("bm25"), k=4)
+    assert retrieval.reranker("embed").stored is not None
+    (stored,) = retrieval.reranker("embed").rerank([question], [candidates])
+    (fresh,) = EmbeddingReranker(minilm, "embed").rerank([question], [candidates])
+    assert [h.passage.id for h in stored] == [h.passage.id for h in fresh]
+    assert [h.score for h in stored] == pytest.approx([h.score for h in fresh], abs=2e-3)
 
 
 def test_index_and_eval_retrieval_commands(tmp_path, articles_jsonl, minilm):

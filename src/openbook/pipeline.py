@@ -17,7 +17,7 @@ from openbook.ensemble import average_probabilities, rank
 from openbook.evaluate.metrics import Scores, score_rankings
 from openbook.progress import meter
 from openbook.readers import LetterReader, Reader, ReaderOutput, YesNoReader, read_question
-from openbook.retrieve import Retrieval, RetrievalSpec
+from openbook.retrieve import AUTO, Retrieval
 from openbook.retrieve.context import Context, pack_context
 from openbook.types import Hit, Prediction, Question
 
@@ -36,7 +36,7 @@ class AnswerOptions:
     readers: list[str] = field(default_factory=lambda: ["letter"])
     rotations: int = 1               # letter reader: option orders averaged (permutation debiasing)
     share_prefix: bool = True        # evaluate context + question once per question (KV cache reuse)
-    retrieval: list[str] = field(default_factory=lambda: ["bm25"])  # one context per pipeline (plan.py grammar)
+    retrieval: list[str] = field(default_factory=lambda: [AUTO])  # one context per pipeline (plan.py grammar)
     candidates: int = 50             # per retriever before fusion or reranking
     dense_engine: str = "matmul"
     passages: int = 8                # retrieved per question, before packing
@@ -100,7 +100,7 @@ def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None
 
     per_pipeline = []
     for text in options.retrieval:
-        spec = RetrievalSpec.parse(text)
+        spec = retrieval.resolve(text)
         hit_lists = retrieval.search(questions, spec, options.passages)
         per_pipeline.append([RetrievedContext(spec.label(), hits, pack_context(hits, options.context_tokens, count_tokens))
                              for hits in hit_lists])

@@ -15,7 +15,7 @@ from openbook.exam import read_exam
 from openbook.evaluate.report import write_run
 from openbook.pipeline import AnswerOptions, answer_exam
 from openbook.progress import console
-from openbook.retrieve import RetrievalSpec
+from openbook.retrieve import AUTO, RetrievalSpec
 
 ExamArg = Annotated[Path | None, typer.Argument(help="Exam CSV/JSONL (id,prompt,A..E[,answer]).", show_default=False)]
 IndexOpt = Annotated[Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`; none: no context.")]
@@ -25,8 +25,8 @@ ReaderOpt = Annotated[list[str] | None, typer.Option("--reader", "-r", help="let
 RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
 ShareOpt = Annotated[bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")]
 RetrOpt = Annotated[list[str] | None, typer.Option(
-    "--retrieval", help="RETRIEVER[/QUERY][+RERANKER] (e.g. bm25, hybrid-rrf/both+embed); repeat for one "
-                        "context per pipeline, read and averaged.")]
+    "--retrieval", help="RETRIEVER[/QUERY][+RERANKER] (e.g. bm25, hybrid-rrf/both+embed) or auto (the best "
+                        "measured that the index supports); repeat for one context per pipeline, read and averaged.")]
 CandOpt = Annotated[int | None, typer.Option(help="Passages per retriever before fusion or reranking.")]
 EngineOpt = Annotated[str | None, typer.Option(help="Dense search: matmul (exact), faiss-flat or faiss-hnsw.")]
 PassOpt = Annotated[int | None, typer.Option(help="Passages retrieved per question.")]
@@ -46,7 +46,8 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     if options.out is None:
         raise ConfigError("no output folder: pass --out DIR (or `out` in the [answer] table)")
     for text in options.retrieval:  # a typo is reported before the model loads
-        RetrievalSpec.parse(text)
+        if text != AUTO:
+            RetrievalSpec.parse(text)
     questions = read_exam(options.exam)
     if need_answers and not any(q.answer for q in questions):
         raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")

@@ -36,12 +36,27 @@ class Embedder(Protocol):
         ...
 
 
+class PrefixedEmbedder:
+    """What every concrete embedder shares: the kind's prefix, empty input, unit-length rows.
+    Subclasses set `name`, `dimension` and the prefixes, and embed prefixed texts in `_embed`."""
+
+    name: str
+    dimension: int
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+    def encode(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        prefix = self.query_prefix if kind == "query" else self.passage_prefix
+        return unit_rows(self._embed([prefix + text for text in texts]))
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
-
-def with_prefix(texts: Sequence[str], kind: TextKind, query_prefix: str, passage_prefix: str) -> list[str]:
-    prefix = query_prefix if kind == "query" else passage_prefix
-    return [prefix + text for text in texts] if prefix else list(texts)

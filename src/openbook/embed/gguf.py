@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
-from openbook.embed.base import TextKind, unit_rows, with_prefix
+from openbook.embed.base import PrefixedEmbedder
 
 
-class GGUFEmbedder:
+class GGUFEmbedder(PrefixedEmbedder):
     def __init__(self, name: str, location: str, query_prefix: str, passage_prefix: str, batch_size: int = 64,
                  max_tokens: int | None = None, threads: int | None = None, n_gpu_layers: int = 0):
         from llama_cpp import Llama
@@ -25,12 +24,8 @@ class GGUFEmbedder:
         self.max_tokens = n_ctx
         self.dimension = int(self.model.n_embd())
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
-        self.batch_size = batch_size
 
-    def encode(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        prefixed = with_prefix(texts, kind, self.query_prefix, self.passage_prefix)
-        vectors = [self.model.embed(prefixed[start:start + 8], normalize=False, truncate=True)
-                   for start in range(0, len(prefixed), 8)]
-        return unit_rows(np.concatenate([np.asarray(v, dtype=np.float32) for v in vectors]))
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        vectors = [self.model.embed(texts[start:start + 8], normalize=False, truncate=True)
+                   for start in range(0, len(texts), 8)]
+        return np.concatenate([np.asarray(v, dtype=np.float32) for v in vectors])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from openbook.embed.base import TextKind, unit_rows, with_prefix
+from openbook.embed.base import PrefixedEmbedder
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(PrefixedEmbedder):
     def __init__(self, name: str, location: str, query_prefix: str, passage_prefix: str, batch_size: int = 64,
                  max_tokens: int | None = None, threads: int | None = None, device: str | None = None):
         import torch
@@ -28,9 +26,5 @@ class SentenceTransformerEmbedder:
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
         self.batch_size = batch_size
 
-    def encode(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(with_prefix(texts, kind, self.query_prefix, self.passage_prefix),
-                                    batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
-        return unit_rows(vectors)
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)

@@ -2,7 +2,7 @@
 (retriever, query form, reranker) is named by a `RetrievalSpec` and run by `Retrieval`."""
 
 from openbook.retrieve.base import Retriever
-from openbook.retrieve.plan import RETRIEVERS, Retrieval, RetrievalSpec
+from openbook.retrieve.plan import AUTO, RETRIEVERS, Retrieval, RetrievalSpec
 from openbook.retrieve.sparse import BM25Retriever
 
-__all__ = ["BM25Retriever", "RETRIEVERS", "Retrieval", "RetrievalSpec", "Retriever"]
+__all__ = ["AUTO", "BM25Retriever", "RETRIEVERS", "Retrieval", "RetrievalSpec", "Retriever"]

@@ -1,6 +1,8 @@
 """A retrieval pipeline named in one string, and the components it needs, loaded once.
 
-Grammar: `RETRIEVER[/QUERY][+RERANKER]`, e.g. `bm25`, `dense/per-option`, `hybrid-rrf/both+embed`.
+Grammar: `RETRIEVER[/QUERY][+RERANKER]`, e.g. `bm25`, `dense/per-option`, `hybrid-rrf/both+embed`,
+or `auto`: hybrid-rrf/both+embed where the index has a dense part, else bm25/both (the best of each
+measured on llmse-stem-1k by bench/retrieval.py).
 - RETRIEVER: bm25 | dense | hybrid-rrf | hybrid-weighted (BM25 + dense fused)
 - QUERY: joint (default) | per-option | both (see `retrieve/query.py`)
 - RERANKER: edit | embed-question | embed-options | embed | cross:MODEL (see `retrieve/rerank.py`);
@@ -25,6 +27,10 @@ from openbook.retrieve.sparse import BM25Retriever
 from openbook.types import Hit, Question
 
 RETRIEVERS = ("bm25", "dense", "hybrid-rrf", "hybrid-weighted")
+# `auto`: the best pipeline measured (bench/retrieval.py) that the index supports
+AUTO = "auto"
+AUTO_WITH_DENSE = "hybrid-rrf/both+embed"
+AUTO_SPARSE_ONLY = "bm25/both"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,7 @@ class RetrievalSpec:
 
     @classmethod
     def parse(cls, text: str) -> RetrievalSpec:
+        """A spec from its text; `auto` is not a spec but a choice per index (`Retrieval.resolve`)."""
         head, _, rerank = text.strip().partition("+")
         retriever, _, query = head.partition("/")
         spec = cls(retriever=retriever or "bm25", query=query or "joint", rerank=rerank or None)
@@ -84,7 +91,7 @@ class Retrieval:
     def _index_embedder(self) -> Embedder | None:
         """The dense index's own model, shared by the dense retriever and embedding rerankers."""
         info_dir = self.index / DENSE_DIR
-        if not (info_dir / "dense.json").is_file() or (self.embedder and self.embedder != DenseInfo.load(info_dir).model):
+        if not self.has_dense() or (self.embedder and self.embedder != DenseInfo.load(info_dir).model):
             return None
         info = DenseInfo.load(info_dir)
         return self._part(f"embedder:{info.model}", lambda: load_embedder(EmbedderSettings(
@@ -103,6 +110,14 @@ class Retrieval:
         embedder = self._part(f"embedder:{self.embedder or DEFAULT_EMBEDDER}",
                               lambda: load_embedder(EmbedderSettings(self.embedder or DEFAULT_EMBEDDER)))
         return self._part(name, lambda: EmbeddingReranker(embedder, name))
+
+    def has_dense(self) -> bool:
+        return (self.index / DENSE_DIR / "dense.json").is_file()
+
+    def resolve(self, text: str) -> RetrievalSpec:
+        if text == AUTO:
+            return RetrievalSpec.parse(AUTO_WITH_DENSE if self.has_dense() else AUTO_SPARSE_ONLY)
+        return RetrievalSpec.parse(text)
 
     def search(self, questions: Sequence[Question], spec: RetrievalSpec, k: int) -> list[list[Hit]]:
         depth = max(k, self.candidates) if spec.rerank else k
