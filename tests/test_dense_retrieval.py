@@ -162,3 +162,16 @@ def test_cross_encoder_trains_saves_and_reranks(tmp_path, articles_jsonl, minilm
                                    RetrievalSpec.parse(f"bm25+cross:{model}"), k=3)
     assert reranked and reranked[0].retriever.endswith(f">cross:{model}")
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
+
+
+def test_prefixes_from_configuration_are_recorded_and_used_for_queries(tmp_path, articles_jsonl, minilm):
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    info = build_dense_index(index, EmbedderSettings(EMBEDDER, query_prefix="query: ", passage_prefix="passage: "),
+                             show_progress=False)
+    assert (info.query_prefix, info.passage_prefix) == ("query: ", "passage: ")
+    retriever = DenseRetriever(index)
+    assert (retriever.embedder.query_prefix, retriever.embedder.passage_prefix) == ("query: ", "passage: ")
+    plain = minilm.encode(["Mitochondrion\nThe mitochondrion"], "passage")
+    prefixed = retriever.embedder.encode(["Mitochondrion\nThe mitochondrion"], "passage")
+    assert (plain @ prefixed.T)[0, 0] < 0.9999

@@ -140,7 +140,7 @@ def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
     records = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert set(records[0]["readers"]) == {"letter-rot2", "yesno"}
     (context,) = records[0]["contexts"]
-    assert context["retrieval"] == "bm25" and context["passages"][0]["title"] == "Mitochondrion"
+    assert context["retrieval"] == "bm25/both" and context["passages"][0]["title"] == "Mitochondrion"  # auto, no dense
     assert 0 < context["tokens"] <= 120
     assert set(records[1]["probabilities"]) == {"A", "B", "C"}
     assert metrics["count"] == 2 and 0 <= metrics["map@3"] <= 1
@@ -194,6 +194,42 @@ def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl)
     result = runner.invoke(app, ["answer", str(unlabelled), "--out", str(tmp_path / "y"), "--config", str(config)])
     assert result.exit_code == 0 and (tmp_path / "y" / "submission.csv").exists()
     assert not (tmp_path / "y" / "metrics.json").exists()
+
+
+def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
+    from typer.testing import CliRunner
+
+    from openbook.cli.main import app
+
+    runner = CliRunner()
+    index = tmp_path / "index"
+    assert runner.invoke(app, ["index", str(articles_jsonl), "--out", str(index), "--quiet"]).exit_code == 0
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,C,answer\n"
+                    "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
+                    "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
+                    "3,What is the speed of light in vacuum?,299792458 m/s,12 m/s,340 m/s,A\n")
+    out = tmp_path / "run"
+
+    def command(context_tokens: int = 120) -> list[str]:
+        return ["eval", str(exam), "--index", str(index), "--out", str(out), "--model", TINY_MODEL,
+                "--context-tokens", str(context_tokens), "--n-ctx", "1024", "--quiet"]
+
+    assert runner.invoke(app, [*command(), "--limit", "2"]).exit_code == 0  # stands for a run stopped after 2
+    first = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(first) == 2
+    with (out / "predictions.jsonl").open("a") as handle:
+        handle.write('{"id": "3", "predic')  # the line a kill cut short
+    result = runner.invoke(app, [*command(), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "1 questions answered now, 2 before" in " ".join(result.output.split())
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert lines[:2] == first and json.loads(lines[2])["id"] == "3"
+    assert [line.split(",")[0] for line in (out / "submission.csv").read_text().splitlines()] == ["id", "1", "2", "3"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["count"] == 3
+    changed = runner.invoke(app, [*command(60), "--resume"])
+    assert changed.exit_code == 2 and "context_tokens 120 -> 60" in " ".join(changed.output.split())
 
 
 def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch):

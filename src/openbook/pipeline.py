@@ -8,13 +8,12 @@ leaves are written by `openbook.evaluate.report.write_run`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from openbook.backends import Backend, load_backend
 from openbook.ensemble import average_probabilities, rank
-from openbook.evaluate.metrics import Scores, score_rankings
 from openbook.progress import meter
 from openbook.readers import LetterReader, Reader, ReaderOutput, YesNoReader, read_question
 from openbook.retrieve import AUTO, Retrieval
@@ -44,6 +43,7 @@ class AnswerOptions:
     n_ctx: int = 2048                # tokens per sequence: context + question + one option listing
     threads: int | None = None
     limit: int | None = None         # answer only the first N questions
+    resume: bool = False             # keep the answers a stopped run left in `out`; answer the rest
     progress: bool = True
 
 
@@ -69,10 +69,6 @@ class Run:
     settings: dict[str, object]
     failure: str | None = None  # why the run stopped early; `results` holds what was answered before
 
-    def scores(self) -> Scores | None:
-        answered = [(r.prediction.ranking, r.question.answer) for r in self.results if r.question.answer]
-        return score_rankings(answered) if answered else None
-
 
 READER_NAMES = ("letter", "yesno")
 
@@ -87,6 +83,11 @@ def build_readers(names: Sequence[str], backend: Backend, rotations: int) -> lis
         else:
             raise ValueError(f"unknown reader {name!r}; choose from {', '.join(READER_NAMES)}")
     return readers
+
+
+def settings_of(options: AnswerOptions) -> dict[str, object]:
+    """The options as run.json records them (paths as text)."""
+    return {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}
 
 
 def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None, options: AnswerOptions,
@@ -118,11 +119,15 @@ def read_contexts(readers: Sequence[Reader], backend: Backend, question: Questio
 
 
 def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
-                readers: Sequence[Reader] | None = None) -> Run:
-    """Answer `questions`; a backend or readers already built (benchmarks, tests) may be passed in."""
+                readers: Sequence[Reader] | None = None, on_result: Callable[[QuestionResult], None] | None = None,
+                skip: frozenset[str] = frozenset()) -> Run:
+    """Answer `questions` (the first `options.limit`, less those in `skip`: answered by an earlier
+    run); `on_result` sees each answer as it comes. A backend or readers already built (benchmarks,
+    tests) may be passed in."""
     started = time.perf_counter()
     if options.limit is not None:
         questions = questions[:options.limit]
+    questions = [q for q in questions if q.id not in skip]
     backend = backend or load_backend(options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads)
     loaded = time.perf_counter()
     readers = readers or build_readers(options.readers, backend, options.rotations)
@@ -143,6 +148,8 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
             probabilities = average_probabilities(outputs)
             prediction = Prediction(question.id, rank(probabilities), probabilities)
             results.append(QuestionResult(question, prediction, outputs, contexts))
+            if on_result is not None:
+                on_result(results[-1])
             m.advance(completed=len(results), questions=1)
     finished = time.perf_counter()
     model_seconds = backend.model_seconds - model_seconds_before
@@ -154,7 +161,7 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
         # everything that is not the model evaluating tokens, as a share of answering time
         "overhead_fraction": (finished - loaded - model_seconds) / max(finished - loaded, 1e-9),
     }
-    settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}
+    settings = settings_of(options)
     settings["model_path"] = getattr(backend, "model_path", options.model)
     settings["reader_names"] = [reader.name for reader in readers]
     return Run(results=results, seconds=seconds, settings=settings, failure=failure)

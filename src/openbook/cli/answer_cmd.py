@@ -12,8 +12,8 @@ from openbook.cli.common import ConfigOption, reports_errors, results
 from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
 from openbook.exam import read_exam
-from openbook.evaluate.report import write_run
-from openbook.pipeline import AnswerOptions, answer_exam
+from openbook.evaluate.report import PredictionLog, write_run
+from openbook.pipeline import AnswerOptions, answer_exam, settings_of
 from openbook.progress import console
 from openbook.retrieve import AUTO, RetrievalSpec
 
@@ -34,6 +34,8 @@ CtxOpt = Annotated[int | None, typer.Option(help="Token budget of the context (0
 NctxOpt = Annotated[int | None, typer.Option(help="Model context window per sequence (prompt + one option listing).")]
 ThreadOpt = Annotated[int | None, typer.Option(help="CPU threads (default: all).")]
 LimitOpt = Annotated[int | None, typer.Option(help="Answer only the first N questions.")]
+ResumeOpt = Annotated[bool | None, typer.Option("--resume/--no-resume", help="Keep the answers already in --out "
+                                                "(a stopped run) and answer only the rest.")]
 ProgOpt = Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a progress bar.")]
 
 
@@ -51,13 +53,19 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     questions = read_exam(options.exam)
     if need_answers and not any(q.answer for q in questions):
         raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")
-    run = answer_exam(questions, options)
-    metrics = write_run(run, options.out)
+    log = PredictionLog(options.out, settings_of(options), resume=options.resume)
+    if log.answered:
+        console.print(f"resuming: {len(log.answered)} questions already answered in {options.out}")
+    try:
+        run = answer_exam(questions, options, on_result=log.add, skip=log.answered)
+    finally:
+        log.close()  # what was answered is on disk, whatever stopped the run
+    metrics = write_run(run, options.out, log.previous)
     if run.failure is not None:
         raise OpenbookError(f"stopped at {run.failure}; the {len(run.results)} questions answered before it "
                             f"are saved in {options.out}")
-    console.print(f"wrote {options.out}/submission.csv and predictions.jsonl "
-                  f"({len(run.results)} questions, {run.seconds['per_question']:.2f} s/question)")
+    console.print(f"wrote {options.out}/submission.csv and predictions.jsonl ({len(run.results)} questions "
+                  f"answered now, {len(log.previous)} before; {run.seconds['per_question']:.2f} s/question)")
     return metrics
 
 
@@ -66,7 +74,7 @@ def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, mod
            reader: ReaderOpt = None, rotations: RotOpt = None, share_prefix: ShareOpt = None,
            retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
            passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
-           threads: ThreadOpt = None, limit: LimitOpt = None, progress: ProgOpt = None,
+           threads: ThreadOpt = None, limit: LimitOpt = None, resume: ResumeOpt = None, progress: ProgOpt = None,
            config: ConfigOption = None) -> None:
     """Answer an exam: retrieve context, read it with the model, write submission.csv and details."""
     metrics = _run("answer", dict(locals()), config, need_answers=False)
@@ -80,8 +88,8 @@ def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, m
              reader: ReaderOpt = None, rotations: RotOpt = None, share_prefix: ShareOpt = None,
              retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
              passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
-             threads: ThreadOpt = None, limit: LimitOpt = None, progress: ProgOpt = None,
-             config: ConfigOption = None) -> None:
+             threads: ThreadOpt = None, limit: LimitOpt = None, resume: ResumeOpt = None,
+             progress: ProgOpt = None, config: ConfigOption = None) -> None:
     """Answer an exam that has answers and print MAP@3, accuracy and timings as a table."""
     metrics = _run("eval", dict(locals()), config, need_answers=True)
     seconds = metrics["seconds"]

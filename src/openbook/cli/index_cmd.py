@@ -34,6 +34,8 @@ class IndexOptions:
     overwrite: bool = False
     dense: str | None = None         # embedder for a dense index (none: BM25 only)
     dense_batch: int = 64
+    query_prefix: str | None = None    # None: the registered embedder's own (nomic: "search_query: ")
+    passage_prefix: str | None = None
     shard_rows: int = 65536
     progress: bool = True
 
@@ -56,6 +58,9 @@ def index(
                                                    "`openbook models list`, a folder, a .gguf or a hub id). "
                                                    "Run again to resume a stopped run.")] = None,
     dense_batch: Annotated[int | None, typer.Option(help="Passages per embedding batch.")] = None,
+    query_prefix: Annotated[str | None, typer.Option(help="Text put before every query for the embedder "
+                                                          "(default: the registered model's, e.g. nomic's).")] = None,
+    passage_prefix: Annotated[str | None, typer.Option(help="Text put before every passage for the embedder.")] = None,
     shard_rows: Annotated[int | None, typer.Option(help="Vectors per fp16 shard of the dense index.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a progress bar.")] = None,
     config: ConfigOption = None,
@@ -82,7 +87,9 @@ def index(
     manifest = build_index(inputs_to_read, options.out, settings, show_progress=options.progress,
                            overwrite=options.overwrite)
     if options.dense:
-        info = build_dense_index(options.out, EmbedderSettings(options.dense, batch_size=options.dense_batch),
+        info = build_dense_index(options.out, EmbedderSettings(options.dense, query_prefix=options.query_prefix,
+                                                                  passage_prefix=options.passage_prefix,
+                                                                  batch_size=options.dense_batch),
                                  shard_rows=options.shard_rows, show_progress=options.progress)
         manifest.indexes["dense"] = {"model": info.model, "dimension": info.dimension, "vectors": info.passages,
                                      "dtype": "float16", "shard_rows": info.shard_rows}

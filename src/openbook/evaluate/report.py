@@ -1,4 +1,5 @@
-"""The files a run leaves: submission.csv, predictions.jsonl, run.json and, with answers, metrics.json."""
+"""The files a run leaves: predictions.jsonl (written as questions are answered), submission.csv,
+run.json and, with answers, metrics.json."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from openbook.errors import OpenbookError
+from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
 from openbook.pipeline import QuestionResult, RetrievedContext, Run
 from openbook.provenance import library_versions
+from openbook.types import Prediction
 
 
 def _evidence(retrieved: RetrievedContext) -> dict[str, object]:
@@ -33,20 +37,85 @@ def _prediction_record(result: QuestionResult) -> dict[str, object]:
     }
 
 
-def write_run(run: Run, out: Path) -> dict[str, object]:
-    """Write the run's files; return the metrics (empty when the exam has no answers)."""
+PREDICTIONS_FILE = "predictions.jsonl"
+RUN_FILE = "run.json"
+# settings that change answers: a run may only be resumed with the same ones
+ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
+                   "dense_engine", "passages", "context_tokens")
+
+
+class PredictionLog:
+    """predictions.jsonl written as questions are answered, one flushed line each, so a stopped run
+    keeps what it answered. With `resume`, the answers already in `out` are kept (a line cut by the
+    stop is dropped) and `answered` says which questions to skip."""
+
+    def __init__(self, out: Path, settings: dict[str, object], resume: bool = False):
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / PREDICTIONS_FILE
+        self.previous: list[dict[str, object]] = []
+        if resume and self.path.is_file():
+            _check_same_settings(out / RUN_FILE, settings)
+            self.previous = _read_complete_records(self.path)
+        self._handle = self.path.open("w", encoding="utf-8")
+        for record in self.previous:
+            self._write(record)
+
+    @property
+    def answered(self) -> frozenset[str]:
+        return frozenset(str(record["id"]) for record in self.previous)
+
+    def add(self, result: QuestionResult) -> None:
+        self._write(_prediction_record(result))
+
+    def _write(self, record: dict[str, object]) -> None:
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _read_complete_records(path: Path) -> list[dict[str, object]]:
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # the line the stop cut; everything after it is missing too
+    return records
+
+
+def _check_same_settings(run_file: Path, settings: dict[str, object]) -> None:
+    if not run_file.is_file():
+        return
+    before = json.loads(run_file.read_text()).get("settings", {})
+    changed = [key for key in ANSWER_SETTINGS if key in before and before[key] != settings.get(key)]
+    if changed:
+        details = ", ".join(f"{key} {before[key]!r} -> {settings.get(key)!r}" for key in changed)
+        raise OpenbookError(f"{run_file.parent} holds a run with other settings ({details}); "
+                            "resume with the same settings or choose another --out")
+
+
+def write_run(run: Run, out: Path, previous: list[dict[str, object]] | tuple = ()) -> dict[str, object]:
+    """Write the run's files, predictions.jsonl whole (a `PredictionLog` wrote it line by line while
+    answering); `previous` are the records of questions answered by an earlier, resumed run. Return
+    the metrics (empty when the exam has no answers)."""
     out.mkdir(parents=True, exist_ok=True)
-    write_submission([r.prediction for r in run.results], out / "submission.csv")
-    with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
-        for result in run.results:
-            handle.write(json.dumps(_prediction_record(result), ensure_ascii=False) + "\n")
+    with (out / PREDICTIONS_FILE).open("w", encoding="utf-8") as handle:
+        for record in [*previous, *(_prediction_record(result) for result in run.results)]:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    earlier = [Prediction(str(r["id"]), tuple(r["ranking"]), r["probabilities"]) for r in previous]
+    write_submission([*earlier, *(r.prediction for r in run.results)], out / "submission.csv")
     provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "settings": run.settings, "versions": library_versions(("llama_cpp_python", "tantivy"))}
-    status = {"questions_answered": len(run.results), "failure": run.failure}
-    (out / "run.json").write_text(json.dumps({**provenance, **status, "seconds": run.seconds}, indent=2) + "\n")
-    scores = run.scores()
-    if scores is None:
+    status = {"questions_answered": len(run.results) + len(earlier), "answered_by_earlier_runs": len(earlier),
+              "failure": run.failure}
+    (out / RUN_FILE).write_text(json.dumps({**provenance, **status, "seconds": run.seconds}, indent=2) + "\n")
+    answered = [(tuple(r["ranking"]), r["answer"]) for r in previous if r.get("answer")]
+    answered += [(r.prediction.ranking, r.question.answer) for r in run.results if r.question.answer]
+    if not answered:
         return {}
+    scores = score_rankings(answered)
     metrics = {"map@3": scores.map_at_3, "accuracy": scores.accuracy, "count": scores.count,
                "complete": run.failure is None, "seconds": run.seconds, **provenance}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
