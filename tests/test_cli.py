@@ -41,8 +41,11 @@ def test_config_file_supplies_flags_and_the_command_line_wins(tmp_path, articles
     assert invoke("index", "--config", config).exit_code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["chunking"]["size"] == 64 and manifest["indexes"]["bm25"]["engine"] == "tantivy"
-    # `--no-overwrite` on the command line beats `overwrite = true` in the file
+    # `--no-overwrite` on the command line beats `overwrite = true` in the file: an index of the same
+    # inputs and settings is kept, one of other settings is not replaced
     result = invoke("index", "--config", config, "--no-overwrite")
+    assert result.exit_code == 0 and "kept" in result.output
+    result = invoke("index", "--config", config, "--no-overwrite", "--chunk-size", "128")
     assert result.exit_code == 2 and "not empty" in result.output
     result = invoke("search", out, "light", "--config", config)  # matches more than two passages
     assert result.output.count("score ") == 2

@@ -16,7 +16,7 @@ from openbook.errors import ConfigError, OpenbookError
 from openbook.evaluate.retrieval import RECALL_AT, evaluate_retrieval
 from openbook.exam import read_exam
 from openbook.provenance import library_versions
-from openbook.retrieve import Retrieval, RetrievalSpec
+from openbook.retrieve import Retrieval
 
 
 @dataclass
@@ -37,7 +37,7 @@ def eval_retrieval(
     exam: Annotated[Path | None, typer.Argument(help="Exam whose rows carry their source passage.", show_default=False)] = None,
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`.")] = None,
     pipeline: Annotated[list[str] | None, typer.Option(
-        "--pipeline", "-p", help="RETRIEVER[/QUERY][+RERANKER], repeatable: bm25, dense, hybrid-rrf, "
+        "--pipeline", "-p", help="RETRIEVER[/QUERY][+RERANKER] or auto, repeatable: bm25, dense, hybrid-rrf, "
                                  "hybrid-weighted; /joint, /per-option, /both; +edit, +embed-question, "
                                  "+embed-options, +embed, +cross:MODEL.")] = None,
     candidates: Annotated[int | None, typer.Option(help="Passages per retriever before fusion or reranking.")] = None,
@@ -56,12 +56,12 @@ def eval_retrieval(
     options = resolve_options(RetrievalEvalOptions, "eval-retrieval", config, given)
     if options.exam is None or options.index is None:
         raise ConfigError("pass EXAM and --index DIR")
-    specs = [RetrievalSpec.parse(text) for text in options.pipelines]
+    retrieval = Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
+    specs = [retrieval.resolve(text) for text in options.pipelines]
     questions = [q for q in read_exam(options.exam) if q.extra.get(options.context_column, "").strip()]
     if not questions:
         raise OpenbookError(f"{options.exam}: no question has a {options.context_column!r} column to match against")
     questions = questions[:options.limit] if options.limit else questions
-    retrieval = Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
     scores = evaluate_retrieval(questions, retrieval, specs, options.context_column, options.grounded)
     table = Table("pipeline", *(f"recall@{k}" for k in RECALL_AT), "MRR", "ms/question",
                   title=f"source-passage retrieval, {len(questions)} questions of {options.exam.name}")

@@ -23,7 +23,7 @@ from openbook.retrieve.base import Retriever
 from openbook.retrieve.fusion import HybridRetriever
 from openbook.retrieve.query import QUERY_FORMS, search_questions
 from openbook.retrieve.rerank import CrossEncoderReranker, EditDistanceReranker, EmbeddingReranker, Reranker
-from openbook.retrieve.sparse import BM25Retriever
+from openbook.retrieve.sparse import BM25Retriever, check_index_folder
 from openbook.types import Hit, Question
 
 RETRIEVERS = ("bm25", "dense", "hybrid-rrf", "hybrid-weighted")
@@ -69,6 +69,10 @@ class Retrieval:
     embedder: str | None = None      # for embedding rerankers; default: the index's dense model or MiniLM
     _parts: dict[str, object] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        self.index = Path(self.index)
+        check_index_folder(self.index)  # a clear error before any part is loaded
+
     def _part(self, key: str, build):
         if key not in self._parts:
             self._parts[key] = build()
@@ -112,7 +116,9 @@ class Retrieval:
         return self._part(name, lambda: EmbeddingReranker(embedder, name))
 
     def has_dense(self) -> bool:
-        return (self.index / DENSE_DIR / "dense.json").is_file()
+        """A complete dense part (one stopped half way is finished by running `openbook index` again)."""
+        folder = self.index / DENSE_DIR
+        return (folder / "dense.json").is_file() and DenseInfo.load(folder).complete
 
     def resolve(self, text: str) -> RetrievalSpec:
         if text == AUTO:
