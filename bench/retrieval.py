@@ -8,6 +8,8 @@ and reranker, on the full corpus and on the embedded default knowledge base.
   `--rerank-questions` questions: they embed every candidate on the CPU).
 - default KB (`openbook index --dense all-minilm-l6-v2`, runs/default-index): BM25, dense, hybrid
   (RRF and weighted), each query form, and rerankers.
+- cross (not by default): a MiniLM cross-encoder trained by `openbook train cross-encoder` on the
+  grounded questions after the first `--rerank-questions`, scored on those first questions.
 Also prints each index's build time and size (from its manifest and files). Recall@k and MRR are
 `openbook eval-retrieval`'s (see openbook/evaluate/retrieval.py for the matching rule).
 """
@@ -19,12 +21,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, markdown_table, full_index, sample_exam  # noqa: E402
+from common import OUT, ROOT, markdown_table, full_index, sample_exam  # noqa: E402
 
 from openbook.evaluate.retrieval import RECALL_AT, evaluate_retrieval  # noqa: E402
 from openbook.index.dense import DENSE_DIR, DenseInfo  # noqa: E402
 from openbook.index.manifest import Manifest  # noqa: E402
 from openbook.retrieve import Retrieval, RetrievalSpec  # noqa: E402
+from openbook.train.cross_encoder import train_cross_encoder  # noqa: E402
 
 DEFAULT_INDEX = ROOT / "runs" / "default-index"
 
@@ -61,7 +64,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=999)
     parser.add_argument("--rerank-questions", type=int, default=200)
     parser.add_argument("--sections", nargs="+", default=["full", "full-rerank", "default"],
-                        choices=["full", "full-rerank", "default"])
+                        choices=["full", "full-rerank", "default", "cross"])
     args = parser.parse_args()
     questions = [q for q in sample_exam("llmse-stem-1k", args.questions) if q.extra.get("context", "").strip()]
     subset = questions[:args.rerank_questions]
@@ -73,6 +76,12 @@ def main() -> None:
     if "full-rerank" in args.sections:  # embeds every candidate on the CPU: a subset
         recall += recall_rows("full corpus", full_index(), subset, ["bm25/both", "bm25/both+embed-question",
                                                                     "bm25/both+embed-options", "bm25/both+embed"])
+    if "cross" in args.sections:  # trained on the questions after the subset, scored on the subset
+        model = OUT / "cross-encoder-minilm"
+        if not (model / "config.json").is_file():
+            summary = train_cross_encoder(questions[args.rerank_questions:], full_index(), model)
+            print(f"cross-encoder: {summary}", file=sys.stderr)
+        recall += recall_rows("full corpus", full_index(), subset, ["bm25/both", f"bm25/both+cross:{model}"])
     if "default" not in args.sections:
         pass
     elif (DEFAULT_INDEX / DENSE_DIR / "dense.json").is_file():

@@ -1,6 +1,7 @@
 """Fine-tune a cross-encoder reranker from a shipped encoder, since no cross-encoder ships offline.
 
-Data: an exam whose rows carry the passage they were written from (llmse-stem-1k's `context`).
+Data: an exam whose rows carry the passage they were written from (llmse-stem-1k's `context`;
+only its grounded rows by default, see `openbook.evaluate.retrieval`).
 For each question, BM25 retrieves candidates for the joint query from the index; candidates drawn
 from the source passage (the same 5-gram rule as `openbook eval-retrieval`) are positives, the
 others hard negatives (`negatives` per question). The encoder (e.g. all-MiniLM-L6-v2's BERT) gets
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from openbook.evaluate.retrieval import MATCH_THRESHOLD, overlap_with_source
+from openbook.evaluate.retrieval import MATCH_THRESHOLD, grounded_questions, overlap_with_source
 from openbook.models import resolve_model
 from openbook.progress import console, meter
 from openbook.retrieve import Retrieval, RetrievalSpec
@@ -37,6 +38,7 @@ class CrossEncoderTraining:
     max_tokens: int = 256
     seed: int = 13
     context_column: str = "context"
+    grounded_only: bool = True       # learn only from rows whose context really is their source
 
 
 def training_pairs(questions: Sequence[Question], retrieval: Retrieval, settings: CrossEncoderTraining
@@ -44,6 +46,8 @@ def training_pairs(questions: Sequence[Question], retrieval: Retrieval, settings
     """(query, passage, label) pairs: the source passages found among the candidates, and hard negatives."""
     rng = random.Random(settings.seed)
     with_source = [q for q in questions if q.extra.get(settings.context_column, "").strip()]
+    if settings.grounded_only:
+        with_source = grounded_questions(with_source, settings.context_column)
     hit_lists = retrieval.search(with_source, RetrievalSpec("bm25"), settings.candidates)
     pairs = []
     for question, hits in zip(with_source, hit_lists):
