@@ -41,7 +41,11 @@ def make_store(index_dir: Path, vectors: int, dimension: int, shard_rows: int, s
     info.save(folder)
     writer = DenseWriter(folder, info)
     rng = np.random.default_rng(seed)
-    for start in range(writer.rows, vectors, 100_000):
+    if writer.rows:  # a store is written in one go; one stopped half way is rewritten, same seed, same vectors
+        for path in folder.glob("shard-*.f16"):
+            path.unlink()
+        writer = DenseWriter(folder, info)
+    for start in range(0, vectors, 100_000):
         block = rng.standard_normal((min(100_000, vectors - start), dimension), dtype=np.float32)
         writer.add(block / np.linalg.norm(block, axis=1, keepdims=True))
     info.complete = True
@@ -53,12 +57,7 @@ def make_queries(index_dir: Path, count: int, seed: int = 1) -> np.ndarray:
     search = open_vector_search(index_dir, "matmul")
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(search.count, size=count, replace=False))
-    picked, wanted = [], set(rows.tolist())
-    for first, block in search.blocks():
-        for row in range(first, first + len(block)):
-            if row in wanted:
-                picked.append(block[row - first].astype(np.float32))
-    queries = np.stack(picked) + 0.05 * rng.standard_normal((count, search.info.dimension), dtype=np.float32)
+    queries = search.vectors(rows.tolist()) + 0.05 * rng.standard_normal((count, search.info.dimension), dtype=np.float32)
     return queries / np.linalg.norm(queries, axis=1, keepdims=True)
 
 
@@ -106,7 +105,7 @@ def main() -> None:
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    index_dir = OUT / f"dense-random-{args.vectors}x{args.dimension}"
+    index_dir = OUT / f"dense-random-{args.vectors}x{args.dimension}" / f"shards-{args.shard_rows}"
     queries_file = index_dir / f"queries-{args.queries}.npy"
     if args.engine:
         run_engine(index_dir, args.engine, queries_file, args.k, args.single, args.result)

@@ -69,7 +69,7 @@ def main() -> None:
     for exam in args.exams:
         questions = sample_exam(exam, args.questions)
         for label, budget in (("BM25", args.context_tokens), ("none", 0)):
-            options = AnswerOptions(index=index, context_tokens=budget, passages=args.passages)
+            options = AnswerOptions(index=index, context_tokens=budget, passages=args.passages, retrieval=["bm25"])
             retrieval = Retrieval(index) if budget else None
             contexts = [found[0].context for found in retrieve_contexts(questions, retrieval, options, backend)]
             tokens = np.mean([c.tokens for c in contexts])

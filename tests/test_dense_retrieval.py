@@ -71,7 +71,7 @@ def test_a_stopped_dense_build_resumes_and_gives_the_same_vectors(dense_index, t
     assert resumed.complete
     again = np.concatenate([np.fromfile(p, dtype="<f2") for p in shard_paths(folder)]).reshape(-1, 384)
     np.testing.assert_allclose(again.astype(np.float32), complete.astype(np.float32), atol=2e-3)
-    with pytest.raises(OpenbookError, match="shard_rows = 3, not 5; pass --overwrite"):
+    with pytest.raises(OpenbookError, match="shard_rows = 3, not 5; delete .* to rebuild it"):
         build_dense_index(dense_index, EmbedderSettings(EMBEDDER), shard_rows=5, show_progress=False)
 
 
@@ -93,6 +93,8 @@ def test_hybrid_and_embedding_reranker(dense_index, minilm):
     (fresh,) = EmbeddingReranker(minilm, "embed").rerank([question], [candidates])
     assert [h.passage.id for h in stored] == [h.passage.id for h in fresh]
     assert [h.score for h in stored] == pytest.approx([h.score for h in fresh], abs=2e-3)
+    assert EmbeddingReranker(minilm, "embed").rerank([question], [[]]) == [[]]
+    assert retrieval.reranker("embed").rerank([], []) == []
 
 
 def test_index_and_eval_retrieval_commands(tmp_path, articles_jsonl, minilm):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ARTICLES, write_jsonl
-from openbook.corpus import ChunkSettings
+from openbook.corpus import ChunkSettings, FieldMap
 from openbook.errors import OpenbookError
 from openbook.index.bm25 import _english_tokenizer
 from openbook.index.build import IndexSettings, build_index
@@ -94,10 +94,15 @@ def test_same_corpus_and_settings_give_the_same_passages(tmp_path, articles_json
     assert first.get(range(len(first))) == second.get(range(len(second)))
 
 
-def test_refuses_to_overwrite_unless_asked(tmp_path, articles_jsonl):
+def test_keeps_the_same_index_and_refuses_to_overwrite_another_unless_asked(tmp_path, articles_jsonl):
     out = build(tmp_path, [articles_jsonl])
+    built = (out / "manifest.json").read_text()
+    build_index([articles_jsonl], out, show_progress=False)  # same inputs and settings: kept as it is
+    assert (out / "manifest.json").read_text() == built
     with pytest.raises(OpenbookError, match="not empty"):
-        build_index([articles_jsonl], out, show_progress=False)
+        build_index([articles_jsonl], out, IndexSettings(chunk=ChunkSettings(size=128)), show_progress=False)
+    with pytest.raises(OpenbookError, match="not empty"):  # other columns read as the text: not the same index
+        build_index([articles_jsonl], out, IndexSettings(fields=FieldMap(text="title")), show_progress=False)
     build_index([articles_jsonl], out, show_progress=False, overwrite=True)
     stranger = tmp_path / "someone-else"
     stranger.mkdir()

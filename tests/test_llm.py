@@ -230,6 +230,10 @@ def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
     assert metrics["count"] == 3
     changed = runner.invoke(app, [*command(60), "--resume"])
     assert changed.exit_code == 2 and "context_tokens 120 -> 60" in " ".join(changed.output.split())
+    # a new run into the same folder moves the earlier answers aside instead of losing them
+    assert runner.invoke(app, [*command(), "--limit", "1"]).exit_code == 0
+    assert (out / "predictions.previous.jsonl").read_text().splitlines() == lines
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 1
 
 
 def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch):

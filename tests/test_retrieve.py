@@ -166,3 +166,17 @@ def test_rows_whose_context_does_not_carry_them_are_not_grounded():
                  row("4", "Who proposed PIXE?", "Sven Johansson", "Pise may refer to a village in India.")]
     from openbook.evaluate.retrieval import grounded_questions
     assert [q.id for q in grounded_questions(questions)] == ["1", "2"]
+
+
+def test_resuming_answers_without_a_record_of_their_settings_is_refused(tmp_path):
+    from openbook.evaluate.report import PredictionLog
+
+    (tmp_path / "predictions.jsonl").write_text('{"id": "1", "ranking": ["A"], "probabilities": {}, "answer": "A"}\n')
+    with pytest.raises(Exception, match="no run.json saying how they were made"):
+        PredictionLog(tmp_path, {"model": "m"}, resume=True)
+    log = PredictionLog(tmp_path, {"model": "m"})  # a fresh run: the earlier answers are moved aside
+    log.close()
+    assert (tmp_path / "predictions.previous.jsonl").exists() and (tmp_path / "run.json").exists()
+    log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
+    assert log.answered == frozenset() and log.previous == []
+    log.close()

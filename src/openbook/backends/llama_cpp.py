@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from openbook.backends.base import PromptTemplate
-from openbook.models import resolve_model
+from openbook.errors import OpenbookError
+from openbook.models import MODELS, resolve_model
 
 _MARKER = "\x00OPENBOOK-USER-TEXT\x00"
 
@@ -43,6 +44,8 @@ class LlamaCppBackend:
 
         _logger.set_verbose(verbose)  # llama.cpp's own log lines: errors only unless asked
 
+        if model in MODELS and MODELS[model].kind != "llm":
+            raise OpenbookError(f"{model} is an embedder, not a language model; see `openbook models list`")
         path = resolve_model(model)
         self.model_id = model
         self.model_path = str(path)

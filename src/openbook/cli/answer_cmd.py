@@ -15,6 +15,7 @@ from openbook.exam import read_exam
 from openbook.evaluate.report import PredictionLog, write_run
 from openbook.pipeline import AnswerOptions, answer_exam, settings_of
 from openbook.progress import console
+from openbook.index.dense import check_engine
 from openbook.retrieve import AUTO, RetrievalSpec
 
 ExamArg = Annotated[Path | None, typer.Argument(help="Exam CSV/JSONL (id,prompt,A..E[,answer]).", show_default=False)]
@@ -47,9 +48,13 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
         raise ConfigError(f"no exam: pass EXAM (or `exam` in the [answer] table) to `openbook {command}`")
     if options.out is None:
         raise ConfigError("no output folder: pass --out DIR (or `out` in the [answer] table)")
-    for text in options.retrieval:  # a typo is reported before the model loads
+    # mistakes are reported before the model loads
+    for text in options.retrieval:
         if text != AUTO:
             RetrievalSpec.parse(text)
+    if len(set(options.retrieval)) != len(options.retrieval):
+        raise ConfigError(f"a retrieval pipeline is named twice in {options.retrieval}")
+    check_engine(options.dense_engine)
     questions = read_exam(options.exam)
     if need_answers and not any(q.answer for q in questions):
         raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")

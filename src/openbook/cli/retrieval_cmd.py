@@ -13,7 +13,7 @@ from rich.table import Table
 from openbook.cli.common import ConfigOption, reports_errors, results
 from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
-from openbook.evaluate.retrieval import RECALL_AT, evaluate_retrieval
+from openbook.evaluate.retrieval import RECALL_AT, evaluate_retrieval, grounded_questions
 from openbook.exam import read_exam
 from openbook.provenance import library_versions
 from openbook.retrieve import Retrieval
@@ -58,11 +58,14 @@ def eval_retrieval(
         raise ConfigError("pass EXAM and --index DIR")
     retrieval = Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
     specs = [retrieval.resolve(text) for text in options.pipelines]
-    questions = [q for q in read_exam(options.exam) if q.extra.get(options.context_column, "").strip()]
+    exam = read_exam(options.exam)
+    questions = [q for q in exam if q.extra.get(options.context_column, "").strip()]
     if not questions:
         raise OpenbookError(f"{options.exam}: no question has a {options.context_column!r} column to match against")
     questions = questions[:options.limit] if options.limit else questions
-    scores = evaluate_retrieval(questions, retrieval, specs, options.context_column, options.grounded)
+    grounded = (frozenset(q.id for q in grounded_questions(exam, options.context_column))
+                if options.grounded else None)
+    scores = evaluate_retrieval(questions, retrieval, specs, options.context_column, grounded)
     table = Table("pipeline", *(f"recall@{k}" for k in RECALL_AT), "MRR", "ms/question",
                   title=f"source-passage retrieval, {len(questions)} questions of {options.exam.name}")
     for row in scores:

@@ -9,6 +9,7 @@ import typer
 
 from openbook.cli.common import reports_errors, results
 from openbook.errors import OpenbookError
+from openbook.evaluate.retrieval import grounded_questions
 from openbook.exam import read_exam
 from openbook.train.cross_encoder import CrossEncoderTraining, train_cross_encoder
 
@@ -30,9 +31,9 @@ def cross_encoder(
     progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show a progress bar.")] = True,
 ) -> None:
     """Train a (question, passage) cross-encoder on an exam's source passages; rerank with +cross:OUT."""
-    questions = read_exam(exam)
+    questions = grounded_questions(read_exam(exam))  # positives must really be the sources
     if not any(q.extra.get("context", "").strip() for q in questions):
-        raise OpenbookError(f"{exam}: no `context` column with source passages to learn from")
+        raise OpenbookError(f"{exam}: no row whose `context` column carries its question to learn from")
     settings = CrossEncoderTraining(base=base, epochs=epochs, negatives=negatives, batch_size=batch_size, seed=seed)
     summary = train_cross_encoder(questions, index, out, settings, show_progress=progress)
     results.print(f"{out}: {summary['pairs']} pairs, {summary['seconds']} s, final loss {summary['final_loss']}",

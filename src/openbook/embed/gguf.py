@@ -16,16 +16,17 @@ class GGUFEmbedder(PrefixedEmbedder):
 
         n_ctx = max_tokens or 512  # passages of ≤1024 characters are well under 512 tokens
         self.name = name
-        # each text is its own sequence, pooled apart; texts are packed into decode calls of n_ctx tokens
-        # (not more: attention in a call is quadratic in its size)
+        # each text is its own sequence, pooled apart; `batch_size` texts per call, packed by llama.cpp
+        # into decodes of n_ctx tokens (not more: attention in a decode is quadratic in its size)
+        self.batch_size = batch_size
         self.model = Llama(model_path=location, embedding=True, n_ctx=n_ctx, n_batch=n_ctx,
-                           n_ubatch=n_ctx, n_seq_max=8, n_threads=threads or os.cpu_count(),
+                           n_ubatch=n_ctx, n_seq_max=batch_size, n_threads=threads or os.cpu_count(),
                            n_gpu_layers=n_gpu_layers, verbose=False)
         self.max_tokens = n_ctx
         self.dimension = int(self.model.n_embd())
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        vectors = [self.model.embed(texts[start:start + 8], normalize=False, truncate=True)
-                   for start in range(0, len(texts), 8)]
+        vectors = [self.model.embed(texts[start:start + self.batch_size], normalize=False, truncate=True)
+                   for start in range(0, len(texts), self.batch_size)]
         return np.concatenate([np.asarray(v, dtype=np.float32) for v in vectors])

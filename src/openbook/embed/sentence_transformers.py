@@ -22,7 +22,8 @@ class SentenceTransformerEmbedder(PrefixedEmbedder):
                                          local_files_only=True)
         if max_tokens:
             self.model.max_seq_length = max_tokens
-        self.dimension = int(self.model.get_embedding_dimension())
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(dimension())  # the first name is sentence-transformers 6's
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
         self.batch_size = batch_size
 

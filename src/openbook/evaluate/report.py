@@ -38,6 +38,7 @@ def _prediction_record(result: QuestionResult) -> dict[str, object]:
 
 
 PREDICTIONS_FILE = "predictions.jsonl"
+PREVIOUS_PREDICTIONS_FILE = "predictions.previous.jsonl"
 RUN_FILE = "run.json"
 # settings that change answers: a run may only be resumed with the same ones
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
@@ -46,8 +47,10 @@ ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", 
 
 class PredictionLog:
     """predictions.jsonl written as questions are answered, one flushed line each, so a stopped run
-    keeps what it answered. With `resume`, the answers already in `out` are kept (a line cut by the
-    stop is dropped) and `answered` says which questions to skip."""
+    keeps what it answered; run.json records the settings from the start. With `resume`, the answers
+    already in `out` are kept (a line cut by the stop is dropped) if they were made with the same
+    settings, and `answered` says which questions to skip. Without it, an earlier run's answers are
+    moved aside to predictions.previous.jsonl, not lost."""
 
     def __init__(self, out: Path, settings: dict[str, object], resume: bool = False):
         out.mkdir(parents=True, exist_ok=True)
@@ -56,9 +59,14 @@ class PredictionLog:
         if resume and self.path.is_file():
             _check_same_settings(out / RUN_FILE, settings)
             self.previous = _read_complete_records(self.path)
-        self._handle = self.path.open("w", encoding="utf-8")
-        for record in self.previous:
-            self._write(record)
+            partial = self.path.with_name(PREDICTIONS_FILE + ".partial")
+            partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.previous), encoding="utf-8")
+            partial.replace(self.path)  # the cut line goes; a stop now still leaves every earlier answer
+        else:
+            if self.path.is_file():
+                self.path.replace(out / PREVIOUS_PREDICTIONS_FILE)
+            (out / RUN_FILE).write_text(json.dumps({"settings": settings, "status": "running"}, indent=2) + "\n")
+        self._handle = self.path.open("a", encoding="utf-8")
 
     @property
     def answered(self) -> frozenset[str]:
@@ -87,8 +95,12 @@ def _read_complete_records(path: Path) -> list[dict[str, object]]:
 
 def _check_same_settings(run_file: Path, settings: dict[str, object]) -> None:
     if not run_file.is_file():
-        return
-    before = json.loads(run_file.read_text()).get("settings", {})
+        raise OpenbookError(f"{run_file.parent} has answers but no {RUN_FILE} saying how they were made; "
+                            "cannot resume them safely: choose another --out")
+    try:
+        before = json.loads(run_file.read_text()).get("settings", {})
+    except json.JSONDecodeError as error:
+        raise OpenbookError(f"{run_file}: not valid JSON ({error}); cannot resume safely") from None
     changed = [key for key in ANSWER_SETTINGS if key in before and before[key] != settings.get(key)]
     if changed:
         details = ", ".join(f"{key} {before[key]!r} -> {settings.get(key)!r}" for key in changed)

@@ -111,12 +111,15 @@ def score_ranks(pipeline: str, ranks: Sequence[int | None], seconds: float) -> R
 
 
 def evaluate_retrieval(questions: Sequence[Question], retrieval: Retrieval, specs: Sequence[RetrievalSpec],
-                       context_column: str = "context", grounded: bool = False) -> list[RetrievalScores]:
-    """Each pipeline over the questions that carry their source passage (and, with `grounded`, once
-    more over the grounded ones, labelled so). The first search of a pipeline also loads its
-    components, so a warm-up query runs before the clock starts."""
+                       context_column: str = "context", grounded_ids: frozenset[str] | None = None
+                       ) -> list[RetrievalScores]:
+    """Each pipeline over the questions that carry their source passage (and, given `grounded_ids`,
+    once more over those, labelled so: compute them with `grounded_questions` on the whole exam in
+    file order, since grounding compares a row with its neighbours). The first search of a pipeline
+    also loads its components, so a warm-up query runs before the clock starts."""
     with_source = [q for q in questions if q.extra.get(context_column, "").strip()]
-    grounded_ids = {q.id for q in grounded_questions(with_source, context_column)} if grounded else set()
+    if not with_source:
+        raise ValueError(f"no question has a source passage in its {context_column!r} column")
     scores = []
     for spec in specs:
         retrieval.search(with_source[:1], spec, max(RECALL_AT))  # load models and indexes untimed
@@ -125,7 +128,7 @@ def evaluate_retrieval(questions: Sequence[Question], retrieval: Retrieval, spec
         seconds = time.perf_counter() - started
         ranks = [first_source_rank(hits, q.extra[context_column]) for q, hits in zip(with_source, hit_lists)]
         scores.append(score_ranks(spec.label(), ranks, seconds))
-        if grounded:
+        if grounded_ids is not None:
             kept = [rank for q, rank in zip(with_source, ranks) if q.id in grounded_ids]
             scores.append(score_ranks(f"{spec.label()} (grounded rows)", kept, seconds * len(kept) / len(ranks)))
     return scores

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -63,7 +63,9 @@ def _built_from(out: Path, records: list[InputRecord], settings: IndexSettings) 
     manifest = Manifest.load(out)
     same_inputs = [(r.path, r.sha256) for r in manifest.inputs] == [(r.path, r.sha256) for r in records]
     same_settings = (manifest.chunking == settings.chunk.as_dict()
-                     and manifest.indexes.get("bm25", {}).get("engine") == settings.bm25_engine)
+                     and manifest.indexes.get("bm25", {}).get("engine") == settings.bm25_engine
+                     and manifest.fields == asdict(settings.fields)
+                     and [r.format for r in manifest.inputs] == [r.format for r in records])
     return manifest if same_inputs and same_settings else None
 
 
@@ -117,6 +119,7 @@ def build_index(inputs: list[Path], out: Path, settings: IndexSettings = IndexSe
     manifest = Manifest(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         chunking=settings.chunk.as_dict(),
+        fields=asdict(settings.fields),
         inputs=records,
         documents=len(seen_ids),
         passages=passages_written,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ import numpy as np
 from openbook.embed import EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
 from openbook.index.store import PassageStore
+from openbook.models import MODELS
 from openbook.progress import console, meter
 from openbook.provenance import library_versions
 from openbook.types import Passage
@@ -64,7 +64,10 @@ class DenseInfo:
         path = folder / INFO_FILE
         if not path.is_file():
             raise OpenbookError(f"{folder.parent} has no dense index; build one with `openbook index … --dense MODEL`")
-        return cls(**json.loads(path.read_text()))
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as error:
+            raise OpenbookError(f"{path}: not a dense index description ({error})") from None
 
 
 def shard_paths(folder: Path) -> list[Path]:
@@ -145,6 +148,8 @@ class ShardedMatmulSearch(VectorSearch):
         until the next one is asked for; copy it to keep it."""
         offset = 0
         for path, rows in self.shards:
+            if rows == 0:  # a shard whose only, half-written row was cut by a stop
+                continue
             with path.open("rb") as handle:
                 # copy-on-write: never written, but writable arrays let torch read it without a copy
                 mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -158,15 +163,21 @@ class ShardedMatmulSearch(VectorSearch):
         """The stored vectors of some rows (fp32), read from their shards."""
         if self._mapped is None:
             self._mapped = [np.memmap(path, dtype=ROW_DTYPE, mode="r", shape=(count, self.info.dimension))
+                            if count else np.zeros((0, self.info.dimension), dtype=ROW_DTYPE)
                             for path, count in self.shards]
         out = np.empty((len(rows), self.info.dimension), dtype=np.float32)
         for i, row in enumerate(rows):
+            if not 0 <= row < self.count:
+                raise IndexError(f"vector row {row} out of range 0..{self.count - 1}")
             shard, offset = divmod(int(row), self.info.shard_rows)
             out[i] = self._mapped[shard][offset]
         return out
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
-        import torch  # its fp16->fp32 copy is ~30x numpy's (F16C), and topk beats argpartition
+        try:
+            import torch  # its fp16->fp32 copy is ~30x numpy's (F16C), and topk beats argpartition
+        except ImportError:
+            raise OpenbookError("the exact dense search uses torch: pip install 'openbook[dense]'") from None
 
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if queries.shape[1] != self.info.dimension:
@@ -194,7 +205,16 @@ def _best_first(rows: np.ndarray, scores: np.ndarray) -> SearchResult:
     return SearchResult(np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1))
 
 
+DENSE_ENGINES = ("matmul", "faiss-flat", "faiss-hnsw")
+
+
+def check_engine(engine: str) -> None:
+    if engine not in DENSE_ENGINES:
+        raise OpenbookError(f"unknown dense engine {engine!r}; choose from {', '.join(DENSE_ENGINES)}")
+
+
 def open_vector_search(index_dir: Path, engine: str = "matmul") -> VectorSearch:
+    check_engine(engine)
     folder = index_dir / DENSE_DIR
     info = DenseInfo.load(folder)
     if not info.complete:
@@ -210,22 +230,29 @@ def _rows_on_disk(folder: Path, info: DenseInfo) -> int:
     return sum(path.stat().st_size for path in shard_paths(folder)) // (ROW_DTYPE.itemsize * info.dimension)
 
 
-
 def build_dense_index(index_dir: Path, settings: EmbedderSettings, shard_rows: int = 65536, batch_passages: int = 1024,
-                      show_progress: bool = True, overwrite: bool = False) -> DenseInfo:
-    """Embed every passage of the index's store (title kept) into `<index>/dense`; resumes a stopped run."""
+                      show_progress: bool = True) -> DenseInfo:
+    """Embed every passage of the index's store (title kept) into `<index>/dense`; resumes a stopped
+    run. A dense part built otherwise (model, prefixes, shard size) is refused, never mixed."""
     folder = index_dir / DENSE_DIR
-    if overwrite and folder.exists():
-        shutil.rmtree(folder)
     store = PassageStore(index_dir)
+    # a path is recorded absolute, so the index works from any folder; names and hub ids as given
+    model = settings.model if settings.model in MODELS or not Path(settings.model).exists() else \
+        str(Path(settings.model).resolve())
+    found = DenseInfo.load(folder) if (folder / INFO_FILE).is_file() else None
+    if found is not None:  # before loading the embedder, which takes a while
+        _check_same_build(folder, found, model, shard_rows, len(store))
     embedder = load_embedder(settings)
-    info = DenseInfo(model=settings.model, dimension=embedder.dimension, query_prefix=embedder.query_prefix,
+    info = DenseInfo(model=model, dimension=embedder.dimension, query_prefix=embedder.query_prefix,
                      passage_prefix=embedder.passage_prefix, shard_rows=shard_rows, passages=len(store),
                      versions=library_versions(("torch", "sentence-transformers", "llama-cpp-python")))
     folder.mkdir(parents=True, exist_ok=True)
-    if (folder / INFO_FILE).is_file():
-        _check_same_build(folder, DenseInfo.load(folder), info)
-        info.seconds = DenseInfo.load(folder).seconds
+    if found is not None:
+        for key in ("dimension", "query_prefix", "passage_prefix"):
+            if getattr(found, key) != getattr(info, key):
+                raise OpenbookError(f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
+                                    f"{getattr(info, key)!r}; delete {folder} to rebuild it")
+        info.seconds = found.seconds
     info.save(folder)
     writer = DenseWriter(folder, info)
     if show_progress and 0 < writer.rows < len(store):
@@ -243,11 +270,11 @@ def build_dense_index(index_dir: Path, settings: EmbedderSettings, shard_rows: i
     return info
 
 
-def _check_same_build(folder: Path, found: DenseInfo, wanted: DenseInfo) -> None:
-    for key in ("model", "dimension", "query_prefix", "passage_prefix", "shard_rows", "passages"):
-        if getattr(found, key) != getattr(wanted, key):
+def _check_same_build(folder: Path, found: DenseInfo, model: str, shard_rows: int, passages: int) -> None:
+    for key, wanted in (("model", model), ("shard_rows", shard_rows), ("passages", passages)):
+        if getattr(found, key) != wanted:
             raise OpenbookError(f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
-                                f"{getattr(wanted, key)!r}; pass --overwrite to rebuild it")
+                                f"{wanted!r}; delete {folder} to rebuild it")
 
 
 def _batched(batches: Iterator[list[Passage]], size: int) -> Iterator[list[Passage]]:

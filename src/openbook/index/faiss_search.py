@@ -1,6 +1,6 @@
 """FAISS behind the same `VectorSearch` interface: exact flat inner product, and HNSW (approximate,
 for stores whose queries must be fast one at a time). Built from the fp16 shards, widened to fp32,
-and saved beside them (`faiss-<engine>.index`) so it is built once."""
+and saved beside them (`faiss-flat.index`, `faiss-hnsw.index`) so it is built once."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ def build_faiss_index(folder: Path, engine: str, hnsw_m: int = 32, ef_constructi
         raise OpenbookError(f"unknown dense engine {engine!r}; choose from matmul, {', '.join(FAISS_ENGINES)}")
     for _, block in ShardedMatmulSearch(folder, block_rows=65536).blocks():
         index.add(np.asarray(block, dtype=np.float32))
-    faiss.write_index(index, str(folder / f"{engine}.index"))
+    partial = folder / f"{engine}.index.partial"
+    faiss.write_index(index, str(partial))
+    partial.replace(folder / f"{engine}.index")  # a stop while writing leaves no half file to read later
     return index
 
 
@@ -44,6 +46,10 @@ class FaissSearch(VectorSearch):
         self.name = engine
         path = folder / f"{engine}.index"
         self.index = faiss.read_index(str(path)) if path.is_file() else build_faiss_index(folder, engine)
+        expected = DenseInfo.load(folder).passages
+        if self.index.ntotal != expected:
+            raise OpenbookError(f"{path} holds {self.index.ntotal:,} vectors, the dense index {expected:,}; "
+                                "delete it to rebuild it")
         if engine == "faiss-hnsw":
             self.index.hnsw.efSearch = ef_search
         self.count = int(self.index.ntotal)

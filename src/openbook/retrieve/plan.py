@@ -17,7 +17,7 @@ from pathlib import Path
 
 from openbook.embed import DEFAULT_EMBEDDER, Embedder, EmbedderSettings, load_embedder
 from openbook.errors import ConfigError
-from openbook.index.dense import DENSE_DIR, DenseInfo
+from openbook.index.dense import DENSE_DIR, DenseInfo, check_engine
 from openbook.index.store import PassageStore
 from openbook.retrieve.base import Retriever
 from openbook.retrieve.fusion import HybridRetriever
@@ -66,12 +66,12 @@ class Retrieval:
     candidates: int = 50             # per retriever before fusion, and what a reranker reorders
     dense_engine: str = "matmul"
     hybrid_weights: tuple[float, float] = (1.0, 1.0)  # BM25, dense
-    embedder: str | None = None      # for embedding rerankers; default: the index's dense model or MiniLM
     _parts: dict[str, object] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.index = Path(self.index)
         check_index_folder(self.index)  # a clear error before any part is loaded
+        check_engine(self.dense_engine)
 
     def _part(self, key: str, build):
         if key not in self._parts:
@@ -94,10 +94,9 @@ class Retrieval:
 
     def _index_embedder(self) -> Embedder | None:
         """The dense index's own model, shared by the dense retriever and embedding rerankers."""
-        info_dir = self.index / DENSE_DIR
-        if not self.has_dense() or (self.embedder and self.embedder != DenseInfo.load(info_dir).model):
+        if not self.has_dense():
             return None
-        info = DenseInfo.load(info_dir)
+        info = DenseInfo.load(self.index / DENSE_DIR)
         return self._part(f"embedder:{info.model}", lambda: load_embedder(EmbedderSettings(
             info.model, query_prefix=info.query_prefix, passage_prefix=info.passage_prefix)))
 
@@ -111,8 +110,7 @@ class Retrieval:
             from openbook.index.dense import ShardedMatmulSearch
             stored = self._part("stored", lambda: ShardedMatmulSearch(self.index / DENSE_DIR)).vectors
             return self._part(name, lambda: EmbeddingReranker(embedder, name, stored))
-        embedder = self._part(f"embedder:{self.embedder or DEFAULT_EMBEDDER}",
-                              lambda: load_embedder(EmbedderSettings(self.embedder or DEFAULT_EMBEDDER)))
+        embedder = self._part(f"embedder:{DEFAULT_EMBEDDER}", lambda: load_embedder(EmbedderSettings(DEFAULT_EMBEDDER)))
         return self._part(name, lambda: EmbeddingReranker(embedder, name))
 
     def has_dense(self) -> bool:

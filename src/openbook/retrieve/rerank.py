@@ -17,11 +17,10 @@ from typing import Protocol
 import numpy as np
 
 from openbook.embed import Embedder
+from openbook.errors import OpenbookError
+from openbook.models import local_model_location
 from openbook.retrieve.query import joint_query, option_queries
 from openbook.types import Hit, Question
-
-RERANKERS = ("none", "edit", "embed-question", "embed-options", "embed", "cross:MODEL")
-
 
 class Reranker(Protocol):
     name: str
@@ -64,18 +63,22 @@ class EmbeddingReranker:
         self._cache_limit = cache_limit
 
     def _passage_vectors(self, hits: Sequence[Hit]) -> np.ndarray:
+        if not hits:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         if self.stored is not None and all(h.row >= 0 for h in hits):
-            return self.stored([h.row for h in hits]) if hits else np.zeros((0, self.embedder.dimension), np.float32)
+            return self.stored([h.row for h in hits])
         missing = list({h.passage.id: h for h in hits if h.passage.id not in self._cache}.values())
         if missing:
             if len(self._cache) + len(missing) > self._cache_limit:
                 self._cache.clear()
+                missing = list({h.passage.id: h for h in hits}.values())
             vectors = self.embedder.encode([h.passage.indexed_text() for h in missing], "passage")
             self._cache.update(zip((h.passage.id for h in missing), vectors))
         return np.stack([self._cache[h.passage.id] for h in hits])
 
     def rerank(self, questions: Sequence[Question], hit_lists: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
-        self._passage_vectors([h for hits in hit_lists for h in hits])  # one batched encode for all
+        if self.stored is None:  # one batched encode for every question's candidates
+            self._passage_vectors([h for hits in hit_lists for h in hits])
         prompts = self.embedder.encode([q.prompt for q in questions], "query")
         per_option = [option_queries(q) for q in questions]
         options = self.embedder.encode([text for texts in per_option for text in texts], "query")
@@ -100,7 +103,10 @@ class CrossEncoderReranker:
         from sentence_transformers import CrossEncoder
 
         self.name = f"cross:{model}"
-        self.model = CrossEncoder(model, local_files_only=True)
+        try:
+            self.model = CrossEncoder(local_model_location(model), local_files_only=True)
+        except OSError as error:
+            raise OpenbookError(f"cannot load cross-encoder {model!r} offline: {error}") from None
         self.batch_size = batch_size
 
     def rerank(self, questions: Sequence[Question], hit_lists: Sequence[Sequence[Hit]]) -> list[list[Hit]]:

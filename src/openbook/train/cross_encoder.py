@@ -1,7 +1,7 @@
 """Fine-tune a cross-encoder reranker from a shipped encoder, since no cross-encoder ships offline.
 
 Data: an exam whose rows carry the passage they were written from (llmse-stem-1k's `context`;
-only its grounded rows by default, see `openbook.evaluate.retrieval`).
+`openbook train cross-encoder` keeps only its grounded rows, see `openbook.evaluate.retrieval`).
 For each question, BM25 retrieves candidates for the joint query from the index; candidates drawn
 from the source passage (the same 5-gram rule as `openbook eval-retrieval`) are positives, the
 others hard negatives (`negatives` per question). The encoder (e.g. all-MiniLM-L6-v2's BERT) gets
@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from openbook.evaluate.retrieval import MATCH_THRESHOLD, grounded_questions, overlap_with_source
-from openbook.models import resolve_model
+from openbook.errors import OpenbookError
+from openbook.evaluate.retrieval import MATCH_THRESHOLD, overlap_with_source
+from openbook.models import local_model_location
 from openbook.progress import console, meter
 from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.query import joint_query
@@ -38,7 +39,6 @@ class CrossEncoderTraining:
     max_tokens: int = 256
     seed: int = 13
     context_column: str = "context"
-    grounded_only: bool = True       # learn only from rows whose context really is their source
 
 
 def training_pairs(questions: Sequence[Question], retrieval: Retrieval, settings: CrossEncoderTraining
@@ -46,14 +46,13 @@ def training_pairs(questions: Sequence[Question], retrieval: Retrieval, settings
     """(query, passage, label) pairs: the source passages found among the candidates, and hard negatives."""
     rng = random.Random(settings.seed)
     with_source = [q for q in questions if q.extra.get(settings.context_column, "").strip()]
-    if settings.grounded_only:
-        with_source = grounded_questions(with_source, settings.context_column)
     hit_lists = retrieval.search(with_source, RetrievalSpec("bm25"), settings.candidates)
     pairs = []
     for question, hits in zip(with_source, hit_lists):
         context = question.extra[settings.context_column]
-        positive = [h for h in hits if overlap_with_source(h.passage.text, context) >= MATCH_THRESHOLD]
-        negative = [h for h in hits if overlap_with_source(h.passage.text, context) < 0.1]
+        overlaps = [overlap_with_source(h.passage.text, context) for h in hits]
+        positive = [h for h, overlap in zip(hits, overlaps) if overlap >= MATCH_THRESHOLD]
+        negative = [h for h, overlap in zip(hits, overlaps) if overlap < 0.1]
         query = joint_query(question)
         # the source passage itself is a positive even when BM25 missed it
         pairs.append((query, context, 1.0))
@@ -70,9 +69,13 @@ def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
 
     torch.manual_seed(settings.seed)
     pairs = training_pairs(questions, Retrieval(index), settings)
-    base = str(resolve_model(settings.base)) if Path(settings.base).exists() or "/" not in settings.base else settings.base
-    model = CrossEncoder(base, num_labels=1, max_length=settings.max_tokens, local_files_only=True)
+    if not pairs:
+        raise OpenbookError(f"no training pairs: none of the {len(questions)} questions has a "
+                            f"{settings.context_column!r} source passage")
+    model = CrossEncoder(local_model_location(settings.base), num_labels=1, max_length=settings.max_tokens,
+                         local_files_only=True)
     network, tokenizer = model.model, model.tokenizer
+    device = next(network.parameters()).device
     network.train()
     optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate)
     loss_function = torch.nn.BCEWithLogitsLoss()
@@ -84,9 +87,9 @@ def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
             for step in range(steps):
                 batch = pairs[step * settings.batch_size:(step + 1) * settings.batch_size]
                 features = tokenizer([q for q, _, _ in batch], [p for _, p, _ in batch], padding=True,
-                                     truncation=True, max_length=settings.max_tokens, return_tensors="pt")
+                                     truncation=True, max_length=settings.max_tokens, return_tensors="pt").to(device)
                 logits = network(**features).logits.squeeze(-1)
-                loss = loss_function(logits, torch.tensor([label for _, _, label in batch]))
+                loss = loss_function(logits, torch.tensor([label for _, _, label in batch], device=device))
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
