@@ -9,7 +9,9 @@ import json
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from openbook.cli.main import app
 from openbook.models import MODELS, ModelStore
 from openbook.readers import LetterReader, YesNoReader, read_question
 from openbook.retrieve.context import Context
@@ -164,14 +166,16 @@ def test_several_contexts_per_question_are_read_and_averaged(backend, tmp_path, 
     assert result.prediction.probabilities == pytest.approx(expected)
 
 
-def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl):
-    from typer.testing import CliRunner
-
-    from openbook.cli.main import app
-
+def cli_index(tmp_path, articles_jsonl):
+    """The CLI runner, and an index built by `openbook index` as a user would."""
     runner = CliRunner()
     index = tmp_path / "index"
     assert runner.invoke(app, ["index", str(articles_jsonl), "--out", str(index), "--quiet"]).exit_code == 0
+    return runner, index
+
+
+def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl):
+    runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
     exam.write_text("id,prompt,A,B,C,D,E,answer\n"
                     "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,,,B\n"
@@ -197,13 +201,7 @@ def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl)
 
 
 def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
-    from typer.testing import CliRunner
-
-    from openbook.cli.main import app
-
-    runner = CliRunner()
-    index = tmp_path / "index"
-    assert runner.invoke(app, ["index", str(articles_jsonl), "--out", str(index), "--quiet"]).exit_code == 0
+    runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
     exam.write_text("id,prompt,A,B,C,answer\n"
                     "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
@@ -237,10 +235,6 @@ def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
 
 
 def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from openbook.cli.main import app
-
     monkeypatch.setenv("OPENBOOK_CACHE", str(tmp_path / "empty-cache"))
     exam = tmp_path / "exam.csv"
     exam.write_text("id,prompt,A,B\n1,Is the sky blue?,Yes,No\n")
@@ -265,10 +259,6 @@ def test_a_failing_question_stops_the_run_without_losing_the_answers_before_it(b
 
 
 def test_the_cli_reports_a_stopped_run_and_keeps_its_files(tmp_path):
-    from typer.testing import CliRunner
-
-    from openbook.cli.main import app
-
     exam = tmp_path / "exam.csv"
     exam.write_text("id,prompt,A,B,answer\nok,Is the sky blue?,Yes,No,A\nlong,Why? " + "very " * 1500 + ",a,b,A\n")
     out = tmp_path / "run"

@@ -60,7 +60,7 @@ class PredictionLog:
             _check_same_settings(out / RUN_FILE, settings)
             self.previous = _read_complete_records(self.path)
             partial = self.path.with_name(PREDICTIONS_FILE + ".partial")
-            partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.previous), encoding="utf-8")
+            partial.write_text("".join(map(_jsonl_line, self.previous)), encoding="utf-8")
             partial.replace(self.path)  # the cut line goes; a stop now still leaves every earlier answer
         else:
             if self.path.is_file():
@@ -76,11 +76,15 @@ class PredictionLog:
         self._write(_prediction_record(result))
 
     def _write(self, record: dict[str, object]) -> None:
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.write(_jsonl_line(record))
         self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _jsonl_line(record: dict[str, object]) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def _read_complete_records(path: Path) -> list[dict[str, object]]:
@@ -115,7 +119,7 @@ def write_run(run: Run, out: Path, previous: list[dict[str, object]] | tuple = (
     out.mkdir(parents=True, exist_ok=True)
     with (out / PREDICTIONS_FILE).open("w", encoding="utf-8") as handle:
         for record in [*previous, *(_prediction_record(result) for result in run.results)]:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(_jsonl_line(record))
     earlier = [Prediction(str(r["id"]), tuple(r["ranking"]), r["probabilities"]) for r in previous]
     write_submission([*earlier, *(r.prediction for r in run.results)], out / "submission.csv")
     provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
