@@ -93,7 +93,7 @@ def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 m.advance(completed=step + 1, pairs=len(batch))
         random.Random(settings.seed + epoch + 1).shuffle(pairs)
     network.eval()
