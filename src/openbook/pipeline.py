@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from openbook.backends import Backend, load_backend
-from openbook.ensemble import average_probabilities, rank
+from openbook.ensemble import Ensemble, average_probabilities, rank, scored_question
 from openbook.progress import meter
-from openbook.readers import LetterReader, Reader, ReaderOutput, YesNoReader, read_question
+from openbook.readers import EncoderReader, LetterReader, Reader, ReaderOutput, YesNoReader, read_question
 from openbook.retrieve import AUTO, Retrieval
 from openbook.retrieve.context import Context, pack_context
 from openbook.types import Hit, Prediction, Question
@@ -33,6 +33,8 @@ class AnswerOptions:
     model: str = DEFAULT_MODEL
     backend: str = "llama.cpp"
     readers: list[str] = field(default_factory=lambda: ["letter"])
+    encoder: str | None = None       # the `encoder` reader's multiple-choice model (`openbook train encoder`)
+    encoder_tokens: int = 384        # the encoder reads at most this many tokens per option
     rotations: int = 1               # letter reader: option orders averaged (permutation debiasing)
     share_prefix: bool = True        # evaluate context + question once per question (KV cache reuse)
     retrieval: list[str] = field(default_factory=lambda: [AUTO])  # one context per pipeline (plan.py grammar)
@@ -44,6 +46,11 @@ class AnswerOptions:
     threads: int | None = None
     limit: int | None = None         # answer only the first N questions
     resume: bool = False             # keep the answers a stopped run left in `out`; answer the rest
+    ensemble: Path | None = None     # from `openbook ensemble fit`: how readers combine, calibrated confidence
+    escalate_readers: list[str] = field(default_factory=list)  # cascade: the expensive stage's readers
+    escalate_model: str | None = None    # the expensive stage's language model (default: `model`)
+    escalate_margin: float = 1.0         # escalate questions whose top-1 minus top-2 probability is below this
+    budget_seconds: float | None = None  # the whole run's budget: escalate hardest first while it lasts
     progress: bool = True
 
 
@@ -70,19 +77,40 @@ class Run:
     failure: str | None = None  # why the run stopped early; `results` holds what was answered before
 
 
-READER_NAMES = ("letter", "yesno")
+READER_NAMES = ("letter", "yesno", "encoder")
+LLM_READERS = ("letter", "yesno")
+AnyReader = Reader | EncoderReader
 
 
-def build_readers(names: Sequence[str], backend: Backend, rotations: int) -> list[Reader]:
-    readers: list[Reader] = []
-    for name in names:
+def check_readers(options: AnswerOptions) -> None:
+    for name in options.readers:
+        if name not in READER_NAMES:
+            raise ValueError(f"unknown reader {name!r}; choose from {', '.join(READER_NAMES)}")
+    if "encoder" in options.readers and not options.encoder:
+        raise ValueError("the encoder reader needs a model: pass --encoder FOLDER (from `openbook train encoder`)")
+
+
+def needs_backend(options: AnswerOptions) -> bool:
+    return any(name in LLM_READERS for name in options.readers)
+
+
+def build_readers(options: AnswerOptions, backend: Backend | None) -> list[AnyReader]:
+    check_readers(options)
+    readers: list[AnyReader] = []
+    for name in options.readers:
         if name == "letter":
-            readers.append(LetterReader(backend, rotations=rotations))
+            readers.append(LetterReader(backend, rotations=options.rotations))
         elif name == "yesno":
             readers.append(YesNoReader(backend))
         else:
-            raise ValueError(f"unknown reader {name!r}; choose from {', '.join(READER_NAMES)}")
+            readers.append(EncoderReader(options.encoder, max_tokens=options.encoder_tokens, threads=options.threads))
     return readers
+
+
+def model_seconds(backend: Backend | None, readers: Sequence[AnyReader]) -> float:
+    """Time spent evaluating models so far: the language model and every encoder reader."""
+    encoders = sum(r.model_seconds for r in readers if isinstance(r, EncoderReader))
+    return encoders + (backend.model_seconds if backend is not None else 0.0)
 
 
 def settings_of(options: AnswerOptions) -> dict[str, object]:
@@ -91,13 +119,11 @@ def settings_of(options: AnswerOptions) -> dict[str, object]:
 
 
 def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None, options: AnswerOptions,
-                      backend: Backend) -> list[list[RetrievedContext]]:
-    """Per question, one packed context per retrieval pipeline (several: readers ensemble over them)."""
+                      count_tokens: Callable[[str], int]) -> list[list[RetrievedContext]]:
+    """Per question, one packed context per retrieval pipeline (several: readers ensemble over them);
+    `count_tokens` measures the budget in the tokens of the model that reads it."""
     if retrieval is None or options.context_tokens <= 0:
         return [[RetrievedContext("none", [], Context("", (), 0))] for _ in questions]
-
-    def count_tokens(text: str) -> int:
-        return len(backend.tokenize(text, at_start=False))
 
     per_pipeline = []
     for text in options.retrieval:
@@ -108,60 +134,190 @@ def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None
     return [list(contexts) for contexts in zip(*per_pipeline)]
 
 
-def read_contexts(readers: Sequence[Reader], backend: Backend, question: Question,
+def token_counter(backend: Backend | None, readers: Sequence[AnyReader]) -> Callable[[str], int]:
+    """Context budgets are counted in the language model's tokens, else in the encoder's."""
+    if backend is not None:
+        return lambda text: len(backend.tokenize(text, at_start=False))
+    return next(r for r in readers if isinstance(r, EncoderReader)).count_tokens
+
+
+def read_context(readers: Sequence[AnyReader], backend: Backend | None, question: Question,
+                 context: Context, share_prefix: bool) -> list[ReaderOutput]:
+    """Every reader on one context, in the readers' order; language-model readers share one prefix pass."""
+    language = [r for r in readers if not isinstance(r, EncoderReader)]
+    from_language = iter(read_question(language, backend, question, context, share_prefix) if language else [])
+    outputs = []
+    for reader in readers:
+        if isinstance(reader, EncoderReader):
+            outputs.append(ReaderOutput(question.id, reader.name, reader.read(question, context),
+                                        evidence=context.passage_ids))
+        else:
+            outputs.append(next(from_language))
+    return outputs
+
+
+def read_contexts(readers: Sequence[AnyReader], backend: Backend | None, question: Question,
                   contexts: Sequence[RetrievedContext], share_prefix: bool) -> list[ReaderOutput]:
     """Every reader on every context; with several contexts each output is named reader@pipeline."""
     outputs = []
     for retrieved in contexts:
-        for output in read_question(readers, backend, question, retrieved.context, share_prefix):
+        for output in read_context(readers, backend, question, retrieved.context, share_prefix):
             outputs.append(replace(output, reader=f"{output.reader}@{retrieved.retrieval}") if len(contexts) > 1 else output)
     return outputs
 
 
+def combine(question: Question, outputs: Sequence[ReaderOutput], contexts: Sequence[RetrievedContext],
+            ensemble: Ensemble | None) -> Prediction:
+    """One prediction from every reader output: a fitted ensemble (calibrated confidence) or the mean."""
+    if ensemble is None:
+        probabilities = average_probabilities(outputs)
+        ranking = rank(probabilities)
+        return Prediction(question.id, ranking, probabilities, confidence=probabilities[ranking[0]])
+    context = "\n".join(retrieved.context.text for retrieved in contexts)
+    scored = scored_question(question, {o.reader: o.probabilities for o in outputs}, context)
+    probabilities = dict(zip(question.letters, map(float, ensemble.probabilities(scored))))
+    ranking = rank(probabilities)
+    return Prediction(question.id, ranking, probabilities, confidence=probabilities[ranking[0]], calibrated=True)
+
+
+def margin(prediction: Prediction) -> float:
+    """Top-1 minus top-2 probability: small when the readers hesitate."""
+    top = sorted(prediction.probabilities.values(), reverse=True) + [0.0]
+    return top[0] - top[1]
+
+
+@dataclass
+class Stage:
+    """A backend (None for encoder-only stages) and the readers it serves."""
+
+    backend: Backend | None
+    readers: list[AnyReader]
+
+    @property
+    def model_seconds(self) -> float:
+        return model_seconds(self.backend, self.readers)
+
+
+def load_stage(options: AnswerOptions, backend: Backend | None = None,
+               readers: Sequence[AnyReader] | None = None) -> Stage:
+    if readers is None:
+        check_readers(options)
+    if backend is None and needs_backend(options) and readers is None:
+        backend = load_backend(options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads)
+    return Stage(backend, list(readers) if readers is not None else build_readers(options, backend))
+
+
+def escalation_options(options: AnswerOptions) -> AnswerOptions:
+    """The cascade's expensive stage: its readers and model, everything else as the first stage."""
+    return replace(options, readers=options.escalate_readers, model=options.escalate_model or options.model)
+
+
+def check_cascade(options: AnswerOptions) -> None:
+    if not options.escalate_readers:
+        if options.budget_seconds is not None:
+            raise ValueError("--budget-seconds plans a cascade: name its expensive readers with --escalate")
+        return
+    check_readers(escalation_options(options))
+    shared = set(options.readers) & set(options.escalate_readers)
+    if shared:
+        raise ValueError(f"reader(s) {sorted(shared)} are in both cascade stages; their outputs would share a "
+                         "name: use another reader in one stage (e.g. encoder, then letter)")
+
+
 def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
-                readers: Sequence[Reader] | None = None, on_result: Callable[[QuestionResult], None] | None = None,
+                readers: Sequence[AnyReader] | None = None, on_result: Callable[[QuestionResult], None] | None = None,
                 skip: frozenset[str] = frozenset()) -> Run:
     """Answer `questions` (the first `options.limit`, less those in `skip`: answered by an earlier
-    run); `on_result` sees each answer as it comes. A backend or readers already built (benchmarks,
-    tests) may be passed in."""
+    run); `on_result` sees each answer once it is final. A backend or readers already built
+    (benchmarks, tests) may be passed in.
+
+    With a cascade (`escalate_readers`) the first stage answers every question; then questions are
+    escalated to the expensive readers hardest first (smallest margin, below `escalate_margin`) while
+    the time left in `budget_seconds` allows one more at the pace measured so far."""
     started = time.perf_counter()
+    check_cascade(options)
+    ensemble = Ensemble.load(Path(options.ensemble)) if options.ensemble is not None else None
     if options.limit is not None:
         questions = questions[:options.limit]
     questions = [q for q in questions if q.id not in skip]
-    backend = backend or load_backend(options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads)
+    stage = load_stage(options, backend, readers)
     loaded = time.perf_counter()
-    readers = readers or build_readers(options.readers, backend, options.rotations)
     retrieval = (Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
                  if options.index is not None and options.context_tokens > 0 else None)
-    contexts_per_question = retrieve_contexts(questions, retrieval, options, backend)
+    contexts_per_question = retrieve_contexts(questions, retrieval, options, token_counter(stage.backend, stage.readers))
     retrieved = time.perf_counter()
-    model_seconds_before = backend.model_seconds
+    cascade = bool(options.escalate_readers)
     results: list[QuestionResult] = []
     failure = None
+    seconds_before = stage.model_seconds
     with meter("answering", len(questions), ("questions",), enabled=options.progress) as m:
         for question, contexts in zip(questions, contexts_per_question):
             try:
-                outputs = read_contexts(readers, backend, question, contexts, options.share_prefix)
+                outputs = read_contexts(stage.readers, stage.backend, question, contexts, options.share_prefix)
             except (ValueError, RuntimeError) as error:  # keep what was answered; the caller reports
                 failure = f"question {question.id!r}: {error}"
                 break
-            probabilities = average_probabilities(outputs)
-            prediction = Prediction(question.id, rank(probabilities), probabilities)
-            results.append(QuestionResult(question, prediction, outputs, contexts))
-            if on_result is not None:
+            results.append(QuestionResult(question, combine(question, outputs, contexts, ensemble), outputs, contexts))
+            if on_result is not None and not cascade:
                 on_result(results[-1])
             m.advance(completed=len(results), questions=1)
+    spent = stage.model_seconds - seconds_before
+    escalation: dict[str, object] = {}
+    if cascade and failure is None:
+        escalation, escalated_seconds, failure = escalate(results, options, ensemble, started)
+        spent += escalated_seconds
+    if cascade and on_result is not None:
+        for result in results:
+            on_result(result)
     finished = time.perf_counter()
-    model_seconds = backend.model_seconds - model_seconds_before
     reading = finished - retrieved
     seconds = {
         "total": finished - started, "load_model": loaded - started, "retrieve_and_pack": retrieved - loaded,
-        "read": reading, "model": model_seconds,
+        "read": reading, "model": spent,
         "per_question": (finished - loaded) / max(len(questions), 1),
-        # everything that is not the model evaluating tokens, as a share of answering time
-        "overhead_fraction": (finished - loaded - model_seconds) / max(finished - loaded, 1e-9),
+        # everything that is not a model evaluating tokens, as a share of answering time
+        "overhead_fraction": (finished - loaded - spent) / max(finished - loaded, 1e-9),
     }
     settings = settings_of(options)
-    settings["model_path"] = getattr(backend, "model_path", options.model)
-    settings["reader_names"] = [reader.name for reader in readers]
+    settings["model_path"] = getattr(stage.backend, "model_path", options.model)
+    settings["reader_names"] = [reader.name for reader in stage.readers]
+    if escalation:
+        settings["cascade"] = escalation
     return Run(results=results, seconds=seconds, settings=settings, failure=failure)
+
+
+def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None,
+             started: float) -> tuple[dict[str, object], float, str | None]:
+    """The cascade's second stage, in place on `results`; returns what it did, its model seconds and
+    a failure (None when it finished)."""
+    hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < options.escalate_margin)
+    record: dict[str, object] = {"candidates": len(hardest), "escalated": 0, "stopped_by_budget": False}
+    if not hardest:
+        return record, 0.0, None
+    stage = load_stage(escalation_options(options))
+    record["readers"] = [reader.name for reader in stage.readers]
+    pace: list[float] = []
+    failure = None
+    with meter("escalating", len(hardest), ("questions",), enabled=options.progress) as m:
+        for _, i in hardest:
+            elapsed = time.perf_counter() - started
+            if options.budget_seconds is not None and pace and elapsed + sum(pace) / len(pace) > options.budget_seconds:
+                record["stopped_by_budget"] = True
+                break
+            began = time.perf_counter()
+            result = results[i]
+            try:
+                more = read_contexts(stage.readers, stage.backend, result.question, result.contexts, options.share_prefix)
+            except (ValueError, RuntimeError) as error:
+                failure = f"escalating question {result.question.id!r}: {error}"
+                break
+            outputs = [*result.outputs, *more]
+            # unfitted, the expensive readers decide alone; a fitted ensemble weighs both stages
+            decided_by = outputs if ensemble is not None else more
+            results[i] = replace(result, prediction=combine(result.question, decided_by, result.contexts, ensemble),
+                                 outputs=outputs)
+            pace.append(time.perf_counter() - began)
+            record["escalated"] = int(record["escalated"]) + 1
+            m.advance(completed=len(pace), questions=1)
+    record["seconds_per_escalated_question"] = sum(pace) / len(pace) if pace else 0.0
+    return record, stage.model_seconds, failure

@@ -60,8 +60,11 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """A ranking of a question's letters, best first, with the probabilities behind it."""
+    """A ranking of a question's letters, best first, with the probabilities behind it and how sure
+    the top answer is (calibrated when a fitted ensemble made it)."""
 
     question_id: str
     ranking: tuple[str, ...]
     probabilities: dict[str, float] = field(default_factory=dict)
+    confidence: float | None = None
+    calibrated: bool = False

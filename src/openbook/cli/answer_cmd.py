@@ -13,7 +13,7 @@ from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
 from openbook.exam import read_exam
 from openbook.evaluate.report import PredictionLog, write_run
-from openbook.pipeline import AnswerOptions, answer_exam, settings_of
+from openbook.pipeline import AnswerOptions, answer_exam, check_cascade, check_readers, settings_of
 from openbook.progress import console
 from openbook.index.dense import check_engine
 from openbook.retrieve import AUTO, RetrievalSpec
@@ -22,7 +22,16 @@ ExamArg = Annotated[Path | None, typer.Argument(help="Exam CSV/JSONL (id,prompt,
 IndexOpt = Annotated[Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`; none: no context.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Folder for submission.csv, predictions.jsonl, metrics.json.")]
 ModelOpt = Annotated[str | None, typer.Option(help="Model name (`openbook models list`) or a GGUF path.")]
-ReaderOpt = Annotated[list[str] | None, typer.Option("--reader", "-r", help="letter and/or yesno (repeat to ensemble).")]
+ReaderOpt = Annotated[list[str] | None, typer.Option("--reader", "-r", help="letter, yesno and/or encoder (repeat to ensemble).")]
+EncoderOpt = Annotated[str | None, typer.Option(help="The encoder reader's multiple-choice model (`openbook train encoder`).")]
+EncTokOpt = Annotated[int | None, typer.Option(help="Encoder reader: tokens read per option.")]
+EnsembleOpt = Annotated[Path | None, typer.Option(help="Ensemble from `openbook ensemble fit`: weights, ranker, calibration.")]
+EscalateOpt = Annotated[list[str] | None, typer.Option("--escalate", help="Cascade: reader(s) of the expensive stage "
+                                                         "for the hardest questions (repeat).")]
+EscModelOpt = Annotated[str | None, typer.Option(help="Cascade: the expensive stage's model (default: --model).")]
+EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: escalate when top-1 minus top-2 probability is below this.")]
+BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the whole run; the hardest questions are "
+                                                      "escalated first while the measured pace fits.")]
 RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
 ShareOpt = Annotated[bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")]
 RetrOpt = Annotated[list[str] | None, typer.Option(
@@ -42,6 +51,7 @@ ProgOpt = Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a
 
 def _run(command: str, given: dict[str, object], config: Path | None, need_answers: bool) -> dict[str, object]:
     given["readers"] = given.pop("reader") or None
+    given["escalate_readers"] = given.pop("escalate") or None
     given["retrieval"] = given["retrieval"] or None
     options = resolve_options(AnswerOptions, "answer", config, given)
     if options.exam is None:
@@ -55,6 +65,8 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     if len(set(options.retrieval)) != len(options.retrieval):
         raise ConfigError(f"a retrieval pipeline is named twice in {options.retrieval}")
     check_engine(options.dense_engine)
+    check_readers(options)
+    check_cascade(options)
     questions = read_exam(options.exam)
     if need_answers and not any(q.answer for q in questions):
         raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")
@@ -76,7 +88,10 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
 
 @reports_errors
 def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
-           reader: ReaderOpt = None, rotations: RotOpt = None, share_prefix: ShareOpt = None,
+           reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
+           ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
+           escalate_margin: EscMarginOpt = None, budget_seconds: BudgetOpt = None,
+           rotations: RotOpt = None, share_prefix: ShareOpt = None,
            retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
            passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
            threads: ThreadOpt = None, limit: LimitOpt = None, resume: ResumeOpt = None, progress: ProgOpt = None,
@@ -90,7 +105,10 @@ def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, mod
 
 @reports_errors
 def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
-             reader: ReaderOpt = None, rotations: RotOpt = None, share_prefix: ShareOpt = None,
+             reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
+           ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
+           escalate_margin: EscMarginOpt = None, budget_seconds: BudgetOpt = None,
+           rotations: RotOpt = None, share_prefix: ShareOpt = None,
              retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
              passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
              threads: ThreadOpt = None, limit: LimitOpt = None, resume: ResumeOpt = None,
@@ -98,8 +116,9 @@ def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, m
     """Answer an exam that has answers and print MAP@3, accuracy and timings as a table."""
     metrics = _run("eval", dict(locals()), config, need_answers=True)
     seconds = metrics["seconds"]
-    table = Table("exam", "questions", "MAP@3", "accuracy", "s/question", "model s", "overhead", title="openbook eval")
+    table = Table("exam", "questions", "MAP@3", "accuracy", "ECE", "s/question", "model s", "overhead",
+                  title="openbook eval")
     table.add_row(str(metrics["settings"]["exam"]), str(metrics["count"]), f"{metrics['map@3']:.4f}",
-                  f"{metrics['accuracy']:.4f}", f"{seconds['per_question']:.2f}", f"{seconds['model']:.1f}",
-                  f"{seconds['overhead_fraction']:.1%}")
+                  f"{metrics['accuracy']:.4f}", f"{metrics['confidence']['ece']:.3f}", f"{seconds['per_question']:.2f}",
+                  f"{seconds['model']:.1f}", f"{seconds['overhead_fraction']:.1%}")
     results.print(table)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from openbook import __version__
-from openbook.cli import answer_cmd, exam_cmd, index_cmd, models_cmd, retrieval_cmd, search_cmd, train_cmd
+from openbook.cli import answer_cmd, ensemble_cmd, exam_cmd, index_cmd, models_cmd, retrieval_cmd, search_cmd, train_cmd
 
 app = typer.Typer(
     name="openbook",
@@ -41,3 +41,4 @@ app.command("check")(exam_cmd.check)
 app.command("score")(exam_cmd.score)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(train_cmd.app, name="train")
+app.add_typer(ensemble_cmd.app, name="ensemble")

@@ -12,9 +12,12 @@ from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import grounded_questions
 from openbook.exam import read_exam
 from openbook.train.cross_encoder import CrossEncoderTraining, train_cross_encoder
+from openbook.train.encoder import EncoderTraining, train_encoder, training_questions
 
-app = typer.Typer(help="Fine-tune models: a cross-encoder reranker.", no_args_is_help=True)
+app = typer.Typer(help="Fine-tune models: the encoder multiple-choice reader, a cross-encoder reranker.",
+                  no_args_is_help=True)
 DEFAULTS = CrossEncoderTraining()
+ENCODER = EncoderTraining()
 
 
 @app.command("cross-encoder")
@@ -38,3 +41,37 @@ def cross_encoder(
     summary = train_cross_encoder(questions, index, out, settings, show_progress=progress)
     results.print(f"{out}: {summary['pairs']} pairs, {summary['seconds']} s, final loss {summary['final_loss']}",
                   highlight=False)
+
+
+@app.command("encoder")
+@reports_errors
+def encoder(
+    exams: Annotated[list[Path], typer.Argument(help="Exams with answers to learn from (e.g. llmse-6k-dev.csv llmse-stem-1k.csv).")],
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index the contexts are retrieved from.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training.json.")],
+    exclude: Annotated[list[Path] | None, typer.Option(help="Exam(s) whose questions must not be trained on "
+                                                           "(the ones you report).")] = None,
+    base: Annotated[str, typer.Option(help="Encoder to start from: embedder name, folder or hub id.")] = ENCODER.base,
+    retrieval: Annotated[str, typer.Option(help="Retrieval pipeline for the contexts.")] = ENCODER.retrieval,
+    context_tokens: Annotated[int, typer.Option(help="Context budget in the encoder's tokens.")] = ENCODER.context_tokens,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per option: context + question + option.")] = ENCODER.max_tokens,
+    epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = ENCODER.epochs,
+    batch_size: Annotated[int, typer.Option(help="Questions per step.")] = ENCODER.batch_size,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = ENCODER.learning_rate,
+    validation_fraction: Annotated[float, typer.Option(help="Share of the questions held out for validation.")] = ENCODER.validation_fraction,
+    max_questions: Annotated[int | None, typer.Option(help="Train on at most N questions (after the split).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = ENCODER.checkpoint_every,
+    seed: Annotated[int, typer.Option(help="Seed for the split, order and the new head.")] = ENCODER.seed,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue the checkpoint in --out.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")] = True,
+) -> None:
+    """Fine-tune a multiple-choice encoder on exams with retrieved contexts; read with --reader encoder."""
+    questions = training_questions([read_exam(e) for e in exams], [q for e in exclude or [] for q in read_exam(e)])
+    settings = EncoderTraining(base=base, retrieval=retrieval, context_tokens=context_tokens, max_tokens=max_tokens,
+                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                               validation_fraction=validation_fraction, max_questions=max_questions,
+                               checkpoint_every=checkpoint_every, seed=seed)
+    summary = train_encoder(questions, index, out, settings, resume=resume, show_progress=progress)
+    last = summary["history"][-1]
+    results.print(f"{out}: {summary['train_questions']} training questions, {last['seconds']} s for the last epoch, "
+                  f"validation MAP@3 {last['validation_map@3']}", highlight=False)

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from openbook.ensemble.calibrate import ECE_BINS, expected_calibration_error
 from openbook.errors import OpenbookError
 from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
@@ -31,6 +32,8 @@ def _prediction_record(result: QuestionResult) -> dict[str, object]:
         "prediction": submission_letters(result.prediction.ranking),
         "ranking": list(result.prediction.ranking),
         "probabilities": result.prediction.probabilities,
+        "confidence": result.prediction.confidence,
+        "calibrated": result.prediction.calibrated,
         "answer": result.question.answer,
         "readers": {o.reader: o.probabilities for o in result.outputs},
         "contexts": [_evidence(retrieved) for retrieved in result.contexts],
@@ -42,7 +45,8 @@ PREVIOUS_PREDICTIONS_FILE = "predictions.previous.jsonl"
 RUN_FILE = "run.json"
 # settings that change answers: a run may only be resumed with the same ones
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
-                   "dense_engine", "passages", "context_tokens")
+                   "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
+                   "escalate_readers", "escalate_model", "escalate_margin")
 
 
 class PredictionLog:
@@ -120,19 +124,26 @@ def write_run(run: Run, out: Path, previous: list[dict[str, object]] | tuple = (
     with (out / PREDICTIONS_FILE).open("w", encoding="utf-8") as handle:
         for record in [*previous, *(_prediction_record(result) for result in run.results)]:
             handle.write(_jsonl_line(record))
-    earlier = [Prediction(str(r["id"]), tuple(r["ranking"]), r["probabilities"]) for r in previous]
+    earlier = [Prediction(str(r["id"]), tuple(r["ranking"]), r["probabilities"],
+                          r.get("confidence", max(r["probabilities"].values())),
+                          bool(r.get("calibrated"))) for r in previous]
     write_submission([*earlier, *(r.prediction for r in run.results)], out / "submission.csv")
     provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "settings": run.settings, "versions": library_versions(("llama_cpp_python", "tantivy"))}
     status = {"questions_answered": len(run.results) + len(earlier), "answered_by_earlier_runs": len(earlier),
               "failure": run.failure}
     (out / RUN_FILE).write_text(json.dumps({**provenance, **status, "seconds": run.seconds}, indent=2) + "\n")
-    answered = [(tuple(r["ranking"]), r["answer"]) for r in previous if r.get("answer")]
-    answered += [(r.prediction.ranking, r.question.answer) for r in run.results if r.question.answer]
-    if not answered:
+    answers = {str(r["id"]): r["answer"] for r in previous if r.get("answer")}
+    answers |= {r.question.id: r.question.answer for r in run.results if r.question.answer}
+    scored = [p for p in [*earlier, *(r.prediction for r in run.results)] if p.question_id in answers]
+    if not scored:
         return {}
-    scores = score_rankings(answered)
+    scores = score_rankings((p.ranking, answers[p.question_id]) for p in scored)
+    calibration = {"ece": expected_calibration_error([p.confidence or 0.0 for p in scored],
+                                                     [p.ranking[0] == answers[p.question_id] for p in scored]),
+                   "calibrated": all(p.calibrated for p in scored), "bins": ECE_BINS}
     metrics = {"map@3": scores.map_at_3, "accuracy": scores.accuracy, "count": scores.count,
+               "confidence": calibration,
                "complete": run.failure is None, "seconds": run.seconds, **provenance}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

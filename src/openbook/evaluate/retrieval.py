@@ -66,7 +66,8 @@ def first_source_rank(hits: Sequence[Hit], context: str) -> int | None:
 _COMMON = frozenset("the a an of and in to is it its by for as with on that are was were be this which".split())
 
 
-def _coverage(text: str, context: str) -> float:
+def word_coverage(text: str, context: str) -> float:
+    """The share of `text`'s words (less the commonest) that occur in `context`."""
     words = set(_words(text)) - _COMMON
     return len(words & set(_words(context))) / max(len(words), 1)
 
@@ -81,8 +82,8 @@ def grounded_questions(questions: Sequence[Question], context_column: str = "con
             kept.append(question)
             continue
         text = f"{question.prompt} {question.options[question.answer]}"
-        own = _coverage(text, question.extra.get(context_column, ""))
-        neighbours = [_coverage(text, questions[j].extra.get(context_column, ""))
+        own = word_coverage(text, question.extra.get(context_column, ""))
+        neighbours = [word_coverage(text, questions[j].extra.get(context_column, ""))
                       for j in (i - 2, i - 1, i + 1, i + 2) if 0 <= j < len(questions)]
         if own >= min_coverage and (not neighbours or max(neighbours) <= own + margin):
             kept.append(question)

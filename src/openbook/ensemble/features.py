@@ -1,0 +1,79 @@
+"""What an ensemble sees of one question: each reader's probabilities and simple retrieval features,
+built either from a live answer (`QuestionResult`) or from a finished run's predictions.jsonl."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from openbook.errors import OpenbookError
+from openbook.evaluate.retrieval import word_coverage
+from openbook.types import Question
+
+
+@dataclass(frozen=True)
+class ScoredQuestion:
+    id: str
+    letters: tuple[str, ...]
+    answer: str | None
+    readers: dict[str, np.ndarray]  # reader -> probabilities in `letters` order
+    coverage: np.ndarray            # per option: share of its words found in the retrieved context
+
+
+def scored_question(question: Question, readers: Mapping[str, Mapping[str, float]], context_text: str) -> ScoredQuestion:
+    letters = question.letters
+    return ScoredQuestion(
+        id=question.id, letters=letters, answer=question.answer,
+        readers={name: np.array([float(probabilities.get(letter, 0.0)) for letter in letters])
+                 for name, probabilities in readers.items()},
+        coverage=np.array([word_coverage(question.options[letter], context_text) for letter in letters]),
+    )
+
+
+def read_predictions(path: Path) -> list[dict[str, object]]:
+    """The records of a predictions.jsonl, with the file and line named on a broken one."""
+    records = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise OpenbookError(f"{path}, line {number}: not JSON ({error.msg})") from None
+            if not isinstance(record, dict) or "id" not in record or "readers" not in record:
+                raise OpenbookError(f"{path}, line {number}: not an openbook prediction (needs id and readers)")
+            records.append(record)
+    return records
+
+
+def context_text(record: Mapping[str, object]) -> str:
+    return "\n".join(p["text"] for c in record.get("contexts", []) for p in c.get("passages", []))
+
+
+def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question]) -> list[ScoredQuestion]:
+    """Join several runs' predictions.jsonl by question id: readers of run i are named `run-folder/reader`
+    when more than one run is given. Questions missing from any run are left out."""
+    by_id = {q.id: q for q in questions}
+    merged: dict[str, dict[str, Mapping[str, float]]] = {}
+    contexts: dict[str, str] = {}
+    present: list[set[str]] = []
+    for run in runs:
+        path = run / "predictions.jsonl" if run.is_dir() else run
+        ids = set()
+        for record in read_predictions(path):
+            qid = str(record["id"])
+            if qid not in by_id:
+                raise OpenbookError(f"{path}: question {qid!r} is not in the exam")
+            ids.add(qid)
+            for reader, probabilities in record["readers"].items():
+                name = f"{path.parent.name}/{reader}" if len(runs) > 1 else reader
+                merged.setdefault(qid, {})[name] = probabilities
+            contexts[qid] = contexts.get(qid, "") + "\n" + context_text(record)
+        present.append(ids)
+    common = set.intersection(*present) if present else set()
+    return [scored_question(by_id[qid], merged[qid], contexts[qid]) for qid in by_id if qid in common]

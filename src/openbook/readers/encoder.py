@@ -1,0 +1,97 @@
+"""The encoder multiple-choice reader (the DeBERTa reader of the winning teams).
+
+For each option the encoder reads the pair (context, question + option) and a head gives one score;
+a softmax across the question's options gives the probabilities. The model is a transformers
+`AutoModelForMultipleChoice`: a folder trained by `openbook train encoder`, any Hugging Face encoder
+(DeBERTa-v3 …) by path or hub id, or a shipped embedder's encoder (all-MiniLM-L6-v2, all-mpnet-base-v2,
+whose multiple-choice head starts untrained, so train it first).
+
+Truncation cuts the longer segment first, which is the context: the question and the option (the
+second segment) are only cut when they alone are too long.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from openbook.readers.base import softmax
+from openbook.retrieve.context import Context
+from openbook.types import Question
+
+DEFAULT_MAX_TOKENS = 384
+
+
+def option_pairs(question: Question, context: Context) -> tuple[list[str], list[str]]:
+    """The (first, second) segments the encoder reads for each present option, in letter order."""
+    first = context.text or question.prompt
+    return [first] * len(question.options), [f"{question.prompt} {text}" for text in question.options.values()]
+
+
+def encode_options(tokenizer, questions: list[Question], contexts: list[Context], max_tokens: int
+                   ) -> tuple[dict, list[int]]:
+    """Tokenised (questions × options × tokens) tensors and each question's option count. Questions
+    with fewer options are padded with copies of their last option; mask those by the counts."""
+    firsts, seconds, sizes = [], [], []
+    for question, context in zip(questions, contexts):
+        first, second = option_pairs(question, context)
+        firsts.append(first)
+        seconds.append(second)
+        sizes.append(len(first))
+    width = max(sizes)
+    flat_first = [f[min(j, len(f) - 1)] for f in firsts for j in range(width)]
+    flat_second = [s[min(j, len(s) - 1)] for s in seconds for j in range(width)]
+    features = tokenizer(flat_first, flat_second, truncation="longest_first", max_length=max_tokens,
+                         padding=True, return_tensors="pt")
+    return {key: value.view(len(sizes), width, -1) for key, value in features.items()}, sizes
+
+
+def load_multiple_choice(model: str, local_files_only: bool = True):
+    """(model, tokenizer) of a multiple-choice encoder; registered embedder names resolve to their folder."""
+    from transformers import AutoModelForMultipleChoice, AutoTokenizer, logging
+
+    from openbook.models import local_model_location
+
+    location = local_model_location(model)
+    logging.set_verbosity_error()  # an untrained head is reported by `train encoder`, not on every load
+    tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_files_only)
+    network = AutoModelForMultipleChoice.from_pretrained(location, local_files_only=local_files_only)
+    return network, tokenizer
+
+
+class EncoderReader:
+    """Scores a question's options with a multiple-choice encoder; needs no language-model backend."""
+
+    def __init__(self, model: str | Path, max_tokens: int = DEFAULT_MAX_TOKENS, device: str | None = None,
+                 threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model_id = str(model)
+        self.name = "encoder"
+        self.max_tokens = max_tokens
+        self.network, self.tokenizer = load_multiple_choice(str(model))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.network.to(self.device).eval()
+        self.model_seconds = 0.0
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def scores(self, questions: list[Question], contexts: list[Context]) -> list[np.ndarray]:
+        """Raw option scores per question (one forward pass for the batch)."""
+        import torch
+
+        started = time.perf_counter()
+        features, sizes = encode_options(self.tokenizer, questions, contexts, self.max_tokens)
+        with torch.inference_mode():
+            logits = self.network(**{k: v.to(self.device) for k, v in features.items()}).logits.float().cpu().numpy()
+        self.model_seconds += time.perf_counter() - started
+        return [row[:size] for row, size in zip(logits, sizes)]
+
+    def read(self, question: Question, context: Context) -> dict[str, float]:
+        probabilities = softmax(self.scores([question], [context])[0])
+        return {letter: float(p) for letter, p in zip(question.letters, probabilities)}

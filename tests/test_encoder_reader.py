@@ -1,0 +1,215 @@
+"""The encoder multiple-choice reader and its training, on the shipped all-MiniLM-L6-v2 encoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from openbook.cli.main import app
+from openbook.models import MODELS, ModelStore
+from openbook.types import Question
+
+pytest.importorskip("transformers", reason="the encoder reader needs transformers (pip install -e .[dev])")
+
+BASE = "all-minilm-l6-v2"
+FACTS = [  # (prompt, right answer, wrong answers): each answerable from the fixture articles
+    ("Which organelle is the powerhouse of the cell?", "The mitochondrion", ["The nucleus", "The ribosome", "The vacuole", "The cell wall"]),
+    ("What do green plants release during photosynthesis?", "Oxygen", ["Nitrogen", "Helium", "Methane", "Argon"]),
+    ("Where do earthquakes mostly occur?", "At plate boundaries", ["At the poles", "In deep oceans only", "On the Moon", "Inside the core"]),
+    ("What is the speed of light in vacuum?", "299792458 metres per second", ["340 metres per second", "1000 km per hour", "9.8 metres per second", "12 metres per second"]),
+    ("What does chlorophyll mostly absorb?", "Blue and red light", ["Green light", "X-rays", "Radio waves", "Sound"]),
+    ("What do mitochondria produce?", "ATP", ["Glucose", "Chlorophyll", "Oxygen", "Starch"]),
+    ("From whom is mitochondrial DNA inherited?", "The mother", ["The father", "Both parents", "Neither parent", "The grandfather"]),
+    ("When was plate tectonics accepted?", "In the 1960s", ["In the 1860s", "In 1492", "In the 2010s", "In antiquity"]),
+]
+
+
+def fact_exam(copies: int = 2) -> list[Question]:
+    """The facts with the right answer in rotating positions (the model cannot learn a letter)."""
+    questions = []
+    for copy in range(copies):
+        for number, (prompt, right, wrong) in enumerate(FACTS):
+            texts = list(wrong[:4])
+            position = (number + copy) % 5
+            texts.insert(position, right)
+            letters = "ABCDE"
+            questions.append(Question(f"{copy}-{number}", prompt, dict(zip(letters, texts)), letters[position]))
+    return questions
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    from openbook.index.build import build_index
+    from tests.conftest import ARTICLES, write_jsonl
+
+    folder = tmp_path_factory.mktemp("encoder")
+    corpus = write_jsonl(folder / "articles.jsonl", [{"id": i, "title": t, "text": x} for i, t, x in ARTICLES])
+    build_index([corpus], folder / "index", show_progress=False)
+    return folder / "index"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, index):
+    """An encoder fine-tuned for a few epochs on the fact questions (validation: 4 of them)."""
+    from openbook.train.encoder import EncoderTraining, train_encoder
+
+    ModelStore().pull(MODELS[BASE], log=lambda _: None)
+    out = tmp_path_factory.mktemp("trained") / "encoder"
+    settings = EncoderTraining(base=BASE, epochs=6, batch_size=4, learning_rate=5e-4, max_tokens=96, context_tokens=48,
+                               validation_fraction=0.25, checkpoint_every=3)
+    summary = train_encoder(fact_exam(), index, out, settings, show_progress=False)
+    return out, summary
+
+
+def option_probability_of_answers(model, index, questions) -> float:
+    from openbook.pipeline import AnswerOptions, answer_exam
+
+    options = AnswerOptions(index=index, readers=["encoder"], encoder=str(model), encoder_tokens=96,
+                            context_tokens=48, model="no-such-llm", progress=False)
+    run = answer_exam(questions, options)  # no language model is loaded for an encoder-only run
+    return float(np.mean([r.prediction.probabilities[r.question.answer] for r in run.results]))
+
+
+def test_training_writes_a_model_that_learnt_the_training_questions(trained, index):
+    out, summary = trained
+    assert (out / "config.json").is_file() and (out / "data.jsonl").is_file() and (out / "checkpoint").is_dir()
+    assert summary["train_questions"] == 12 and summary["validation_questions"] == 4
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3, 4, 5, 6]
+    assert summary["history"][-1]["final_loss"] < summary["history"][0]["final_loss"]
+    assert all(0 <= h["validation_map@3"] <= 1 for h in summary["history"])
+    training_ids = set(q.id for q in fact_exam()) - set(summary["validation_ids"])
+    training = [q for q in fact_exam() if q.id in training_ids]
+    # the untrained head is at chance (about 0.2); the trained model puts most weight on the answers
+    assert option_probability_of_answers(out, index, training) > 0.5
+
+
+def test_encoder_reader_handles_missing_options_and_counts_its_time(trained):
+    from openbook.readers import EncoderReader
+    from openbook.retrieve.context import Context
+
+    reader = EncoderReader(trained[0], max_tokens=96)
+    question = Question("q", "What do mitochondria produce?", {"A": "ATP", "B": "Glucose", "D": "Starch"}, "A")
+    probabilities = reader.read(question, Context("The mitochondrion produces ATP.", ("2:0",), 0))
+    assert set(probabilities) == {"A", "B", "D"} and sum(probabilities.values()) == pytest.approx(1.0)
+    assert reader.model_seconds > 0
+    # batched scoring gives the same scores as one question at a time, padding notwithstanding
+    five = fact_exam(1)[0]
+    context = Context("", (), 0)
+    batched = reader.scores([question, five], [context, context])
+    assert np.allclose(batched[0], reader.scores([question], [context])[0], atol=1e-4)
+    assert np.allclose(batched[1], reader.scores([five], [context])[0], atol=1e-4)
+
+
+def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypatch):
+    import torch
+
+    import openbook.train.encoder as training
+    from openbook.errors import OpenbookError
+    from openbook.readers.encoder import load_multiple_choice
+
+    settings = training.EncoderTraining(base=BASE, epochs=1, batch_size=2, max_tokens=64, context_tokens=32,
+                                        validation_fraction=0.25, checkpoint_every=2)
+    questions = fact_exam(1)
+    training.train_encoder(questions, index, tmp_path / "whole", settings, show_progress=False)
+
+    real_loss, calls = training.option_loss, []
+
+    def stop_at_third_step(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(training, "option_loss", stop_at_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_encoder(questions, index, tmp_path / "stopped", settings, show_progress=False)
+    assert json.loads((tmp_path / "stopped" / "checkpoint" / "state.json").read_text())["step"] == 2
+    monkeypatch.setattr(training, "option_loss", real_loss)
+    with pytest.raises(OpenbookError, match="--resume"):
+        training.train_encoder(questions, index, tmp_path / "stopped", settings, show_progress=False)
+    training.train_encoder(questions, index, tmp_path / "stopped", settings, resume=True, show_progress=False)
+    whole, _ = load_multiple_choice(str(tmp_path / "whole"))
+    resumed, _ = load_multiple_choice(str(tmp_path / "stopped"))
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    other = training.EncoderTraining(**{**settings.__dict__, "learning_rate": 1e-3})
+    with pytest.raises(OpenbookError, match="other settings"):
+        training.train_encoder(questions, index, tmp_path / "stopped", other, resume=True, show_progress=False)
+
+
+def test_excluded_and_repeated_prompts_are_not_trained_on():
+    from openbook.train.encoder import split, training_questions
+
+    exam = fact_exam(1)
+    kept = training_questions([exam, exam[:2]], exclude=[exam[0]])
+    assert [q.prompt for q in kept] == [q.prompt for q in exam[1:]]
+    assert kept[0].id == "0:0-1"
+    train, validation = split(kept, 0.25, seed=1)
+    assert len(validation) == 2 and not {q.id for q in train} & {q.id for q in validation}
+    assert split(kept, 0.25, seed=1) == (train, validation)
+
+
+def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
+    runner = CliRunner()
+    exam = tmp_path / "exam.csv"
+    rows = ["id,prompt,A,B,C,D,E,answer"] + [
+        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}" for q in fact_exam(2)]
+    exam.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "encoder"
+    result = runner.invoke(app, ["train", "encoder", str(exam), "--index", str(index), "--out", str(out),
+                                 "--max-tokens", "64", "--context-tokens", "32", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "validation MAP@3" in result.output
+    result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(tmp_path / "run"),
+                                 "--reader", "encoder", "--encoder", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["count"] == 16 and 0 <= metrics["confidence"]["ece"] <= 1
+    result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--reader", "encoder", "--quiet"])
+    assert result.exit_code == 2 and "--encoder" in result.output
+    # an ensemble fitted on that run calibrates the confidence the next run reports
+    ensemble = tmp_path / "ensemble.json"
+    result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "run"), "--out", str(ensemble), "--folds", "4",
+                                 "--method", "mean", "--method", "weighted"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(tmp_path / "calibrated"),
+                                 "--reader", "encoder", "--encoder", str(out), "--ensemble", str(ensemble), "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "calibrated" / "predictions.jsonl").read_text().splitlines()]
+    temperature = json.loads(ensemble.read_text())["temperature"]
+    assert all(r["calibrated"] for r in records) and temperature > 0
+    assert json.loads((tmp_path / "calibrated" / "metrics.json").read_text())["confidence"]["calibrated"] is True
+    plain = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["ranking"] for r in records] == [r["ranking"] for r in plain]  # one reader, no ranker: only the confidence changes
+
+
+def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, index):
+    pytest.importorskip("llama_cpp")
+    from openbook.pipeline import AnswerOptions, answer_exam, margin
+
+    ModelStore().pull(MODELS["smollm2-135m-instruct"], log=lambda _: None)
+    questions = fact_exam(1)
+    base = AnswerOptions(index=index, readers=["encoder"], encoder=str(trained[0]), encoder_tokens=96,
+                         context_tokens=48, model="smollm2-135m-instruct", n_ctx=1024, progress=False)
+    cheap = answer_exam(questions, base)
+    margins = {r.question.id: margin(r.prediction) for r in cheap.results}
+    threshold = sorted(margins.values())[3]  # the three hardest questions
+    run = answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
+                                                  "escalate_margin": threshold}))
+    escalated = {r.question.id for r in run.results if len(r.outputs) == 2}
+    assert escalated == {qid for qid, m in margins.items() if m < threshold} and len(escalated) == 3
+    assert run.settings["cascade"]["escalated"] == 3 and run.settings["cascade"]["readers"] == ["letter"]
+    for result in run.results:
+        if result.question.id in escalated:  # unfitted, the expensive reader decides alone
+            assert result.prediction.probabilities == pytest.approx(result.outputs[1].probabilities)
+        else:
+            assert result.prediction.probabilities == pytest.approx(result.outputs[0].probabilities)
+    # a budget already spent lets one question through to measure the pace, then stops
+    tight = answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
+                                                    "budget_seconds": 0.001}))
+    assert tight.settings["cascade"]["escalated"] == 1 and tight.settings["cascade"]["stopped_by_budget"]
+    with pytest.raises(ValueError, match="both cascade stages"):
+        answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["encoder"]}))

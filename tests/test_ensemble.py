@@ -1,0 +1,122 @@
+"""Fitted ensembles, calibration and the confidence a run reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from openbook.cli.main import app
+from openbook.ensemble import Ensemble, ScoredQuestion, fit_ensemble, scored_from_runs
+from openbook.ensemble.calibrate import expected_calibration_error, fit_temperature, with_temperature
+from openbook.errors import OpenbookError
+from openbook.types import Question
+
+LETTERS = ("A", "B", "C", "D", "E")
+
+
+def synthetic_questions(count: int, seed: int = 0) -> list[ScoredQuestion]:
+    """`good` points at the answer more often than not; `noise` is random; coverage is uninformative."""
+    rng = np.random.default_rng(seed)
+    questions = []
+    for i in range(count):
+        answer = int(rng.integers(5))
+        good = rng.normal(0, 1, 5)
+        good[answer] += 1.5
+        noise = rng.normal(0, 1, 5)
+        questions.append(ScoredQuestion(
+            id=str(i), letters=LETTERS, answer=LETTERS[answer],
+            readers={"good": np.exp(good) / np.exp(good).sum(), "noise": np.exp(noise) / np.exp(noise).sum()},
+            coverage=rng.uniform(0, 1, 5)))
+    return questions
+
+
+def test_temperature_fit_recovers_the_temperature_answers_were_drawn_with():
+    rng = np.random.default_rng(1)
+    scores = [rng.normal(0, 2, 5) for _ in range(3000)]
+    answers = [int(rng.choice(5, p=with_temperature(s, 2.5))) for s in scores]
+    assert fit_temperature(scores, answers) == pytest.approx(2.5, rel=0.1)
+
+
+def test_expected_calibration_error():
+    assert expected_calibration_error([0.9] * 10, [True] * 9 + [False]) == pytest.approx(0.0)
+    assert expected_calibration_error([0.9] * 10, [False] * 10) == pytest.approx(0.9)
+    # two bins: 0.25 confident and right half the time, 0.95 confident and always right
+    assert expected_calibration_error([0.25, 0.25, 0.95, 0.95], [True, False, True, True]) == pytest.approx(
+        0.5 * 0.25 + 0.5 * 0.05)
+
+
+def test_fitted_ensemble_trusts_the_informative_reader_and_saves_as_json(tmp_path):
+    questions = synthetic_questions(300)
+    ensemble = fit_ensemble(questions, methods=("mean", "weighted", "ranker"), folds=5)
+    table = ensemble.validation["cross_validation"]
+    assert set(table) == {"mean", "weighted", "ranker"} and ensemble.method == ensemble.validation["chosen"]
+    # fitting beats the blind average, which listens to the noise as much as to the good reader
+    assert max(table["weighted"]["map_at_3"], table["ranker"]["map_at_3"]) > table["mean"]["map_at_3"] + 0.03
+    weighted = fit_ensemble(questions, methods=("weighted",))
+    assert weighted.weights["good"] > 0.8 > weighted.weights["noise"]
+    ensemble.save(tmp_path / "ensemble.json")
+    loaded = Ensemble.load(tmp_path / "ensemble.json")
+    probabilities = loaded.probabilities(questions[0])
+    assert probabilities.sum() == pytest.approx(1.0)
+    assert np.allclose(probabilities, ensemble.probabilities(questions[0]))
+    assert ensemble.temperature > 0
+
+
+def test_ensembles_and_missing_readers():
+    questions = synthetic_questions(40)
+    weighted = fit_ensemble(questions, methods=("weighted",))
+    partial = ScoredQuestion("x", LETTERS, "A", {"good": questions[0].readers["good"]}, questions[0].coverage)
+    assert weighted.probabilities(partial).sum() == pytest.approx(1.0)  # the present readers, renormalised
+    ranker = fit_ensemble(questions, methods=("ranker",))
+    with pytest.raises(OpenbookError, match="noise"):
+        ranker.probabilities(partial)
+    with pytest.raises(OpenbookError, match="at least 10"):
+        fit_ensemble(questions[:5])
+
+
+def test_a_broken_ensemble_or_predictions_file_is_named(tmp_path):
+    bad = tmp_path / "ensemble.json"
+    bad.write_text('{"method": "magic", "readers": []}')
+    with pytest.raises(OpenbookError, match="unknown ensemble method"):
+        Ensemble.load(bad)
+    bad.write_text("{")
+    with pytest.raises(OpenbookError, match="not an ensemble file"):
+        Ensemble.load(bad)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "predictions.jsonl").write_text('{"id": "1", "readers": {}}\nnot json\n')
+    with pytest.raises(OpenbookError, match="line 2"):
+        scored_from_runs([run], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
+
+
+def write_run(folder, questions: list[Question], readers: dict[str, list[np.ndarray]], exam):
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"settings": {"exam": str(exam)}}))
+    with (folder / "predictions.jsonl").open("w") as handle:
+        for i, question in enumerate(questions):
+            record = {"id": question.id, "answer": question.answer,
+                      "readers": {name: dict(zip(question.letters, map(float, rows[i]))) for name, rows in readers.items()},
+                      "contexts": [{"passages": [{"text": f"{question.options['A']} is right"}]}]}
+            handle.write(json.dumps(record) + "\n")
+
+
+def test_fit_command_joins_runs_by_folder_and_reads_coverage(tmp_path):
+    synthetic = synthetic_questions(60, seed=3)
+    questions = [Question(q.id, f"question {q.id}", {l: f"option {l}{q.id}" for l in LETTERS}, q.answer) for q in synthetic]
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,C,D,E,answer\n" + "".join(
+        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}\n" for q in questions))
+    write_run(tmp_path / "one", questions, {"letter": [q.readers["good"] for q in synthetic]}, exam)
+    write_run(tmp_path / "two", questions, {"letter": [q.readers["noise"] for q in synthetic]}, exam)
+    runner = CliRunner()
+    out = tmp_path / "ensemble.json"
+    result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "(chosen)" in result.output and "one/letter" in result.output
+    fitted = json.loads(out.read_text())
+    assert fitted["readers"] == ["one/letter", "two/letter"]
+    scored = scored_from_runs([tmp_path / "one", tmp_path / "two"], questions)
+    assert scored[0].coverage[0] == 1.0 and scored[0].coverage[1] < 1.0  # option A's words are in the context
