@@ -1,0 +1,180 @@
+"""Benchmark readers, ensembles and cascades on held-out questions: MAP@3 and seconds/question.
+
+    python bench/ensemble.py --encoder runs/encoder-minilm            # after `openbook train encoder`
+    python bench/ensemble.py --encoder runs/encoder-minilm --questions 30 --sets default-exam
+
+Sets (none of them trained on by the encoder, whose training excludes the default exam and keeps its
+own validation split):
+- default-exam: the 100 llmse-stem-1k questions of the default exam;
+- arc-challenge-val: 100 questions (seed 2023, bench/out/arc-challenge-val-100.csv);
+- llmse-6k-dev-val: the first questions of the encoder's validation split that come from llmse-6k-dev.
+
+Members: each a real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER and resumed
+when present, so a stopped bench continues and finished members are not recomputed. Their s/question
+comes from the run itself. Ensembles are scored out of fold (5-fold cross-validation over the set's
+questions: every question is scored by a fit that did not see it). Cascades are replayed from the
+members' recorded outputs: the encoder answers everything, and the questions with the smallest
+top-1/top-2 margin go to the language model while the budget (seconds/question over the set, at the
+members' measured pace) allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from common import OUT, ROOT, SHARED, markdown_table, sample_exam
+from openbook.ensemble import fit_ensemble, scored_from_runs
+from openbook.ensemble.calibrate import with_temperature
+from openbook.ensemble.learned import evaluate_scores, out_of_fold_scores, ranking_of
+from openbook.evaluate.metrics import score_rankings
+from openbook.evaluate.report import PredictionLog, write_run
+from openbook.exam import read_exam
+from openbook.pipeline import AnswerOptions, answer_exam, settings_of
+from openbook.types import Question
+
+DEFAULT_EXAM = Path("src/openbook/resources/default-exam.csv")
+ARC_SAMPLE = Path("bench/out/arc-challenge-val-100.csv")
+
+
+def write_exam(questions: list[Question], path: Path) -> Path:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "prompt", "A", "B", "C", "D", "E", "answer"])
+        for q in questions:
+            writer.writerow([q.id, q.prompt, *(q.options.get(letter, "") for letter in "ABCDE"), q.answer])
+    return path
+
+
+def exam_sets(names: list[str], encoder: Path, count: int) -> dict[str, Path]:
+    sets = {}
+    if "default-exam" in names:
+        sets["default-exam"] = DEFAULT_EXAM
+    if "arc-challenge-val" in names:
+        if not ARC_SAMPLE.exists():
+            write_exam(sample_exam("arc-challenge-val", 100), ARC_SAMPLE)
+        sets["arc-challenge-val"] = ARC_SAMPLE
+    if "llmse-6k-dev-val" in names:
+        held_out = [i.split(":", 1)[1] for i in json.loads((encoder / "training.json").read_text())["validation_ids"]
+                    if i.startswith("0:")]
+        by_id = {q.id: q for q in read_exam(SHARED / "exams" / "llmse-6k-dev.csv")}
+        sets["llmse-6k-dev-val"] = write_exam([by_id[i] for i in held_out[:100]], OUT / "llmse-6k-dev-val-100.csv")
+    return {name: path for name, path in sets.items()}
+
+
+def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
+    base = AnswerOptions(index=Path("runs/default-index"), model=model, progress=True, resume=True)
+    return {
+        "encoder": replace(base, readers=["encoder"], encoder=str(encoder), retrieval=["bm25"], context_tokens=256),
+        "letter@bm25": replace(base, readers=["letter"], retrieval=["bm25"]),
+        "letter@auto": replace(base, readers=["letter"], retrieval=["auto"]),
+    }
+
+
+def run_member(exam: Path, options: AnswerOptions, out: Path, limit: int) -> dict:
+    """The member's run on the set (resumed when stopped); its metrics.json."""
+    questions = read_exam(exam)[:limit]
+    options = replace(options, exam=exam, out=out)
+    metrics_file = out / "metrics.json"
+    if metrics_file.exists():
+        done = sum(1 for _ in (out / "predictions.jsonl").open())
+        if done >= len(questions):
+            return json.loads(metrics_file.read_text())
+    log = PredictionLog(out, settings_of(options), resume=True)
+    try:
+        run = answer_exam(questions, options, on_result=log.add, skip=log.answered)
+    finally:
+        log.close()
+    return write_run(run, out, log.previous)
+
+
+def cascade_rows(set_name, scored, cheap, expensive, seconds, budgets, combined=None):
+    """Replay: escalate the smallest margins of `cheap` to `expensive` while the budget lasts."""
+    rows = []
+    n = len(scored)
+    def margin(i: int) -> float:
+        top = np.sort(scored[i].readers[cheap])
+        return float(top[-1] - top[-2])
+
+    order = sorted(range(n), key=margin)  # hardest first
+    for budget in budgets:
+        affordable = int(max(0.0, (budget - seconds[cheap]) * n / seconds[expensive]))
+        escalated = set(order[:min(affordable, n)])
+        for label, decide in (("expensive decides", None), ("fitted ensemble decides", combined)):
+            if label != "expensive decides" and decide is None:
+                continue
+            pairs = []
+            for i, q in enumerate(scored):
+                if i in escalated:
+                    probabilities = q.readers[expensive] if decide is None else decide[i]
+                else:
+                    probabilities = q.readers[cheap]
+                pairs.append((ranking_of(q.letters, probabilities), q.answer))
+            scores = score_rankings(pairs)
+            spent = seconds[cheap] + len(escalated) * seconds[expensive] / n
+            rows.append([set_name, f"cascade {cheap} → {expensive}, {label}, budget {budget:g} s/q",
+                         f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{spent:.2f}",
+                         f"{len(escalated)}/{n} escalated"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoder", type=Path, required=True, help="trained encoder folder (openbook train encoder)")
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--sets", nargs="+", default=["default-exam", "arc-challenge-val", "llmse-6k-dev-val"])
+    parser.add_argument("--members", nargs="+", default=None, help="subset of: encoder letter@bm25 letter@auto")
+    parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--budgets", nargs="+", type=float, default=[5.0, 10.0])
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+    os.chdir(ROOT)  # run settings record relative paths, so earlier runs can be resumed from any folder
+    encoder = args.encoder.resolve()
+    rows = []
+    for set_name, exam in exam_sets(args.sets, encoder, args.questions).items():
+        chosen = {name: options for name, options in members(encoder, args.model).items()
+                  if args.members is None or name in args.members}
+        seconds, folders = {}, []
+        for name, options in chosen.items():
+            out = OUT / "ensemble" / set_name / name
+            print(f"[{set_name}] {name}", file=sys.stderr, flush=True)
+            metrics = run_member(exam, options, out, args.questions)
+            # one reader per member run: joined runs name it FOLDER/READER
+            seconds[f"{name}/{options.readers[0]}"] = metrics["seconds"]["per_question"]
+            folders.append(out)
+        scored = scored_from_runs(folders, read_exam(exam)[:args.questions])
+        names = list(seconds)
+        for name in names:
+            alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)
+            rows.append([set_name, name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}", f"{seconds[name]:.2f}", ""])
+        groups = [names] + ([[n for n in names if n != "letter@auto/letter"]] if len(names) > 2 else [])
+        for group in groups:
+            for method in ("mean", "weighted", "ranker"):
+                score, _ = evaluate_scores(scored, out_of_fold_scores(method, scored, group, args.folds), method)
+                rows.append([set_name, f"{method}({' + '.join(group)})", f"{score.map_at_3:.4f}",
+                             f"{score.accuracy:.4f}", f"{sum(seconds[n] for n in group):.2f}", f"ECE {score.ece:.3f}"])
+        cheap, expensive = "encoder/encoder", "letter@bm25/letter"
+        if cheap in names and expensive in names:
+            pair = [cheap, expensive]
+            fitted = fit_ensemble(scored, pair, methods=("weighted",), folds=args.folds)
+            oof = out_of_fold_scores("weighted", scored, pair, args.folds)
+            combined = [with_temperature(s, fitted.temperature) for s in oof]
+            rows += cascade_rows(set_name, scored, cheap, expensive, seconds, args.budgets, combined)
+        print(markdown_table(["set", "reader / ensemble", "MAP@3", "accuracy", "s/question", "notes"], rows[-12:]),
+              file=sys.stderr, flush=True)
+    table = markdown_table(["set", "reader / ensemble", "MAP@3", "accuracy", "s/question", "notes"], rows)
+    print(table)
+    (OUT / "ensemble.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Transformers (PyTorch) backend: the same reader interface as llama.cpp, for GPUs (bf16) and CPUs
+(fp32), Hugging Face folders, hub ids and the shipped GGUF models (dequantized once into a folder).
+
+A question's shared prefix (context + question) is scored three ways:
+- `share_prefix=False`: every continuation from scratch, prefix included (the reference);
+- shared KV cache (default): the prefix runs once; its `past_key_values` are repeated across the
+  batch of continuations, which run together (right-padded, so no real token sees a pad);
+- packed (`packed=True`): prefix and all continuations in ONE sequence, with a 4-D attention mask in
+  which each continuation sees the prefix and itself only, and positions that restart after the
+  prefix for every continuation: the 5th place's one-pass permutation scoring.
+All three give the same log-probabilities up to floating-point summation order (tested).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from openbook.backends.base import PromptTemplate
+from openbook.errors import OpenbookError
+from openbook.models import MODELS, ModelStore, resolve_model
+
+_MARKER = "\x00OPENBOOK-USER-TEXT\x00"
+CONVERTED = "transformers"  # folder beside a GGUF in the model store holding its dequantized weights
+
+
+def transformers_folder(model: str, store: ModelStore | None = None) -> str:
+    """A folder (or hub id) transformers can load. A registered GGUF language model is dequantized
+    to fp16 safetensors once, next to its GGUF in the store, so it can be trained and run layer by layer."""
+    if model in MODELS:
+        spec = MODELS[model]
+        if spec.kind != "llm":
+            raise OpenbookError(f"{model} is an embedder, not a language model; see `openbook models list`")
+        gguf = resolve_model(model, store)
+        folder = gguf.parent / CONVERTED
+        if not (folder / "config.json").is_file():
+            convert_gguf(gguf, folder)
+        return str(folder)
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        folder = path.with_name(path.stem + "-" + CONVERTED)
+        if not (folder / "config.json").is_file():
+            convert_gguf(path, folder)
+        return str(folder)
+    return str(path) if path.exists() else model
+
+
+def convert_gguf(gguf: Path, folder: Path) -> None:
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float16)
+    # transformers flags GGUF-loaded models as quantized and refuses to save them: copy the
+    # (already dequantized) weights into a plain model of the same configuration
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    network = AutoModelForCausalLM.from_config(config, dtype=torch.float16)
+    network.load_state_dict(loaded.state_dict())
+    network.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(folder)
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, device: str | None = None,
+                 dtype: str | None = None, max_sequences: int = 16, packed: bool = False, adapter: str | None = None,
+                 **_: object):
+        """`device`: cuda when there is one, else cpu; `dtype`: bfloat16 on CUDA, float32 on the CPU;
+        `max_sequences`: continuations per batch; `packed`: score a prefix's continuations in one
+        sequence with a 4-D mask; `adapter`: a LoRA adapter folder from `openbook train llm`."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if n_threads:
+            torch.set_num_threads(n_threads)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device == "cuda" else torch.float32)
+        location = transformers_folder(model)
+        self.model_id = model
+        self.model_path = location
+        self.tokenizer = AutoTokenizer.from_pretrained(location)
+        self.network = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype, attn_implementation="sdpa")
+        if adapter:
+            from peft import PeftModel
+
+            self.network = PeftModel.from_pretrained(self.network, adapter)
+        self.network.to(self.device).eval()
+        self.n_ctx = n_ctx
+        self.max_sequences = max_sequences
+        self.packed = packed
+        self._templates: dict[str | None, PromptTemplate] = {}
+        self.model_seconds = 0.0
+
+    # -- text ------------------------------------------------------------------------------
+    def tokenize(self, text: str, at_start: bool) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=at_start)["input_ids"]
+
+    def single_token_ids(self, texts: Sequence[str]) -> list[int]:
+        ids = []
+        for text in texts:
+            tokens = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            if len(tokens) == 1 and tokens[0] not in ids:
+                ids.append(tokens[0])
+        return ids
+
+    def template(self, system: str | None) -> PromptTemplate:
+        if system not in self._templates:
+            self._templates[system] = self._render_template(system)
+        return self._templates[system]
+
+    def _render_template(self, system: str | None) -> PromptTemplate:
+        if not self.tokenizer.chat_template:
+            return PromptTemplate(head=f"{system}\n\n" if system else "", tail="\nAnswer:")
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": _MARKER})
+        try:
+            rendered = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception:  # templates that refuse a system role
+            rendered = self.tokenizer.apply_chat_template([{"role": "user", "content": f"{system}\n\n{_MARKER}"}],
+                                                          tokenize=False, add_generation_prompt=True)
+        head, tail = rendered.split(_MARKER)
+        bos = self.tokenizer.bos_token
+        added = self.tokenizer("", add_special_tokens=True)["input_ids"]
+        if bos and head.startswith(bos) and added and added[0] == self.tokenizer.bos_token_id:
+            head = head[len(bos):]  # tokenize(at_start=True) adds BOS itself: not twice
+        return PromptTemplate(head=head, tail=tail)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
+                            targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
+        if not continuations:
+            return np.zeros((0, len(targets)), dtype=np.float32)
+        if not all(continuations):
+            raise ValueError("every continuation needs at least one token")
+        longest = len(prefix) + max(len(c) for c in continuations)
+        if longest > self.n_ctx:
+            raise ValueError(f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
+                             "lower the context budget or raise n_ctx")
+        started = time.perf_counter()
+        groups = [continuations[i:i + self.max_sequences] for i in range(0, len(continuations), self.max_sequences)]
+        if not share_prefix:
+            rows = [self._from_scratch(prefix, group) for group in groups]
+        elif self.packed:
+            rows = [self._packed(prefix, group) for group in groups]
+        else:
+            cache = self._prefix_cache(prefix)
+            rows = [self._on_cache(cache, len(prefix), group) for group in groups]
+        logits = np.concatenate(rows)
+        self.model_seconds += time.perf_counter() - started
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return (shifted - log_norm)[:, np.asarray(targets, dtype=np.int64)].astype(np.float32)
+
+    def _forward(self, **inputs):
+        import torch
+
+        with torch.inference_mode():
+            return self.network(**{k: (v.to(self.device) if isinstance(v, torch.Tensor) else v)
+                                   for k, v in inputs.items()})
+
+    def _prefix_cache(self, prefix: Sequence[int]):
+        import torch
+
+        if not prefix:
+            return None
+        return self._forward(input_ids=torch.tensor([list(prefix)]), use_cache=True).cache
+
+    def _on_cache(self, cache, prefix_length: int, group: Sequence[Sequence[int]]) -> np.ndarray:
+        """Continuations batched on copies of the prefix's KV cache."""
+        import torch
+
+        ids, mask, last = _right_padded(group)
+        positions = torch.arange(ids.shape[1])[None, :].expand_as(ids) + prefix_length
+        if cache is not None:
+            cache = copy.deepcopy(cache)
+            cache.batch_repeat_interleave(len(group))
+            mask = torch.cat([torch.ones(len(group), prefix_length, dtype=mask.dtype), mask], dim=1)
+        out = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                            use_cache=cache is not None)
+        return _rows_at(out.logits, last)
+
+    def _from_scratch(self, prefix: Sequence[int], group: Sequence[Sequence[int]]) -> np.ndarray:
+        ids, mask, last = _right_padded([[*prefix, *c] for c in group])
+        return _rows_at(self._forward(input_ids=ids, attention_mask=mask, use_cache=False).logits, last)
+
+    def _packed(self, prefix: Sequence[int], group: Sequence[Sequence[int]]) -> np.ndarray:
+        """prefix + c1 + … + ck as one sequence; ci attends to the prefix and to ci's earlier tokens."""
+        import torch
+
+        ids, positions, mask, last = packed_layout(prefix, group)
+        out = self._forward(input_ids=ids[None], position_ids=positions[None], attention_mask=mask[None, None],
+                            use_cache=False)
+        return out.logits[0, last].float().cpu().numpy()
+
+
+def packed_layout(prefix: Sequence[int], group: Sequence[Sequence[int]]):
+    """Token ids, position ids, the boolean (T × T) mask (True: may attend) and each continuation's
+    last index, for the packed sequence prefix + c1 + … + ck."""
+    import torch
+
+    p = len(prefix)
+    total = p + sum(len(c) for c in group)
+    ids = torch.tensor([*prefix, *(t for c in group for t in c)])
+    positions = torch.empty(total, dtype=torch.long)
+    positions[:p] = torch.arange(p)
+    mask = torch.zeros(total, total, dtype=torch.bool)
+    mask[:p, :p] = torch.ones(p, p, dtype=torch.bool).tril()
+    last, start = [], p
+    for continuation in group:
+        end = start + len(continuation)
+        positions[start:end] = torch.arange(p, p + len(continuation))
+        mask[start:end, :p] = True
+        mask[start:end, start:end] = torch.ones(len(continuation), len(continuation), dtype=torch.bool).tril()
+        last.append(end - 1)
+        start = end
+    return ids, positions, mask, last
+
+
+def _right_padded(sequences: Sequence[Sequence[int]]):
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.zeros(len(sequences), width, dtype=torch.long)
+    mask = torch.zeros(len(sequences), width, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, :len(sequence)] = torch.tensor(list(sequence))
+        mask[row, :len(sequence)] = 1
+    return ids, mask, [len(s) - 1 for s in sequences]
+
+
+def _rows_at(logits, last: Sequence[int]) -> np.ndarray:
+    import torch
+
+    return logits[torch.arange(len(last)), torch.tensor(last)].float().cpu().numpy()
