@@ -18,9 +18,12 @@ def invoke(*args: str):
 def test_version_and_help_for_every_command():
     assert invoke("--version").output.strip() == f"openbook {__version__}"
     assert invoke("--help").exit_code == 0
-    for command in ("index", "search", "check", "score"):
-        result = invoke(command, "--help")
-        assert result.exit_code == 0 and "Usage" in result.output
+    commands = [("index",), ("search",), ("check",), ("score",), ("answer",), ("eval",), ("eval-retrieval",),
+                ("models", "list"), ("models", "pull"), ("train", "encoder"), ("train", "llm"),
+                ("train", "cross-encoder"), ("ensemble", "fit")]
+    for command in commands:
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output, (command, result.output)
 
 
 def test_index_then_search(tmp_path, articles_jsonl):

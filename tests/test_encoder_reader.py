@@ -141,7 +141,7 @@ def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypat
 
 
 def test_excluded_and_repeated_prompts_are_not_trained_on():
-    from openbook.train.encoder import split, training_questions
+    from openbook.train.data import split, training_questions
 
     exam = fact_exam(1)
     kept = training_questions([exam, exam[:2]], exclude=[exam[0]])

@@ -31,7 +31,9 @@ class AnswerOptions:
     index: Path | None = None
     out: Path | None = None
     model: str = DEFAULT_MODEL
-    backend: str = "llama.cpp"
+    backend: str = "llama.cpp"       # or transformers, transformers-layered (models larger than memory)
+    adapter: str | None = None       # transformers: a LoRA adapter from `openbook train llm`
+    packed: bool = False             # transformers: a question's options in one sequence (4-D mask)
     readers: list[str] = field(default_factory=lambda: ["letter"])
     encoder: str | None = None       # the `encoder` reader's multiple-choice model (`openbook train encoder`)
     encoder_tokens: int = 384        # the encoder reads at most this many tokens per option
@@ -203,8 +205,17 @@ def load_stage(options: AnswerOptions, backend: Backend | None = None,
     if readers is None:
         check_readers(options)
     if backend is None and needs_backend(options) and readers is None:
-        backend = load_backend(options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads)
+        backend = load_backend(options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads,
+                               **backend_extras(options))
     return Stage(backend, list(readers) if readers is not None else build_readers(options, backend))
+
+
+def backend_extras(options: AnswerOptions) -> dict[str, object]:
+    """Options only the transformers backends take, passed when set."""
+    extras = {key: value for key, value in (("adapter", options.adapter), ("packed", options.packed)) if value}
+    if extras and not options.backend.startswith("transformers"):
+        raise ValueError(f"{', '.join(extras)} need the transformers backend (--backend transformers)")
+    return extras
 
 
 def escalation_options(options: AnswerOptions) -> AnswerOptions:

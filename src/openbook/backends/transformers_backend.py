@@ -197,8 +197,6 @@ class TransformersBackend:
 
     def _packed(self, prefix: Sequence[int], group: Sequence[Sequence[int]]) -> np.ndarray:
         """prefix + c1 + … + ck as one sequence; ci attends to the prefix and to ci's earlier tokens."""
-        import torch
-
         ids, positions, mask, last = packed_layout(prefix, group)
         out = self._forward(input_ids=ids[None], position_ids=positions[None], attention_mask=mask[None, None],
                             use_cache=False)

@@ -13,7 +13,8 @@ from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
 from openbook.exam import read_exam
 from openbook.evaluate.report import PredictionLog, write_run
-from openbook.pipeline import AnswerOptions, answer_exam, check_cascade, check_readers, settings_of
+from openbook.pipeline import (AnswerOptions, answer_exam, backend_extras, check_cascade, check_readers,
+                               settings_of)
 from openbook.progress import console
 from openbook.index.dense import check_engine
 from openbook.retrieve import AUTO, RetrievalSpec
@@ -25,6 +26,10 @@ ModelOpt = Annotated[str | None, typer.Option(help="Model name (`openbook models
 ReaderOpt = Annotated[list[str] | None, typer.Option("--reader", "-r", help="letter, yesno and/or encoder (repeat to ensemble).")]
 EncoderOpt = Annotated[str | None, typer.Option(help="The encoder reader's multiple-choice model (`openbook train encoder`).")]
 EncTokOpt = Annotated[int | None, typer.Option(help="Encoder reader: tokens read per option.")]
+BackendOpt = Annotated[str | None, typer.Option(help="llama.cpp, transformers or transformers-layered.")]
+AdapterOpt = Annotated[str | None, typer.Option(help="transformers: LoRA adapter folder from `openbook train llm`.")]
+PackedOpt = Annotated[bool | None, typer.Option("--packed/--no-packed", help="transformers: score a question's options "
+                                                "in one sequence with a 4-D attention mask.")]
 EnsembleOpt = Annotated[Path | None, typer.Option(help="Ensemble from `openbook ensemble fit`: weights, ranker, calibration.")]
 EscalateOpt = Annotated[list[str] | None, typer.Option("--escalate", help="Cascade: reader(s) of the expensive stage "
                                                          "for the hardest questions (repeat).")]
@@ -35,7 +40,7 @@ BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the 
 RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
 ShareOpt = Annotated[bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")]
 RetrOpt = Annotated[list[str] | None, typer.Option(
-    "--retrieval", help="RETRIEVER[/QUERY][+RERANKER] (e.g. bm25, hybrid-rrf/both+embed) or auto (the best "
+    "--retrieval", help="RETRIEVER\\[/QUERY]\\[+RERANKER] (e.g. bm25, hybrid-rrf/both+embed) or auto (the best "
                         "measured that the index supports); repeat for one context per pipeline, read and averaged.")]
 CandOpt = Annotated[int | None, typer.Option(help="Passages per retriever before fusion or reranking.")]
 EngineOpt = Annotated[str | None, typer.Option(help="Dense search: matmul (exact), faiss-flat or faiss-hnsw.")]
@@ -67,6 +72,7 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     check_engine(options.dense_engine)
     check_readers(options)
     check_cascade(options)
+    backend_extras(options)
     questions = read_exam(options.exam)
     if need_answers and not any(q.answer for q in questions):
         raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")
@@ -88,6 +94,7 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
 
 @reports_errors
 def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
+           backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
            ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
            escalate_margin: EscMarginOpt = None, budget_seconds: BudgetOpt = None,
@@ -105,7 +112,8 @@ def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, mod
 
 @reports_errors
 def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
-             reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
+             backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
+           reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
            ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
            escalate_margin: EscMarginOpt = None, budget_seconds: BudgetOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,

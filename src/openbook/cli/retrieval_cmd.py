@@ -37,7 +37,7 @@ def eval_retrieval(
     exam: Annotated[Path | None, typer.Argument(help="Exam whose rows carry their source passage.", show_default=False)] = None,
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`.")] = None,
     pipeline: Annotated[list[str] | None, typer.Option(
-        "--pipeline", "-p", help="RETRIEVER[/QUERY][+RERANKER] or auto, repeatable: bm25, dense, hybrid-rrf, "
+        "--pipeline", "-p", help="RETRIEVER\\[/QUERY]\\[+RERANKER] or auto, repeatable: bm25, dense, hybrid-rrf, "
                                  "hybrid-weighted; /joint, /per-option, /both; +edit, +embed-question, "
                                  "+embed-options, +embed, +cross:MODEL.")] = None,
     candidates: Annotated[int | None, typer.Option(help="Passages per retriever before fusion or reranking.")] = None,

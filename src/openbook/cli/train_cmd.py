@@ -12,12 +12,18 @@ from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import grounded_questions
 from openbook.exam import read_exam
 from openbook.train.cross_encoder import CrossEncoderTraining, train_cross_encoder
-from openbook.train.encoder import EncoderTraining, train_encoder, training_questions
+from openbook.train.data import training_questions
+from openbook.train.encoder import EncoderTraining, train_encoder
+from openbook.train.llm import LLMTraining, train_llm
 
-app = typer.Typer(help="Fine-tune models: the encoder multiple-choice reader, a cross-encoder reranker.",
+app = typer.Typer(help="Fine-tune models: the encoder multiple-choice reader, LoRA yes/no language models, "
+                       "a cross-encoder reranker.",
                   no_args_is_help=True)
 DEFAULTS = CrossEncoderTraining()
 ENCODER = EncoderTraining()
+LLM = LLMTraining()
+ExcludeOpt = Annotated[list[Path] | None, typer.Option(help="Exam(s) whose questions must not be trained on "
+                                                            "(the ones you report).")]
 
 
 @app.command("cross-encoder")
@@ -49,8 +55,7 @@ def encoder(
     exams: Annotated[list[Path], typer.Argument(help="Exams with answers to learn from (e.g. llmse-6k-dev.csv llmse-stem-1k.csv).")],
     index: Annotated[Path, typer.Option("--index", "-i", help="Index the contexts are retrieved from.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training.json.")],
-    exclude: Annotated[list[Path] | None, typer.Option(help="Exam(s) whose questions must not be trained on "
-                                                           "(the ones you report).")] = None,
+    exclude: ExcludeOpt = None,
     base: Annotated[str, typer.Option(help="Encoder to start from: embedder name, folder or hub id.")] = ENCODER.base,
     retrieval: Annotated[str, typer.Option(help="Retrieval pipeline for the contexts.")] = ENCODER.retrieval,
     context_tokens: Annotated[int, typer.Option(help="Context budget in the encoder's tokens.")] = ENCODER.context_tokens,
@@ -75,3 +80,36 @@ def encoder(
     last = summary["history"][-1]
     results.print(f"{out}: {summary['train_questions']} training questions, {last['seconds']} s for the last epoch, "
                   f"validation MAP@3 {last['validation_map@3']}", highlight=False)
+
+
+@app.command("llm")
+@reports_errors
+def llm(
+    exams: Annotated[list[Path], typer.Argument(help="Exams with answers to learn from.")],
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index the contexts are retrieved from.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the adapter, checkpoints and training.json.")],
+    exclude: ExcludeOpt = None,
+    model: Annotated[str, typer.Option(help="Language model: registered name (dequantized GGUF), folder or hub id.")] = LLM.model,
+    retrieval: Annotated[str, typer.Option(help="Retrieval pipeline for the contexts.")] = LLM.retrieval,
+    context_tokens: Annotated[int, typer.Option(help="Context budget in the model's tokens.")] = LLM.context_tokens,
+    epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = LLM.epochs,
+    batch_size: Annotated[int, typer.Option(help="Questions per step.")] = LLM.batch_size,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = LLM.learning_rate,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank on every linear layer.")] = LLM.lora_rank,
+    validation_fraction: Annotated[float, typer.Option(help="Share held out for validation.")] = LLM.validation_fraction,
+    max_questions: Annotated[int | None, typer.Option(help="Train on at most N questions (after the split).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = LLM.checkpoint_every,
+    seed: Annotated[int, typer.Option(help="Seed for the split, order and adapters.")] = LLM.seed,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue the checkpoint in --out.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")] = True,
+) -> None:
+    """LoRA-tune a language model as a yes/no judge of each option; read with --backend transformers --adapter OUT."""
+    questions = training_questions([read_exam(e) for e in exams], [q for e in exclude or [] for q in read_exam(e)])
+    settings = LLMTraining(model=model, retrieval=retrieval, context_tokens=context_tokens, epochs=epochs,
+                           batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
+                           lora_alpha=2 * lora_rank, validation_fraction=validation_fraction,
+                           max_questions=max_questions, checkpoint_every=checkpoint_every, seed=seed)
+    summary = train_llm(questions, index, out, settings, resume=resume, show_progress=progress)
+    last = summary["history"][-1]
+    results.print(f"{out}: adapter with {summary['trainable_parameters']:,} parameters, {summary['train_questions']} "
+                  f"training questions, validation MAP@3 {last['validation_map@3']}", highlight=False)

@@ -22,9 +22,9 @@ class YesNoReader:
     def __init__(self, backend: Backend):
         self.backend = backend
         self._tail = backend.template(SYSTEM_PROMPT).tail
-        self._yes = backend.single_token_ids(["Yes", " Yes", "yes", " yes", "YES"])
-        self._no = backend.single_token_ids(["No", " No", "no", " no", "NO"])
-        if not self._yes or not self._no:
+        self.yes_ids = backend.single_token_ids(["Yes", " Yes", "yes", " yes", "YES"])
+        self.no_ids = backend.single_token_ids(["No", " No", "no", " no", "NO"])
+        if not self.yes_ids or not self.no_ids:
             raise ValueError("the model has no single token for yes/no")
 
     def plan(self, question: Question) -> ReadPlan:
@@ -32,10 +32,10 @@ class YesNoReader:
             self.backend.tokenize(f"Proposed answer: {text}\n{CHECK}{self._tail}", at_start=False)
             for text in question.options.values()
         ]
-        return ReadPlan(continuations, self._yes + self._no)
+        return ReadPlan(continuations, self.yes_ids + self.no_ids)
 
     def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:
-        yes = logsumexp_rows(logprobs[:, :len(self._yes)])
-        no = logsumexp_rows(logprobs[:, len(self._yes):])
+        yes = logsumexp_rows(logprobs[:, :len(self.yes_ids)])
+        no = logsumexp_rows(logprobs[:, len(self.yes_ids):])
         probabilities = softmax(np.asarray(yes - no, dtype=np.float64))
         return {letter: float(p) for letter, p in zip(question.letters, probabilities)}

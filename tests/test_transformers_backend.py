@@ -1,0 +1,151 @@
+"""The transformers backend on the smallest shipped model (SmolLM2-135M, its GGUF dequantized once):
+shared-prefix KV reuse, packed permutations, layer-by-layer inference and LoRA yes/no training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openbook.models import MODELS, ModelStore
+from openbook.readers import LetterReader, YesNoReader, read_question
+from openbook.retrieve.context import Context
+from openbook.types import Question
+
+pytest.importorskip("transformers", reason="the transformers backend needs transformers (pip install -e .[dev])")
+pytest.importorskip("gguf", reason="dequantizing the shipped GGUF needs gguf (pip install -e .[dev])")
+
+TINY_MODEL = "smollm2-135m-instruct"
+# float32 on the CPU: the three ways differ only in summation order (batch shapes, cache vs one
+# pass), which moves log-probabilities by ~1e-6; 1e-4 on probabilities leaves room for other BLAS
+TOLERANCE = 1e-4
+CONTEXT = Context("Mitochondrion: The mitochondrion is the powerhouse of the cell. It produces ATP by cellular "
+                  "respiration. Photosynthesis: green plants release oxygen.", ("2:0",), 0)
+QUESTIONS = [
+    Question("q1", "Which organelle produces most of the ATP in a cell?",
+             {"A": "The nucleus", "B": "The mitochondrion", "C": "The ribosome", "D": "The Golgi apparatus",
+              "E": "The cell wall"}, "B"),
+    Question("q2", "What do green plants release?", {"A": "Oxygen", "B": "Argon", "D": "Neon"}, "A"),
+]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from openbook.backends import load_backend
+
+    ModelStore().pull(MODELS[TINY_MODEL], log=lambda _: None)
+    return load_backend("transformers", TINY_MODEL, n_ctx=1024, max_sequences=3)
+
+
+def probabilities(readers, backend, share_prefix=True):
+    return [[o.probabilities for o in read_question(readers, backend, q, CONTEXT, share_prefix)] for q in QUESTIONS]
+
+
+def assert_same(a, b, tolerance=TOLERANCE):
+    for question_a, question_b in zip(a, b):
+        for reader_a, reader_b in zip(question_a, question_b):
+            assert reader_a.keys() == reader_b.keys()
+            assert max(abs(reader_a[k] - reader_b[k]) for k in reader_a) < tolerance
+
+
+def test_template_and_tokens_match_the_gguf_through_llama_cpp(backend):
+    pytest.importorskip("llama_cpp")
+    from openbook.backends import load_backend
+
+    llama = load_backend("llama.cpp", TINY_MODEL, n_ctx=512)
+    assert backend.template("S") == llama.template("S")
+    text = backend.template("S").head + "Which organelle makes ATP?"
+    assert backend.tokenize(text, at_start=True) == llama.tokenize(text, at_start=True)
+
+
+def test_shared_kv_and_packed_rotations_equal_scoring_from_scratch(backend):
+    readers = [LetterReader(backend, rotations=5), YesNoReader(backend)]
+    scratch = probabilities(readers, backend, share_prefix=False)
+    shared = probabilities(readers, backend)  # groups of max_sequences=3: the cache is reused across groups
+    backend.packed = True
+    try:
+        packed = probabilities(readers, backend)
+    finally:
+        backend.packed = False
+    assert_same(shared, scratch)
+    assert_same(packed, scratch)
+    # and the readers are not trivially uniform: the check compares real distributions
+    assert max(scratch[0][0].values()) - min(scratch[0][0].values()) > 1e-3
+
+
+def test_packed_layout_lets_each_option_see_the_prefix_and_itself_only():
+    from openbook.backends.transformers_backend import packed_layout
+
+    ids, positions, mask, last = packed_layout([7, 8], [[1, 2], [3]])
+    assert ids.tolist() == [7, 8, 1, 2, 3] and positions.tolist() == [0, 1, 2, 3, 2] and last == [3, 4]
+    assert mask.int().tolist() == [[1, 0, 0, 0, 0],
+                                   [1, 1, 0, 0, 0],
+                                   [1, 1, 1, 0, 0],
+                                   [1, 1, 1, 1, 0],
+                                   [1, 1, 0, 0, 1]]
+
+
+def test_layer_by_layer_gives_the_same_probabilities(backend):
+    from openbook.backends import load_backend
+
+    layered = load_backend("transformers-layered", TINY_MODEL, n_ctx=1024)
+    readers = [LetterReader(backend, rotations=3), YesNoReader(backend)]
+    assert_same(probabilities(readers, layered), probabilities(readers, backend))
+    assert_same(probabilities(readers, layered, share_prefix=False), probabilities(readers, backend))
+    # one layer's weights at a time: a 30-layer model holds about 1/30 of its layer weights
+    total = sum(p.numel() * p.element_size() for n, p in backend.network.named_parameters() if ".layers." in n)
+    assert layered.peak_layer_bytes * 20 < total
+    # many questions in one walk through the layers give what one question at a time gives
+    prefix = backend.tokenize("Question: which is a gas?\n", at_start=True)
+    requests = [(prefix, [backend.tokenize(" Oxygen", False), backend.tokenize(" Iron", False)], [1, 2]),
+                (prefix[:-1], [backend.tokenize(" Neon", False)], [3])]
+    together = layered.score_many(requests)
+    for request, scores in zip(requests, together):
+        assert np.allclose(scores, layered.score_many([request])[0], atol=1e-4)
+
+
+def test_lora_yes_no_training_resumes_and_loads_back_into_the_reader(tmp_path, articles_jsonl):
+    pytest.importorskip("peft")
+    import torch
+
+    from openbook.backends import load_backend
+    from openbook.index.build import build_index
+    from openbook.train.data import load_data
+    from openbook.train.llm import LLMTraining, train_llm, yes_no_scores
+    from tests.test_encoder_reader import fact_exam
+
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    questions = fact_exam(1)
+    settings = LLMTraining(model=TINY_MODEL, epochs=2, batch_size=2, learning_rate=1e-3, context_tokens=48,
+                           validation_fraction=0.25, checkpoint_every=2)
+    summary = train_llm(questions, index, tmp_path / "lora", settings, show_progress=False)
+    history = summary["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and history[1]["final_loss"] < history[0]["final_loss"]
+    assert (tmp_path / "lora" / "adapter_config.json").is_file()
+    assert 0 < summary["trainable_parameters"] < 10_000_000  # adapters only, not the 135M base
+    trained_on, _ = load_data(tmp_path / "lora")  # the questions with the contexts they were trained with
+
+    def training_loss(backend_) -> float:
+        reader = YesNoReader(backend_)
+        losses = []
+        with torch.inference_mode():
+            for question, context in trained_on:
+                scores = yes_no_scores(backend_, reader, question, context)
+                labels = torch.tensor([float(letter == question.answer) for letter in question.letters])
+                losses.append(float(torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)))
+        return float(np.mean(losses))
+
+    base = load_backend("transformers", TINY_MODEL, n_ctx=1024)
+    tuned = load_backend("transformers", TINY_MODEL, n_ctx=1024, adapter=str(tmp_path / "lora"))
+    assert training_loss(tuned) < training_loss(base) - 0.05  # the saved adapter carries what was learnt
+    # the head trained is the head the yes/no reader reads: softmax of the trained scores
+    question, context = trained_on[0]
+    with torch.inference_mode():
+        expected = torch.softmax(yes_no_scores(tuned, YesNoReader(tuned), question, context), dim=0).numpy()
+    (output,) = read_question([YesNoReader(tuned)], tuned, question, context)
+    assert np.allclose([output.probabilities[letter] for letter in question.letters], expected, atol=1e-4)
+    (plain,) = read_question([YesNoReader(base)], base, question, context)
+    assert max(abs(plain.probabilities[k] - output.probabilities[k]) for k in plain.probabilities) > 1e-3
+    # finished: resuming has nothing left to do and gives back the same history
+    again = train_llm(questions, index, tmp_path / "lora", settings, resume=True, show_progress=False)
+    assert again["history"] == history
