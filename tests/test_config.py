@@ -52,7 +52,7 @@ def test_shipped_configs_are_valid():
     from openbook.cli.index_cmd import IndexOptions
     from openbook.cli.retrieval_cmd import RetrievalEvalOptions
     from openbook.cli.search_cmd import SearchOptions
-    from openbook.pipeline import AnswerOptions
+    from openbook.pipeline import AnswerOptions, check_cascade, check_readers
     from openbook.retrieve import AUTO, RetrievalSpec
 
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
@@ -61,6 +61,8 @@ def test_shipped_configs_are_valid():
         resolve_options(IndexOptions, "index", config, {})
         resolve_options(SearchOptions, "search", config, {})
         answer = resolve_options(AnswerOptions, "answer", config, {})
+        check_readers(answer)
+        check_cascade(answer)
         evaluation = resolve_options(RetrievalEvalOptions, "eval-retrieval", config, {})
         for text in [*answer.retrieval, *evaluation.pipelines]:
             assert text == AUTO or RetrievalSpec.parse(text)

@@ -142,7 +142,7 @@ def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
     records = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert set(records[0]["readers"]) == {"letter-rot2", "yesno"}
     (context,) = records[0]["contexts"]
-    assert context["retrieval"] == "bm25/both" and context["passages"][0]["title"] == "Mitochondrion"  # auto, no dense
+    assert context["retrieval"] == "bm25" and context["passages"][0]["title"] == "Mitochondrion"  # the default
     assert 0 < context["tokens"] <= 120
     assert set(records[1]["probabilities"]) == {"A", "B", "C"}
     assert metrics["count"] == 2 and 0 <= metrics["map@3"] <= 1

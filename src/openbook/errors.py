@@ -22,3 +22,12 @@ class InputError(OpenbookError):
 
 class ConfigError(OpenbookError):
     """A configuration file or option that cannot be used."""
+
+
+def require_modules(extra: str, *modules: str) -> None:
+    """A clear error, naming the extra to install, when an optional library is missing."""
+    from importlib.util import find_spec
+
+    missing = [module for module in modules if find_spec(module) is None]
+    if missing:
+        raise OpenbookError(f"{', '.join(missing)} not installed: pip install 'openbook[{extra}]'")

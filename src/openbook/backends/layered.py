@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from openbook.backends.transformers_backend import TransformersBackend, _right_padded, transformers_folder
-from openbook.errors import OpenbookError
+from openbook.errors import OpenbookError, require_modules
 
 Request = tuple[Sequence[int], Sequence[Sequence[int]], Sequence[int]]  # prefix, continuations, targets
 
@@ -65,6 +65,7 @@ class LayeredBackend(TransformersBackend):
 
     def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, device: str | None = None,
                  dtype: str | None = None, **_: object):
+        require_modules("train", "torch", "transformers", "safetensors")
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

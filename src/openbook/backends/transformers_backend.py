@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from openbook.backends.base import PromptTemplate
-from openbook.errors import OpenbookError
+from openbook.errors import OpenbookError, require_modules
 from openbook.models import MODELS, ModelStore, resolve_model
 
 _MARKER = "\x00OPENBOOK-USER-TEXT\x00"
@@ -52,6 +52,7 @@ def transformers_folder(model: str, store: ModelStore | None = None) -> str:
 def convert_gguf(gguf: Path, folder: Path) -> None:
     import shutil
 
+    require_modules("train", "torch", "transformers", "gguf")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -80,6 +81,7 @@ class TransformersBackend:
         """`device`: cuda when there is one, else cpu; `dtype`: bfloat16 on CUDA, float32 on the CPU;
         `max_sequences`: continuations per batch; `packed`: score a prefix's continuations in one
         sequence with a 4-D mask; `adapter`: a LoRA adapter folder from `openbook train llm`."""
+        require_modules("train", "torch", "transformers", *(("peft",) if adapter else ()))
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

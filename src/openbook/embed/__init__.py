@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 from pathlib import Path
 
 from openbook.embed.base import Embedder, EmbedderSettings, TextKind, unit_rows
-from openbook.errors import OpenbookError
+from openbook.errors import OpenbookError, require_modules
 from openbook.models import MODELS, resolve_model
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
@@ -30,20 +29,15 @@ def load_embedder(settings: EmbedderSettings) -> Embedder:
     common = dict(name=settings.model, location=location, query_prefix=query_prefix, passage_prefix=passage_prefix,
                   batch_size=settings.batch_size, max_tokens=settings.max_tokens, threads=settings.threads)
     if location.endswith(".gguf"):
-        _require("llama_cpp", "llm")
+        require_modules("llm", "llama_cpp")
         from openbook.embed.gguf import GGUFEmbedder
         return GGUFEmbedder(**common)
-    _require("sentence_transformers", "dense")
+    require_modules("dense", "sentence_transformers")
     from openbook.embed.sentence_transformers import SentenceTransformerEmbedder
     try:
         return SentenceTransformerEmbedder(**common)
     except OSError as error:
         raise OpenbookError(f"cannot load embedder {settings.model!r} offline: {error}") from None
-
-
-def _require(module: str, extra: str) -> None:
-    if find_spec(module) is None:
-        raise OpenbookError(f"{module} is not installed: pip install 'openbook[{extra}]'")
 
 
 __all__ = ["DEFAULT_EMBEDDER", "Embedder", "EmbedderSettings", "TextKind", "load_embedder", "unit_rows"]

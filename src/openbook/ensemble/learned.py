@@ -27,7 +27,7 @@ import numpy as np
 from openbook.ensemble.calibrate import (expected_calibration_error, fit_temperature, log_scores,
                                          with_temperature)
 from openbook.ensemble.features import ScoredQuestion
-from openbook.errors import OpenbookError
+from openbook.errors import OpenbookError, require_modules
 from openbook.evaluate.metrics import score_rankings
 
 METHODS = ("mean", "weighted", "ranker")
@@ -201,6 +201,7 @@ def fit_ensemble(questions: Sequence[ScoredQuestion], readers: Sequence[str] | N
                  methods: Sequence[str] = METHODS, folds: int = 5, seed: int = 13) -> Ensemble:
     """Cross-validate `methods`, keep the best by MAP@3 (then NLL, then simplicity), refit it on all
     questions and calibrate its confidence on its out-of-fold scores."""
+    require_modules("train", "scipy", *(("sklearn",) if "ranker" in methods else ()))
     answered = [q for q in questions if q.answer in q.letters]
     if len(answered) < 2 * folds:
         raise OpenbookError(f"fitting an ensemble needs at least {2 * folds} answered questions; got {len(answered)}")

@@ -50,9 +50,11 @@ def encode_options(tokenizer, questions: list[Question], contexts: list[Context]
 
 def load_multiple_choice(model: str, local_files_only: bool = True):
     """(model, tokenizer) of a multiple-choice encoder; registered embedder names resolve to their folder."""
-    from transformers import AutoModelForMultipleChoice, AutoTokenizer, logging
-
+    from openbook.errors import require_modules
     from openbook.models import local_model_location
+
+    require_modules("train", "torch", "transformers")
+    from transformers import AutoModelForMultipleChoice, AutoTokenizer, logging
 
     location = local_model_location(model)
     logging.set_verbosity_error()  # an untrained head is reported by `train encoder`, not on every load
@@ -66,6 +68,7 @@ class EncoderReader:
 
     def __init__(self, model: str | Path, max_tokens: int = DEFAULT_MAX_TOKENS, device: str | None = None,
                  threads: int | None = None):
+        network, tokenizer = load_multiple_choice(str(model))  # first: names the extra if torch is missing
         import torch
 
         if threads:
@@ -73,7 +76,7 @@ class EncoderReader:
         self.model_id = str(model)
         self.name = "encoder"
         self.max_tokens = max_tokens
-        self.network, self.tokenizer = load_multiple_choice(str(model))
+        self.network, self.tokenizer = network, tokenizer
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.network.to(self.device).eval()
         self.model_seconds = 0.0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openbook.errors import OpenbookError
+from openbook.errors import OpenbookError, require_modules
 from openbook.evaluate.metrics import score_rankings
 from openbook.readers.encoder import encode_options, load_multiple_choice
 from openbook.train.data import DATA_FILE, load_data, prepare_data
@@ -73,6 +73,7 @@ def validation_map3(network, tokenizer, data, settings: EncoderTraining, device:
 
 def train_encoder(questions: Sequence[Question], index: Path, out: Path, settings: EncoderTraining = EncoderTraining(),
                   resume: bool = False, show_progress: bool = True) -> dict:
+    require_modules("train", "torch", "transformers")
     import torch
 
     out.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,9 @@ def validation_map3(backend, reader, data) -> float:
 
 def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: LLMTraining = LLMTraining(),
               resume: bool = False, show_progress: bool = True) -> dict:
+    from openbook.errors import require_modules
+
+    require_modules("train", "torch", "transformers", "peft")
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
