@@ -73,8 +73,10 @@ def exam_sets(names: list[str], encoder: Path, count: int) -> dict[str, Path]:
 
 def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
     base = AnswerOptions(index=Path("runs/default-index"), model=model, progress=True, resume=True)
+    trained = json.loads((encoder / "training.json").read_text())["settings"]  # read as it was trained
     return {
-        "encoder": replace(base, readers=["encoder"], encoder=str(encoder), retrieval=["bm25"], context_tokens=256),
+        "encoder": replace(base, readers=["encoder"], encoder=str(encoder), retrieval=[trained["retrieval"]],
+                           context_tokens=trained["context_tokens"], encoder_tokens=trained["max_tokens"]),
         "letter@bm25": replace(base, readers=["letter"], retrieval=["bm25"]),
         "letter@auto": replace(base, readers=["letter"], retrieval=["auto"]),
     }
