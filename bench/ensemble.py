@@ -37,8 +37,10 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.report import PredictionLog, write_run
 from openbook.exam import read_exam
 from openbook.pipeline import AnswerOptions, answer_exam, settings_of
+from openbook.train.data import load_data
 from openbook.types import Question
 
+HEADER = ["set", "reader / ensemble", "MAP@3", "accuracy", "s/question", "notes"]
 DEFAULT_EXAM = Path("src/openbook/resources/default-exam.csv")
 ARC_SAMPLE = Path("bench/out/arc-challenge-val-100.csv")
 
@@ -64,8 +66,8 @@ def exam_sets(names: list[str], encoder: Path, count: int) -> dict[str, Path]:
             write_exam(sample_exam("arc-challenge-val", 100), ARC_SAMPLE)
         sets["arc-challenge-val"] = ARC_SAMPLE
     if "llmse-6k-dev-val" in names:
-        held_out = [i.split(":", 1)[1] for i in json.loads((encoder / "training.json").read_text())["validation_ids"]
-                    if i.startswith("0:")]
+        _, validation = load_data(encoder)  # the encoder's validation split; ids are EXAM-NUMBER:ID
+        held_out = [q.id.split(":", 1)[1] for q, _ in validation if q.id.startswith("0:")]
         by_id = {q.id: q for q in read_exam(SHARED / "exams" / "llmse-6k-dev.csv")}
         sets["llmse-6k-dev-val"] = write_exam([by_id[i] for i in held_out[:100]], OUT / "llmse-6k-dev-val-100.csv")
     return {name: path for name, path in sets.items()}
@@ -73,10 +75,11 @@ def exam_sets(names: list[str], encoder: Path, count: int) -> dict[str, Path]:
 
 def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
     base = AnswerOptions(index=Path("runs/default-index"), model=model, progress=True, resume=True)
-    trained = json.loads((encoder / "training.json").read_text())["settings"]  # read as it was trained
+    trained = json.loads((encoder / "checkpoint" / "state.json").read_text())["settings"]  # read as it was trained
     return {
         "encoder": replace(base, readers=["encoder"], encoder=str(encoder), retrieval=[trained["retrieval"]],
                            context_tokens=trained["context_tokens"], encoder_tokens=trained["max_tokens"]),
+        "letter@none": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=0),
         "letter@bm25": replace(base, readers=["letter"], retrieval=["bm25"]),
         "letter@auto": replace(base, readers=["letter"], retrieval=["auto"]),
     }
@@ -150,8 +153,9 @@ def main() -> None:
             out = OUT / "ensemble" / set_name / name
             print(f"[{set_name}] {name}", file=sys.stderr, flush=True)
             metrics = run_member(exam, options, out, args.questions)
-            # one reader per member run: joined runs name it FOLDER/READER
-            seconds[f"{name}/{options.readers[0]}"] = metrics["seconds"]["per_question"]
+            # one reader per member run: joined runs name it FOLDER/READER (a lone run keeps READER)
+            seconds[f"{name}/{options.readers[0]}" if len(chosen) > 1 else options.readers[0]] = \
+                metrics["seconds"]["per_question"]
             folders.append(out)
         scored = scored_from_runs(folders, read_exam(exam)[:args.questions])
         names = list(seconds)
@@ -171,11 +175,9 @@ def main() -> None:
             oof = out_of_fold_scores("weighted", scored, pair, args.folds)
             combined = [with_temperature(s, fitted.temperature) for s in oof]
             rows += cascade_rows(set_name, scored, cheap, expensive, seconds, args.budgets, combined)
-        print(markdown_table(["set", "reader / ensemble", "MAP@3", "accuracy", "s/question", "notes"], rows[-12:]),
-              file=sys.stderr, flush=True)
-    table = markdown_table(["set", "reader / ensemble", "MAP@3", "accuracy", "s/question", "notes"], rows)
-    print(table)
-    (OUT / "ensemble.md").write_text(table + "\n")
+        set_table = markdown_table(HEADER, [row for row in rows if row[0] == set_name])
+        (OUT / f"ensemble-{set_name}.md").write_text(set_table + "\n")
+    print(markdown_table(HEADER, rows))
 
 
 if __name__ == "__main__":

@@ -267,3 +267,25 @@ def test_the_cli_reports_a_stopped_run_and_keeps_its_files(tmp_path):
     assert result.exit_code == 2
     assert "stopped at question 'long'" in result.output and "1 questions answered before it" in result.output
     assert json.loads((out / "metrics.json").read_text())["count"] == 1
+
+
+def test_cascade_from_no_context_to_retrieved_context(tmp_path, articles_jsonl):
+    """The same reader and model in both stages, the expensive one with retrieved context: escalated
+    outputs are named reader@escalated and read their own context."""
+    from openbook.index.build import build_index
+    from openbook.pipeline import AnswerOptions, answer_exam
+
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    questions = [QUESTION, Question("q2", "What do plants release in photosynthesis?",
+                                    {"A": "Oxygen", "B": "Argon", "C": "Neon"}, "A")]
+    options = AnswerOptions(index=index, model=TINY_MODEL, n_ctx=1024, context_tokens=0, escalate_readers=["letter"],
+                            escalate_context_tokens=120, progress=False)
+    run = answer_exam(questions, options)
+    assert run.settings["cascade"]["escalated"] == 2 and run.settings["cascade"]["readers"] == ["letter@escalated"]
+    for result in run.results:
+        assert [o.reader for o in result.outputs] == ["letter", "letter@escalated"]
+        assert [c.retrieval for c in result.contexts] == ["none", "bm25"] and result.contexts[1].context.tokens > 0
+        assert result.prediction.probabilities == pytest.approx(result.outputs[1].probabilities)
+    with pytest.raises(ValueError, match="same context with the same model"):
+        answer_exam(questions, AnswerOptions(index=index, model=TINY_MODEL, escalate_readers=["letter"]))

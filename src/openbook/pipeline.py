@@ -54,6 +54,7 @@ class AnswerOptions:
     escalate_readers: list[str] = field(default_factory=list)  # cascade: the expensive stage's readers
     escalate_model: str | None = None    # the expensive stage's language model (default: `model`)
     escalate_margin: float = 1.0         # escalate questions whose top-1 minus top-2 probability is below this
+    escalate_context_tokens: int | None = None  # the expensive stage's own context budget (None: the first stage's contexts)
     budget_seconds: float | None = None  # the whole run's budget: escalate hardest first while it lasts
     progress: bool = True
 
@@ -221,8 +222,16 @@ def backend_extras(options: AnswerOptions) -> dict[str, object]:
 
 
 def escalation_options(options: AnswerOptions) -> AnswerOptions:
-    """The cascade's expensive stage: its readers and model, everything else as the first stage."""
-    return replace(options, readers=options.escalate_readers, model=options.escalate_model or options.model)
+    """The cascade's expensive stage: its readers, model and context budget, the rest as the first stage."""
+    budget = options.context_tokens if options.escalate_context_tokens is None else options.escalate_context_tokens
+    return replace(options, readers=options.escalate_readers, model=options.escalate_model or options.model,
+                   context_tokens=budget)
+
+
+def escalated_name(reader: str, first_stage: set[str]) -> str:
+    """Expensive-stage outputs keep their name unless a first-stage output has it (e.g. the same
+    reader with more context): then `reader@escalated`."""
+    return f"{reader}@escalated" if reader in first_stage else reader
 
 
 def check_cascade(options: AnswerOptions) -> None:
@@ -230,11 +239,12 @@ def check_cascade(options: AnswerOptions) -> None:
         if options.budget_seconds is not None:
             raise ValueError("--budget-seconds plans a cascade: name its expensive readers with --escalate")
         return
-    check_readers(escalation_options(options))
+    expensive = escalation_options(options)
+    check_readers(expensive)
     shared = set(options.readers) & set(options.escalate_readers)
-    if shared:
-        raise ValueError(f"reader(s) {sorted(shared)} are in both cascade stages; their outputs would share a "
-                         "name: use another reader in one stage (e.g. encoder, then letter)")
+    if shared and expensive.model == options.model and expensive.context_tokens == options.context_tokens:
+        raise ValueError(f"reader(s) {sorted(shared)} would read the same context with the same model in both "
+                         "cascade stages: change the expensive stage's model, context or readers")
 
 
 def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
@@ -307,8 +317,17 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
     record: dict[str, object] = {"candidates": len(hardest), "escalated": 0, "stopped_by_budget": False}
     if not hardest:
         return record, 0.0, None
-    stage = load_stage(escalation_options(options))
-    record["readers"] = [reader.name for reader in stage.readers]
+    expensive = escalation_options(options)
+    stage = load_stage(expensive)
+    first_stage = {output.reader for result in results for output in result.outputs}
+    record["readers"] = [escalated_name(reader.name, first_stage) for reader in stage.readers]
+    own_contexts = None
+    if options.escalate_context_tokens is not None:  # e.g. no context first, then a full one for the hardest
+        retrieval = (Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
+                     if options.index is not None and expensive.context_tokens > 0 else None)
+        found = retrieve_contexts([results[i].question for _, i in hardest], retrieval, expensive,
+                                  token_counter(stage.backend, stage.readers))
+        own_contexts = {i: contexts for (_, i), contexts in zip(hardest, found)}
     pace: list[float] = []
     failure = None
     with meter("escalating", len(hardest), ("questions",), enabled=options.progress) as m:
@@ -319,16 +338,19 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                 break
             began = time.perf_counter()
             result = results[i]
+            contexts = own_contexts[i] if own_contexts is not None else result.contexts
             try:
-                more = read_contexts(stage.readers, stage.backend, result.question, result.contexts, options.share_prefix)
+                more = read_contexts(stage.readers, stage.backend, result.question, contexts, options.share_prefix)
             except (ValueError, RuntimeError) as error:
                 failure = f"escalating question {result.question.id!r}: {error}"
                 break
+            more = [replace(o, reader=escalated_name(o.reader, first_stage)) for o in more]
             outputs = [*result.outputs, *more]
             # unfitted, the expensive readers decide alone; a fitted ensemble weighs both stages
             decided_by = outputs if ensemble is not None else more
-            results[i] = replace(result, prediction=combine(result.question, decided_by, result.contexts, ensemble),
-                                 outputs=outputs)
+            every_context = [*result.contexts, *(contexts if own_contexts is not None else [])]
+            results[i] = replace(result, prediction=combine(result.question, decided_by, every_context, ensemble),
+                                 outputs=outputs, contexts=every_context)
             pace.append(time.perf_counter() - began)
             record["escalated"] = int(record["escalated"]) + 1
             m.advance(completed=len(pace), questions=1)

@@ -35,6 +35,8 @@ EscalateOpt = Annotated[list[str] | None, typer.Option("--escalate", help="Casca
                                                          "for the hardest questions (repeat).")]
 EscModelOpt = Annotated[str | None, typer.Option(help="Cascade: the expensive stage's model (default: --model).")]
 EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: escalate when top-1 minus top-2 probability is below this.")]
+EscCtxOpt = Annotated[int | None, typer.Option(help="Cascade: the expensive stage's own context budget "
+                                                     "(default: the first stage's contexts).")]
 BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the whole run; the hardest questions are "
                                                       "escalated first while the measured pace fits.")]
 RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
@@ -97,7 +99,8 @@ def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, mod
            backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
            ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
-           escalate_margin: EscMarginOpt = None, budget_seconds: BudgetOpt = None,
+           escalate_margin: EscMarginOpt = None, escalate_context_tokens: EscCtxOpt = None,
+           budget_seconds: BudgetOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,
            retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
            passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
@@ -115,7 +118,8 @@ def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, m
              backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
            ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
-           escalate_margin: EscMarginOpt = None, budget_seconds: BudgetOpt = None,
+           escalate_margin: EscMarginOpt = None, escalate_context_tokens: EscCtxOpt = None,
+           budget_seconds: BudgetOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,
              retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
              passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,

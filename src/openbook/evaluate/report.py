@@ -46,7 +46,7 @@ RUN_FILE = "run.json"
 # settings that change answers: a run may only be resumed with the same ones
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
                    "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
-                   "escalate_readers", "escalate_model", "escalate_margin")
+                   "escalate_readers", "escalate_model", "escalate_margin", "escalate_context_tokens")
 
 
 class PredictionLog:
