@@ -9,13 +9,14 @@ own validation split):
 - arc-challenge-val: 100 questions (seed 2023, bench/out/arc-challenge-val-100.csv);
 - llmse-6k-dev-val: the first questions of the encoder's validation split that come from llmse-6k-dev.
 
-Members: each a real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER and resumed
+Members: the trained encoder (BM25 context as it was trained), and qwen's letter reader with no
+context, with BM25 context and with `auto` (hybrid) context; each a real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER and resumed
 when present, so a stopped bench continues and finished members are not recomputed. Their s/question
 comes from the run itself. Ensembles are scored out of fold (5-fold cross-validation over the set's
 questions: every question is scored by a fit that did not see it). Cascades are replayed from the
-members' recorded outputs: the encoder answers everything, and the questions with the smallest
-top-1/top-2 margin go to the language model while the budget (seconds/question over the set, at the
-members' measured pace) allows.
+members' recorded outputs: a cheap member (the encoder, or qwen without context) answers
+everything, and the questions with its smallest top-1/top-2 margin go to qwen with BM25 context while
+the budget (seconds/question over the set, at the members' measured pace) allows.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import sys
 from dataclasses import replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -162,19 +164,21 @@ def main() -> None:
         for name in names:
             alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)
             rows.append([set_name, name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}", f"{seconds[name]:.2f}", ""])
-        groups = [names] + ([[n for n in names if n != "letter@auto/letter"]] if len(names) > 2 else [])
+        # every member together, and every pair (the cheaper ensembles)
+        groups = ([names] if len(names) > 2 else []) + [list(pair) for pair in combinations(names, 2)]
         for group in groups:
             for method in ("mean", "weighted", "ranker"):
                 score, _ = evaluate_scores(scored, out_of_fold_scores(method, scored, group, args.folds), method)
                 rows.append([set_name, f"{method}({' + '.join(group)})", f"{score.map_at_3:.4f}",
                              f"{score.accuracy:.4f}", f"{sum(seconds[n] for n in group):.2f}", f"ECE {score.ece:.3f}"])
-        cheap, expensive = "encoder/encoder", "letter@bm25/letter"
-        if cheap in names and expensive in names:
-            pair = [cheap, expensive]
-            fitted = fit_ensemble(scored, pair, methods=("weighted",), folds=args.folds)
-            oof = out_of_fold_scores("weighted", scored, pair, args.folds)
-            combined = [with_temperature(s, fitted.temperature) for s in oof]
-            rows += cascade_rows(set_name, scored, cheap, expensive, seconds, args.budgets, combined)
+        for cheap in ("encoder/encoder", "letter@none/letter"):  # each cheap stage, then qwen with BM25 context
+            expensive = "letter@bm25/letter"
+            if cheap in names and expensive in names:
+                pair = [cheap, expensive]
+                fitted = fit_ensemble(scored, pair, methods=("weighted",), folds=args.folds)
+                oof = out_of_fold_scores("weighted", scored, pair, args.folds)
+                combined = [with_temperature(s, fitted.temperature) for s in oof]
+                rows += cascade_rows(set_name, scored, cheap, expensive, seconds, args.budgets, combined)
         set_table = markdown_table(HEADER, [row for row in rows if row[0] == set_name])
         (OUT / f"ensemble-{set_name}.md").write_text(set_table + "\n")
     print(markdown_table(HEADER, rows))

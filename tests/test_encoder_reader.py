@@ -211,5 +211,12 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
     tight = answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
                                                     "budget_seconds": 0.001}))
     assert tight.settings["cascade"]["escalated"] == 1 and tight.settings["cascade"]["stopped_by_budget"]
+    per_question = answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
+                                                           "budget_per_question": 1e-6}))
+    assert per_question.settings["cascade"]["budget_seconds"] == pytest.approx(len(questions) * 1e-6)
+    assert per_question.settings["cascade"]["escalated"] == 1
+    with pytest.raises(ValueError, match="budget once"):
+        answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
+                                                "budget_seconds": 1.0, "budget_per_question": 1.0}))
     with pytest.raises(ValueError, match="both cascade stages"):
         answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["encoder"]}))

@@ -149,3 +149,23 @@ def test_lora_yes_no_training_resumes_and_loads_back_into_the_reader(tmp_path, a
     # finished: resuming has nothing left to do and gives back the same history
     again = train_llm(questions, index, tmp_path / "lora", settings, resume=True, show_progress=False)
     assert again["history"] == history
+
+
+def test_questions_batched_together_score_as_one_at_a_time(backend, tmp_path, articles_jsonl):
+    from openbook.index.build import build_index
+    from openbook.pipeline import AnswerOptions, answer_exam
+    from openbook.readers import read_questions
+
+    readers = [LetterReader(backend, rotations=2), YesNoReader(backend)]
+    contexts = [CONTEXT, Context("Photosynthesis: green plants release oxygen.", ("1:0",), 0)]
+    for share_prefix in (True, False):
+        together = read_questions(readers, backend, QUESTIONS, contexts, share_prefix)
+        alone = [read_question(readers, backend, q, c, share_prefix) for q, c in zip(QUESTIONS, contexts)]
+        assert_same([[o.probabilities for o in outputs] for outputs in together],
+                    [[o.probabilities for o in outputs] for outputs in alone])
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    options = AnswerOptions(index=index, model=TINY_MODEL, backend="transformers", context_tokens=120, progress=False)
+    one = answer_exam(QUESTIONS, options, backend=backend)
+    batched = answer_exam(QUESTIONS, AnswerOptions(**{**options.__dict__, "question_batch": 2}), backend=backend)
+    assert_same([[r.prediction.probabilities] for r in batched.results], [[r.prediction.probabilities] for r in one.results])

@@ -15,7 +15,7 @@ from pathlib import Path
 from openbook.backends import Backend, load_backend
 from openbook.ensemble import Ensemble, average_probabilities, rank, scored_question
 from openbook.progress import meter
-from openbook.readers import EncoderReader, LetterReader, Reader, ReaderOutput, YesNoReader, read_question
+from openbook.readers import EncoderReader, LetterReader, Reader, ReaderOutput, YesNoReader, read_questions
 from openbook.retrieve import Retrieval
 from openbook.retrieve.context import Context, pack_context
 from openbook.types import Hit, Prediction, Question
@@ -47,6 +47,7 @@ class AnswerOptions:
     passages: int = 8                # retrieved per question, before packing
     context_tokens: int = 1000       # token budget of the packed context; 0 = no context
     n_ctx: int = 2048                # tokens per sequence: context + question + one option listing
+    question_batch: int = 1          # questions read together (the transformers backends batch across them)
     threads: int | None = None
     limit: int | None = None         # answer only the first N questions
     resume: bool = False             # keep the answers a stopped run left in `out`; answer the rest
@@ -56,6 +57,7 @@ class AnswerOptions:
     escalate_margin: float = 1.0         # escalate questions whose top-1 minus top-2 probability is below this
     escalate_context_tokens: int | None = None  # the expensive stage's own context budget (None: the first stage's contexts)
     budget_seconds: float | None = None  # the whole run's budget: escalate hardest first while it lasts
+    budget_per_question: float | None = None  # the same, given per question answered by this run
     progress: bool = True
 
 
@@ -146,29 +148,34 @@ def token_counter(backend: Backend | None, readers: Sequence[AnyReader]) -> Call
     return next(r for r in readers if isinstance(r, EncoderReader)).count_tokens
 
 
-def read_context(readers: Sequence[AnyReader], backend: Backend | None, question: Question,
-                 context: Context, share_prefix: bool) -> list[ReaderOutput]:
-    """Every reader on one context, in the readers' order; language-model readers share one prefix pass."""
+def read_batch(readers: Sequence[AnyReader], backend: Backend | None, questions: Sequence[Question],
+               contexts_per_question: Sequence[Sequence[RetrievedContext]], share_prefix: bool) -> list[list[ReaderOutput]]:
+    """Every reader on every context of every question, in the readers' order. Language-model readers
+    share one prefix pass per question, and all the questions go to the backend in one call per
+    context where it batches across questions. With several contexts each output is named reader@pipeline."""
     language = [r for r in readers if not isinstance(r, EncoderReader)]
-    from_language = iter(read_question(language, backend, question, context, share_prefix) if language else [])
-    outputs = []
-    for reader in readers:
-        if isinstance(reader, EncoderReader):
-            outputs.append(ReaderOutput(question.id, reader.name, reader.read(question, context),
-                                        evidence=context.passage_ids))
-        else:
-            outputs.append(next(from_language))
+    outputs: list[list[ReaderOutput]] = [[] for _ in questions]
+    for k in range(len(contexts_per_question[0])):
+        retrieved = [contexts[k] for contexts in contexts_per_question]
+        read = (read_questions(language, backend, questions, [r.context for r in retrieved], share_prefix)
+                if language else [[] for _ in questions])
+        for i, question in enumerate(questions):
+            from_language = iter(read[i])
+            for reader in readers:
+                if isinstance(reader, EncoderReader):
+                    output = ReaderOutput(question.id, reader.name, reader.read(question, retrieved[i].context),
+                                          evidence=retrieved[i].context.passage_ids)
+                else:
+                    output = next(from_language)
+                if len(contexts_per_question[i]) > 1:
+                    output = replace(output, reader=f"{output.reader}@{retrieved[i].retrieval}")
+                outputs[i].append(output)
     return outputs
 
 
 def read_contexts(readers: Sequence[AnyReader], backend: Backend | None, question: Question,
                   contexts: Sequence[RetrievedContext], share_prefix: bool) -> list[ReaderOutput]:
-    """Every reader on every context; with several contexts each output is named reader@pipeline."""
-    outputs = []
-    for retrieved in contexts:
-        for output in read_context(readers, backend, question, retrieved.context, share_prefix):
-            outputs.append(replace(output, reader=f"{output.reader}@{retrieved.retrieval}") if len(contexts) > 1 else output)
-    return outputs
+    return read_batch(readers, backend, [question], [contexts], share_prefix)[0]
 
 
 def combine(question: Question, outputs: Sequence[ReaderOutput], contexts: Sequence[RetrievedContext],
@@ -236,9 +243,11 @@ def escalated_name(reader: str, first_stage: set[str]) -> str:
 
 def check_cascade(options: AnswerOptions) -> None:
     if not options.escalate_readers:
-        if options.budget_seconds is not None:
-            raise ValueError("--budget-seconds plans a cascade: name its expensive readers with --escalate")
+        if options.budget_seconds is not None or options.budget_per_question is not None:
+            raise ValueError("a time budget plans a cascade: name its expensive readers with --escalate")
         return
+    if options.budget_seconds is not None and options.budget_per_question is not None:
+        raise ValueError("give the cascade's budget once: --budget-seconds or --budget-per-question")
     expensive = escalation_options(options)
     check_readers(expensive)
     shared = set(options.readers) & set(options.escalate_readers)
@@ -273,17 +282,21 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     results: list[QuestionResult] = []
     failure = None
     seconds_before = stage.model_seconds
+    batch = max(1, options.question_batch)
     with meter("answering", len(questions), ("questions",), enabled=options.progress) as m:
-        for question, contexts in zip(questions, contexts_per_question):
+        for start in range(0, len(questions), batch):
+            chunk, chunk_contexts = questions[start:start + batch], contexts_per_question[start:start + batch]
             try:
-                outputs = read_contexts(stage.readers, stage.backend, question, contexts, options.share_prefix)
+                read = read_batch(stage.readers, stage.backend, chunk, chunk_contexts, options.share_prefix)
             except (ValueError, RuntimeError) as error:  # keep what was answered; the caller reports
-                failure = f"question {question.id!r}: {error}"
+                named = chunk[0].id if len(chunk) == 1 else f"{chunk[0].id}..{chunk[-1].id}"
+                failure = f"question {named!r}: {error}"
                 break
-            results.append(QuestionResult(question, combine(question, outputs, contexts, ensemble), outputs, contexts))
-            if on_result is not None and not cascade:
-                on_result(results[-1])
-            m.advance(completed=len(results), questions=1)
+            for question, contexts, outputs in zip(chunk, chunk_contexts, read):
+                results.append(QuestionResult(question, combine(question, outputs, contexts, ensemble), outputs, contexts))
+                if on_result is not None and not cascade:
+                    on_result(results[-1])
+            m.advance(completed=len(results), questions=len(chunk))
     spent = stage.model_seconds - seconds_before
     escalation: dict[str, object] = {}
     if cascade and failure is None:
@@ -328,12 +341,15 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
         found = retrieve_contexts([results[i].question for _, i in hardest], retrieval, expensive,
                                   token_counter(stage.backend, stage.readers))
         own_contexts = {i: contexts for (_, i), contexts in zip(hardest, found)}
+    budget = (options.budget_seconds if options.budget_per_question is None
+              else options.budget_per_question * len(results))
+    record["budget_seconds"] = budget
     pace: list[float] = []
     failure = None
     with meter("escalating", len(hardest), ("questions",), enabled=options.progress) as m:
         for _, i in hardest:
             elapsed = time.perf_counter() - started
-            if options.budget_seconds is not None and pace and elapsed + sum(pace) / len(pace) > options.budget_seconds:
+            if budget is not None and pace and elapsed + sum(pace) / len(pace) > budget:
                 record["stopped_by_budget"] = True
                 break
             began = time.perf_counter()

@@ -121,15 +121,16 @@ class LayeredBackend(TransformersBackend):
 
     def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
                             targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
-        if not share_prefix:  # the reference: prefix and continuation as one sequence each, no sharing
-            return self.score_many([([], [[*prefix, *c] for c in continuations], targets)])[0]
-        return self.score_many([(prefix, continuations, targets)])[0]
+        return self.score_many([(prefix, continuations, targets)], share_prefix)[0]
 
-    def score_many(self, requests: Sequence[Request]) -> list[np.ndarray]:
+    def score_many(self, requests: Sequence[Request], share_prefix: bool = True) -> list[np.ndarray]:
         """Log-probabilities of the targets after each continuation, for many questions in one walk
         through the layers."""
         import torch
         from transformers import DynamicCache
+
+        if not share_prefix:  # the reference: prefix and continuation as one sequence each, no sharing
+            requests = [([], [[*prefix, *c] for c in continuations], targets) for prefix, continuations, targets in requests]
 
         for prefix, continuations, _ in requests:
             if not continuations or not all(continuations):

@@ -142,28 +142,42 @@ class TransformersBackend:
     # -- scoring ---------------------------------------------------------------------------
     def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
                             targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
-        if not continuations:
-            return np.zeros((0, len(targets)), dtype=np.float32)
-        if not all(continuations):
-            raise ValueError("every continuation needs at least one token")
-        longest = len(prefix) + max(len(c) for c in continuations)
-        if longest > self.n_ctx:
-            raise ValueError(f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
-                             "lower the context budget or raise n_ctx")
+        return self.score_many([(prefix, continuations, targets)], share_prefix)[0]
+
+    def score_many(self, requests: Sequence[tuple[Sequence[int], Sequence[Sequence[int]], Sequence[int]]],
+                   share_prefix: bool = True) -> list[np.ndarray]:
+        """Several questions' (prefix, continuations, targets) at once. Shared KV: the prefixes run
+        as one padded batch, then every question's continuations as one batch on their question's
+        cache rows (padding masked), `max_sequences` continuations per forward pass."""
+        for prefix, continuations, _ in requests:
+            if not all(continuations):
+                raise ValueError("every continuation needs at least one token")
+            if continuations and len(prefix) + max(len(c) for c in continuations) > self.n_ctx:
+                raise ValueError(f"prompt of {len(prefix) + max(len(c) for c in continuations)} tokens exceeds the "
+                                 f"context window of {self.n_ctx}; lower the context budget or raise n_ctx")
         started = time.perf_counter()
-        groups = [continuations[i:i + self.max_sequences] for i in range(0, len(continuations), self.max_sequences)]
-        if not share_prefix:
-            rows = [self._from_scratch(prefix, group) for group in groups]
+        rows: list[tuple[int, Sequence[int]]] = [(q, c) for q, (_, conts, _) in enumerate(requests) for c in conts]
+        groups = [rows[i:i + self.max_sequences] for i in range(0, len(rows), self.max_sequences)]
+        if not share_prefix or not all(prefix for prefix, _, _ in requests):  # nothing to share
+            logits = [self._from_scratch([(requests[q][0], c) for q, c in group]) for group in groups]
         elif self.packed:
-            rows = [self._packed(prefix, group) for group in groups]
+            logits = [self._packed(prefix, list(conts)) for prefix, conts, _ in requests if conts]
         else:
-            cache = self._prefix_cache(prefix)
-            rows = [self._on_cache(cache, len(prefix), group) for group in groups]
-        logits = np.concatenate(rows)
+            caches, lengths = self._prefix_caches([prefix for prefix, _, _ in requests])
+            logits = [self._on_caches(caches, lengths, group) for group in groups]
+        flat = np.concatenate(logits) if logits else np.zeros((0, 1), dtype=np.float32)
         self.model_seconds += time.perf_counter() - started
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        return (shifted - log_norm)[:, np.asarray(targets, dtype=np.int64)].astype(np.float32)
+        results, start = [], 0
+        for _, conts, targets in requests:
+            block = flat[start:start + len(conts)]
+            start += len(conts)
+            if not len(block):
+                results.append(np.zeros((0, len(targets)), dtype=np.float32))
+                continue
+            shifted = block - block.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            results.append((shifted - log_norm)[:, np.asarray(targets, dtype=np.int64)].astype(np.float32))
+        return results
 
     def _forward(self, **inputs):
         import torch
@@ -172,29 +186,28 @@ class TransformersBackend:
             return self.network(**{k: (v.to(self.device) if isinstance(v, torch.Tensor) else v)
                                    for k, v in inputs.items()})
 
-    def _prefix_cache(self, prefix: Sequence[int]):
+    def _prefix_caches(self, prefixes: Sequence[Sequence[int]]):
+        """One forward pass over all (non-empty) prefixes, right-padded: the batched KV cache and the
+        lengths. A pad position's query still sees its row's real tokens, so no row is all masked."""
+        ids, mask, _ = _right_padded(prefixes)
+        return self._forward(input_ids=ids, attention_mask=mask, use_cache=True).cache, [len(p) for p in prefixes]
+
+    def _on_caches(self, cache, lengths: Sequence[int], group: Sequence[tuple[int, Sequence[int]]]) -> np.ndarray:
+        """Continuations batched on copies of their question's prefix cache rows."""
         import torch
 
-        if not prefix:
-            return None
-        return self._forward(input_ids=torch.tensor([list(prefix)]), use_cache=True).cache
-
-    def _on_cache(self, cache, prefix_length: int, group: Sequence[Sequence[int]]) -> np.ndarray:
-        """Continuations batched on copies of the prefix's KV cache."""
-        import torch
-
-        ids, mask, last = _right_padded(group)
-        positions = torch.arange(ids.shape[1])[None, :].expand_as(ids) + prefix_length
-        if cache is not None:
-            cache = copy.deepcopy(cache)
-            cache.batch_repeat_interleave(len(group))
-            mask = torch.cat([torch.ones(len(group), prefix_length, dtype=mask.dtype), mask], dim=1)
-        out = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                            use_cache=cache is not None)
+        ids, mask, last = _right_padded([c for _, c in group])
+        questions = torch.tensor([q for q, _ in group])
+        positions = torch.arange(ids.shape[1])[None, :] + torch.tensor([lengths[q] for q, _ in group])[:, None]
+        cache = copy.deepcopy(cache)
+        cache.reorder_cache(questions.to(self.device))  # row i <- its question's prefix
+        prefix_mask = torch.arange(max(lengths))[None, :] < torch.tensor([lengths[q] for q, _ in group])[:, None]
+        mask = torch.cat([prefix_mask.to(mask.dtype), mask], dim=1)
+        out = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
         return _rows_at(out.logits, last)
 
-    def _from_scratch(self, prefix: Sequence[int], group: Sequence[Sequence[int]]) -> np.ndarray:
-        ids, mask, last = _right_padded([[*prefix, *c] for c in group])
+    def _from_scratch(self, sequences: Sequence[tuple[Sequence[int], Sequence[int]]]) -> np.ndarray:
+        ids, mask, last = _right_padded([[*prefix, *c] for prefix, c in sequences])
         return _rows_at(self._forward(input_ids=ids, attention_mask=mask, use_cache=False).logits, last)
 
     def _packed(self, prefix: Sequence[int], group: Sequence[Sequence[int]]) -> np.ndarray:

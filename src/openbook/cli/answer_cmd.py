@@ -37,6 +37,7 @@ EscModelOpt = Annotated[str | None, typer.Option(help="Cascade: the expensive st
 EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: escalate when top-1 minus top-2 probability is below this.")]
 EscCtxOpt = Annotated[int | None, typer.Option(help="Cascade: the expensive stage's own context budget "
                                                      "(default: the first stage's contexts).")]
+PerQuestionOpt = Annotated[float | None, typer.Option(help="Cascade: the budget as seconds per question answered.")]
 BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the whole run; the hardest questions are "
                                                       "escalated first while the measured pace fits.")]
 RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
@@ -48,6 +49,7 @@ CandOpt = Annotated[int | None, typer.Option(help="Passages per retriever before
 EngineOpt = Annotated[str | None, typer.Option(help="Dense search: matmul (exact), faiss-flat or faiss-hnsw.")]
 PassOpt = Annotated[int | None, typer.Option(help="Passages retrieved per question.")]
 CtxOpt = Annotated[int | None, typer.Option(help="Token budget of the context (0: none).")]
+BatchOpt = Annotated[int | None, typer.Option(help="Questions read together (transformers backends batch across them).")]
 NctxOpt = Annotated[int | None, typer.Option(help="Model context window per sequence (prompt + one option listing).")]
 ThreadOpt = Annotated[int | None, typer.Option(help="CPU threads (default: all).")]
 LimitOpt = Annotated[int | None, typer.Option(help="Answer only the first N questions.")]
@@ -100,10 +102,10 @@ def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, mod
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
            ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
            escalate_margin: EscMarginOpt = None, escalate_context_tokens: EscCtxOpt = None,
-           budget_seconds: BudgetOpt = None,
+           budget_seconds: BudgetOpt = None, budget_per_question: PerQuestionOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,
            retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
-           passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
+           passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None, question_batch: BatchOpt = None,
            threads: ThreadOpt = None, limit: LimitOpt = None, resume: ResumeOpt = None, progress: ProgOpt = None,
            config: ConfigOption = None) -> None:
     """Answer an exam: retrieve context, read it with the model, write submission.csv and details."""
@@ -119,10 +121,10 @@ def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, m
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
            ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
            escalate_margin: EscMarginOpt = None, escalate_context_tokens: EscCtxOpt = None,
-           budget_seconds: BudgetOpt = None,
+           budget_seconds: BudgetOpt = None, budget_per_question: PerQuestionOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,
              retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
-             passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None,
+             passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None, question_batch: BatchOpt = None,
              threads: ThreadOpt = None, limit: LimitOpt = None, resume: ResumeOpt = None,
              progress: ProgOpt = None, config: ConfigOption = None) -> None:
     """Answer an exam that has answers and print MAP@3, accuracy and timings as a table."""

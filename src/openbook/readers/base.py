@@ -61,8 +61,19 @@ def shared_prefix(backend: Backend, question: Question, context: Context) -> lis
     return backend.tokenize(backend.template(SYSTEM_PROMPT).head + question_block(question, context), at_start=True)
 
 
-def read_question(readers: Sequence[Reader], backend: Backend, question: Question, context: Context,
-                  share_prefix: bool = True) -> list[ReaderOutput]:
+@dataclass
+class QuestionPlan:
+    """All readers' plans for one question, merged: identical continuations and targets once."""
+
+    prefix: list[int]
+    continuations: list[list[int]]
+    targets: list[int]
+    plans: list[ReadPlan]
+    row_of: dict[tuple[int, ...], int]
+    column_of: dict[int, int]
+
+
+def plan_question(readers: Sequence[Reader], backend: Backend, question: Question, context: Context) -> QuestionPlan:
     prefix = shared_prefix(backend, question, context)
     plans = [reader.plan(question) for reader in readers]
     row_of: dict[tuple[int, ...], int] = {}
@@ -72,18 +83,42 @@ def read_question(readers: Sequence[Reader], backend: Backend, question: Questio
             row_of.setdefault(tuple(continuation), len(row_of))
         for target in plan.targets:
             column_of.setdefault(target, len(column_of))
-    logprobs = backend.next_token_logprobs(prefix, [list(c) for c in row_of], list(column_of), share_prefix)
+    return QuestionPlan(prefix, [list(c) for c in row_of], list(column_of), plans, row_of, column_of)
+
+
+def interpret_question(readers: Sequence[Reader], merged: QuestionPlan, logprobs: np.ndarray, question: Question,
+                       context: Context) -> list[ReaderOutput]:
     outputs = []
-    for reader, plan in zip(readers, plans):
-        rows = [row_of[tuple(c)] for c in plan.continuations]
-        columns = [column_of[t] for t in plan.targets]
+    for reader, plan in zip(readers, merged.plans):
+        rows = [merged.row_of[tuple(c)] for c in plan.continuations]
+        columns = [merged.column_of[t] for t in plan.targets]
         probabilities = reader.interpret(question, logprobs[np.ix_(rows, columns)])
         outputs.append(ReaderOutput(
             question_id=question.id, reader=reader.name, probabilities=probabilities,
             evidence=context.passage_ids,
-            prompt_tokens=len(prefix) + sum(len(c) for c in plan.continuations),
+            prompt_tokens=len(merged.prefix) + sum(len(c) for c in plan.continuations),
         ))
     return outputs
+
+
+def read_question(readers: Sequence[Reader], backend: Backend, question: Question, context: Context,
+                  share_prefix: bool = True) -> list[ReaderOutput]:
+    return read_questions(readers, backend, [question], [context], share_prefix)[0]
+
+
+def read_questions(readers: Sequence[Reader], backend: Backend, questions: Sequence[Question],
+                   contexts: Sequence[Context], share_prefix: bool = True) -> list[list[ReaderOutput]]:
+    """Every reader on every question, one backend call for all of them where the backend batches
+    across questions (`score_many`), else one call per question."""
+    merged = [plan_question(readers, backend, q, c) for q, c in zip(questions, contexts)]
+    requests = [(m.prefix, m.continuations, m.targets) for m in merged]
+    score_many = getattr(backend, "score_many", None)
+    if score_many is not None:
+        matrices = score_many(requests, share_prefix)
+    else:
+        matrices = [backend.next_token_logprobs(p, c, t, share_prefix) for p, c, t in requests]
+    return [interpret_question(readers, m, logprobs, q, c)
+            for m, logprobs, q, c in zip(merged, matrices, questions, contexts)]
 
 
 def logsumexp_rows(values: np.ndarray) -> np.ndarray:
