@@ -143,6 +143,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--budgets", nargs="+", type=float, default=[5.0, 10.0])
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--pace", nargs="*", default=[], metavar="MEMBER=SECONDS",
+                        help="seconds/question to plan cascades with instead of a member's measured pace "
+                             "(e.g. letter@none=3.0 when its run shared the CPU)")
     args = parser.parse_args()
     os.chdir(ROOT)  # run settings record relative paths, so earlier runs can be resumed from any folder
     encoder = args.encoder.resolve()
@@ -159,7 +162,12 @@ def main() -> None:
             seconds[f"{name}/{options.readers[0]}" if len(chosen) > 1 else options.readers[0]] = \
                 metrics["seconds"]["per_question"]
             folders.append(out)
-        scored = scored_from_runs(folders, read_exam(exam)[:args.questions])
+        for item in args.pace:
+            member, value = item.split("=")
+            for name in seconds:
+                if name.split("/")[0] == member:
+                    seconds[name] = float(value)
+        scored = scored_from_runs(folders, read_exam(exam))  # the questions every member answered
         names = list(seconds)
         for name in names:
             alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)
