@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from common import OUT, ROOT, SHARED, markdown_table, sample_exam
-from openbook.ensemble import fit_ensemble, scored_from_runs
+from openbook.ensemble import scored_from_runs
 from openbook.ensemble.calibrate import with_temperature
 from openbook.ensemble.learned import evaluate_scores, out_of_fold_scores, ranking_of
 from openbook.evaluate.metrics import score_rankings
@@ -182,10 +182,9 @@ def main() -> None:
         for cheap in ("encoder/encoder", "letter@none/letter"):  # each cheap stage, then qwen with BM25 context
             expensive = "letter@bm25/letter"
             if cheap in names and expensive in names:
-                pair = [cheap, expensive]
-                fitted = fit_ensemble(scored, pair, methods=("weighted",), folds=args.folds)
-                oof = out_of_fold_scores("weighted", scored, pair, args.folds)
-                combined = [with_temperature(s, fitted.temperature) for s in oof]
+                oof = out_of_fold_scores("weighted", scored, [cheap, expensive], args.folds)
+                _, temperature = evaluate_scores(scored, oof, "weighted")  # as fit_ensemble calibrates
+                combined = [with_temperature(s, temperature) for s in oof]
                 rows += cascade_rows(set_name, scored, cheap, expensive, seconds, args.budgets, combined)
         set_table = markdown_table(HEADER, [row for row in rows if row[0] == set_name])
         (OUT / f"ensemble-{set_name}.md").write_text(set_table + "\n")

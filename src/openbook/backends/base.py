@@ -43,3 +43,18 @@ class Backend(Protocol):
         With `share_prefix` the prefix is evaluated once and its KV cache serves every continuation;
         without, each continuation is evaluated from scratch (the reference)."""
         ...
+
+
+def log_softmax_at(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+    """Log-softmax over the vocabulary (last axis, in float64) of `logits`, taken at `targets`."""
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return (shifted - log_norm)[..., np.asarray(targets, dtype=np.int64)].astype(np.float32)
+
+
+def device_and_dtype(device: str | None, dtype: str | None):
+    """CUDA when there is one, else the CPU; bfloat16 on CUDA, float32 on the CPU, unless named."""
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return device, getattr(torch, dtype) if dtype else (torch.bfloat16 if device == "cuda" else torch.float32)

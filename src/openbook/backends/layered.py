@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openbook.backends.base import device_and_dtype, log_softmax_at
 from openbook.backends.transformers_backend import TransformersBackend, _right_padded, transformers_folder
 from openbook.errors import OpenbookError, require_modules
 
@@ -71,8 +72,7 @@ class LayeredBackend(TransformersBackend):
 
         if n_threads:
             torch.set_num_threads(n_threads)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device == "cuda" else torch.float32)
+        self.device, self.dtype = device_and_dtype(device, dtype)
         location = Path(transformers_folder(model))
         if not location.is_dir():
             raise OpenbookError(f"layer-by-layer inference reads a local folder; {model!r} is not one")
@@ -177,8 +177,6 @@ class LayeredBackend(TransformersBackend):
             for state, (_, _, targets) in zip(states, requests):
                 hidden = self.shell.model.norm(state["hidden"][torch.arange(state["count"]), torch.tensor(state["last"])])
                 logits = self.shell.lm_head(hidden).float().cpu().numpy()
-                shifted = logits - logits.max(axis=1, keepdims=True)
-                log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-                results.append((shifted - log_norm)[:, np.asarray(targets, dtype=np.int64)].astype(np.float32))
+                results.append(log_softmax_at(logits, targets))
         self.model_seconds += time.perf_counter() - started
         return results

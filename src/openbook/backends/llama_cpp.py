@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from openbook.backends.base import PromptTemplate
+from openbook.backends.base import PromptTemplate, log_softmax_at
 from openbook.errors import OpenbookError
 from openbook.models import MODELS, resolve_model
 
@@ -171,7 +171,7 @@ class LlamaCppBackend:
             for index, (_, _, _, wants_logits) in enumerate(entries):
                 if wants_logits:
                     logits = np.ctypeslib.as_array(self._context.get_logits_ith(index), shape=(self.n_vocab,))
-                    rows.append(_log_softmax_at(logits, targets))
+                    rows.append(log_softmax_at(logits, targets))
         self._lib.llama_memory_clear(self._memory, True)
         return np.stack(rows)
 
@@ -190,9 +190,4 @@ class LlamaCppBackend:
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = seq
             batch.logits[i] = wants_logits
-
-
-def _log_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max()
-    return (shifted[targets] - np.log(np.exp(shifted).sum())).astype(np.float32)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openbook.backends.base import PromptTemplate
+from openbook.backends.base import PromptTemplate, device_and_dtype, log_softmax_at
 from openbook.errors import OpenbookError, require_modules
 from openbook.models import MODELS, ModelStore, resolve_model
 
@@ -87,8 +87,7 @@ class TransformersBackend:
 
         if n_threads:
             torch.set_num_threads(n_threads)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device == "cuda" else torch.float32)
+        self.device, self.dtype = device_and_dtype(device, dtype)
         location = transformers_folder(model)
         self.model_id = model
         self.model_path = location
@@ -174,9 +173,7 @@ class TransformersBackend:
             if not len(block):
                 results.append(np.zeros((0, len(targets)), dtype=np.float32))
                 continue
-            shifted = block - block.max(axis=1, keepdims=True)
-            log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            results.append((shifted - log_norm)[:, np.asarray(targets, dtype=np.int64)].astype(np.float32))
+            results.append(log_softmax_at(block, targets))
         return results
 
     def _forward(self, **inputs):

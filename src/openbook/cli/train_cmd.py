@@ -11,6 +11,7 @@ from openbook.cli.common import reports_errors, results
 from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import grounded_questions
 from openbook.exam import read_exam
+from openbook.types import Question
 from openbook.train.cross_encoder import CrossEncoderTraining, train_cross_encoder
 from openbook.train.data import training_questions
 from openbook.train.encoder import EncoderTraining, train_encoder
@@ -22,8 +23,23 @@ app = typer.Typer(help="Fine-tune models: the encoder multiple-choice reader, Lo
 DEFAULTS = CrossEncoderTraining()
 ENCODER = EncoderTraining()
 LLM = LLMTraining()
+# options `train encoder` and `train llm` share (each command keeps its own defaults)
 ExcludeOpt = Annotated[list[Path] | None, typer.Option(help="Exam(s) whose questions must not be trained on "
                                                             "(the ones you report).")]
+IndexOpt = Annotated[Path, typer.Option("--index", "-i", help="Index the contexts are retrieved from.")]
+RetrievalOpt = Annotated[str, typer.Option(help="Retrieval pipeline for the contexts.")]
+EpochsOpt = Annotated[int, typer.Option(help="Passes over the training questions.")]
+BatchOpt = Annotated[int, typer.Option(help="Questions per step.")]
+RateOpt = Annotated[float, typer.Option(help="AdamW learning rate.")]
+ValidationOpt = Annotated[float, typer.Option(help="Share of the questions held out for validation.")]
+MaxQuestionsOpt = Annotated[int | None, typer.Option(help="Train on at most N questions (after the split).")]
+CheckpointOpt = Annotated[int, typer.Option(help="Steps between checkpoints.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue the checkpoint in --out.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")]
+
+
+def questions_to_train_on(exams: list[Path], exclude: list[Path] | None) -> list[Question]:
+    return training_questions([read_exam(e) for e in exams], [q for e in exclude or [] for q in read_exam(e)])
 
 
 @app.command("cross-encoder")
@@ -53,25 +69,25 @@ def cross_encoder(
 @reports_errors
 def encoder(
     exams: Annotated[list[Path], typer.Argument(help="Exams with answers to learn from (e.g. llmse-6k-dev.csv llmse-stem-1k.csv).")],
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index the contexts are retrieved from.")],
+    index: IndexOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training.json.")],
     exclude: ExcludeOpt = None,
     base: Annotated[str, typer.Option(help="Encoder to start from: embedder name, folder or hub id.")] = ENCODER.base,
-    retrieval: Annotated[str, typer.Option(help="Retrieval pipeline for the contexts.")] = ENCODER.retrieval,
+    retrieval: RetrievalOpt = ENCODER.retrieval,
     context_tokens: Annotated[int, typer.Option(help="Context budget in the encoder's tokens.")] = ENCODER.context_tokens,
     max_tokens: Annotated[int, typer.Option(help="Tokens per option: context + question + option.")] = ENCODER.max_tokens,
-    epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = ENCODER.epochs,
-    batch_size: Annotated[int, typer.Option(help="Questions per step.")] = ENCODER.batch_size,
-    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = ENCODER.learning_rate,
-    validation_fraction: Annotated[float, typer.Option(help="Share of the questions held out for validation.")] = ENCODER.validation_fraction,
-    max_questions: Annotated[int | None, typer.Option(help="Train on at most N questions (after the split).")] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = ENCODER.checkpoint_every,
+    epochs: EpochsOpt = ENCODER.epochs,
+    batch_size: BatchOpt = ENCODER.batch_size,
+    learning_rate: RateOpt = ENCODER.learning_rate,
+    validation_fraction: ValidationOpt = ENCODER.validation_fraction,
+    max_questions: MaxQuestionsOpt = None,
+    checkpoint_every: CheckpointOpt = ENCODER.checkpoint_every,
     seed: Annotated[int, typer.Option(help="Seed for the split, order and the new head.")] = ENCODER.seed,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue the checkpoint in --out.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")] = True,
+    resume: ResumeOpt = False,
+    progress: ProgressOpt = True,
 ) -> None:
     """Fine-tune a multiple-choice encoder on exams with retrieved contexts; read with --reader encoder."""
-    questions = training_questions([read_exam(e) for e in exams], [q for e in exclude or [] for q in read_exam(e)])
+    questions = questions_to_train_on(exams, exclude)
     settings = EncoderTraining(base=base, retrieval=retrieval, context_tokens=context_tokens, max_tokens=max_tokens,
                                epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                validation_fraction=validation_fraction, max_questions=max_questions,
@@ -86,25 +102,25 @@ def encoder(
 @reports_errors
 def llm(
     exams: Annotated[list[Path], typer.Argument(help="Exams with answers to learn from.")],
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index the contexts are retrieved from.")],
+    index: IndexOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the adapter, checkpoints and training.json.")],
     exclude: ExcludeOpt = None,
     model: Annotated[str, typer.Option(help="Language model: registered name (dequantized GGUF), folder or hub id.")] = LLM.model,
-    retrieval: Annotated[str, typer.Option(help="Retrieval pipeline for the contexts.")] = LLM.retrieval,
+    retrieval: RetrievalOpt = LLM.retrieval,
     context_tokens: Annotated[int, typer.Option(help="Context budget in the model's tokens.")] = LLM.context_tokens,
-    epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = LLM.epochs,
-    batch_size: Annotated[int, typer.Option(help="Questions per step.")] = LLM.batch_size,
-    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = LLM.learning_rate,
+    epochs: EpochsOpt = LLM.epochs,
+    batch_size: BatchOpt = LLM.batch_size,
+    learning_rate: RateOpt = LLM.learning_rate,
     lora_rank: Annotated[int, typer.Option(help="LoRA rank on every linear layer.")] = LLM.lora_rank,
-    validation_fraction: Annotated[float, typer.Option(help="Share held out for validation.")] = LLM.validation_fraction,
-    max_questions: Annotated[int | None, typer.Option(help="Train on at most N questions (after the split).")] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = LLM.checkpoint_every,
+    validation_fraction: ValidationOpt = LLM.validation_fraction,
+    max_questions: MaxQuestionsOpt = None,
+    checkpoint_every: CheckpointOpt = LLM.checkpoint_every,
     seed: Annotated[int, typer.Option(help="Seed for the split, order and adapters.")] = LLM.seed,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue the checkpoint in --out.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")] = True,
+    resume: ResumeOpt = False,
+    progress: ProgressOpt = True,
 ) -> None:
     """LoRA-tune a language model as a yes/no judge of each option; read with --backend transformers --adapter OUT."""
-    questions = training_questions([read_exam(e) for e in exams], [q for e in exclude or [] for q in read_exam(e)])
+    questions = questions_to_train_on(exams, exclude)
     settings = LLMTraining(model=model, retrieval=retrieval, context_tokens=context_tokens, epochs=epochs,
                            batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
                            lora_alpha=2 * lora_rank, validation_fraction=validation_fraction,
