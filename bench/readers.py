@@ -5,7 +5,9 @@ yes/no vs debiased letter (k = 1, 3, 5), and shared-prefix vs naive scoring.
     python bench/readers.py --questions 20 --model smollm2-135m-instruct   # a quick look
 
 Quality comes from one pass per (exam, context) in which all readers share each question's prefix
-(`read_question`), so every reader sees exactly the same context. Speed per reader is measured
+(`read_question`), so every reader sees exactly the same context. Each pass logs its answers to
+bench/out/readers/<model>/<exam>-<context>/predictions.jsonl as it goes; running the bench again
+resumes a stopped pass (same settings) instead of starting over. Speed per reader is measured
 separately, each reader alone on the first `--timed` questions. Shared vs naive: the yes/no reader
 on `--timed` questions with and without KV-cache reuse, same backend, side by side.
 """
@@ -18,11 +20,13 @@ import time
 
 import numpy as np
 
-from common import full_index, markdown_table, sample_exam
+from common import OUT, full_index, markdown_table, sample_exam
 from openbook.backends import load_backend
+from openbook.ensemble.features import read_predictions
 from openbook.evaluate.metrics import score_rankings
+from openbook.evaluate.report import PredictionLog
 from openbook.ensemble import rank
-from openbook.pipeline import AnswerOptions, answer_exam, retrieve_contexts
+from openbook.pipeline import AnswerOptions, answer_exam, retrieve_contexts, token_counter
 from openbook.readers import LetterReader, YesNoReader, read_question
 from openbook.retrieve import Retrieval
 
@@ -34,13 +38,21 @@ def make_readers(backend):
     return [LetterReader(backend, **kw) if kind == "letter" else YesNoReader(backend) for kind, kw in READER_CONFIGS]
 
 
-def quality_pass(questions, backend, options):
-    """All readers in one pass; returns per-reader scores and the pass's timings."""
-    run = answer_exam(questions, options, backend=backend, readers=make_readers(backend))
-    per_reader = {}
-    for position, name in enumerate(run.settings["reader_names"]):
-        pairs = [(rank(r.outputs[position].probabilities), r.question.answer) for r in run.results]
-        per_reader[name] = score_rankings(pairs)
+def quality_pass(questions, backend, options, out, settings):
+    """All readers in one pass, logged to `out` and resumed from it; returns per-reader scores over
+    every logged question and the pass's timings (None when nothing was left to answer)."""
+    log = PredictionLog(out, settings, resume=True)
+    if log.answered:
+        print(f"  resuming: {len(log.answered)} questions already in {out}", file=sys.stderr)
+    try:
+        run = (answer_exam(questions, options, backend=backend, readers=make_readers(backend), on_result=log.add,
+                           skip=log.answered) if len(log.answered) < len(questions) else None)
+    finally:
+        log.close()
+    wanted = {q.id for q in questions}
+    records = [r for r in read_predictions(out / "predictions.jsonl") if r["id"] in wanted]
+    per_reader = {name: score_rankings([(rank(r["readers"][name]), r["answer"]) for r in records])
+                  for name in records[0]["readers"]}
     return per_reader, run
 
 
@@ -69,20 +81,28 @@ def main() -> None:
     for exam in args.exams:
         questions = sample_exam(exam, args.questions)
         for label, budget in (("BM25", args.context_tokens), ("none", 0)):
-            options = AnswerOptions(index=index, context_tokens=budget, passages=args.passages, retrieval=["bm25"])
+            options = AnswerOptions(index=index, context_tokens=budget, passages=args.passages, retrieval=["bm25"],
+                                    triage_readers=[])
             retrieval = Retrieval(index) if budget else None
-            contexts = [found[0].context for found in retrieve_contexts(questions, retrieval, options, backend)]
+            contexts = [found[0].context for found in retrieve_contexts(questions, retrieval, options,
+                                                                        token_counter(backend, []))]
             tokens = np.mean([c.tokens for c in contexts])
             timed, timed_contexts = questions[:args.timed], contexts[:args.timed]
             if "quality" in args.sections:
                 print(f"[{exam}] context={label}: {len(questions)} questions, all readers…", file=sys.stderr)
-                run_scores, run = quality_pass(questions, backend, options)
+                out = OUT / "readers" / args.model / f"{exam}-{label}"
+                settings = {"exam": exam, "model": args.model, "readers": [r.name for r in make_readers(backend)],
+                            "context_tokens": budget, "passages": args.passages, "retrieval": ["bm25"],
+                            "index": str(index)}
+                run_scores, run = quality_pass(questions, backend, options, out, settings)
                 for name, scores in run_scores.items():
                     quality_rows.append([exam, label, name, scores.count, f"{scores.map_at_3:.4f}",
                                          f"{scores.accuracy:.4f}"])
                     print("quality", quality_rows[-1], file=sys.stderr, flush=True)
-                speed_rows.append([exam, label, "all four, one shared pass", f"{tokens:.0f}",
-                                   f"{run.seconds['per_question']:.2f} (overhead {run.seconds['overhead_fraction']:.1%})"])
+                if run is not None:
+                    speed_rows.append([exam, label, "all four, one shared pass", f"{tokens:.0f}",
+                                       f"{run.seconds['per_question']:.2f} "
+                                       f"(overhead {run.seconds['overhead_fraction']:.1%})"])
             if "speed" in args.sections:
                 for reader in make_readers(backend):
                     seconds, _ = timed_reader(timed, backend, reader, timed_contexts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -68,7 +69,7 @@ def option_probability_of_answers(model, index, questions) -> float:
     from openbook.pipeline import AnswerOptions, answer_exam
 
     options = AnswerOptions(index=index, readers=["encoder"], encoder=str(model), encoder_tokens=96,
-                            context_tokens=48, model="no-such-llm", progress=False)
+                            context_tokens=48, model="no-such-llm", triage_readers=[], progress=False)
     run = answer_exam(questions, options)  # no language model is loaded for an encoder-only run
     return float(np.mean([r.prediction.probabilities[r.question.answer] for r in run.results]))
 
@@ -168,6 +169,7 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["count"] == 16 and 0 <= metrics["confidence"]["ece"] <= 1
+    assert "cascade" not in metrics["settings"]  # the automatic triage is for language-model readers only
     result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--reader", "encoder", "--quiet"])
     assert result.exit_code == 2 and "--encoder" in result.output
     # an ensemble fitted on that run calibrates the confidence the next run reports
@@ -193,30 +195,35 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
     ModelStore().pull(MODELS["smollm2-135m-instruct"], log=lambda _: None)
     questions = fact_exam(1)
     base = AnswerOptions(index=index, readers=["encoder"], encoder=str(trained[0]), encoder_tokens=96,
-                         context_tokens=48, model="smollm2-135m-instruct", n_ctx=1024, progress=False)
+                         context_tokens=48, model="smollm2-135m-instruct", n_ctx=1024, triage_readers=[],
+                         progress=False)
     cheap = answer_exam(questions, base)
     margins = {r.question.id: margin(r.prediction) for r in cheap.results}
+    alone = {r.question.id: r.prediction.probabilities for r in cheap.results}
     threshold = sorted(margins.values())[3]  # the three hardest questions
-    run = answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
-                                                  "escalate_margin": threshold}))
+    # the encoder triages (same context as alone), the letter reader re-reads the hardest
+    cascade = {**base.__dict__, "readers": ["letter"], "triage_readers": ["encoder"], "triage_context_tokens": 48}
+    run = answer_exam(questions, AnswerOptions(**{**cascade, "escalate_margin": threshold, "budget_seconds": math.inf}))
     escalated = {r.question.id for r in run.results if len(r.outputs) == 2}
     assert escalated == {qid for qid, m in margins.items() if m < threshold} and len(escalated) == 3
     assert run.settings["cascade"]["escalated"] == 3 and run.settings["cascade"]["readers"] == ["letter"]
+    assert run.settings["cascade"]["budget_seconds"] is None  # inf: the margin alone decides
     for result in run.results:
-        if result.question.id in escalated:  # unfitted, the expensive reader decides alone
+        assert result.outputs[0].reader == "encoder@triage"
+        if result.question.id in escalated:  # unfitted, the main reader decides alone
             assert result.prediction.probabilities == pytest.approx(result.outputs[1].probabilities)
         else:
             assert result.prediction.probabilities == pytest.approx(result.outputs[0].probabilities)
+            assert result.prediction.probabilities == pytest.approx(alone[result.question.id])
     # a budget already spent lets one question through to measure the pace, then stops
-    tight = answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
-                                                    "budget_seconds": 0.001}))
+    tight = answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": 0.001}))
     assert tight.settings["cascade"]["escalated"] == 1 and tight.settings["cascade"]["stopped_by_budget"]
-    per_question = answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
-                                                           "budget_per_question": 1e-6}))
+    per_question = answer_exam(questions, AnswerOptions(**{**cascade, "budget_per_question": 1e-6}))
     assert per_question.settings["cascade"]["budget_seconds"] == pytest.approx(len(questions) * 1e-6)
     assert per_question.settings["cascade"]["escalated"] == 1
     with pytest.raises(ValueError, match="budget once"):
-        answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["letter"],
-                                                "budget_seconds": 1.0, "budget_per_question": 1.0}))
-    with pytest.raises(ValueError, match="both cascade stages"):
-        answer_exam(questions, AnswerOptions(**{**base.__dict__, "escalate_readers": ["encoder"]}))
+        answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": 1.0, "budget_per_question": 1.0}))
+    # the main stage would read nothing new: no cascade
+    same = answer_exam(questions[:2], AnswerOptions(**{**base.__dict__, "triage_readers": ["encoder"],
+                                                       "triage_context_tokens": 48}))
+    assert "cascade" not in same.settings and [o.reader for o in same.results[0].outputs] == ["encoder"]

@@ -133,7 +133,7 @@ def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
     questions = [QUESTION, Question(id="q2", prompt="What is released by photosynthesis?",
                                     options={"A": "Oxygen", "B": "Nitrogen", "C": "Helium"}, answer="A")]
     options = AnswerOptions(index=index, readers=["letter", "yesno"], rotations=2, context_tokens=120,
-                            progress=False)
+                            triage_readers=[], progress=False)
     run = answer_exam(questions, options, backend=backend)
     metrics = write_run(run, tmp_path / "out")
     lines = (tmp_path / "out" / "submission.csv").read_text().splitlines()
@@ -158,7 +158,7 @@ def test_several_contexts_per_question_are_read_and_averaged(backend, tmp_path, 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
     options = AnswerOptions(index=index, retrieval=["bm25", "bm25/per-option+edit"], context_tokens=120,
-                            progress=False)
+                            triage_readers=[], progress=False)
     (result,) = answer_exam([QUESTION], options, backend=backend).results
     assert [c.retrieval for c in result.contexts] == ["bm25", "bm25/per-option+edit"]
     assert {o.reader for o in result.outputs} == {"letter@bm25", "letter@bm25/per-option+edit"}
@@ -234,6 +234,26 @@ def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 1
 
 
+def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, articles_jsonl):
+    runner, index = cli_index(tmp_path, articles_jsonl)
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,C,answer\n1,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n")
+
+    def run(out: str, *extra: str) -> dict:
+        result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(tmp_path / out),
+                                     "--model", TINY_MODEL, "--context-tokens", "120", "--n-ctx", "1024",
+                                     "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / out / "run.json").read_text())["settings"]
+
+    cascaded = run("default")
+    assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter@triage", "letter"]
+    assert "cascade" not in run("single", "--triage", "none")
+    result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--model", TINY_MODEL,
+                                 "--triage", "none", "--budget-seconds", "5"])
+    assert result.exit_code == 2 and "needs triage readers" in result.output
+
+
 def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENBOOK_CACHE", str(tmp_path / "empty-cache"))
     exam = tmp_path / "exam.csv"
@@ -269,9 +289,10 @@ def test_the_cli_reports_a_stopped_run_and_keeps_its_files(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["count"] == 1
 
 
-def test_cascade_from_no_context_to_retrieved_context(tmp_path, articles_jsonl):
-    """The same reader and model in both stages, the expensive one with retrieved context: escalated
-    outputs are named reader@escalated and read their own context."""
+def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_context(tmp_path, articles_jsonl):
+    """The default options: the letter reader answers without context (outputs named letter@triage),
+    then the same reader re-reads with retrieved context, which decides; every answer reaches
+    `on_result` as soon as it is made and again when the cascade improves it."""
     from openbook.index.build import build_index
     from openbook.pipeline import AnswerOptions, answer_exam
 
@@ -279,13 +300,26 @@ def test_cascade_from_no_context_to_retrieved_context(tmp_path, articles_jsonl):
     build_index([articles_jsonl], index, show_progress=False)
     questions = [QUESTION, Question("q2", "What do plants release in photosynthesis?",
                                     {"A": "Oxygen", "B": "Argon", "C": "Neon"}, "A")]
-    options = AnswerOptions(index=index, model=TINY_MODEL, n_ctx=1024, context_tokens=0, escalate_readers=["letter"],
-                            escalate_context_tokens=120, progress=False)
-    run = answer_exam(questions, options)
-    assert run.settings["cascade"]["escalated"] == 2 and run.settings["cascade"]["readers"] == ["letter@escalated"]
+    options = AnswerOptions(index=index, model=TINY_MODEL, n_ctx=1024, context_tokens=120, progress=False)
+    assert options.triage_readers == ["auto"] and options.triage_context_tokens == 0  # the readers, no context
+    seen = []
+    run = answer_exam(questions, options, on_result=lambda r: seen.append((r.question.id, len(r.outputs))))
+    cascade = run.settings["cascade"]
+    assert cascade["escalated"] == 2 and cascade["readers"] == ["letter"] and cascade["triage_readers"] == ["letter"]
+    assert cascade["budget_seconds"] == pytest.approx(2 * 10.0)  # DEFAULT_BUDGET_PER_QUESTION
+    hardest_first = sorted(run.results, key=lambda r: triage_margin(r.outputs[0].probabilities))
+    assert seen == [("q1", 1), ("q2", 1), *[(r.question.id, 2) for r in hardest_first]]
     for result in run.results:
-        assert [o.reader for o in result.outputs] == ["letter", "letter@escalated"]
+        assert [o.reader for o in result.outputs] == ["letter@triage", "letter"]
         assert [c.retrieval for c in result.contexts] == ["none", "bm25"] and result.contexts[1].context.tokens > 0
         assert result.prediction.probabilities == pytest.approx(result.outputs[1].probabilities)
-    with pytest.raises(ValueError, match="same context with the same model"):
-        answer_exam(questions, AnswerOptions(index=index, model=TINY_MODEL, escalate_readers=["letter"]))
+    # without an index both stages would read the same nothing: one stage, no cascade
+    (plain,) = answer_exam(questions[:1], AnswerOptions(model=TINY_MODEL, n_ctx=1024, progress=False)).results
+    assert [o.reader for o in plain.outputs] == ["letter"]
+    with pytest.raises(ValueError, match="needs triage readers"):
+        answer_exam(questions, AnswerOptions(index=index, model=TINY_MODEL, triage_readers=[], budget_seconds=5.0))
+
+
+def triage_margin(probabilities) -> float:
+    top = sorted(probabilities.values(), reverse=True)
+    return top[0] - top[1]

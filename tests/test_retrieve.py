@@ -4,6 +4,8 @@ Everything here runs without an embedding model; `test_dense_retrieval.py` uses 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from openbook.errors import ConfigError
@@ -180,3 +182,19 @@ def test_resuming_answers_without_a_record_of_their_settings_is_refused(tmp_path
     log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
     assert log.answered == frozenset() and log.previous == []
     log.close()
+
+
+def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(tmp_path):
+    from openbook.evaluate.report import PredictionLog
+
+    PredictionLog(tmp_path, {"model": "m"}).close()
+    triaged = {"id": "1", "ranking": ["A", "B"], "readers": {"letter@triage": {"A": 0.6, "B": 0.4}}}
+    reread = {"id": "1", "ranking": ["B", "A"], "readers": {"letter@triage": {"A": 0.6, "B": 0.4},
+                                                           "letter": {"A": 0.1, "B": 0.9}}}
+    other = {"id": "2", "ranking": ["A", "B"], "readers": {"letter@triage": {"A": 0.9, "B": 0.1}}}
+    lines = [json.dumps(r) for r in (triaged, other, reread)]
+    (tmp_path / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
+    log.close()
+    assert log.answered == frozenset({"1", "2"}) and log.previous == [reread, other]
+    assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 2

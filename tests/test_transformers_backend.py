@@ -165,7 +165,8 @@ def test_questions_batched_together_score_as_one_at_a_time(backend, tmp_path, ar
                     [[o.probabilities for o in outputs] for outputs in alone])
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
-    options = AnswerOptions(index=index, model=TINY_MODEL, backend="transformers", context_tokens=120, progress=False)
+    options = AnswerOptions(index=index, model=TINY_MODEL, backend="transformers", context_tokens=120, progress=False,
+                            triage_readers=[])
     one = answer_exam(QUESTIONS, options, backend=backend)
     batched = answer_exam(QUESTIONS, AnswerOptions(**{**options.__dict__, "question_batch": 2}), backend=backend)
     assert_same([[r.prediction.probabilities] for r in batched.results], [[r.prediction.probabilities] for r in one.results])

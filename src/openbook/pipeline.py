@@ -7,6 +7,7 @@ leaves are written by `openbook.evaluate.report.write_run`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -21,6 +22,9 @@ from openbook.retrieve.context import Context, pack_context
 from openbook.types import Hit, Prediction, Question
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
+DEFAULT_BUDGET_PER_QUESTION = 10.0  # seconds: the CPU target the default cascade was measured against
+TRIAGE_SUFFIX = "@triage"           # names the triage pass's outputs in predictions.jsonl
+AUTO_TRIAGE = "auto"                # the triage pass: the same language-model readers, no context
 
 
 @dataclass
@@ -52,12 +56,16 @@ class AnswerOptions:
     limit: int | None = None         # answer only the first N questions
     resume: bool = False             # keep the answers a stopped run left in `out`; answer the rest
     ensemble: Path | None = None     # from `openbook ensemble fit`: how readers combine, calibrated confidence
-    escalate_readers: list[str] = field(default_factory=list)  # cascade: the expensive stage's readers
-    escalate_model: str | None = None    # the expensive stage's language model (default: `model`)
-    escalate_margin: float = 1.0         # escalate questions whose top-1 minus top-2 probability is below this
-    escalate_context_tokens: int | None = None  # the expensive stage's own context budget (None: the first stage's contexts)
-    budget_seconds: float | None = None  # the whole run's budget: escalate hardest first while it lasts
-    budget_per_question: float | None = None  # the same, given per question answered by this run
+    # cascade (3rd and 5th place): a cheap triage pass answers every question first; the readers above
+    # re-read only the hardest (smallest top-1/top-2 margin) while the time budget lasts. The default,
+    # "auto", is the best measured under 10 s/question on 2 cores (README, "Ensembles, confidence and
+    # cascades"): the same language-model readers without context, then with retrieved context.
+    triage_readers: list[str] = field(default_factory=lambda: [AUTO_TRIAGE])  # [] = no cascade
+    triage_model: str | None = None      # the triage pass's language model (default: `model`)
+    triage_context_tokens: int = 0       # the triage pass's context budget
+    escalate_margin: float = 1.0         # only questions whose top-1 minus top-2 probability is below this
+    budget_seconds: float | None = None  # the whole run's budget (inf: the margin alone decides) ...
+    budget_per_question: float | None = None  # ... or per question; neither: DEFAULT_BUDGET_PER_QUESTION
     progress: bool = True
 
 
@@ -228,62 +236,84 @@ def backend_extras(options: AnswerOptions) -> dict[str, object]:
     return extras
 
 
-def escalation_options(options: AnswerOptions) -> AnswerOptions:
-    """The cascade's expensive stage: its readers, model and context budget, the rest as the first stage."""
-    budget = options.context_tokens if options.escalate_context_tokens is None else options.escalate_context_tokens
-    return replace(options, readers=options.escalate_readers, model=options.escalate_model or options.model,
-                   context_tokens=budget)
+def triage_readers(options: AnswerOptions) -> list[str]:
+    """The triage pass's readers. `auto` is the main readers when they are all language-model readers
+    and no fitted ensemble expects particular ones; otherwise there is no automatic triage."""
+    if options.triage_readers != [AUTO_TRIAGE]:
+        return options.triage_readers
+    if options.ensemble is not None or not all(name in LLM_READERS for name in options.readers):
+        return []
+    return list(options.readers)
 
 
-def escalated_name(reader: str, first_stage: set[str]) -> str:
-    """Expensive-stage outputs keep their name unless a first-stage output has it (e.g. the same
-    reader with more context): then `reader@escalated`."""
-    return f"{reader}@escalated" if reader in first_stage else reader
+def triage_options(options: AnswerOptions) -> AnswerOptions:
+    """The cascade's cheap pass: its readers, model and context budget; the rest as the main stage."""
+    return replace(options, readers=triage_readers(options), model=options.triage_model or options.model,
+                   context_tokens=options.triage_context_tokens, triage_readers=[])
 
 
 def check_cascade(options: AnswerOptions) -> None:
-    if not options.escalate_readers:
+    if not triage_readers(options):
         if options.budget_seconds is not None or options.budget_per_question is not None:
-            raise ValueError("a time budget plans a cascade: name its expensive readers with --escalate")
+            raise ValueError("a time budget plans a cascade, which needs triage readers (--triage READER)")
         return
     if options.budget_seconds is not None and options.budget_per_question is not None:
         raise ValueError("give the cascade's budget once: --budget-seconds or --budget-per-question")
-    expensive = escalation_options(options)
-    check_readers(expensive)
-    shared = set(options.readers) & set(options.escalate_readers)
-    if shared and expensive.model == options.model and expensive.context_tokens == options.context_tokens:
-        raise ValueError(f"reader(s) {sorted(shared)} would read the same context with the same model in both "
-                         "cascade stages: change the expensive stage's model, context or readers")
+    check_readers(triage_options(options))
+
+
+def context_read(options: AnswerOptions) -> int:
+    """The context budget a stage really reads: none without an index."""
+    return options.context_tokens if options.index is not None else 0
+
+
+def runs_cascade(options: AnswerOptions) -> bool:
+    """Triage readers are set and the main stage would read something they do not: other readers,
+    another model or another context (without an index both stages read none, so no cascade)."""
+    if not triage_readers(options):
+        return False
+    triage = triage_options(options)
+    return not (set(options.readers) <= set(triage.readers) and triage.model == options.model
+                and context_read(triage) == context_read(options))
+
+
+def cascade_budget(options: AnswerOptions, questions: int) -> float:
+    if options.budget_seconds is not None:
+        return options.budget_seconds
+    per_question = options.budget_per_question
+    return (DEFAULT_BUDGET_PER_QUESTION if per_question is None else per_question) * questions
 
 
 def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
                 readers: Sequence[AnyReader] | None = None, on_result: Callable[[QuestionResult], None] | None = None,
                 skip: frozenset[str] = frozenset()) -> Run:
     """Answer `questions` (the first `options.limit`, less those in `skip`: answered by an earlier
-    run); `on_result` sees each answer once it is final. A backend or readers already built
-    (benchmarks, tests) may be passed in.
+    run); `on_result` sees each answer as soon as it is made, and again if a cascade improves it. A
+    backend for `options.model`, or readers of a run without triage (benchmarks, tests), may be passed in.
 
-    With a cascade (`escalate_readers`) the first stage answers every question; then questions are
-    escalated to the expensive readers hardest first (smallest margin, below `escalate_margin`) while
-    the time left in `budget_seconds` allows one more at the pace measured so far."""
+    With a cascade (`triage_readers`) the triage pass answers every question; then the main readers
+    re-read the hardest first (smallest margin, below `escalate_margin`) while the time left in the
+    budget allows one more at the pace measured so far."""
     started = time.perf_counter()
     check_cascade(options)
+    cascade = runs_cascade(options)
+    if cascade and readers is not None:
+        raise ValueError("readers passed in serve a run without triage: set triage_readers=[]")
     ensemble = Ensemble.load(Path(options.ensemble)) if options.ensemble is not None else None
     if options.limit is not None:
         questions = questions[:options.limit]
     questions = [q for q in questions if q.id not in skip]
-    stage = load_stage(options, backend, readers)
+    first_options = triage_options(options) if cascade else replace(options, triage_readers=[])
+    stage = load_stage(first_options, backend if first_options.model == options.model else None, readers)
     loaded = time.perf_counter()
-    retrieval = (Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
-                 if options.index is not None and options.context_tokens > 0 else None)
-    contexts_per_question = retrieve_contexts(questions, retrieval, options, token_counter(stage.backend, stage.readers))
+    contexts_per_question = retrieve_contexts(questions, retrieval_for(first_options), first_options,
+                                              token_counter(stage.backend, stage.readers))
     retrieved = time.perf_counter()
-    cascade = bool(options.escalate_readers)
     results: list[QuestionResult] = []
     failure = None
     seconds_before = stage.model_seconds
     batch = max(1, options.question_batch)
-    with meter("answering", len(questions), ("questions",), enabled=options.progress) as m:
+    with meter("triage" if cascade else "answering", len(questions), ("questions",), enabled=options.progress) as m:
         for start in range(0, len(questions), batch):
             chunk, chunk_contexts = questions[start:start + batch], contexts_per_question[start:start + batch]
             try:
@@ -293,18 +323,19 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
                 failure = f"question {named!r}: {error}"
                 break
             for question, contexts, outputs in zip(chunk, chunk_contexts, read):
+                if cascade:
+                    outputs = [replace(o, reader=o.reader + TRIAGE_SUFFIX) for o in outputs]
                 results.append(QuestionResult(question, combine(question, outputs, contexts, ensemble), outputs, contexts))
-                if on_result is not None and not cascade:
+                if on_result is not None:
                     on_result(results[-1])
             m.advance(completed=len(results), questions=len(chunk))
     spent = stage.model_seconds - seconds_before
     escalation: dict[str, object] = {}
     if cascade and failure is None:
-        escalation, escalated_seconds, failure = escalate(results, options, ensemble, started)
+        # the main stage reuses the triage pass's model when it is the same one
+        shared = stage.backend if first_options.model == options.model else backend
+        escalation, escalated_seconds, failure = escalate(results, options, ensemble, started, shared, on_result)
         spent += escalated_seconds
-    if cascade and on_result is not None:
-        for result in results:
-            on_result(result)
     finished = time.perf_counter()
     reading = finished - retrieved
     seconds = {
@@ -316,59 +347,61 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     }
     settings = settings_of(options)
     settings["model_path"] = getattr(stage.backend, "model_path", options.model)
-    settings["reader_names"] = [reader.name for reader in stage.readers]
+    settings["reader_names"] = [output.reader for output in results[0].outputs] if results else []
     if escalation:
         settings["cascade"] = escalation
     return Run(results=results, seconds=seconds, settings=settings, failure=failure)
 
 
-def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None,
-             started: float) -> tuple[dict[str, object], float, str | None]:
-    """The cascade's second stage, in place on `results`; returns what it did, its model seconds and
-    a failure (None when it finished)."""
+def retrieval_for(options: AnswerOptions) -> Retrieval | None:
+    if context_read(options) <= 0:
+        return None
+    return Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
+
+
+def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None, started: float,
+             backend: Backend | None, on_result: Callable[[QuestionResult], None] | None) -> tuple[dict[str, object], float, str | None]:
+    """The cascade's main stage on the hardest triaged questions, in place on `results`; returns what
+    it did, its model seconds and a failure (None when it finished)."""
     hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < options.escalate_margin)
-    record: dict[str, object] = {"candidates": len(hardest), "escalated": 0, "stopped_by_budget": False}
+    budget = cascade_budget(options, len(results))
+    record: dict[str, object] = {"candidates": len(hardest), "escalated": 0, "stopped_by_budget": False,
+                                 "budget_seconds": None if math.isinf(budget) else budget}
     if not hardest:
         return record, 0.0, None
-    expensive = escalation_options(options)
-    stage = load_stage(expensive)
-    first_stage = {output.reader for result in results for output in result.outputs}
-    record["readers"] = [escalated_name(reader.name, first_stage) for reader in stage.readers]
-    own_contexts = None
-    if options.escalate_context_tokens is not None:  # e.g. no context first, then a full one for the hardest
-        retrieval = (Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
-                     if options.index is not None and expensive.context_tokens > 0 else None)
-        found = retrieve_contexts([results[i].question for _, i in hardest], retrieval, expensive,
-                                  token_counter(stage.backend, stage.readers))
-        own_contexts = {i: contexts for (_, i), contexts in zip(hardest, found)}
-    budget = (options.budget_seconds if options.budget_per_question is None
-              else options.budget_per_question * len(results))
-    record["budget_seconds"] = budget
+    main = replace(options, triage_readers=[])
+    stage = load_stage(main, backend)
+    seconds_before = stage.model_seconds
+    record["readers"] = [reader.name for reader in stage.readers]
+    record["triage_readers"] = triage_readers(options)
+    found = retrieve_contexts([results[i].question for _, i in hardest], retrieval_for(main), main,
+                              token_counter(stage.backend, stage.readers))
+    own_contexts = {i: contexts for (_, i), contexts in zip(hardest, found)}
     pace: list[float] = []
     failure = None
     with meter("escalating", len(hardest), ("questions",), enabled=options.progress) as m:
         for _, i in hardest:
             elapsed = time.perf_counter() - started
-            if budget is not None and pace and elapsed + sum(pace) / len(pace) > budget:
+            if pace and elapsed + sum(pace) / len(pace) > budget:
                 record["stopped_by_budget"] = True
                 break
             began = time.perf_counter()
             result = results[i]
-            contexts = own_contexts[i] if own_contexts is not None else result.contexts
             try:
-                more = read_contexts(stage.readers, stage.backend, result.question, contexts, options.share_prefix)
+                more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)
             except (ValueError, RuntimeError) as error:
                 failure = f"escalating question {result.question.id!r}: {error}"
                 break
-            more = [replace(o, reader=escalated_name(o.reader, first_stage)) for o in more]
             outputs = [*result.outputs, *more]
-            # unfitted, the expensive readers decide alone; a fitted ensemble weighs both stages
+            # unfitted, the main readers decide alone; a fitted ensemble weighs both stages
             decided_by = outputs if ensemble is not None else more
-            every_context = [*result.contexts, *(contexts if own_contexts is not None else [])]
+            every_context = [*result.contexts, *own_contexts[i]]
             results[i] = replace(result, prediction=combine(result.question, decided_by, every_context, ensemble),
                                  outputs=outputs, contexts=every_context)
+            if on_result is not None:
+                on_result(results[i])
             pace.append(time.perf_counter() - began)
             record["escalated"] = int(record["escalated"]) + 1
             m.advance(completed=len(pace), questions=1)
     record["seconds_per_escalated_question"] = sum(pace) / len(pace) if pace else 0.0
-    return record, stage.model_seconds, failure
+    return record, stage.model_seconds - seconds_before, failure

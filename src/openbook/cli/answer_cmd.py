@@ -31,15 +31,17 @@ AdapterOpt = Annotated[str | None, typer.Option(help="transformers: LoRA adapter
 PackedOpt = Annotated[bool | None, typer.Option("--packed/--no-packed", help="transformers: score a question's options "
                                                 "in one sequence with a 4-D attention mask.")]
 EnsembleOpt = Annotated[Path | None, typer.Option(help="Ensemble from `openbook ensemble fit`: weights, ranker, calibration.")]
-EscalateOpt = Annotated[list[str] | None, typer.Option("--escalate", help="Cascade: reader(s) of the expensive stage "
-                                                         "for the hardest questions (repeat).")]
-EscModelOpt = Annotated[str | None, typer.Option(help="Cascade: the expensive stage's model (default: --model).")]
-EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: escalate when top-1 minus top-2 probability is below this.")]
-EscCtxOpt = Annotated[int | None, typer.Option(help="Cascade: the expensive stage's own context budget "
-                                                     "(default: the first stage's contexts).")]
-PerQuestionOpt = Annotated[float | None, typer.Option(help="Cascade: the budget as seconds per question answered.")]
+TriageOpt = Annotated[list[str] | None, typer.Option("--triage", help="Cascade: the cheap pass's reader(s), which "
+                                                     "answer every question before the readers of --reader re-read "
+                                                     "the hardest (repeat; none: no cascade).")]
+TriModelOpt = Annotated[str | None, typer.Option(help="Cascade: the triage pass's model (default: --model).")]
+TriCtxOpt = Annotated[int | None, typer.Option(help="Cascade: the triage pass's context budget in tokens.")]
+EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: re-read only questions whose top-1 minus top-2 "
+                                                         "probability is below this.")]
+PerQuestionOpt = Annotated[float | None, typer.Option(help="Cascade: the budget as seconds per question answered "
+                                                           "(default 10).")]
 BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the whole run; the hardest questions are "
-                                                      "escalated first while the measured pace fits.")]
+                                                      "re-read first while the measured pace fits (inf: no limit).")]
 RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
 ShareOpt = Annotated[bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")]
 RetrOpt = Annotated[list[str] | None, typer.Option(
@@ -60,7 +62,8 @@ ProgOpt = Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a
 
 def _run(command: str, given: dict[str, object], config: Path | None, need_answers: bool) -> dict[str, object]:
     given["readers"] = given.pop("reader") or None
-    given["escalate_readers"] = given.pop("escalate") or None
+    triage = given.pop("triage") or None
+    given["triage_readers"] = [] if triage == ["none"] else triage
     given["retrieval"] = given["retrieval"] or None
     options = resolve_options(AnswerOptions, "answer", config, given)
     if options.exam is None:
@@ -100,8 +103,8 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
 def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
            backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
-           ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
-           escalate_margin: EscMarginOpt = None, escalate_context_tokens: EscCtxOpt = None,
+           ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
+           triage_context_tokens: TriCtxOpt = None, escalate_margin: EscMarginOpt = None,
            budget_seconds: BudgetOpt = None, budget_per_question: PerQuestionOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,
            retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
@@ -119,8 +122,8 @@ def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, mod
 def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
              backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
-           ensemble: EnsembleOpt = None, escalate: EscalateOpt = None, escalate_model: EscModelOpt = None,
-           escalate_margin: EscMarginOpt = None, escalate_context_tokens: EscCtxOpt = None,
+           ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
+           triage_context_tokens: TriCtxOpt = None, escalate_margin: EscMarginOpt = None,
            budget_seconds: BudgetOpt = None, budget_per_question: PerQuestionOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,
              retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,

@@ -34,8 +34,15 @@ def scored_question(question: Question, readers: Mapping[str, Mapping[str, float
     )
 
 
+def latest_per_id(records: list[dict[str, object]]) -> list[dict[str, object]]:
+    """One record per question, the last written: a cascade logs a question again when it re-reads it."""
+    latest = {str(record["id"]): record for record in records}
+    return list(latest.values())
+
+
 def read_predictions(path: Path) -> list[dict[str, object]]:
-    """The records of a predictions.jsonl, with the file and line named on a broken one."""
+    """The records of a predictions.jsonl (the last per question, as a stopped cascade may have logged a
+    question twice), with the file and line named on a broken one."""
     records = []
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -48,7 +55,7 @@ def read_predictions(path: Path) -> list[dict[str, object]]:
             if not isinstance(record, dict) or "id" not in record or "readers" not in record:
                 raise OpenbookError(f"{path}, line {number}: not an openbook prediction (needs id and readers)")
             records.append(record)
-    return records
+    return latest_per_id(records)
 
 
 def context_text(record: Mapping[str, object]) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from openbook.ensemble.calibrate import ECE_BINS, expected_calibration_error
+from openbook.ensemble.features import latest_per_id
 from openbook.errors import OpenbookError
 from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
@@ -46,7 +47,7 @@ RUN_FILE = "run.json"
 # settings that change answers: a run may only be resumed with the same ones
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
                    "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
-                   "escalate_readers", "escalate_model", "escalate_margin", "escalate_context_tokens")
+                   "triage_readers", "triage_model", "triage_context_tokens", "escalate_margin")
 
 
 class PredictionLog:
@@ -98,7 +99,7 @@ def _read_complete_records(path: Path) -> list[dict[str, object]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             break  # the line the stop cut; everything after it is missing too
-    return records
+    return latest_per_id(records)
 
 
 def _check_same_settings(run_file: Path, settings: dict[str, object]) -> None:
