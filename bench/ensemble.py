@@ -116,7 +116,9 @@ def cascade_rows(set_name, scored, cheap, expensive, seconds, budgets, combined=
     for budget in budgets:
         affordable = int(max(0.0, (budget - seconds[cheap]) * n / seconds[expensive]))
         escalated = set(order[:min(affordable, n)])
-        for label, decide in (("expensive decides", None), ("fitted ensemble decides", combined)):
+        averaged = [(q.readers[cheap] + q.readers[expensive]) / 2 for q in scored]
+        for label, decide in (("expensive decides", None), ("both stages averaged", averaged),
+                              ("fitted ensemble decides", combined)):
             if label != "expensive decides" and decide is None:
                 continue
             pairs = []
