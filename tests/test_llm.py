@@ -249,6 +249,8 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
     cascaded = run("default")
     assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter@triage", "letter"]
     assert "cascade" not in run("single", "--triage", "none")
+    debiased = run("debiased", "--triage-rotations", "2")  # a debiased triage pass, a plain main stage
+    assert debiased["reader_names"] == ["letter-rot2@triage", "letter"]
     result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--model", TINY_MODEL,
                                  "--triage", "none", "--budget-seconds", "5"])
     assert result.exit_code == 2 and "needs triage readers" in result.output

@@ -63,6 +63,7 @@ class AnswerOptions:
     triage_readers: list[str] = field(default_factory=lambda: [AUTO_TRIAGE])  # [] = no cascade
     triage_model: str | None = None      # the triage pass's language model (default: `model`)
     triage_context_tokens: int = 0       # the triage pass's context budget
+    triage_rotations: int | None = None  # the triage pass's letter-reader rotations (default: `rotations`)
     escalate_margin: float = 1.0         # only questions whose top-1 minus top-2 probability is below this
     budget_seconds: float | None = None  # the whole run's budget (inf: the margin alone decides) ...
     budget_per_question: float | None = None  # ... or per question; neither: DEFAULT_BUDGET_PER_QUESTION
@@ -248,8 +249,9 @@ def triage_readers(options: AnswerOptions) -> list[str]:
 
 def triage_options(options: AnswerOptions) -> AnswerOptions:
     """The cascade's cheap pass: its readers, model and context budget; the rest as the main stage."""
+    rotations = options.rotations if options.triage_rotations is None else options.triage_rotations
     return replace(options, readers=triage_readers(options), model=options.triage_model or options.model,
-                   context_tokens=options.triage_context_tokens, triage_readers=[])
+                   context_tokens=options.triage_context_tokens, rotations=rotations, triage_readers=[])
 
 
 def check_cascade(options: AnswerOptions) -> None:
@@ -274,7 +276,7 @@ def runs_cascade(options: AnswerOptions) -> bool:
         return False
     triage = triage_options(options)
     return not (set(options.readers) <= set(triage.readers) and triage.model == options.model
-                and context_read(triage) == context_read(options))
+                and triage.rotations == options.rotations and context_read(triage) == context_read(options))
 
 
 def cascade_budget(options: AnswerOptions, questions: int) -> float:

@@ -36,6 +36,8 @@ TriageOpt = Annotated[list[str] | None, typer.Option("--triage", help="Cascade: 
                                                      "the hardest (repeat; none: no cascade).")]
 TriModelOpt = Annotated[str | None, typer.Option(help="Cascade: the triage pass's model (default: --model).")]
 TriCtxOpt = Annotated[int | None, typer.Option(help="Cascade: the triage pass's context budget in tokens.")]
+TriRotOpt = Annotated[int | None, typer.Option(help="Cascade: the triage pass's letter-reader rotations "
+                                                    "(default: --rotations).")]
 EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: re-read only questions whose top-1 minus top-2 "
                                                          "probability is below this.")]
 PerQuestionOpt = Annotated[float | None, typer.Option(help="Cascade: the budget as seconds per question answered "
@@ -104,7 +106,8 @@ def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, mod
            backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
            ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
-           triage_context_tokens: TriCtxOpt = None, escalate_margin: EscMarginOpt = None,
+           triage_context_tokens: TriCtxOpt = None, triage_rotations: TriRotOpt = None,
+           escalate_margin: EscMarginOpt = None,
            budget_seconds: BudgetOpt = None, budget_per_question: PerQuestionOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,
            retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
@@ -123,7 +126,8 @@ def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, m
              backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
            reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
            ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
-           triage_context_tokens: TriCtxOpt = None, escalate_margin: EscMarginOpt = None,
+           triage_context_tokens: TriCtxOpt = None, triage_rotations: TriRotOpt = None,
+           escalate_margin: EscMarginOpt = None,
            budget_seconds: BudgetOpt = None, budget_per_question: PerQuestionOpt = None,
            rotations: RotOpt = None, share_prefix: ShareOpt = None,
              retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,

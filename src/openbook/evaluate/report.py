@@ -47,7 +47,8 @@ RUN_FILE = "run.json"
 # settings that change answers: a run may only be resumed with the same ones
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
                    "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
-                   "triage_readers", "triage_model", "triage_context_tokens", "escalate_margin")
+                   "triage_readers", "triage_model", "triage_context_tokens", "triage_rotations",
+                   "escalate_margin")
 
 
 class PredictionLog:
