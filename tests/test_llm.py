@@ -249,7 +249,7 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
         return json.loads((tmp_path / out / "run.json").read_text())["settings"]
 
     cascaded = run("default")
-    assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter-rot3@triage", "letter"]
+    assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter@triage", "letter"]
     assert "cascade" not in run("single", "--triage", "none")
     debiased = run("debiased", "--triage-rotations", "2")  # a debiased triage pass, a plain main stage
     assert debiased["reader_names"] == ["letter-rot2@triage", "letter"]
@@ -294,8 +294,7 @@ def test_the_cli_reports_a_stopped_run_and_keeps_its_files(tmp_path):
 
 
 def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_context(tmp_path, articles_jsonl):
-    """The default options: the letter reader answers without context, debiased over 3 rotations
-    (outputs named letter-rot3@triage),
+    """The default options: the letter reader answers without context (outputs named letter@triage),
     then the same reader re-reads with retrieved context, which decides; every answer reaches
     `on_result` as soon as it is made and again when the cascade improves it."""
     from openbook.index.build import build_index
@@ -317,7 +316,7 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     hardest_first = sorted(run.results, key=lambda r: triage_margin(r.outputs[0].probabilities))
     assert seen == [("q1", 1), ("q2", 1), *[(r.question.id, 2) for r in hardest_first]]
     for result in run.results:
-        assert [o.reader for o in result.outputs] == ["letter-rot3@triage", "letter"]  # a debiased triage
+        assert [o.reader for o in result.outputs] == ["letter@triage", "letter"]
         assert [c.retrieval for c in result.contexts] == ["none", "bm25"] and result.contexts[1].context.tokens > 0
         assert result.prediction.probabilities == pytest.approx(result.outputs[1].probabilities)
     # without an index both stages would read the same nothing: one stage, no cascade

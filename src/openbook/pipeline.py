@@ -63,8 +63,8 @@ class AnswerOptions:
     triage_readers: list[str] = field(default_factory=lambda: [AUTO_TRIAGE])  # [] = no cascade
     triage_model: str | None = None      # the triage pass's language model (default: `model`)
     triage_context_tokens: int = 0       # the triage pass's context budget
-    triage_rotations: int | None = 3     # the triage pass's letter rotations (None: `rotations`); 3 debiases
-                                         # cheaply and measured best as a triage (bench/triage.py)
+    triage_rotations: int | None = None  # the triage pass's letter rotations (None: `rotations`); 3 won the
+                                         # replay (bench/triage.py) but lost the real run (README)
     escalate_margin: float = 1.0         # only questions whose top-1 minus top-2 probability is below this
     budget_seconds: float | None = None  # the whole run's budget (inf: the margin alone decides) ...
     budget_per_question: float | None = None  # ... or per question; neither: DEFAULT_BUDGET_PER_QUESTION
