@@ -140,7 +140,7 @@ def main() -> None:
         identical = float(np.mean([(a == b).all() for a, b in zip(m["rows"], reference)]))
         recall = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(m["rows"], reference)]))
         table.append([engine, f"{m['open_s']:.1f}", f"{1000 * m['batch_s'] / args.queries:.2f}",
-                      f"{m['single_ms']:.1f}", f"{m.get('disk_mib', 0.0):,.0f}", f"{m['peak_kib'] / 1024:,.0f}",
+                      f"{m['single_ms']:.1f}", f"{m['disk_mib']:,.0f}", f"{m['peak_kib'] / 1024:,.0f}",
                       f"{(m['peak_kib'] - m['baseline_kib']) / 1024:,.0f}", f"{identical:.3f}", f"{recall:.4f}"])
     size = sum(p.stat().st_size for p in (index_dir / DENSE_DIR).glob("shard-*.f16"))
     print(f"\n{args.vectors:,} vectors × {args.dimension} (fp16 store {size / 2**20:,.0f} MiB in shards of "

@@ -208,6 +208,7 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
     assert escalated == {qid for qid, m in margins.items() if m < threshold} and len(escalated) == 3
     assert run.settings["cascade"]["escalated"] == 3 and run.settings["cascade"]["readers"] == ["letter"]
     assert run.settings["cascade"]["budget_seconds"] is None  # inf: the margin alone decides
+    assert run.settings["reader_names"] == ["encoder@triage", "letter"]  # whichever questions were re-read
     for result in run.results:
         assert result.outputs[0].reader == "encoder@triage"
         if result.question.id in escalated:  # unfitted, the main reader decides alone

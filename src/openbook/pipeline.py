@@ -350,7 +350,8 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     }
     settings = settings_of(options)
     settings["model_path"] = getattr(stage.backend, "model_path", options.model)
-    settings["reader_names"] = [output.reader for output in results[0].outputs] if results else []
+    # every output name in the run, first seen first (in a cascade, re-read questions add the main readers')
+    settings["reader_names"] = list(dict.fromkeys(output.reader for result in results for output in result.outputs))
     if escalation:
         settings["cascade"] = escalation
     return Run(results=results, seconds=seconds, settings=settings, failure=failure)

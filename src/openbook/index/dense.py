@@ -187,29 +187,29 @@ class ShardedMatmulSearch(VectorSearch):
         top_scores = torch.full((len(queries), k), -torch.inf)
         top_rows = torch.full((len(queries), k), -1, dtype=torch.int64)
         widened = torch.empty((self.block_rows, self.info.dimension), dtype=torch.float32)
-        # each block's best k per query are kept and merged into the running top-k once per shard:
-        # a lone query then costs four torch calls per block instead of ten (bench/dense_search.py)
+        # each block's best k per query are kept and merged into the running top-k once per shard's
+        # worth of blocks: a lone query then costs four torch calls per block instead of ten
         found: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in batches]
-        for first_row, block, last_of_shard in self._blocks_marked():
+        blocks_per_merge = -(-self.info.shard_rows // self.block_rows)
+
+        def merge() -> None:
+            for batch, kept in zip(batches, found):
+                merged_scores = torch.cat([top_scores[batch], *(scores for scores, _ in kept)], dim=1)
+                merged_rows = torch.cat([top_rows[batch], *(rows for _, rows in kept)], dim=1)
+                best_scores, best = torch.topk(merged_scores, k, dim=1)
+                top_scores[batch], top_rows[batch] = best_scores, merged_rows.gather(1, best)
+                kept.clear()
+
+        for number, (first_row, block) in enumerate(self.blocks(), start=1):
             wide = widened[:len(block)]
             wide.copy_(torch.from_numpy(block))  # once per block, shared by every query
             for batch, kept in zip(batches, found):
                 scores, rows = torch.topk(query_tensor[batch] @ wide.T, min(k, len(block)), dim=1)
                 kept.append((scores, rows.add_(first_row)))
-            if last_of_shard:
-                for batch, kept in zip(batches, found):
-                    merged_scores = torch.cat([top_scores[batch], *(scores for scores, _ in kept)], dim=1)
-                    merged_rows = torch.cat([top_rows[batch], *(rows for _, rows in kept)], dim=1)
-                    best_scores, best = torch.topk(merged_scores, k, dim=1)
-                    top_scores[batch], top_rows[batch] = best_scores, merged_rows.gather(1, best)
-                    kept.clear()
+            if number % blocks_per_merge == 0:
+                merge()
+        merge()  # the blocks since the last merge (none: a no-op)
         return _best_first(top_rows.numpy(), top_scores.numpy())
-
-    def _blocks_marked(self) -> Iterator[tuple[int, np.ndarray, bool]]:
-        """`blocks`, each flagged when it is the last of its shard."""
-        for first_row, block in self.blocks():
-            yield first_row, block, (first_row + len(block)) % self.info.shard_rows == 0 or \
-                first_row + len(block) == self.count
 
 
 def _best_first(rows: np.ndarray, scores: np.ndarray) -> SearchResult:
