@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -101,41 +103,41 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     return metrics
 
 
-@reports_errors
-def answer(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
-           backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
-           reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
-           ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
-           triage_context_tokens: TriCtxOpt = None, triage_rotations: TriRotOpt = None,
-           escalate_margin: EscMarginOpt = None,
-           budget_seconds: BudgetOpt = None, budget_per_question: PerQuestionOpt = None,
-           rotations: RotOpt = None, share_prefix: ShareOpt = None,
-           retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
-           passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None, question_batch: BatchOpt = None,
-           threads: ThreadOpt = None, limit: LimitOpt = None, resume: ResumeOpt = None, progress: ProgOpt = None,
-           config: ConfigOption = None) -> None:
-    """Answer an exam: retrieve context, read it with the model, write submission.csv and details."""
-    metrics = _run("answer", dict(locals()), config, need_answers=False)
+def _shared_options(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
+                    backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
+                    reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
+                    ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
+                    triage_context_tokens: TriCtxOpt = None, triage_rotations: TriRotOpt = None,
+                    escalate_margin: EscMarginOpt = None, budget_seconds: BudgetOpt = None,
+                    budget_per_question: PerQuestionOpt = None, rotations: RotOpt = None,
+                    share_prefix: ShareOpt = None, retrieval: RetrOpt = None, candidates: CandOpt = None,
+                    dense_engine: EngineOpt = None, passages: PassOpt = None, context_tokens: CtxOpt = None,
+                    n_ctx: NctxOpt = None, question_batch: BatchOpt = None, threads: ThreadOpt = None,
+                    limit: LimitOpt = None, resume: ResumeOpt = None, progress: ProgOpt = None,
+                    config: ConfigOption = None) -> None:
+    """The options of `answer` and `eval`: one signature, which typer reads for both commands."""
+
+
+def _command(name: str, need_answers: bool, report: Callable[[dict[str, object]], None], doc: str) -> Callable[..., None]:
+    """A command with `_shared_options`' options that runs the exam and hands the metrics to `report`."""
+
+    def command(**given: object) -> None:
+        report(_run(name, given, given["config"], need_answers))  # type: ignore[arg-type]
+
+    command.__signature__ = inspect.signature(_shared_options, eval_str=True)  # type: ignore[attr-defined]
+    command.__annotations__ = dict(_shared_options.__annotations__)
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = doc
+    return reports_errors(command)
+
+
+def _print_scores(metrics: dict[str, object]) -> None:
     if metrics:
         results.print(f"MAP@3 {metrics['map@3']:.4f}  accuracy {metrics['accuracy']:.4f}  "
                       f"({metrics['count']} questions)", highlight=False)
 
 
-@reports_errors
-def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, model: ModelOpt = None,
-             backend: BackendOpt = None, adapter: AdapterOpt = None, packed: PackedOpt = None,
-           reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
-           ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
-           triage_context_tokens: TriCtxOpt = None, triage_rotations: TriRotOpt = None,
-           escalate_margin: EscMarginOpt = None,
-           budget_seconds: BudgetOpt = None, budget_per_question: PerQuestionOpt = None,
-           rotations: RotOpt = None, share_prefix: ShareOpt = None,
-             retrieval: RetrOpt = None, candidates: CandOpt = None, dense_engine: EngineOpt = None,
-             passages: PassOpt = None, context_tokens: CtxOpt = None, n_ctx: NctxOpt = None, question_batch: BatchOpt = None,
-             threads: ThreadOpt = None, limit: LimitOpt = None, resume: ResumeOpt = None,
-             progress: ProgOpt = None, config: ConfigOption = None) -> None:
-    """Answer an exam that has answers and print MAP@3, accuracy and timings as a table."""
-    metrics = _run("eval", dict(locals()), config, need_answers=True)
+def _print_table(metrics: dict[str, object]) -> None:
     seconds = metrics["seconds"]
     table = Table("exam", "questions", "MAP@3", "accuracy", "ECE", "s/question", "model s", "overhead",
                   title="openbook eval")
@@ -143,3 +145,9 @@ def evaluate(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = None, m
                   f"{metrics['accuracy']:.4f}", f"{metrics['confidence']['ece']:.3f}", f"{seconds['per_question']:.2f}",
                   f"{seconds['model']:.1f}", f"{seconds['overhead_fraction']:.1%}")
     results.print(table)
+
+
+answer = _command("answer", False, _print_scores,
+                  "Answer an exam: retrieve context, read it with the model, write submission.csv and details.")
+evaluate = _command("eval", True, _print_table,
+                    "Answer an exam that has answers and print MAP@3, accuracy and timings as a table.")
