@@ -66,3 +66,14 @@ def test_shipped_configs_are_valid():
         evaluation = resolve_options(RetrievalEvalOptions, "eval-retrieval", config, {})
         for text in [*answer.retrieval, *evaluation.pipelines]:
             assert text == AUTO or RetrievalSpec.parse(text)
+
+
+def test_a_config_turns_the_cascade_off_as_the_command_line_does(tmp_path):
+    from openbook.pipeline import AnswerOptions, check_cascade, runs_cascade, triage_readers
+
+    config = tmp_path / "single.toml"
+    config.write_text('[answer]\nindex = "runs/index"\ntriage_readers = ["none"]\n')
+    options = resolve_options(AnswerOptions, "answer", config, {})
+    assert triage_readers(options) == [] and not runs_cascade(options)
+    check_cascade(options)  # "none" is not taken for a reader's name
+    assert triage_readers(resolve_options(AnswerOptions, "answer", None, {"index": Path("runs/index")})) == ["letter"]

@@ -169,7 +169,7 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["count"] == 16 and 0 <= metrics["confidence"]["ece"] <= 1
-    assert "cascade" not in metrics["settings"]  # the automatic triage is for language-model readers only
+    assert metrics["settings"]["cascade"] is False  # the automatic triage is for language-model readers only
     result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--reader", "encoder", "--quiet"])
     assert result.exit_code == 2 and "--encoder" in result.output
     # an ensemble fitted on that run calibrates the confidence the next run reports
@@ -188,8 +188,9 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
     assert [r["ranking"] for r in records] == [r["ranking"] for r in plain]  # one reader, no ranker: only the confidence changes
 
 
-def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, index):
+def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, index, tmp_path):
     pytest.importorskip("llama_cpp")
+    from openbook.ensemble import Ensemble
     from openbook.pipeline import AnswerOptions, answer_exam, margin
 
     ModelStore().pull(MODELS["smollm2-135m-instruct"], log=lambda _: None)
@@ -216,15 +217,32 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
         else:
             assert result.prediction.probabilities == pytest.approx(result.outputs[0].probabilities)
             assert result.prediction.probabilities == pytest.approx(alone[result.question.id])
-    # a budget already spent lets one question through to measure the pace, then stops
+    assert run.settings["model_path"].endswith(".gguf") and run.settings["triage_model_path"] == "smollm2-135m-instruct"
+    # a budget the triage pass has spent: the main stage is not even loaded
     tight = answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": 0.001}))
-    assert tight.settings["cascade"]["escalated"] == 1 and tight.settings["cascade"]["stopped_by_budget"]
+    assert tight.settings["cascade"]["escalated"] == 0 and tight.settings["cascade"]["stopped_by_budget"]
+    assert tight.settings["model_path"] is None
     per_question = answer_exam(questions, AnswerOptions(**{**cascade, "budget_per_question": 1e-6}))
     assert per_question.settings["cascade"]["budget_seconds"] == pytest.approx(len(questions) * 1e-6)
-    assert per_question.settings["cascade"]["escalated"] == 1
+    assert per_question.settings["cascade"]["escalated"] == 0
     with pytest.raises(ValueError, match="budget once"):
         answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": 1.0, "budget_per_question": 1.0}))
+    with pytest.raises(ValueError, match=">= 0"):
+        answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": math.nan}))
+    # a fitted ensemble decides the re-read questions; the triage outputs it was not fitted on are averaged
+    ensemble = tmp_path / "ensemble.json"
+    Ensemble("weighted", ["letter"], temperatures={"letter": 2.0}, weights={"letter": 1.0}).save(ensemble)
+    fitted = answer_exam(questions, AnswerOptions(**{**cascade, "escalate_margin": threshold,
+                                                     "budget_seconds": math.inf, "ensemble": str(ensemble)}))
+    for result in fitted.results:
+        assert result.prediction.calibrated == (result.question.id in escalated)
+        if result.question.id not in escalated:
+            assert result.prediction.probabilities == pytest.approx(alone[result.question.id])
+    # a main stage that cannot load stops the run with every triage answer kept
+    broken = answer_exam(questions, AnswerOptions(**{**cascade, "model": str(tmp_path / "missing.gguf"),
+                                                     "triage_model": "smollm2-135m-instruct"}))
+    assert broken.failure.startswith("loading the main stage") and len(broken.results) == len(questions)
     # the main stage would read nothing new: no cascade
     same = answer_exam(questions[:2], AnswerOptions(**{**base.__dict__, "triage_readers": ["encoder"],
                                                        "triage_context_tokens": 48}))
-    assert "cascade" not in same.settings and [o.reader for o in same.results[0].outputs] == ["encoder"]
+    assert same.settings["cascade"] is False and [o.reader for o in same.results[0].outputs] == ["encoder"]

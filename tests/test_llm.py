@@ -6,6 +6,7 @@ cache; a no-op when it is already there)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 from dataclasses import replace
 
@@ -197,6 +198,10 @@ def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl)
     unlabelled.write_text("id,prompt,A,B\n1,Is the sky blue?,Yes,No\n")
     result = runner.invoke(app, ["eval", str(unlabelled), "--out", str(tmp_path / "x"), "--config", str(config)])
     assert result.exit_code == 2 and "no answers to evaluate against" in result.output
+    partly = tmp_path / "partly.csv"  # answers only after the questions --limit keeps
+    partly.write_text("id,prompt,A,B,answer\n1,Is the sky blue?,Yes,No,\n2,Is grass green?,Yes,No,A\n")
+    result = runner.invoke(app, ["eval", str(partly), "--out", str(tmp_path / "z"), "--limit", "1", "--config", str(config)])
+    assert result.exit_code == 2 and "in its first 1 questions" in " ".join(result.output.split())
     result = runner.invoke(app, ["answer", str(unlabelled), "--out", str(tmp_path / "y"), "--config", str(config)])
     assert result.exit_code == 0 and (tmp_path / "y" / "submission.csv").exists()
     assert not (tmp_path / "y" / "metrics.json").exists()
@@ -218,8 +223,8 @@ def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
     assert runner.invoke(app, [*command(), "--limit", "2"]).exit_code == 0  # stands for a run stopped after 2
     first = (out / "predictions.jsonl").read_text().splitlines()
     assert len(first) == 2
-    with (out / "predictions.jsonl").open("a") as handle:
-        handle.write('{"id": "3", "predic')  # the line a kill cut short
+    with (out / "predictions.jsonl").open("ab") as handle:
+        handle.write('{"id": "3", "title": "Å'.encode()[:-1])  # a kill cut the line inside "Å"
     result = runner.invoke(app, [*command(), "--resume"])
     assert result.exit_code == 0, result.output
     assert "1 questions answered now, 2 before" in " ".join(result.output.split())
@@ -250,12 +255,53 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
 
     cascaded = run("default")
     assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter@triage", "letter"]
-    assert "cascade" not in run("single", "--triage", "none")
+    assert run("single", "--triage", "none")["cascade"] is False
     debiased = run("debiased", "--triage-rotations", "2")  # a debiased triage pass, a plain main stage
     assert debiased["reader_names"] == ["letter-rot2@triage", "letter"]
     result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--model", TINY_MODEL,
                                  "--triage", "none", "--budget-seconds", "5"])
     assert result.exit_code == 2 and "needs triage readers" in result.output
+
+
+def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_triage_answers(tmp_path, articles_jsonl):
+    runner, index = cli_index(tmp_path, articles_jsonl)
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,C,answer\n1,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
+                    "2,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n")
+
+    def run(out: Path, *extra: str) -> str:
+        result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(out), "--model", TINY_MODEL,
+                                     "--context-tokens", "120", "--n-ctx", "1024", "--budget-seconds", "inf",
+                                     "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    out = tmp_path / "run"
+    run(out)
+    # stands for a kill during the main stage: the triage answers logged, the re-read ones not yet
+    triage = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    for record in triage:  # as the triage pass logged them; marked, to show they are not read again
+        assert list(record["readers"]) == ["letter@triage", "letter"]
+        record["readers"] = {"letter@triage": {"A": 0.34, "B": 0.33, "C": 0.33}}
+        record["probabilities"], record["ranking"] = record["readers"]["letter@triage"], ["A", "B", "C"]
+        record["contexts"] = record["contexts"][:1]
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in triage))
+    state = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({"settings": state["settings"], "status": "running"}))
+    assert "2 triaged by a cascade that stopped" in run(out, "--resume")
+    final = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in final] == ["1", "2"]
+    for record in final:
+        assert list(record["readers"]) == ["letter@triage", "letter"]
+        assert record["readers"]["letter@triage"] == {"A": 0.34, "B": 0.33, "C": 0.33}
+        assert [c["retrieval"] for c in record["contexts"]] == ["none", "bm25"]
+    assert json.loads((out / "run.json").read_text())["settings"]["cascade"]["escalated"] == 2
+    assert len((out / "submission.csv").read_text().splitlines()) == 3
+    # a cascade that finished leaves its triage answers final: resuming it re-reads nothing
+    kept = tmp_path / "kept"
+    run(kept, "--escalate-margin", "0")
+    resumed = run(kept, "--escalate-margin", "0", "--resume")
+    assert "2 questions already answered" in resumed and "triaged" not in resumed
 
 
 def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from openbook.backends import Backend, load_backend
 from openbook.ensemble import Ensemble, average_probabilities, rank, scored_question
+from openbook.errors import OpenbookError
 from openbook.progress import meter
 from openbook.readers import EncoderReader, LetterReader, Reader, ReaderOutput, YesNoReader, read_questions
 from openbook.retrieve import Retrieval
@@ -25,6 +26,8 @@ DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_BUDGET_PER_QUESTION = 10.0  # seconds: the CPU target the default cascade was measured against
 TRIAGE_SUFFIX = "@triage"           # names the triage pass's outputs in predictions.jsonl
 AUTO_TRIAGE = "auto"                # the triage pass: the same language-model readers, no context
+NO_TRIAGE = "none"                  # no triage pass: one stage
+ESCALATION_RETRIEVAL_BATCH = 16     # contexts the main stage retrieves at a time (batched queries are cheaper)
 
 
 @dataclass
@@ -60,7 +63,7 @@ class AnswerOptions:
     # re-read only the hardest (smallest top-1/top-2 margin) while the time budget lasts. The default,
     # "auto", is the best measured under 10 s/question on 2 cores (README, "Ensembles, confidence and
     # cascades"): the same language-model readers without context, then with retrieved context.
-    triage_readers: list[str] = field(default_factory=lambda: [AUTO_TRIAGE])  # [] = no cascade
+    triage_readers: list[str] = field(default_factory=lambda: [AUTO_TRIAGE])  # [] or ["none"]: no cascade
     triage_model: str | None = None      # the triage pass's language model (default: `model`)
     triage_context_tokens: int = 0       # the triage pass's context budget
     triage_rotations: int | None = None  # the triage pass's letter rotations (None: `rotations`); 3 won the
@@ -241,6 +244,8 @@ def backend_extras(options: AnswerOptions) -> dict[str, object]:
 def triage_readers(options: AnswerOptions) -> list[str]:
     """The triage pass's readers. `auto` is the main readers when they are all language-model readers
     and no fitted ensemble expects particular ones; otherwise there is no automatic triage."""
+    if options.triage_readers == [NO_TRIAGE]:
+        return []
     if options.triage_readers != [AUTO_TRIAGE]:
         return options.triage_readers
     if options.ensemble is not None or not all(name in LLM_READERS for name in options.readers):
@@ -256,6 +261,9 @@ def triage_options(options: AnswerOptions) -> AnswerOptions:
 
 
 def check_cascade(options: AnswerOptions) -> None:
+    for name, budget in (("--budget-seconds", options.budget_seconds), ("--budget-per-question", options.budget_per_question)):
+        if budget is not None and not budget >= 0:  # NaN too
+            raise ValueError(f"{name} must be a number of seconds >= 0 (inf: no limit); got {budget}")
     if not triage_readers(options):
         if options.budget_seconds is not None or options.budget_per_question is not None:
             raise ValueError("a time budget plans a cascade, which needs triage readers (--triage READER)")
@@ -289,14 +297,15 @@ def cascade_budget(options: AnswerOptions, questions: int) -> float:
 
 def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
                 readers: Sequence[AnyReader] | None = None, on_result: Callable[[QuestionResult], None] | None = None,
-                skip: frozenset[str] = frozenset()) -> Run:
+                skip: frozenset[str] = frozenset(), triaged: Sequence[QuestionResult] = ()) -> Run:
     """Answer `questions` (the first `options.limit`, less those in `skip`: answered by an earlier
     run); `on_result` sees each answer as soon as it is made, and again if a cascade improves it. A
     backend for `options.model`, or readers of a run without triage (benchmarks, tests), may be passed in.
 
     With a cascade (`triage_readers`) the triage pass answers every question; then the main readers
     re-read the hardest first (smallest margin, below `escalate_margin`) while the time left in the
-    budget allows one more at the pace measured so far."""
+    budget allows one more at the pace measured so far. `triaged`: triage answers of an earlier run
+    that stopped before its main stage finished; they join this run's as candidates, not read again."""
     started = time.perf_counter()
     check_cascade(options)
     cascade = runs_cascade(options)
@@ -305,35 +314,43 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     ensemble = Ensemble.load(Path(options.ensemble)) if options.ensemble is not None else None
     if options.limit is not None:
         questions = questions[:options.limit]
-    questions = [q for q in questions if q.id not in skip]
+    taken_up = {result.question.id for result in triaged}
+    questions = [q for q in questions if q.id not in skip and q.id not in taken_up]
     first_options = triage_options(options) if cascade else replace(options, triage_readers=[])
     stage = load_stage(first_options, backend if first_options.model == options.model else None, readers)
     loaded = time.perf_counter()
     contexts_per_question = retrieve_contexts(questions, retrieval_for(first_options), first_options,
                                               token_counter(stage.backend, stage.readers))
     retrieved = time.perf_counter()
-    results: list[QuestionResult] = []
+    results: list[QuestionResult] = list(triaged)
     failure = None
     seconds_before = stage.model_seconds
     batch = max(1, options.question_batch)
     with meter("triage" if cascade else "answering", len(questions), ("questions",), enabled=options.progress) as m:
         for start in range(0, len(questions), batch):
             chunk, chunk_contexts = questions[start:start + batch], contexts_per_question[start:start + batch]
+            answered: list[QuestionResult] = []
             try:
                 read = read_batch(stage.readers, stage.backend, chunk, chunk_contexts, options.share_prefix)
-            except (ValueError, RuntimeError) as error:  # keep what was answered; the caller reports
+                for question, contexts, outputs in zip(chunk, chunk_contexts, read):
+                    decider = ensemble
+                    if cascade:  # a fitted ensemble knows the main readers; triage outputs it does not cover are averaged
+                        outputs = [replace(o, reader=o.reader + TRIAGE_SUFFIX) for o in outputs]
+                        if ensemble is not None and not ensemble.covers({o.reader for o in outputs}):
+                            decider = None
+                    answered.append(QuestionResult(question, combine(question, outputs, contexts, decider), outputs, contexts))
+            except (ValueError, RuntimeError, OpenbookError) as error:  # keep what was answered; the caller reports
                 named = chunk[0].id if len(chunk) == 1 else f"{chunk[0].id}..{chunk[-1].id}"
                 failure = f"question {named!r}: {error}"
-                break
-            for question, contexts, outputs in zip(chunk, chunk_contexts, read):
-                if cascade:
-                    outputs = [replace(o, reader=o.reader + TRIAGE_SUFFIX) for o in outputs]
-                results.append(QuestionResult(question, combine(question, outputs, contexts, ensemble), outputs, contexts))
+            for result in answered:
+                results.append(result)
                 if on_result is not None:
-                    on_result(results[-1])
-            m.advance(completed=len(results), questions=len(chunk))
+                    on_result(result)
+            if failure is not None:
+                break
+            m.advance(completed=len(results) - len(triaged), questions=len(chunk))
     spent = stage.model_seconds - seconds_before
-    escalation: dict[str, object] = {}
+    escalation: dict[str, object] = {"triage_readers": triage_readers(options), "escalated": 0}  # if triage failed
     if cascade and failure is None:
         # the main stage reuses the triage pass's model when it is the same one
         shared = stage.backend if first_options.model == options.model else backend
@@ -344,16 +361,18 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     seconds = {
         "total": finished - started, "load_model": loaded - started, "retrieve_and_pack": retrieved - loaded,
         "read": reading, "model": spent,
-        "per_question": (finished - loaded) / max(len(questions), 1),
+        "per_question": (finished - loaded) / max(len(results), 1),
         # everything that is not a model evaluating tokens, as a share of answering time
         "overhead_fraction": (finished - loaded - spent) / max(finished - loaded, 1e-9),
     }
     settings = settings_of(options)
-    settings["model_path"] = getattr(stage.backend, "model_path", options.model)
+    settings["model_path"] = getattr(stage.backend, "model_path", first_options.model)
+    if cascade:  # the main stage's model, None when it never loaded (nothing to re-read, or no time left)
+        settings["triage_model_path"] = settings["model_path"]
+        settings["model_path"] = escalation.get("model_path")
     # every output name in the run, first seen first (in a cascade, re-read questions add the main readers')
     settings["reader_names"] = list(dict.fromkeys(output.reader for result in results for output in result.outputs))
-    if escalation:
-        settings["cascade"] = escalation
+    settings["cascade"] = escalation if cascade else False
     return Run(results=results, seconds=seconds, settings=settings, failure=failure)
 
 
@@ -366,42 +385,54 @@ def retrieval_for(options: AnswerOptions) -> Retrieval | None:
 def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None, started: float,
              backend: Backend | None, on_result: Callable[[QuestionResult], None] | None) -> tuple[dict[str, object], float, str | None]:
     """The cascade's main stage on the hardest triaged questions, in place on `results`; returns what
-    it did, its model seconds and a failure (None when it finished)."""
+    it did, its model seconds and a failure (None when it finished). Nothing is loaded or retrieved
+    once the budget is spent; contexts are retrieved a batch at a time, hardest first, so a budget
+    that stops early has not paid for the rest."""
     hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < options.escalate_margin)
-    budget = cascade_budget(options, len(results))
-    record: dict[str, object] = {"candidates": len(hardest), "escalated": 0, "stopped_by_budget": False,
+    budget = cascade_budget(options, len(results)) if hardest else 0.0
+    record: dict[str, object] = {"triage_readers": triage_readers(options), "candidates": len(hardest),
+                                 "escalated": 0, "stopped_by_budget": False,
                                  "budget_seconds": None if math.isinf(budget) else budget}
     if not hardest:
         return record, 0.0, None
+    if time.perf_counter() - started >= budget:
+        record["stopped_by_budget"] = True
+        return record, 0.0, None
     main = replace(options, triage_readers=[])
-    stage = load_stage(main, backend)
+    try:
+        stage = load_stage(main, backend)
+    except OpenbookError as error:  # the triage answers stand and are written; the caller reports
+        return record, 0.0, f"loading the main stage: {error}"
     seconds_before = stage.model_seconds
     record["readers"] = [reader.name for reader in stage.readers]
-    record["triage_readers"] = triage_readers(options)
-    found = retrieve_contexts([results[i].question for _, i in hardest], retrieval_for(main), main,
-                              token_counter(stage.backend, stage.readers))
-    own_contexts = {i: contexts for (_, i), contexts in zip(hardest, found)}
+    record["model_path"] = getattr(stage.backend, "model_path", main.model)
+    retrieval, count_tokens = retrieval_for(main), token_counter(stage.backend, stage.readers)
+    own_contexts: dict[int, list[RetrievedContext]] = {}
     pace: list[float] = []
     failure = None
     with meter("escalating", len(hardest), ("questions",), enabled=options.progress) as m:
-        for _, i in hardest:
+        for position, (_, i) in enumerate(hardest):
             elapsed = time.perf_counter() - started
-            if pace and elapsed + sum(pace) / len(pace) > budget:
+            if elapsed + (sum(pace) / len(pace) if pace else 0.0) >= budget:
                 record["stopped_by_budget"] = True
                 break
             began = time.perf_counter()
             result = results[i]
             try:
+                if i not in own_contexts:
+                    coming = [j for _, j in hardest[position:position + ESCALATION_RETRIEVAL_BATCH]]
+                    found = retrieve_contexts([results[j].question for j in coming], retrieval, main, count_tokens)
+                    own_contexts.update(zip(coming, found))
                 more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)
-            except (ValueError, RuntimeError) as error:
+                outputs = [*result.outputs, *more]
+                # unfitted, the main readers decide alone; a fitted ensemble weighs both stages
+                decided_by = outputs if ensemble is not None else more
+                every_context = [*result.contexts, *own_contexts[i]]
+                prediction = combine(result.question, decided_by, every_context, ensemble)
+            except (ValueError, RuntimeError, OpenbookError) as error:
                 failure = f"escalating question {result.question.id!r}: {error}"
                 break
-            outputs = [*result.outputs, *more]
-            # unfitted, the main readers decide alone; a fitted ensemble weighs both stages
-            decided_by = outputs if ensemble is not None else more
-            every_context = [*result.contexts, *own_contexts[i]]
-            results[i] = replace(result, prediction=combine(result.question, decided_by, every_context, ensemble),
-                                 outputs=outputs, contexts=every_context)
+            results[i] = replace(result, prediction=prediction, outputs=outputs, contexts=every_context)
             if on_result is not None:
                 on_result(results[i])
             pace.append(time.perf_counter() - began)

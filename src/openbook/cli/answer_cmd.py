@@ -66,8 +66,7 @@ ProgOpt = Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a
 
 def _run(command: str, given: dict[str, object], config: Path | None, need_answers: bool) -> dict[str, object]:
     given["readers"] = given.pop("reader") or None
-    triage = given.pop("triage") or None
-    given["triage_readers"] = [] if triage == ["none"] else triage
+    given["triage_readers"] = given.pop("triage") or None
     given["retrieval"] = given["retrieval"] or None
     options = resolve_options(AnswerOptions, "answer", config, given)
     if options.exam is None:
@@ -85,13 +84,18 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     check_cascade(options)
     backend_extras(options)
     questions = read_exam(options.exam)
-    if need_answers and not any(q.answer for q in questions):
-        raise OpenbookError(f"{options.exam}: no answers to evaluate against; use `openbook answer`")
+    if need_answers and not any(q.answer for q in questions[:options.limit]):
+        raise OpenbookError(f"{options.exam}: no answers to evaluate against"
+                            f"{' in its first ' + str(options.limit) + ' questions' if options.limit else ''}; "
+                            "use `openbook answer`")
     log = PredictionLog(options.out, settings_of(options), resume=options.resume)
-    if log.answered:
-        console.print(f"resuming: {len(log.answered)} questions already answered in {options.out}")
+    if log.answered or log.triaged:
+        console.print(f"resuming: {len(log.answered)} questions already answered in {options.out}"
+                      + (f", {len(log.triaged)} triaged by a cascade that stopped before re-reading them"
+                         if log.triaged else ""))
     try:
-        run = answer_exam(questions, options, on_result=log.add, skip=log.answered)
+        run = answer_exam(questions, options, on_result=log.add, skip=log.answered,
+                          triaged=log.triaged_results(questions))
     finally:
         log.close()  # what was answered is on disk, whatever stopped the run
     metrics = write_run(run, options.out, log.previous)

@@ -53,6 +53,13 @@ class Ensemble:
     temperature: float = 1.0
     validation: dict[str, object] = field(default_factory=dict)   # what the fit measured
 
+    def covers(self, readers: set[str]) -> bool:
+        """Whether outputs of these readers are enough for it: all of its readers for the ranker,
+        any of them for the averages."""
+        if self.method == "ranker":
+            return set(self.readers) <= readers
+        return bool(set(self.readers) & readers)
+
     def scores(self, question: ScoredQuestion) -> np.ndarray:
         present = [name for name in self.readers if name in question.readers]
         if not present:

@@ -4,6 +4,7 @@ run.json and, with answers, metrics.json."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,9 +13,11 @@ from openbook.ensemble.features import latest_per_id
 from openbook.errors import OpenbookError
 from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
-from openbook.pipeline import QuestionResult, RetrievedContext, Run
+from openbook.pipeline import TRIAGE_SUFFIX, QuestionResult, RetrievedContext, Run
 from openbook.provenance import library_versions
-from openbook.types import Prediction
+from openbook.readers import ReaderOutput
+from openbook.retrieve.context import Context, render_passage
+from openbook.types import Hit, Passage, Prediction, Question
 
 
 def _evidence(retrieved: RetrievedContext) -> dict[str, object]:
@@ -48,25 +51,31 @@ RUN_FILE = "run.json"
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
                    "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
                    "triage_readers", "triage_model", "triage_context_tokens", "triage_rotations",
-                   "escalate_margin")
+                   "escalate_margin", "adapter", "packed", "n_ctx")
 
 
 class PredictionLog:
     """predictions.jsonl written as questions are answered, one flushed line each, so a stopped run
     keeps what it answered; run.json records the settings from the start. With `resume`, the answers
     already in `out` are kept (a line cut by the stop is dropped) if they were made with the same
-    settings, and `answered` says which questions to skip. Without it, an earlier run's answers are
-    moved aside to predictions.previous.jsonl, not lost."""
+    settings, and `answered` says which questions to skip. A cascade that stopped before its main
+    stage had finished leaves triage answers that may still deserve a re-read: those are `triaged`
+    (kept, not answered again, but candidates for the main stage) rather than `previous`. Without
+    `resume`, an earlier run's answers are moved aside to predictions.previous.jsonl, not lost."""
 
     def __init__(self, out: Path, settings: dict[str, object], resume: bool = False):
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / PREDICTIONS_FILE
         self.previous: list[dict[str, object]] = []
+        self.triaged: list[dict[str, object]] = []
         if resume and self.path.is_file():
-            _check_same_settings(out / RUN_FILE, settings)
-            self.previous = _read_complete_records(self.path)
+            before = _check_same_settings(out / RUN_FILE, settings)
+            records = _read_complete_records(self.path)
+            stopped = before.get("status") == "running" or before.get("failure") is not None
+            self.triaged = [r for r in records if stopped and _triage_only(r)]
+            self.previous = [r for r in records if not (stopped and _triage_only(r))]
             partial = self.path.with_name(PREDICTIONS_FILE + ".partial")
-            partial.write_text("".join(map(_jsonl_line, self.previous)), encoding="utf-8")
+            partial.write_text("".join(map(_jsonl_line, records)), encoding="utf-8")
             partial.replace(self.path)  # the cut line goes; a stop now still leaves every earlier answer
         else:
             if self.path.is_file():
@@ -77,6 +86,12 @@ class PredictionLog:
     @property
     def answered(self) -> frozenset[str]:
         return frozenset(str(record["id"]) for record in self.previous)
+
+    def triaged_results(self, questions: Sequence[Question]) -> list[QuestionResult]:
+        """The `triaged` answers as results the cascade's main stage can take up again."""
+        by_id = {question.id: question for question in questions}
+        return [result_from_record(record, by_id[str(record["id"])]) for record in self.triaged
+                if str(record["id"]) in by_id]
 
     def add(self, result: QuestionResult) -> None:
         self._write(_prediction_record(result))
@@ -89,33 +104,57 @@ class PredictionLog:
         self._handle.close()
 
 
+def _triage_only(record: dict[str, object]) -> bool:
+    readers = record.get("readers") or {}
+    return bool(readers) and all(str(name).endswith(TRIAGE_SUFFIX) for name in readers)
+
+
+def result_from_record(record: dict[str, object], question: Question) -> QuestionResult:
+    """A logged answer back as a result (the inverse of `_prediction_record`; a context's text is
+    rebuilt from its logged passages, whole)."""
+    outputs = [ReaderOutput(question.id, name, probabilities) for name, probabilities in record["readers"].items()]
+    contexts = []
+    for evidence in record.get("contexts", []):
+        hits = [Hit(Passage(p["id"], "", p["title"], p["text"]), p["score"], rank)
+                for rank, p in enumerate(evidence["passages"])]
+        text = "\n\n".join(render_passage(hit, hit.passage.text) for hit in hits)
+        contexts.append(RetrievedContext(evidence["retrieval"], hits,
+                                         Context(text, tuple(hit.passage.id for hit in hits), evidence["tokens"])))
+    prediction = Prediction(question.id, tuple(record["ranking"]), record["probabilities"],
+                            record.get("confidence"), bool(record.get("calibrated")))
+    return QuestionResult(question, prediction, outputs, contexts)
+
+
 def _jsonl_line(record: dict[str, object]) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def _read_complete_records(path: Path) -> list[dict[str, object]]:
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().splitlines():  # bytes: a stop may cut a line inside a character
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            records.append(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             break  # the line the stop cut; everything after it is missing too
     return latest_per_id(records)
 
 
-def _check_same_settings(run_file: Path, settings: dict[str, object]) -> None:
+def _check_same_settings(run_file: Path, settings: dict[str, object]) -> dict[str, object]:
+    """The earlier run's run.json, if it was made with the same settings."""
     if not run_file.is_file():
         raise OpenbookError(f"{run_file.parent} has answers but no {RUN_FILE} saying how they were made; "
                             "cannot resume them safely: choose another --out")
     try:
-        before = json.loads(run_file.read_text()).get("settings", {})
+        earlier = json.loads(run_file.read_text())
     except json.JSONDecodeError as error:
         raise OpenbookError(f"{run_file}: not valid JSON ({error}); cannot resume safely") from None
+    before = earlier.get("settings", {})
     changed = [key for key in ANSWER_SETTINGS if key in before and before[key] != settings.get(key)]
     if changed:
         details = ", ".join(f"{key} {before[key]!r} -> {settings.get(key)!r}" for key in changed)
         raise OpenbookError(f"{run_file.parent} holds a run with other settings ({details}); "
                             "resume with the same settings or choose another --out")
+    return earlier
 
 
 def write_run(run: Run, out: Path, previous: list[dict[str, object]] | tuple = ()) -> dict[str, object]:

@@ -20,7 +20,8 @@ class Context:
     tokens: int
 
 
-def _render(hit: Hit, text: str) -> str:
+def render_passage(hit: Hit, text: str) -> str:
+    """A passage as a context shows it: its title, then (part of) its text."""
     return f"{hit.passage.title}: {text}" if hit.passage.title else text
 
 
@@ -30,7 +31,7 @@ def pack_context(hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable
     total = 0
     separator = count_tokens("\n\n") if hits else 0
     for hit in hits:
-        whole = _render(hit, hit.passage.text)
+        whole = render_passage(hit, hit.passage.text)
         cost = count_tokens(whole) + (separator if pieces else 0)
         if total + cost <= budget_tokens:
             pieces.append(whole)
@@ -39,12 +40,12 @@ def pack_context(hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable
             continue
         sentences: list[str] = []
         for sentence in split_sentences(hit.passage.text):
-            candidate = _render(hit, " ".join([*sentences, sentence]))
+            candidate = render_passage(hit, " ".join([*sentences, sentence]))
             if total + count_tokens(candidate) + (separator if pieces else 0) > budget_tokens:
                 break
             sentences.append(sentence)
         if sentences:
-            partial = _render(hit, " ".join(sentences))
+            partial = render_passage(hit, " ".join(sentences))
             pieces.append(partial)
             used.append(hit.passage.id)
             total += count_tokens(partial) + (separator if len(pieces) > 1 else 0)
