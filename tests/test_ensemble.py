@@ -93,7 +93,7 @@ def test_a_broken_ensemble_or_predictions_file_is_named(tmp_path):
 
 
 def write_run(folder, questions: list[Question], readers: dict[str, list[np.ndarray]], exam):
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({"settings": {"exam": str(exam)}}))
     with (folder / "predictions.jsonl").open("w") as handle:
         for i, question in enumerate(questions):
@@ -120,3 +120,7 @@ def test_fit_command_joins_runs_by_folder_and_reads_coverage(tmp_path):
     assert fitted["readers"] == ["one/letter", "two/letter"]
     scored = scored_from_runs([tmp_path / "one", tmp_path / "two"], questions)
     assert scored[0].coverage[0] == 1.0 and scored[0].coverage[1] < 1.0  # option A's words are in the context
+    # runs whose folders share a name would give their readers one name: refused, not overwritten
+    write_run(tmp_path / "again" / "one", questions, {"letter": [q.readers["noise"] for q in synthetic]}, exam)
+    with pytest.raises(OpenbookError, match="share folder names"):
+        scored_from_runs([tmp_path / "one", tmp_path / "again" / "one"], questions)

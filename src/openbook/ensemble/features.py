@@ -69,8 +69,12 @@ def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question]) -> lis
     merged: dict[str, dict[str, Mapping[str, float]]] = {}
     contexts: dict[str, str] = {}
     present: list[set[str]] = []
-    for run in runs:
-        path = run / "predictions.jsonl" if run.is_dir() else run
+    paths = [run / "predictions.jsonl" if run.is_dir() else run for run in runs]
+    labels = [path.parent.name for path in paths]
+    if len(runs) > 1 and len(set(labels)) < len(labels):
+        raise OpenbookError(f"runs {', '.join(map(str, runs))} share folder names ({', '.join(sorted(labels))}), "
+                            "which name their readers: give each run its own folder name")
+    for path in paths:
         ids = set()
         for record in read_predictions(path):
             qid = str(record["id"])
