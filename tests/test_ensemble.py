@@ -124,3 +124,25 @@ def test_fit_command_joins_runs_by_folder_and_reads_coverage(tmp_path):
     write_run(tmp_path / "again" / "one", questions, {"letter": [q.readers["noise"] for q in synthetic]}, exam)
     with pytest.raises(OpenbookError, match="share folder names"):
         scored_from_runs([tmp_path / "one", tmp_path / "again" / "one"], questions)
+
+
+def test_coverage_is_computed_from_the_same_text_when_answering_and_when_fitting(tmp_path):
+    """`combine` (answering) and `ensemble fit` (from predictions.jsonl) must see the same evidence."""
+    from openbook.ensemble.features import context_text, read_predictions
+    from openbook.evaluate.report import PredictionLog
+    from openbook.pipeline import QuestionResult, RetrievedContext, evidence_text
+    from openbook.retrieve.context import pack_context
+    from openbook.types import Hit, Passage, Prediction
+
+    hits = [Hit(Passage(f"p{i}", f"d{i}", f"Title {i}", f"First sentence {i}. Second sentence {i}."), 1.0 / (i + 1), i)
+            for i in range(3)]
+    packed = pack_context(hits, budget_tokens=14, count_tokens=lambda text: len(text.split()))
+    assert packed.passage_ids == ("p0", "p1")  # the second passage in part, the third left out
+    question = Question("q", "Which?", {"A": "first", "B": "third"}, "A")
+    contexts = [RetrievedContext("bm25", hits, packed)]
+    log = PredictionLog(tmp_path, {}, resume=False)
+    log.add(QuestionResult(question, Prediction("q", ("A", "B"), {"A": 0.6, "B": 0.4}), [], contexts))
+    log.close()
+    (record,) = read_predictions(tmp_path / "predictions.jsonl")
+    assert evidence_text(contexts) == context_text(record)
+    assert "Second sentence 1" in evidence_text(contexts) and "sentence 2" not in evidence_text(contexts)

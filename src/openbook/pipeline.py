@@ -198,11 +198,17 @@ def combine(question: Question, outputs: Sequence[ReaderOutput], contexts: Seque
         probabilities = average_probabilities(outputs)
         ranking = rank(probabilities)
         return Prediction(question.id, ranking, probabilities, confidence=probabilities[ranking[0]])
-    context = "\n".join(retrieved.context.text for retrieved in contexts)
-    scored = scored_question(question, {o.reader: o.probabilities for o in outputs}, context)
+    scored = scored_question(question, {o.reader: o.probabilities for o in outputs}, evidence_text(contexts))
     probabilities = dict(zip(question.letters, map(float, ensemble.probabilities(scored))))
     ranking = rank(probabilities)
     return Prediction(question.id, ranking, probabilities, confidence=probabilities[ranking[0]], calibrated=True)
+
+
+def evidence_text(contexts: Sequence[RetrievedContext]) -> str:
+    """The passages that went into the contexts, whole, as predictions.jsonl logs them: the text the
+    ensemble's coverage features are computed from, alike when fitting (from the log) and answering."""
+    return "\n".join(hit.passage.text for retrieved in contexts for hit in retrieved.hits
+                     if hit.passage.id in retrieved.context.passage_ids)
 
 
 def margin(prediction: Prediction) -> float:
