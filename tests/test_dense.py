@@ -149,3 +149,20 @@ def test_the_lone_query_filter_keeps_rows_its_fp16_scores_put_out_of_order(tmp_p
     monkeypatch.setattr(search, "_widened_search", lambda *_: pytest.fail("the filter stood aside"))
     expected_rows, _ = brute_force(stored, query[None].astype(np.float32), 10)
     np.testing.assert_array_equal(search.search(query.astype(np.float32), 10).rows, expected_rows)
+
+
+def test_a_store_with_a_missing_shard_is_refused_instead_of_misread(tmp_path, vectors):
+    folder = write_vectors(tmp_path, vectors, shard_rows=300)
+    (folder / "shard-00001.f16").unlink()
+    with pytest.raises(OpenbookError, match="shard 1 is missing"):
+        ShardedMatmulSearch(folder)
+
+
+def test_a_lone_query_breaks_ties_at_the_kth_place_by_row_and_refuses_k_0(tmp_path, vectors):
+    stored = np.concatenate([vectors[:5], np.repeat(vectors[5:6], 4, axis=0), vectors[6:50]])  # rows 5-8 equal
+    folder = write_vectors(tmp_path, stored, shard_rows=16)
+    search = ShardedMatmulSearch(folder)
+    result = search.search(stored[5], 2)
+    assert result.rows[0].tolist() == [5, 6] and result.scores[0][0] == result.scores[0][1]
+    with pytest.raises(ValueError, match="at least one"):
+        search.search(stored[5], 0)

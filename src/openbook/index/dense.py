@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import mmap
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -101,8 +102,8 @@ class DenseWriter:
         for number, path in enumerate(shards):
             whole = path.stat().st_size // self.row_bytes
             if number < len(shards) - 1 and whole != self.info.shard_rows:
-                raise OpenbookError(f"{path}: {whole} rows in a shard that is not the last; the dense index is damaged, "
-                                    "rebuild it with --overwrite")
+                raise OpenbookError(f"{path}: {whole} rows in a shard that is not the last; the dense index is damaged: "
+                                    f"delete {self.folder} and run the same `openbook index` again")
             if path.stat().st_size != whole * self.row_bytes:
                 with path.open("r+b") as handle:  # a row cut by the stop: drop it
                     handle.truncate(whole * self.row_bytes)
@@ -119,6 +120,8 @@ class DenseWriter:
             take = min(self.info.shard_rows - offset, len(data) - start)
             with (self.folder / f"shard-{shard:05d}.f16").open("ab") as sink:
                 sink.write(data[start:start + take].tobytes())
+                sink.flush()
+                os.fsync(sink.fileno())  # so a power cut leaves rows or nothing, never a zero-filled tail
             self.rows += take
             start += take
 
@@ -150,6 +153,7 @@ class ShardedMatmulSearch(VectorSearch):
         self.row_bytes = ROW_DTYPE.itemsize * self.info.dimension
         self.shards = [(path, path.stat().st_size // self.row_bytes) for path in shard_paths(folder)]
         self.count = sum(rows for _, rows in self.shards)
+        _check_shards(folder, self.info, self.shards, self.count)
         self.block_rows = block_rows
         self.query_batch = query_batch
         self.filter_lone_queries = filter_lone_queries
@@ -206,6 +210,8 @@ class ShardedMatmulSearch(VectorSearch):
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if queries.shape[1] != self.info.dimension:
             raise ValueError(f"queries of dimension {queries.shape[1]}; the index has {self.info.dimension}")
+        if k < 1:
+            raise ValueError(f"k = {k}: ask for at least one passage")
         if len(queries) == 1 and self.filter_lone_queries and k <= self.count:
             found = self._filtered_search(torch.from_numpy(queries[0]), k)
             if found is not None:
@@ -217,11 +223,12 @@ class ShardedMatmulSearch(VectorSearch):
         every row straight from the stored rows (one torch call per shard, no widening) find the
         candidates, and their fp32 scores decide.
 
-        Why nothing is missed: every fp16 score is within `bound` of the exact one (see
-        `_fp16_score_bound`). If t is the k-th best fp16 score, the exact k-th best is at least
-        t - bound (those k rows score at least t - bound exactly), so each row of the exact top-k has
-        an fp16 score of at least t - 2 bound; keeping every row above the running k-th best fp16
-        score minus 2 bound (which only rises towards t) keeps them all. None (the caller widens
+        Why nothing is missed: every fp16 score is within `bound` of the row's fp32 score, the one
+        `_widened_search` ranks by (see `_fp16_score_bound`). If t is the k-th best fp16 score, the
+        k-th best fp32 score is at least t - bound (those k rows score at least that), so each row of
+        the fp32 top-k has an fp16 score of at least t - 2 bound; keeping every row above the running
+        k-th best fp16 score minus 2 bound (which only rises towards t) keeps them all. Equal fp32
+        scores at the k-th place go to the lower rows (`_widened_search` may pick either). None (the caller widens
         instead) where that cannot be relied on: a torch whose fp16 product does not accumulate in
         fp32, scores beyond fp16's range, or more than MAX_CANDIDATES rows close to the top."""
         import torch
@@ -248,9 +255,10 @@ class ShardedMatmulSearch(VectorSearch):
                 return None
             rows.append(close + first_row)
             vectors.append(stored[close].float())  # a copy: the block is gone with the next shard
-        exact = query[None] @ torch.cat(vectors).T  # as `_widened_search` scores them
-        scores, best_rows = torch.topk(exact, k, dim=1)
-        return _best_first(torch.cat(rows)[best_rows[0]].numpy()[None], scores.numpy())
+        exact = (query[None] @ torch.cat(vectors).T)[0].numpy()  # as `_widened_search` scores them
+        candidates = torch.cat(rows).numpy()
+        order = np.lexsort((candidates, -exact))[:k]  # equal scores at the k-th place: the lower rows
+        return SearchResult(candidates[order][None], exact[order][None])
 
     def _widened_search(self, queries: torch.Tensor, k: int) -> SearchResult:
         """Any number of queries: each block widened to fp32 once and multiplied with every query."""
@@ -285,19 +293,37 @@ class ShardedMatmulSearch(VectorSearch):
         return _best_first(top_rows.numpy(), top_scores.numpy())
 
 
+def _check_shards(folder: Path, info: DenseInfo, shards: list[tuple[Path, int]], count: int) -> None:
+    """Row r is in shard r // shard_rows: every shard but the last full, none missing (else every
+    later row would be read as another passage's)."""
+    for number, (path, rows) in enumerate(shards):
+        if path.name != f"shard-{number:05d}.f16":
+            raise OpenbookError(f"{folder}: shard {number} is missing (found {path.name}); the dense index is "
+                                f"damaged: delete {folder} and run the same `openbook index` again")
+        if number < len(shards) - 1 and rows != info.shard_rows:
+            raise OpenbookError(f"{path}: {rows:,} rows in a shard that is not the last (expected "
+                                f"{info.shard_rows:,}); delete {folder} and run the same `openbook index` again")
+    if info.complete and count != info.passages:
+        raise OpenbookError(f"{folder}: {count:,} vectors for {info.passages:,} passages; delete {folder} and "
+                            "run the same `openbook index` again")
+
+
 def _fp16_score_bound(query: torch.Tensor, half_query: torch.Tensor, max_row_norm: float) -> float:
     """The most an fp16 score (stored row · fp16 query, products summed in fp32, rounded to fp16)
-    can differ from the exact fp32 one, for any stored row: the query's rounding (Cauchy-Schwarz
-    with the largest row norm), fp32 summation of `dimension` products, the result's rounding to
-    fp16 (half an ulp, relative 2^-11; 2^-25 absolute below fp16's normal range), with 1 % to spare."""
+    can differ from the fp32 score the widened search computes, for any stored row. From the fp16
+    score to the real one: the query's rounding (Cauchy-Schwarz with the largest row norm), fp32
+    summation of `dimension` products, the result's rounding to fp16 (half an ulp, relative 2^-11;
+    2^-25 absolute below fp16's normal range); from the real one to the fp32 one, that score's own
+    summation. With 1 % to spare."""
     import torch
 
     dimension = len(query)
     fp32_summation = dimension * 2.0**-24 / (1 - dimension * 2.0**-24)
-    reach = max_row_norm * float(torch.linalg.vector_norm(half_query.float()))  # no score is larger
+    reach = max_row_norm * float(torch.linalg.vector_norm(half_query.float()))  # no fp16 score is larger
     query_rounding = max_row_norm * float(torch.linalg.vector_norm(half_query.float() - query))
     summed = fp32_summation * reach
-    return 1.01 * (query_rounding + summed + 2.0**-11 * (reach + summed) + 2.0**-25) + 1e-30
+    reference_summed = fp32_summation * max_row_norm * float(torch.linalg.vector_norm(query))
+    return 1.01 * (query_rounding + summed + 2.0**-11 * (reach + summed) + 2.0**-25 + reference_summed) + 1e-30
 
 
 @functools.cache
