@@ -37,6 +37,10 @@ def test_search_finds_the_right_article(tmp_path, articles_jsonl, engine):
     assert top == ["Mitochondrion", "Photosynthesis", "Plate tectonics", "Speed of light"]
     (hits,) = retriever.search(["zzzz qqqq"], k=3)
     assert hits == []  # nothing shares a term with the query
+    assert retriever.search(["the of it is"], k=3) == [[]]  # stopwords only: no term at all
+    # capitalised AND/OR/NOT/IN are words of the prompt, not query operators
+    (negated, plain) = retriever.search(["Which organelle does NOT produce ATP IN cells", "OR"], k=2)
+    assert negated[0].passage.title == "Mitochondrion" and plain == []
 
 
 def test_bm25s_scores_match_a_reference_formula(tmp_path, articles_jsonl):

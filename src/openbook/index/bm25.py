@@ -97,16 +97,19 @@ class Bm25sIndex:
         self._tokenizer = _english_tokenizer()
         self._tokenizer.load_vocab(str(directory))
         self._tokenizer.load_stopwords(str(directory))
-        self._empty_token = self._tokenizer.get_vocab_dict()[""]
         self.size = int(self._engine.scores["num_docs"])
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.size)
         token_ids = self._tokenizer.tokenize(list(queries), update_vocab=False, return_as="ids", show_progress=False)
-        # a query with no known word scores every passage 0; the empty token keeps bm25s from failing
-        token_ids = [ids if ids else [self._empty_token] for ids in token_ids]
-        rows, scores = self._engine.retrieve(token_ids, k=k, show_progress=False, n_threads=1)
-        return np.asarray(rows, dtype=np.int64), np.asarray(scores, dtype=np.float32)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        scores = np.zeros((len(queries), k), dtype=np.float32)
+        # a query with no known word (all stopwords, or unseen) finds nothing, as with tantivy
+        asked = [i for i, ids in enumerate(token_ids) if ids]
+        if asked and k > 0:
+            found, found_scores = self._engine.retrieve([token_ids[i] for i in asked], k=k, show_progress=False, n_threads=1)
+            rows[asked], scores[asked] = found, found_scores
+        return rows, scores
 
 
 def _numba_available() -> bool:
@@ -121,9 +124,10 @@ _TANTIVY_SYNTAX = re.compile(r"[^\w\s]+")
 _TANTIVY_ANALYZER = "openbook_en"
 
 
-def _register_analyzer(index) -> None:
+def _register_analyzer(index):
     """Lowercase, English stopwords, Snowball stemming: the same treatment bm25s gives the text.
-    Without stopwords every prompt's "the" and "of" match every passage and queries crawl."""
+    Without stopwords every prompt's "the" and "of" match every passage and queries crawl.
+    Returns the analyzer."""
     import tantivy
 
     analyzer = (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
@@ -133,6 +137,7 @@ def _register_analyzer(index) -> None:
                 .filter(tantivy.Filter.stemmer("english"))
                 .build())
     index.register_tokenizer(_TANTIVY_ANALYZER, analyzer)
+    return analyzer
 
 
 class TantivyBuilder:
@@ -172,7 +177,7 @@ class TantivyIndex:
         import tantivy
 
         self._index = tantivy.Index.open(str(directory))
-        _register_analyzer(self._index)
+        self._analyzer = _register_analyzer(self._index)
         self._searcher = self._index.searcher()
         self.size = self._searcher.num_docs
 
@@ -181,9 +186,10 @@ class TantivyIndex:
         rows = np.full((len(queries), k), -1, dtype=np.int64)
         scores = np.zeros((len(queries), k), dtype=np.float32)
         for q, query in enumerate(queries):
-            # query syntax characters (quotes, colons, brackets) in prompts are not operators here
-            words = _TANTIVY_SYNTAX.sub(" ", query).strip()
-            if not words:
+            # query syntax in prompts is not syntax here: characters (quotes, colons, brackets) go, and
+            # lowercase keeps AND/OR/NOT/IN words ("Which is NOT true?") from being operators
+            words = _TANTIVY_SYNTAX.sub(" ", query).strip().lower()
+            if not self._analyzer.analyze(words):  # stopwords only: no term to look for
                 continue
             parsed = self._index.parse_query(words, ["text"])
             hits = self._searcher.search(parsed, k).hits
