@@ -48,6 +48,25 @@ def test_wikiextractor_blocks_and_compression(tmp_path, suffix):
     assert tally.examples["unterminated <doc> block"] == [f"{path}:15"]
 
 
+@pytest.mark.parametrize("suffix", [".zst", ".gz", ".bz2"])
+def test_a_truncated_or_mislabelled_compressed_file_is_named_not_half_read(tmp_path, suffix):
+    lines = [json.dumps({"id": str(i), "title": f"T{i}", "text": f"Passage number {i} " * 8}) for i in range(3000)]
+    whole = compress("\n".join(lines).encode() + b"\n", tmp_path / f"whole.jsonl{suffix}")
+    cut = tmp_path / f"cut.jsonl{suffix}"
+    cut.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) * 2 // 3])
+    assert len(list(read_documents(whole))) == 3000
+    with pytest.raises(InputError, match=rf"cut.jsonl{suffix}:\d+: damaged or truncated") as caught:
+        list(read_documents(cut, "jsonl"))
+    assert 1 <= caught.value.line <= 3000  # bz2 decodes whole 900 kB blocks: nothing of a cut one
+    several = tmp_path / "frames.jsonl.zst"  # zstd frames one after another are one stream
+    several.write_bytes(b"".join(zstandard.ZstdCompressor().compress(f"{line}\n".encode()) for line in lines[:50]))
+    assert len(list(read_documents(several))) == 50
+    plain = tmp_path / f"plain.jsonl{suffix}"
+    plain.write_text(lines[0] + "\n")  # not compressed at all
+    with pytest.raises(InputError, match="plain.jsonl"):
+        list(read_documents(plain, "jsonl"))
+
+
 def test_wikiextractor_undecodable_block_is_dropped_not_fatal(tmp_path):
     data = WIKIEXTRACTOR.replace("It has many currents.", "It has many curr\udce9nts.").encode("utf-8", "surrogateescape")
     tally = DropTally()
