@@ -165,3 +165,22 @@ def test_store_lookup_across_record_batches(tmp_path):
     assert [p for batch in store.iter_batches() for p in batch] == passages
     with pytest.raises(IndexError):
         store.get([10])
+
+
+def test_a_damaged_manifest_is_named(tmp_path, articles_jsonl):
+    out = build(tmp_path, [articles_jsonl])
+    assert not (out / "manifest.json.partial").exists()  # saved by write-then-rename
+    (out / "manifest.json").write_text('{"created": "2026-01-01", "chunk')  # a save cut short
+    with pytest.raises(OpenbookError, match="manifest.json: not an openbook index manifest"):
+        BM25Retriever(out)
+
+
+def test_inputs_that_share_a_file_name_keep_their_id_less_documents_apart(tmp_path):
+    for folder, text in (("a", "Photosynthesis turns light into sugar."), ("b", "Mitochondria make ATP for cells.")):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        (tmp_path / "in" / folder / "part-0.jsonl").write_text(json.dumps({"title": folder, "text": text}) + "\n")
+    out = build(tmp_path, [tmp_path / "in"])
+    manifest = Manifest.load(out)
+    assert manifest.documents == 2 and not manifest.dropped
+    assert sorted(p.doc_id for batch in PassageStore(out).iter_batches() for p in batch) == ["a/part-0.jsonl:1",
+                                                                                             "b/part-0.jsonl:1"]

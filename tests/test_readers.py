@@ -114,12 +114,14 @@ def test_jsonl_parquet_csv_agree(tmp_path):
     parquet = tmp_path / "a.parquet"
     pq.write_table(pa.Table.from_pylist(records), parquet)
     csv_path = tmp_path / "a.csv"
-    with csv_path.open("w", newline="") as handle:
+    with csv_path.open("w", newline="", encoding="utf-8-sig") as handle:  # with a byte-order mark, as Excel writes
         writer = csv.DictWriter(handle, ["id", "title", "text"])
         writer.writeheader()
         writer.writerows(records)
-    results = [[(d.id, d.title, d.text) for d in read_documents(p)] for p in (jsonl, parquet, csv_path)]
-    assert results[0] == results[1] == results[2] == [(i, t, x) for i, t, x in ARTICLES]
+    marked = tmp_path / "marked.jsonl"
+    marked.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8-sig")
+    results = [[(d.id, d.title, d.text) for d in read_documents(p)] for p in (jsonl, parquet, csv_path, marked)]
+    assert results[0] == results[1] == results[2] == results[3] == [(i, t, x) for i, t, x in ARTICLES]
 
 
 def test_table_field_mapping_and_generated_ids(tmp_path):

@@ -88,6 +88,8 @@ class InputStream:
         number = 0
         try:
             for number, line in enumerate(self.stream, start=1):
+                if number == 1:
+                    line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Excel's CSV)
                 yield number, line.rstrip(b"\r\n")
         except (EOFError, OSError, zstandard.ZstdError) as error:
             raise InputError(self.path, f"damaged or truncated {self.path.suffix} data: {error}", number + 1) from None

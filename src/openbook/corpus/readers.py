@@ -69,8 +69,11 @@ class DocumentReader:
     """Iterates the documents of one corpus file; `bytes_read()` tells progress through the file."""
 
     def __init__(self, path: str | Path, fmt: str | None = None, fields: FieldMap = FieldMap(),
-                 tally: DropTally | None = None):
+                 tally: DropTally | None = None, label: str | None = None):
+        """`label` names the file in the ids of documents that carry none (`LABEL:LINE`); by default
+        its name, which several inputs may share (give each its path below their common folder)."""
         self.path = Path(path)
+        self.label = label or self.path.name
         if not self.path.is_file():
             raise InputError(self.path, "corpus file not found")
         self.format = fmt or detect_format(self.path)
@@ -110,7 +113,7 @@ class DocumentReader:
         if not text:
             self._drop("empty text", line)
             return None
-        doc_id = str(doc_id).strip() if doc_id not in (None, "") else f"{self.path.name}:{line}"
+        doc_id = str(doc_id).strip() if doc_id not in (None, "") else f"{self.label}:{line}"
         return Document(id=doc_id, title=str(title or "").strip(), text=text, source=self.path.name)
 
     def _decoded_lines(self, stream: InputStream) -> Iterator[tuple[int, str]]:

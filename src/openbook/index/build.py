@@ -6,6 +6,8 @@ BM25 engine decides how much it holds (see `index/bm25.py`).
 
 from __future__ import annotations
 
+import os
+
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -56,6 +58,16 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _labels(files: list[Path]) -> list[str]:
+    """Each input's name for the ids of documents that carry none: its file name, or its path below
+    the inputs' common folder where two inputs share a name (folders of part-0.jsonl files)."""
+    names = [path.name for path in files]
+    if len(set(names)) == len(names):
+        return names
+    common = Path(os.path.commonpath([path.resolve().parent for path in files]))
+    return [path.resolve().relative_to(common).as_posix() for path in files]
+
+
 def _built_from(out: Path, records: list[InputRecord], settings: IndexSettings) -> Manifest | None:
     """The manifest of an index already built in `out` from the same inputs and settings, if any."""
     if not (out / MANIFEST_FILE).is_file():
@@ -76,7 +88,8 @@ def build_index(inputs: list[Path], out: Path, settings: IndexSettings = IndexSe
     files = expand_inputs(inputs)
     tally = DropTally()
     # open (and so validate) every input before any work, so a bad last file costs nothing
-    readers = [DocumentReader(path, settings.corpus_format, settings.fields, tally) for path in files]
+    readers = [DocumentReader(path, settings.corpus_format, settings.fields, tally, label)
+               for path, label in zip(files, _labels(files))]
     records = [InputRecord(path=str(r.path), format=r.format, bytes=r.size, sha256=sha256_of(r.path)) for r in readers]
     if not overwrite and (existing := _built_from(out, records, settings)) is not None:
         console.print(f"{out} already holds these passages and their BM25 index: kept")

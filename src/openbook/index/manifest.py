@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from openbook.errors import OpenbookError
+
 MANIFEST_FILE = "manifest.json"
 
 
@@ -33,12 +35,20 @@ class Manifest:
     fields: dict[str, str] = field(default_factory=dict)  # table columns read as id, title, text
 
     def save(self, directory: Path) -> Path:
+        """Atomically (write, then rename): a stop while saving leaves the previous manifest whole."""
         path = directory / MANIFEST_FILE
-        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+        partial = directory / (MANIFEST_FILE + ".partial")
+        partial.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+        partial.replace(path)
         return path
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:
-        data = json.loads((directory / MANIFEST_FILE).read_text())
-        data["inputs"] = [InputRecord(**record) for record in data["inputs"]]
-        return cls(**data)
+        path = directory / MANIFEST_FILE
+        try:
+            data = json.loads(path.read_text())
+            data["inputs"] = [InputRecord(**record) for record in data["inputs"]]
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError, KeyError) as error:
+            raise OpenbookError(f"{path}: not an openbook index manifest ({type(error).__name__}: {error}); "
+                                "rebuild the index with `openbook index … --overwrite`") from None
