@@ -4,7 +4,7 @@ Paragraphs are split into sentences (blingfire's rule-based segmenter, ~10 MB/s)
 packed greedily into passages of at most `size` characters. Only a single sentence longer than `size`
 is cut, at whitespace. `overlap` repeats the last sentences (up to that many characters) of a passage
 at the start of the next. A short tail (under a quarter of `size`) joins the passage before it rather
-than standing alone as a fragment.
+than standing alone as a fragment, so a document's last passage may reach 1.25 × `size`.
 """
 
 from __future__ import annotations
