@@ -16,8 +16,17 @@ from openbook.types import Hit
 FUSIONS = ("rrf", "weighted")
 
 
-def _ranked(scored: dict[str, float], first: dict[str, Hit], k: int, name: str) -> list[Hit]:
-    order = sorted(scored, key=lambda pid: (-scored[pid], pid))[:k]
+def _ranked(scored: dict[str, float], lists: Sequence[Sequence[Hit]], k: int, name: str) -> list[Hit]:
+    """Best fused score first; equal scores (common in RRF: rank r in one list on each side) go to the
+    passage placed higher in any one list, then to the earlier list, then by id."""
+    place: dict[str, tuple[int, int]] = {}
+    first: dict[str, Hit] = {}
+    for number, hits in enumerate(lists):
+        for position, hit in enumerate(hits):
+            pid = hit.passage.id
+            place[pid] = min(place.get(pid, (position, number)), (position, number))
+            first.setdefault(pid, hit)
+    order = sorted(scored, key=lambda pid: (-scored[pid], *place[pid], pid))[:k]
     return [replace(first[pid], score=scored[pid], rank=i, retriever=name) for i, pid in enumerate(order)]
 
 
@@ -25,20 +34,17 @@ def reciprocal_rank_fusion(lists: Sequence[Sequence[Hit]], k: int, weights: Sequ
                            constant: float = 60.0, name: str = "rrf") -> list[Hit]:
     weights = weights or [1.0] * len(lists)
     scored: dict[str, float] = {}
-    first: dict[str, Hit] = {}
     for hits, weight in zip(lists, weights):
         for position, hit in enumerate(hits, start=1):
             pid = hit.passage.id
             scored[pid] = scored.get(pid, 0.0) + weight / (constant + position)
-            first.setdefault(pid, hit)
-    return _ranked(scored, first, k, name)
+    return _ranked(scored, lists, k, name)
 
 
 def weighted_score_fusion(lists: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None,
                           name: str = "weighted") -> list[Hit]:
     weights = weights or [1.0] * len(lists)
     scored: dict[str, float] = {}
-    first: dict[str, Hit] = {}
     for hits, weight in zip(lists, weights):
         if not hits:
             continue
@@ -48,8 +54,7 @@ def weighted_score_fusion(lists: Sequence[Sequence[Hit]], k: int, weights: Seque
             pid = hit.passage.id
             normalised = (hit.score - bottom) / span if span > 0 else 1.0
             scored[pid] = scored.get(pid, 0.0) + weight * normalised
-            first.setdefault(pid, hit)
-    return _ranked(scored, first, k, name)
+    return _ranked(scored, lists, k, name)
 
 
 def fuse(lists: Sequence[Sequence[Hit]], k: int, method: str, weights: Sequence[float] | None = None,
