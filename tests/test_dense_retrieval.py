@@ -50,6 +50,7 @@ def test_embedder_gives_unit_vectors_that_match_meaning(minilm):
 def test_dense_index_in_shards_finds_by_meaning(dense_index):
     info = DenseInfo.load(dense_index / DENSE_DIR)
     assert info.complete and info.passages == 4 and info.model == EMBEDDER
+    assert info.max_row_norm == pytest.approx(1.0, abs=1e-3)  # unit embeddings, recorded for lone queries
     assert [p.stat().st_size for p in shard_paths(dense_index / DENSE_DIR)] == [3 * 384 * 2, 384 * 2]
     (found,) = DenseRetriever(dense_index).search([SEMANTIC_QUERY], k=2)
     assert found[0].passage.title == "Mitochondrion" and found[0].retriever == "dense"
