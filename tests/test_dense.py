@@ -156,6 +156,8 @@ def test_a_store_with_a_missing_shard_is_refused_instead_of_misread(tmp_path, ve
     (folder / "shard-00001.f16").unlink()
     with pytest.raises(OpenbookError, match="shard 1 is missing"):
         ShardedMatmulSearch(folder)
+    with pytest.raises(OpenbookError, match="shard 1 is missing"):  # nor is it appended to
+        DenseWriter(folder, DenseInfo.load(folder))
 
 
 def test_a_lone_query_breaks_ties_at_the_kth_place_by_row_and_refuses_k_0(tmp_path, vectors):

@@ -184,3 +184,12 @@ def test_inputs_that_share_a_file_name_keep_their_id_less_documents_apart(tmp_pa
     assert manifest.documents == 2 and not manifest.dropped
     assert sorted(p.doc_id for batch in PassageStore(out).iter_batches() for p in batch) == ["a/part-0.jsonl:1",
                                                                                              "b/part-0.jsonl:1"]
+
+
+def test_a_query_without_a_known_word_finds_nothing_not_the_wordless_passages(tmp_path, engine):
+    corpus = tmp_path / "c.jsonl"
+    write_jsonl(corpus, [{"id": "1", "title": "", "text": "It is."},  # stopwords only: no word to index
+                         {"id": "2", "title": "Cells", "text": "Cells make energy from sugar."}])
+    retriever = BM25Retriever(build(tmp_path, [corpus], engine))
+    assert retriever.search(["the of it is", "zzzz qqqq"], k=2) == [[], []]
+    assert [h.passage.doc_id for h in retriever.search(["How do cells make energy?"], k=2)[0]] == ["2"]

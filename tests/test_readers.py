@@ -58,6 +58,14 @@ def test_a_truncated_or_mislabelled_compressed_file_is_named_not_half_read(tmp_p
     with pytest.raises(InputError, match=rf"cut.jsonl{suffix}:\d+: damaged or truncated") as caught:
         list(read_documents(cut, "jsonl"))
     assert 1 <= caught.value.line <= 3000  # bz2 decodes whole 900 kB blocks: nothing of a cut one
+    if suffix == ".gz":  # damaged inside, not cut short: a bad deflate block (zlib.error), a bad checksum
+        for start in (12, len(whole.read_bytes()) // 2):
+            data = bytearray(whole.read_bytes())
+            data[start:start + 16] = b"\xff" * 16
+            damaged = tmp_path / "damaged.jsonl.gz"
+            damaged.write_bytes(bytes(data))
+            with pytest.raises(InputError, match="damaged.jsonl.gz"):
+                list(read_documents(damaged, "jsonl"))
     several = tmp_path / "frames.jsonl.zst"  # zstd frames one after another are one stream
     several.write_bytes(b"".join(zstandard.ZstdCompressor().compress(f"{line}\n".encode()) for line in lines[:50]))
     assert len(list(read_documents(several))) == 50

@@ -201,4 +201,6 @@ def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(t
     log.close()
     assert log.answered == frozenset({"1"}) and log.previous == [reread]
     assert log.triaged == [other]  # the run stopped before re-reading it: the main stage may still take it up
+    # the resumed run is running now: if it stops too, the next resume takes the triage answers up again
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"
     assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 2

@@ -407,7 +407,7 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
     main = replace(options, triage_readers=[])
     try:
         stage = load_stage(main, backend)
-    except OpenbookError as error:  # the triage answers stand and are written; the caller reports
+    except (OpenbookError, ValueError, RuntimeError, OSError) as error:  # the triage answers stand and are written
         return record, 0.0, f"loading the main stage: {error}"
     seconds_before = stage.model_seconds
     record["readers"] = [reader.name for reader in stage.readers]
@@ -422,13 +422,13 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
             if elapsed + (sum(pace) / len(pace) if pace else 0.0) >= budget:
                 record["stopped_by_budget"] = True
                 break
-            began = time.perf_counter()
             result = results[i]
             try:
-                if i not in own_contexts:
+                if i not in own_contexts:  # a batch's retrieval counts in the elapsed time, not in one question's pace
                     coming = [j for _, j in hardest[position:position + ESCALATION_RETRIEVAL_BATCH]]
                     found = retrieve_contexts([results[j].question for j in coming], retrieval, main, count_tokens)
                     own_contexts.update(zip(coming, found))
+                began = time.perf_counter()
                 more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)
                 outputs = [*result.outputs, *more]
                 # unfitted, the main readers decide alone; a fitted ensemble weighs both stages

@@ -95,7 +95,7 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
                          if log.triaged else ""))
     try:
         run = answer_exam(questions, options, on_result=log.add, skip=log.answered,
-                          triaged=log.triaged_results(questions))
+                          triaged=log.triaged_results(questions[:options.limit]))
     finally:
         log.close()  # what was answered is on disk, whatever stopped the run
     metrics = write_run(run, options.out, log.previous)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -91,7 +92,7 @@ class InputStream:
                 if number == 1:
                     line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Excel's CSV)
                 yield number, line.rstrip(b"\r\n")
-        except (EOFError, OSError, zstandard.ZstdError) as error:
+        except (EOFError, OSError, zlib.error, zstandard.ZstdError) as error:
             raise InputError(self.path, f"damaged or truncated {self.path.suffix} data: {error}", number + 1) from None
 
     def close(self) -> None:

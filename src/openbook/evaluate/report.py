@@ -77,10 +77,11 @@ class PredictionLog:
             partial = self.path.with_name(PREDICTIONS_FILE + ".partial")
             partial.write_text("".join(map(_jsonl_line, records)), encoding="utf-8")
             partial.replace(self.path)  # the cut line goes; a stop now still leaves every earlier answer
+            _write_running(out, settings)  # if this run stops too, the next resume must know it
         else:
             if self.path.is_file():
                 self.path.replace(out / PREVIOUS_PREDICTIONS_FILE)
-            (out / RUN_FILE).write_text(json.dumps({"settings": settings, "status": "running"}, indent=2) + "\n")
+            _write_running(out, settings)
         self._handle = self.path.open("a", encoding="utf-8")
 
     @property
@@ -102,6 +103,10 @@ class PredictionLog:
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _write_running(out: Path, settings: dict[str, object]) -> None:
+    (out / RUN_FILE).write_text(json.dumps({"settings": settings, "status": "running"}, indent=2) + "\n")
 
 
 def _triage_only(record: dict[str, object]) -> bool:

@@ -101,7 +101,8 @@ class Bm25sIndex:
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.size)
-        token_ids = self._tokenizer.tokenize(list(queries), update_vocab=False, return_as="ids", show_progress=False)
+        token_ids = self._tokenizer.tokenize(list(queries), update_vocab=False, return_as="ids", show_progress=False,
+                                             allow_empty=False)
         rows = np.full((len(queries), k), -1, dtype=np.int64)
         scores = np.zeros((len(queries), k), dtype=np.float32)
         # a query with no known word (all stopwords, or unseen) finds nothing, as with tantivy

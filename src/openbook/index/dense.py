@@ -30,7 +30,7 @@ import mmap
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,18 +97,13 @@ class DenseWriter:
         self.rows = self._recover()
 
     def _recover(self) -> int:
-        rows = 0
-        shards = shard_paths(self.folder)
-        for number, path in enumerate(shards):
-            whole = path.stat().st_size // self.row_bytes
-            if number < len(shards) - 1 and whole != self.info.shard_rows:
-                raise OpenbookError(f"{path}: {whole} rows in a shard that is not the last; the dense index is damaged: "
-                                    f"delete {self.folder} and run the same `openbook index` again")
+        shards = [(path, path.stat().st_size // self.row_bytes) for path in shard_paths(self.folder)]
+        _check_shards(self.folder, replace(self.info, complete=False), shards, 0)
+        for path, whole in shards:
             if path.stat().st_size != whole * self.row_bytes:
                 with path.open("r+b") as handle:  # a row cut by the stop: drop it
                     handle.truncate(whole * self.row_bytes)
-            rows += whole
-        return rows
+        return sum(whole for _, whole in shards)
 
     def add(self, vectors: np.ndarray) -> None:
         if vectors.ndim != 2 or vectors.shape[1] != self.info.dimension:
@@ -149,6 +144,7 @@ class ShardedMatmulSearch(VectorSearch):
 
     def __init__(self, folder: Path, block_rows: int = BLOCK_ROWS, query_batch: int = 1024,
                  filter_lone_queries: bool = True):
+        self.folder = folder
         self.info = DenseInfo.load(folder)
         self.row_bytes = ROW_DTYPE.itemsize * self.info.dimension
         self.shards = [(path, path.stat().st_size // self.row_bytes) for path in shard_paths(folder)]
@@ -236,8 +232,13 @@ class ShardedMatmulSearch(VectorSearch):
         half_query = query.half()
         if not (_fp16_matvec_accumulates_in_fp32(self.info.dimension) and torch.isfinite(half_query).all()):
             return None
-        if self.info.max_row_norm is None:  # a store built before it was recorded
+        if self.info.max_row_norm is None:  # a store built before it was recorded: once, and kept if we may
             self.info.max_row_norm = self.largest_row_norm()
+            if self.info.complete:
+                try:
+                    self.info.save(self.folder)
+                except OSError:  # a read-only index: worked out again by the next process
+                    pass
         bound = _fp16_score_bound(query, half_query, self.info.max_row_norm)
         best = torch.full((k,), -torch.inf)
         rows: list[torch.Tensor] = []
