@@ -7,7 +7,6 @@ BM25 engine decides how much it holds (see `index/bm25.py`).
 from __future__ import annotations
 
 import os
-
 import shutil
 import time
 from dataclasses import asdict, dataclass, field

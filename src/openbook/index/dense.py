@@ -197,6 +197,18 @@ class ShardedMatmulSearch(VectorSearch):
             largest = max(largest, float(torch.linalg.vector_norm(torch.from_numpy(block).float(), dim=1).max()))
         return largest
 
+    def recorded_max_row_norm(self) -> float:
+        """The largest row norm `dense.json` records (an index records it when it completes); for a
+        store built before that, worked out once and saved when the store is complete and writable."""
+        if self.info.max_row_norm is None:
+            self.info.max_row_norm = self.largest_row_norm()
+            if self.info.complete:
+                try:
+                    self.info.save(self.folder)
+                except OSError:  # a read-only index: worked out again by the next process
+                    pass
+        return self.info.max_row_norm
+
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         try:
             import torch  # its fp16->fp32 copy is ~30x numpy's (F16C), and topk beats argpartition
@@ -224,22 +236,15 @@ class ShardedMatmulSearch(VectorSearch):
         k-th best fp32 score is at least t - bound (those k rows score at least that), so each row of
         the fp32 top-k has an fp16 score of at least t - 2 bound; keeping every row above the running
         k-th best fp16 score minus 2 bound (which only rises towards t) keeps them all. Equal fp32
-        scores at the k-th place go to the lower rows (`_widened_search` may pick either). None (the caller widens
-        instead) where that cannot be relied on: a torch whose fp16 product does not accumulate in
-        fp32, scores beyond fp16's range, or more than MAX_CANDIDATES rows close to the top."""
+        scores at the k-th place go to the lower rows (`_widened_search` may pick either). None (the
+        caller widens instead) where that cannot be relied on: a torch whose fp16 product does not
+        accumulate in fp32, scores beyond fp16's range, or more than MAX_CANDIDATES rows close to the top."""
         import torch
 
         half_query = query.half()
         if not (_fp16_matvec_accumulates_in_fp32(self.info.dimension) and torch.isfinite(half_query).all()):
             return None
-        if self.info.max_row_norm is None:  # a store built before it was recorded: once, and kept if we may
-            self.info.max_row_norm = self.largest_row_norm()
-            if self.info.complete:
-                try:
-                    self.info.save(self.folder)
-                except OSError:  # a read-only index: worked out again by the next process
-                    pass
-        bound = _fp16_score_bound(query, half_query, self.info.max_row_norm)
+        bound = _fp16_score_bound(query, half_query, self.recorded_max_row_norm())
         best = torch.full((k,), -torch.inf)
         rows: list[torch.Tensor] = []
         vectors: list[torch.Tensor] = []
