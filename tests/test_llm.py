@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from openbook import pipeline
+from openbook.backends import load_backend
 from openbook.cli.main import app
-from openbook.models import MODELS, ModelStore
+from openbook.models import MODELS, ModelStore, resolve_model
 from openbook.readers import LetterReader, YesNoReader, read_question
 from openbook.retrieve.context import Context
 from openbook.types import Question
@@ -263,16 +265,19 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
     assert result.exit_code == 2 and "needs triage readers" in result.output
 
 
-def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_triage_answers(tmp_path, articles_jsonl):
+def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_triage_answers(tmp_path, articles_jsonl,
+                                                                                            monkeypatch):
     runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
     exam.write_text("id,prompt,A,B,C,answer\n1,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
                     "2,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n")
 
+    triage_model = str(resolve_model(TINY_MODEL))  # the same weights under another name: a separate triage model
+
     def run(out: Path, *extra: str) -> str:
         result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(out), "--model", TINY_MODEL,
-                                     "--context-tokens", "120", "--n-ctx", "1024", "--budget-seconds", "inf",
-                                     "--quiet", *extra])
+                                     "--triage-model", triage_model, "--context-tokens", "120", "--n-ctx", "1024",
+                                     "--budget-seconds", "inf", "--quiet", *extra])
         assert result.exit_code == 0, result.output
         return " ".join(result.output.split())
 
@@ -288,7 +293,11 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in triage))
     state = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({"settings": state["settings"], "status": "running"}))
-    assert "2 triaged by a cascade that stopped" in run(out, "--resume")
+    loaded = []  # every question was triaged already: only the main stage's model is loaded
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "load_backend", lambda *a, **k: loaded.append(a) or load_backend(*a, **k))
+        assert "2 triaged by a cascade that stopped" in run(out, "--resume")
+    assert [arguments[1] for arguments in loaded] == [TINY_MODEL]
     final = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in final] == ["1", "2"]
     for record in final:

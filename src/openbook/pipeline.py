@@ -323,10 +323,13 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     taken_up = {result.question.id for result in triaged}
     questions = [q for q in questions if q.id not in skip and q.id not in taken_up]
     first_options = triage_options(options) if cascade else replace(options, triage_readers=[])
-    stage = load_stage(first_options, backend if first_options.model == options.model else None, readers)
+    if questions:
+        stage = load_stage(first_options, backend if first_options.model == options.model else None, readers)
+    else:  # a resumed run with every question answered or triaged already: nothing to load for the first pass
+        stage = Stage(backend if first_options.model == options.model else None, list(readers or []))
     loaded = time.perf_counter()
-    contexts_per_question = retrieve_contexts(questions, retrieval_for(first_options), first_options,
-                                              token_counter(stage.backend, stage.readers))
+    contexts_per_question = (retrieve_contexts(questions, retrieval_for(first_options), first_options,
+                                               token_counter(stage.backend, stage.readers)) if questions else [])
     retrieved = time.perf_counter()
     results: list[QuestionResult] = list(triaged)
     failure = None
