@@ -84,6 +84,8 @@ def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
         "letter@none": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=0),
         "letter@bm25": replace(base, readers=["letter"], retrieval=["bm25"]),
         "letter@auto": replace(base, readers=["letter"], retrieval=["auto"]),
+        # half the context: a cheaper main stage for the cascade (bench/triage.py --main letter@bm25-500)
+        "letter@bm25-500": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=500),
     }
 
 

@@ -1,20 +1,24 @@
-"""Which triage pass should the default cascade use? Replays cascades from recorded outputs: every
-no-context reader of `bench/readers.py` (letter, 3 and 5 rotations, yes/no) as the triage pass, and
-`bench/ensemble.py`'s `letter@bm25` member (1,000 tokens of default-KB context) as the main stage.
+"""Which triage pass, and how much context in the main stage, should the default cascade use?
+Replays cascades from recorded outputs: every no-context reader of `bench/readers.py` (letter, 3 and
+5 rotations, yes/no) as the triage pass, and a `bench/ensemble.py` member as the main stage:
+`letter@bm25` (1,000 tokens of default-KB context) or `letter@bm25-500` (500 tokens).
 
     python bench/readers.py --sections quality      # writes bench/out/readers/MODEL/EXAM-none
-    python bench/ensemble.py --encoder DIR          # writes bench/out/ensemble/SET/letter@bm25
-    python bench/triage.py [--budgets 10]
+    python bench/ensemble.py --encoder DIR          # writes bench/out/ensemble/SET/letter@bm25, …
+    python bench/triage.py [--budgets 10] [--main letter@bm25 letter@bm25-500]
 
 Both benches sample their questions with the same seed, so the default exam is readers' llmse-stem-1k
 sample and arc-challenge-val-100 its arc-challenge-val sample; only questions both recorded are
-replayed. Cascades are planned at the uncontended paces below (README, "Readers"), not at the
-recorded runs' wall times, which shared the CPU.
+replayed. Triage passes are planned at the uncontended paces below (README, "Readers"), not at the
+recorded runs' wall times, which shared the CPU; a main stage at its own run's seconds/question
+(those runs had the CPU to themselves).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from common import OUT, ROOT, markdown_table
 from ensemble import cascade_rows
@@ -24,38 +28,45 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 
 # seconds/question of each reader alone, uncontended (bench/readers.py speed section, llmse-stem-1k)
-PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5, "letter@bm25": 16.5}
+TRIAGE_PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5}
 SETS = {"default-exam": ("llmse-stem-1k", ROOT / "src/openbook/resources/default-exam.csv"),
         "arc-challenge-val": ("arc-challenge-val", OUT / "arc-challenge-val-100.csv")}
-MAIN = "letter@bm25"
 
 
 def recorded(path):
     return {record["id"]: record["readers"] for record in read_predictions(path)} if path.is_file() else {}
 
 
+def measured_pace(run: Path) -> float:
+    return json.loads((run / "metrics.json").read_text())["seconds"]["per_question"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--budgets", nargs="+", type=float, default=[10.0])
+    parser.add_argument("--main", nargs="+", default=["letter@bm25", "letter@bm25-500"],
+                        help="bench/ensemble.py members to replay as the main stage")
     args = parser.parse_args()
     rows = []
     for set_name, (readers_exam, exam) in SETS.items():
         triage = recorded(OUT / "readers" / args.model / f"{readers_exam}-none" / "predictions.jsonl")
-        main_stage = recorded(OUT / "ensemble" / set_name / MAIN / "predictions.jsonl")
-        questions = [q for q in read_exam(exam) if q.id in triage and q.id in main_stage]
+        mains = {name: recorded(OUT / "ensemble" / set_name / name / "predictions.jsonl") for name in args.main}
+        questions = [q for q in read_exam(exam) if q.id in triage and all(q.id in found for found in mains.values())]
         if not questions:
-            print(f"{set_name}: no question recorded by both benches yet")
+            print(f"{set_name}: no question recorded by every bench yet")
             continue
+        pace = TRIAGE_PACE | {name: measured_pace(OUT / "ensemble" / set_name / name) for name in mains}
         scored = [scored_question(q, {f"{name}@none": p for name, p in triage[q.id].items()}
-                                  | {MAIN: main_stage[q.id]["letter"]}, "") for q in questions]
+                                  | {name: found[q.id]["letter"] for name, found in mains.items()}, "")
+                  for q in questions]
         label = f"{set_name} ({len(scored)})"
-        for name in PACE:
+        for name in pace:
             alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)
-            rows.append([label, name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}", f"{PACE[name]:.2f}", ""])
-        for cheap in PACE:
-            if cheap != MAIN:
-                rows += cascade_rows(label, scored, cheap, MAIN, PACE, args.budgets)
+            rows.append([label, name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}", f"{pace[name]:.2f}", ""])
+        for main_stage in mains:
+            for cheap in TRIAGE_PACE:
+                rows += cascade_rows(label, scored, cheap, main_stage, pace, args.budgets)
     print(markdown_table(["set (questions)", "reader or cascade", "MAP@3", "accuracy", "s/question", ""], rows))
 
 
