@@ -51,6 +51,10 @@ def main() -> None:
     rows = []
     for set_name, (readers_exam, exam) in SETS.items():
         triage = recorded(OUT / "readers" / args.model / f"{readers_exam}-none" / "predictions.jsonl")
+        unfinished = [name for name in args.main if not (OUT / "ensemble" / set_name / name / "metrics.json").is_file()]
+        if unfinished:  # its pace is not measured yet
+            print(f"{set_name}: bench/ensemble.py has not finished {', '.join(unfinished)} yet")
+            continue
         mains = {name: recorded(OUT / "ensemble" / set_name / name / "predictions.jsonl") for name in args.main}
         questions = [q for q in read_exam(exam) if q.id in triage and all(q.id in found for found in mains.values())]
         if not questions:
