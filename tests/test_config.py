@@ -68,6 +68,19 @@ def test_shipped_configs_are_valid():
             assert text == AUTO or RetrievalSpec.parse(text)
 
 
+def test_the_default_config_spells_out_the_defaults():
+    """configs/default.toml documents what runs without it: every value in it is the built-in default."""
+    from openbook.cli.index_cmd import IndexOptions
+    from openbook.cli.retrieval_cmd import RetrievalEvalOptions
+    from openbook.cli.search_cmd import SearchOptions
+    from openbook.pipeline import AnswerOptions
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
+    for options, command in ((IndexOptions, "index"), (SearchOptions, "search"), (AnswerOptions, "answer"),
+                             (RetrievalEvalOptions, "eval-retrieval")):
+        assert resolve_options(options, command, config, {}) == resolve_options(options, command, None, {}), command
+
+
 def test_a_config_turns_the_cascade_off_as_the_command_line_does(tmp_path):
     from openbook.pipeline import AnswerOptions, check_cascade, runs_cascade, triage_readers
 
