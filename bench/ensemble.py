@@ -76,7 +76,8 @@ def exam_sets(names: list[str], encoder: Path, count: int) -> dict[str, Path]:
 
 
 def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
-    base = AnswerOptions(index=Path("runs/default-index"), model=model, progress=True, resume=True, triage_readers=[])
+    base = AnswerOptions(index=Path("runs/default-index"), model=model, progress=True, resume=True, triage_readers=[],
+                         context_tokens=1000)  # as these members were first run, whatever the default becomes
     trained = json.loads((encoder / "checkpoint" / "state.json").read_text())["settings"]  # read as it was trained
     return {
         "encoder": replace(base, readers=["encoder"], encoder=str(encoder), retrieval=[trained["retrieval"]],

@@ -52,7 +52,7 @@ class AnswerOptions:
     candidates: int = 50             # per retriever before fusion or reranking
     dense_engine: str = "matmul"
     passages: int = 8                # retrieved per question, before packing
-    context_tokens: int = 1000       # token budget of the packed context; 0 = no context
+    context_tokens: int = 500        # token budget of the packed context; 0 = no context (README: why 500)
     n_ctx: int = 2048                # tokens per sequence: context + question + one option listing
     question_batch: int = 1          # questions read together (the transformers backends batch across them)
     threads: int | None = None
