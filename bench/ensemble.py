@@ -10,7 +10,9 @@ own validation split):
 - llmse-6k-dev-val: the first questions of the encoder's validation split that come from llmse-6k-dev.
 
 Members: the trained encoder (BM25 context as it was trained), and qwen's letter reader with no
-context, with BM25 context and with `auto` (hybrid) context; each a real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER and resumed
+context, with 1,000 tokens of BM25 context and with `auto` (hybrid) context (and, when named with
+--members, `letter@bm25-500`: 500 tokens of BM25 context); each a real `openbook` run (answer_exam)
+kept in bench/out/ensemble/SET/MEMBER and resumed
 when present, so a stopped bench continues and finished members are not recomputed. Their s/question
 comes from the run itself. Ensembles are scored out of fold (5-fold cross-validation over the set's
 questions: every question is scored by a fit that did not see it). Cascades are replayed from the
@@ -85,9 +87,12 @@ def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
         "letter@none": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=0),
         "letter@bm25": replace(base, readers=["letter"], retrieval=["bm25"]),
         "letter@auto": replace(base, readers=["letter"], retrieval=["auto"]),
-        # half the context: a cheaper main stage for the cascade (bench/triage.py --main letter@bm25-500)
+        # half the context, the cascade's main stage since session 6 (bench/triage.py); opt-in (--members)
         "letter@bm25-500": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=500),
     }
+
+
+OPT_IN = {"letter@bm25-500"}  # members run only when named, so the default bench is the README's table
 
 
 def run_member(exam: Path, options: AnswerOptions, out: Path, limit: int) -> dict:
@@ -144,7 +149,9 @@ def main() -> None:
     parser.add_argument("--encoder", type=Path, required=True, help="trained encoder folder (openbook train encoder)")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--sets", nargs="+", default=["default-exam", "arc-challenge-val", "llmse-6k-dev-val"])
-    parser.add_argument("--members", nargs="+", default=None, help="subset of: encoder letter@bm25 letter@auto")
+    parser.add_argument("--members", nargs="+", default=None,
+                        help="members to run (default: all but letter@bm25-500): encoder letter@none letter@bm25 "
+                             "letter@auto letter@bm25-500")
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--budgets", nargs="+", type=float, default=[5.0, 10.0])
     parser.add_argument("--folds", type=int, default=5)
@@ -157,7 +164,7 @@ def main() -> None:
     rows = []
     for set_name, exam in exam_sets(args.sets, encoder, args.questions).items():
         chosen = {name: options for name, options in members(encoder, args.model).items()
-                  if args.members is None or name in args.members}
+                  if (name not in OPT_IN if args.members is None else name in args.members)}
         seconds, folders = {}, []
         for name, options in chosen.items():
             out = OUT / "ensemble" / set_name / name

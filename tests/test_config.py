@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+import tomllib
 
 import pytest
 
@@ -76,8 +77,12 @@ def test_the_default_config_spells_out_the_defaults():
     from openbook.pipeline import AnswerOptions
 
     config = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
-    for options, command in ((IndexOptions, "index"), (SearchOptions, "search"), (AnswerOptions, "answer"),
-                             (RetrievalEvalOptions, "eval-retrieval")):
+    commands = {"index": IndexOptions, "search": SearchOptions, "answer": AnswerOptions,
+                "eval-retrieval": RetrievalEvalOptions}
+    tables = tomllib.loads(config.read_text())
+    assert set(tables) <= set(commands), f"a table this test does not check: {set(tables) - set(commands)}"
+    for command in tables:
+        options = commands[command]
         assert resolve_options(options, command, config, {}) == resolve_options(options, command, None, {}), command
 
 

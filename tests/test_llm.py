@@ -304,7 +304,9 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
         assert list(record["readers"]) == ["letter@triage", "letter"]
         assert record["readers"]["letter@triage"] == {"A": 0.34, "B": 0.33, "C": 0.33}
         assert [c["retrieval"] for c in record["contexts"]] == ["none", "bm25"]
-    assert json.loads((out / "run.json").read_text())["settings"]["cascade"]["escalated"] == 2
+    resumed_settings = json.loads((out / "run.json").read_text())["settings"]
+    assert resumed_settings["cascade"]["escalated"] == 2
+    assert resumed_settings["triage_model_path"] is None and resumed_settings["model_path"].endswith(".gguf")
     assert len((out / "submission.csv").read_text().splitlines()) == 3
     # a cascade that finished leaves its triage answers final: resuming it re-reads nothing
     kept = tmp_path / "kept"

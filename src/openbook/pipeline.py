@@ -323,10 +323,11 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     taken_up = {result.question.id for result in triaged}
     questions = [q for q in questions if q.id not in skip and q.id not in taken_up]
     first_options = triage_options(options) if cascade else replace(options, triage_readers=[])
-    if questions:
+    triaging = cascade and bool(questions)  # a resumed cascade may have triaged every question already
+    if triaging or not cascade:
         stage = load_stage(first_options, backend if first_options.model == options.model else None, readers)
-    else:  # a resumed run with every question answered or triaged already: nothing to load for the first pass
-        stage = Stage(backend if first_options.model == options.model else None, list(readers or []))
+    else:  # nothing for the triage model to read: not loaded
+        stage = Stage(backend if first_options.model == options.model else None, [])
     loaded = time.perf_counter()
     contexts_per_question = (retrieve_contexts(questions, retrieval_for(first_options), first_options,
                                                token_counter(stage.backend, stage.readers)) if questions else [])
@@ -377,7 +378,7 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     settings = settings_of(options)
     settings["model_path"] = getattr(stage.backend, "model_path", first_options.model)
     if cascade:  # the main stage's model, None when it never loaded (nothing to re-read, or no time left)
-        settings["triage_model_path"] = settings["model_path"]
+        settings["triage_model_path"] = settings["model_path"] if triaging else None
         settings["model_path"] = escalation.get("model_path")
     # every output name in the run, first seen first (in a cascade, re-read questions add the main readers')
     settings["reader_names"] = list(dict.fromkeys(output.reader for result in results for output in result.outputs))
