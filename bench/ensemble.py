@@ -11,7 +11,7 @@ own validation split):
 
 Members: the trained encoder (BM25 context as it was trained), and qwen's letter reader with no
 context, with 1,000 tokens of BM25 context and with `auto` (hybrid) context (and, when named with
---members, `letter@bm25-500`: 500 tokens of BM25 context); each a real `openbook` run (answer_exam)
+--members, `letter@bm25-500` and `letter@auto-500`: 500 tokens of BM25 or `auto` context); each a real `openbook` run (answer_exam)
 kept in bench/out/ensemble/SET/MEMBER and resumed
 when present, so a stopped bench continues and finished members are not recomputed. Their s/question
 comes from the run itself. Ensembles are scored out of fold (5-fold cross-validation over the set's
@@ -89,10 +89,11 @@ def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
         "letter@auto": replace(base, readers=["letter"], retrieval=["auto"]),
         # half the context, the cascade's main stage since session 6 (bench/triage.py); opt-in (--members)
         "letter@bm25-500": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=500),
+        "letter@auto-500": replace(base, readers=["letter"], retrieval=["auto"], context_tokens=500),
     }
 
 
-OPT_IN = {"letter@bm25-500"}  # members run only when named, so the default bench is the README's table
+OPT_IN = {"letter@bm25-500", "letter@auto-500"}  # members run only when named, so the default bench is the README's table
 
 
 def run_member(exam: Path, options: AnswerOptions, out: Path, limit: int) -> dict:
@@ -150,8 +151,8 @@ def main() -> None:
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--sets", nargs="+", default=["default-exam", "arc-challenge-val", "llmse-6k-dev-val"])
     parser.add_argument("--members", nargs="+", default=None,
-                        help="members to run (default: all but letter@bm25-500): encoder letter@none letter@bm25 "
-                             "letter@auto letter@bm25-500")
+                        help="members to run (default: all but the 500-token ones): encoder letter@none "
+                             "letter@bm25 letter@auto letter@bm25-500 letter@auto-500")
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--budgets", nargs="+", type=float, default=[5.0, 10.0])
     parser.add_argument("--folds", type=int, default=5)
