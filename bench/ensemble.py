@@ -11,9 +11,9 @@ own validation split):
 
 Members: the trained encoder (BM25 context as it was trained), and qwen's letter reader with no
 context, with 1,000 tokens of BM25 context and with `auto` (hybrid) context (and, when named with
---members, `letter@bm25-500` and `letter@auto-500`: 500 tokens of BM25 or `auto` context); each a real `openbook` run (answer_exam)
-kept in bench/out/ensemble/SET/MEMBER and resumed
-when present, so a stopped bench continues and finished members are not recomputed. Their s/question
+--members, `letter@bm25-500` and `letter@auto-500`: 500 tokens of BM25 or `auto` context). Each is a
+real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER and resumed when present,
+so a stopped bench continues and finished members are not recomputed. Their s/question
 comes from the run itself. Ensembles are scored out of fold (5-fold cross-validation over the set's
 questions: every question is scored by a fit that did not see it). Cascades are replayed from the
 members' recorded outputs: a cheap member (the encoder, or qwen without context) answers
