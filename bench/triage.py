@@ -51,16 +51,17 @@ def main() -> None:
     rows = []
     for set_name, (readers_exam, exam) in SETS.items():
         triage = recorded(OUT / "readers" / args.model / f"{readers_exam}-none" / "predictions.jsonl")
-        unfinished = [name for name in args.main if not (OUT / "ensemble" / set_name / name / "metrics.json").is_file()]
+        runs = {name: OUT / "ensemble" / set_name / name for name in args.main}
+        unfinished = [name for name, run in runs.items() if not (run / "metrics.json").is_file()]
         if unfinished:  # its pace is not measured yet
             print(f"{set_name}: bench/ensemble.py has not finished {', '.join(unfinished)} yet")
             continue
-        mains = {name: recorded(OUT / "ensemble" / set_name / name / "predictions.jsonl") for name in args.main}
+        mains = {name: recorded(run / "predictions.jsonl") for name, run in runs.items()}
         questions = [q for q in read_exam(exam) if q.id in triage and all(q.id in found for found in mains.values())]
         if not questions:
             print(f"{set_name}: no question recorded by every bench yet")
             continue
-        pace = TRIAGE_PACE | {name: measured_pace(OUT / "ensemble" / set_name / name) for name in mains}
+        pace = TRIAGE_PACE | {name: measured_pace(run) for name, run in runs.items()}
         scored = [scored_question(q, {f"{name}@none": p for name, p in triage[q.id].items()}
                                   | {name: found[q.id]["letter"] for name, found in mains.items()}, "")
                   for q in questions]

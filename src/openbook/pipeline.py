@@ -323,11 +323,12 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     taken_up = {result.question.id for result in triaged}
     questions = [q for q in questions if q.id not in skip and q.id not in taken_up]
     first_options = triage_options(options) if cascade else replace(options, triage_readers=[])
+    first_backend = backend if first_options.model == options.model else None
     triaging = cascade and bool(questions)  # a resumed cascade may have triaged every question already
     if triaging or not cascade:
-        stage = load_stage(first_options, backend if first_options.model == options.model else None, readers)
+        stage = load_stage(first_options, first_backend, readers)
     else:  # nothing for the triage model to read: not loaded
-        stage = Stage(backend if first_options.model == options.model else None, [])
+        stage = Stage(first_backend, [])
     loaded = time.perf_counter()
     contexts_per_question = (retrieve_contexts(questions, retrieval_for(first_options), first_options,
                                                token_counter(stage.backend, stage.readers)) if questions else [])
