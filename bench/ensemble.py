@@ -12,7 +12,8 @@ own validation split):
 Members: the trained encoder (BM25 context as it was trained), and qwen's letter reader with no
 context, with 1,000 tokens of BM25 context and with `auto` (hybrid) context (and, when named with
 --members, `letter@bm25-500` and `letter@auto-500`: 500 tokens of BM25 or `auto` context). Each is a
-real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER and resumed when present,
+real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER (the encoder's in
+encoder@ENCODER_FOLDER_NAME) and resumed when present,
 so a stopped bench continues and finished members are not recomputed. Their s/question
 comes from the run itself. Ensembles are scored out of fold (5-fold cross-validation over the set's
 questions: every question is scored by a fit that did not see it). Cascades are replayed from the
@@ -41,7 +42,7 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.report import PredictionLog, write_run
 from openbook.exam import read_exam
 from openbook.pipeline import AnswerOptions, answer_exam, settings_of
-from openbook.train.data import load_data
+from openbook.train.loop import SUMMARY_FILE
 from openbook.types import Question
 
 HEADER = ["set", "reader / ensemble", "MAP@3", "accuracy", "s/question", "notes"]
@@ -70,17 +71,27 @@ def exam_sets(names: list[str], encoder: Path, count: int) -> dict[str, Path]:
             write_exam(sample_exam("arc-challenge-val", 100), ARC_SAMPLE)
         sets["arc-challenge-val"] = ARC_SAMPLE
     if "llmse-6k-dev-val" in names:
-        _, validation = load_data(encoder)  # the encoder's validation split; ids are EXAM-NUMBER:ID
-        held_out = [q.id.split(":", 1)[1] for q, _ in validation if q.id.startswith("0:")]
+        validation = training_summary(encoder)["validation_ids"]  # the encoder's split; ids are EXAM-NUMBER:ID
+        held_out = [i.split(":", 1)[1] for i in validation if i.startswith("0:")]
         by_id = {q.id: q for q in read_exam(SHARED / "exams" / "llmse-6k-dev.csv")}
         sets["llmse-6k-dev-val"] = write_exam([by_id[i] for i in held_out[:100]], OUT / "llmse-6k-dev-val-100.csv")
     return {name: path for name, path in sets.items()}
 
 
+def training_summary(encoder: Path) -> dict:
+    """The encoder's training.json (`openbook train encoder`): its settings and validation split."""
+    return json.loads((encoder / SUMMARY_FILE).read_text())
+
+
+def member_folder(set_name: str, name: str, encoder: Path) -> Path:
+    """Where a member's run is kept; each trained encoder has its own, so another encoder is run, not resumed."""
+    return OUT / "ensemble" / set_name / (f"encoder@{encoder.name}" if name == "encoder" else name)
+
+
 def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
     base = AnswerOptions(index=Path("runs/default-index"), model=model, progress=True, resume=True, triage_readers=[],
                          context_tokens=1000)  # as these members were first run, whatever the default becomes
-    trained = json.loads((encoder / "checkpoint" / "state.json").read_text())["settings"]  # read as it was trained
+    trained = training_summary(encoder)["settings"]  # read as it was trained
     return {
         "encoder": replace(base, readers=["encoder"], encoder=str(encoder), retrieval=[trained["retrieval"]],
                            context_tokens=trained["context_tokens"], encoder_tokens=trained["max_tokens"]),
@@ -168,11 +179,11 @@ def main() -> None:
                   if (name not in OPT_IN if args.members is None else name in args.members)}
         seconds, folders = {}, []
         for name, options in chosen.items():
-            out = OUT / "ensemble" / set_name / name
+            out = member_folder(set_name, name, encoder)
             print(f"[{set_name}] {name}", file=sys.stderr, flush=True)
             metrics = run_member(exam, options, out, args.questions)
             # one reader per member run: joined runs name it FOLDER/READER (a lone run keeps READER)
-            seconds[f"{name}/{options.readers[0]}" if len(chosen) > 1 else options.readers[0]] = \
+            seconds[f"{out.name}/{options.readers[0]}" if len(chosen) > 1 else options.readers[0]] = \
                 metrics["seconds"]["per_question"]
             folders.append(out)
         for item in args.pace:
@@ -192,7 +203,8 @@ def main() -> None:
                 score, _ = evaluate_scores(scored, out_of_fold_scores(method, scored, group, args.folds), method)
                 rows.append([set_name, f"{method}({' + '.join(group)})", f"{score.map_at_3:.4f}",
                              f"{score.accuracy:.4f}", f"{sum(seconds[n] for n in group):.2f}", f"ECE {score.ece:.3f}"])
-        for cheap in ("encoder/encoder", "letter@none/letter"):  # each cheap stage, then qwen with BM25 context
+        encoder_reader = f"{member_folder(set_name, 'encoder', encoder).name}/encoder"
+        for cheap in (encoder_reader, "letter@none/letter"):  # each cheap stage, then qwen with BM25 context
             expensive = "letter@bm25/letter"
             if cheap in names and expensive in names:
                 oof = out_of_fold_scores("weighted", scored, [cheap, expensive], args.folds)

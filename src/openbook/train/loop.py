@@ -78,6 +78,8 @@ def train_loop(label: str, network, tokenizer, train: Sequence, validation: Sequ
                         "train_questions": len(train),
                         "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else None,
                         "validation_map@3": score, "validation_questions": len(validation)})
+        if torch.cuda.is_available():  # what the tensors needed (nvidia-smi also counts the allocator's reserve)
+            history[-1]["peak_gpu_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
         console.print(f"epoch {epoch + 1}: {history[-1]}")
         save_checkpoint(out, network, tokenizer, optimiser, scheduler,
                         {"step": step, "history": history, "settings": record})
