@@ -193,3 +193,33 @@ def test_a_query_without_a_known_word_finds_nothing_not_the_wordless_passages(tm
     retriever = BM25Retriever(build(tmp_path, [corpus], engine))
     assert retriever.search(["the of it is", "zzzz qqqq"], k=2) == [[], []]
     assert [h.passage.doc_id for h in retriever.search(["How do cells make energy?"], k=2)[0]] == ["2"]
+
+
+def test_bm25s_is_imported_with_jax_kept_off_the_gpu(monkeypatch):
+    """bm25s imports JAX when installed, and JAX then takes 75 % of a GPU's memory: openbook imports
+    bm25s with JAX_PLATFORMS=cpu unless the user set it (recorded at the moment JAX is asked for)."""
+    import importlib.abc
+    import os
+    import sys
+
+    from openbook.index.bm25 import import_bm25s
+
+    asked = []
+
+    class RecordJax(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "jax":
+                asked.append(os.environ.get("JAX_PLATFORMS"))
+                raise ImportError("no jax in this test")  # bm25s then goes on without it
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [RecordJax(), *sys.meta_path])
+    for chosen in (None, "cuda"):
+        if chosen is None:
+            monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+        else:
+            monkeypatch.setenv("JAX_PLATFORMS", chosen)
+        for name in [m for m in sys.modules if m == "bm25s" or m.startswith("bm25s.") or m == "jax"]:
+            monkeypatch.delitem(sys.modules, name)  # restored after the test
+        assert import_bm25s().BM25 is not None
+    assert asked == ["cpu", "cuda"]
