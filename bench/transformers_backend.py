@@ -26,6 +26,9 @@ MODES = {
     # name: (backend, share_prefix, packed, readers)
     "yes/no naive": ("transformers", False, False, "yesno"),
     "yes/no shared KV": ("transformers", True, False, "yesno"),
+    # the output head over every token, as before it ran only where a continuation ends (`logits_to_keep`)
+    "yes/no naive, head on every token": ("transformers", False, False, "yesno"),
+    "yes/no shared KV, head on every token": ("transformers", True, False, "yesno"),
     "letter k=5 separate": ("transformers", False, False, "letter5"),
     "letter k=5 shared KV": ("transformers", True, False, "letter5"),
     "letter k=5 packed": ("transformers", True, True, "letter5"),
@@ -45,6 +48,8 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict:
     backend_name, share, packed, readers_name = MODES[mode]
     extras = {"packed": True} if packed else {}
     backend = load_backend(backend_name, args.model, n_ctx=2048, **extras)
+    if mode.endswith("head on every token"):
+        backend.keeps_logits = False
     questions = read_exam(ROOT / "src/openbook/resources/default-exam.csv")[:args.questions]
     options = AnswerOptions(index=ROOT / "runs/default-index", retrieval=["bm25"], context_tokens=args.context_tokens)
     contexts = [c[0].context for c in retrieve_contexts(questions, Retrieval(options.index), options,
@@ -92,6 +97,8 @@ def main() -> None:
         return f"{max(abs(x[k] - y[k]) for x, y in pairs for k in x):.1e}"
 
     reference = {"yes/no naive": None, "yes/no shared KV": "yes/no naive", "letter k=5 separate": None,
+                 "yes/no naive, head on every token": "yes/no naive",
+                 "yes/no shared KV, head on every token": "yes/no shared KV",
                  "letter k=5 shared KV": "letter k=5 separate", "letter k=5 packed": "letter k=5 separate",
                  "yes/no layered": "yes/no shared KV", "letter k=5 layered": "letter k=5 shared KV"}
     rows = []

@@ -72,6 +72,33 @@ def test_shared_kv_and_packed_rotations_equal_scoring_from_scratch(backend):
     assert max(scratch[0][0].values()) - min(scratch[0][0].values()) > 1e-3
 
 
+def test_the_output_head_runs_where_a_continuation_ends_only(backend):
+    """Scored from scratch, on a shared cache or packed, the head (49K words here, 150K for Qwen) sees
+    a few rows per continuation instead of every token, and the probabilities are those of the head
+    run everywhere."""
+    assert backend.keeps_logits
+    rows = []
+    hook = backend.network.lm_head.register_forward_hook(lambda _, inputs, __: rows.append(inputs[0].shape[:-1].numel()))
+    readers = [YesNoReader(backend)]
+    runs = {}
+    try:
+        for keep in (True, False):
+            backend.keeps_logits = keep
+            for packed, share in ((False, False), (False, True), (True, True)):
+                backend.packed = packed
+                rows.clear()
+                runs[keep, packed, share] = probabilities(readers, backend, share), sum(rows)
+    finally:
+        hook.remove()
+        backend.packed, backend.keeps_logits = False, True
+    for packed, share in ((False, False), (False, True), (True, True)):
+        kept, kept_rows = runs[True, packed, share]
+        everywhere, all_rows = runs[False, packed, share]
+        assert_same(kept, everywhere)
+        # 8 options in groups of max_sequences=3: at most 3 rows each (one per distinct last position)
+        assert kept_rows <= 30 < 200 < all_rows
+
+
 def test_packed_layout_lets_each_option_see_the_prefix_and_itself_only():
     from openbook.backends.transformers_backend import packed_layout
 

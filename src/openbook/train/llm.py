@@ -51,8 +51,9 @@ def yes_no_scores(backend, reader, question: Question, context):
     continuations = reader.plan(question).continuations
     ids, positions, mask, last = packed_layout(prefix, continuations)
     device = backend.device
+    keep, columns = backend.logits_only_at(last)  # the head (and its gradient) at the options' last tokens only
     logits = backend.network(input_ids=ids[None].to(device), position_ids=positions[None].to(device),
-                             attention_mask=mask[None, None].to(device), use_cache=False).logits[0, last].float()
+                             attention_mask=mask[None, None].to(device), use_cache=False, **keep).logits[0, columns].float()
     yes = torch.logsumexp(logits[:, reader.yes_ids], dim=1)
     no = torch.logsumexp(logits[:, reader.no_ids], dim=1)
     return yes - no
