@@ -6,11 +6,19 @@
 #
 # `encoder` fine-tunes all-MiniLM-L6-v2 (MINILM_DIR: its folder) as the multiple-choice reader on
 # every llmse-6k-dev + llmse-stem-1k question except the default exam's, 3 epochs, at 256 and 448
-# context tokens, and leaves each model in OUT as <name>.tar split into 16 MB parts.
+# context tokens, and leaves the 256-token model in OUT as encoder-ctx256.tar split into 16 MB parts
+# (reassemble with `cat OUT/encoder-ctx256.tar.part-* | tar -xf - -C MODEL_DIR`).
 # `llm` gives ARCH_DIR (`python bench/random_weights.py export qwen2.5-coder-1.5b-instruct ARCH_DIR`)
 # random bf16 weights, then runs bench/transformers_backend.py on 20 questions at ~1,000 context
 # tokens and a short LoRA yes/no training: speed and memory only (random weights answer nothing).
-# Peak GPU memory comes from nvidia-smi (what the process holds, the allocator's cache included).
+# Peak GPU memory: nvidia-smi's (the whole device: the allocator's cache, and any other library's
+# reserve) around each training, and `peak_gpu_allocated_mib` (the tensors) in its training.json.
+# Session 7 ran it on a lent H100 that reaches no registry and takes 64 MiB per call: the working
+# tree carried wheels of bm25s, PyStemmer and zstandard (and transformers 5.24 + peft 0.21.2 for
+# `llm`: that image has transformers 5.17, openbook needs >= 5.20), blingfire's __init__.py and .so
+# alone (its wheel is 42 MB of other tokenizers' models), the BM25 index and the two exams as a
+# .tar.xz, and the fp16 MiniLM; the command installed the wheels with `pip install --target`, put
+# them, blingfire and src/ on PYTHONPATH, unpacked the index to runs/default-index, and ran this.
 # SMOKE="--max-questions 8 --epochs 1" (appended to the training commands; the last value wins) and
 # BENCH="--questions 1" make a quick check of the script itself, e.g. on a CPU.
 set -euo pipefail
@@ -63,6 +71,7 @@ if [ "$what" = encoder ]; then
             || { echo "encoder $name failed"; continue; }
         python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["history"]))' \
             "/tmp/encoder-$name/training.json"
+        [ "$name" = ctx256 ] || continue  # a device call returns 64 MiB: room for one fp16 MiniLM (45 MB)
         cast_weights "/tmp/encoder-$name" "/tmp/encoder-$name-fp16" float16  # half the bytes to bring back
         (cd "/tmp/encoder-$name-fp16" && tar -cf - . | split -b 16000000 - "$out/encoder-$name.tar.part-")
     done
