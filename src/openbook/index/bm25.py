@@ -54,7 +54,7 @@ def open_index(directory: Path) -> SparseIndex:
 def import_bm25s():
     """bm25s, imported with JAX kept on the CPU. Importing bm25s imports JAX when it is installed
     (for its top-k) and runs one operation, which on a GPU machine makes JAX take 75 % of the GPU's
-    memory for the whole process (seen on an H100: 60 GB held beside a 0.1B encoder being trained).
+    memory for the whole process (seen on an H100: 60 GB held beside a 22M-parameter encoder in training).
     openbook's BM25 never needs the GPU, so JAX gets the CPU unless the user chose otherwise."""
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import bm25s
