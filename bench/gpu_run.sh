@@ -22,7 +22,9 @@
 # SMOKE="--max-questions 8 --epochs 1" (appended to the training commands; the last value wins) and
 # BENCH="--questions 1" make a quick check of the script itself, e.g. on a CPU.
 set -euo pipefail
-what=$1 out=$2 model=$3 exams=$4
+[ $# -eq 4 ] || { echo "usage: bash bench/gpu_run.sh encoder|llm OUT MODEL_DIR EXAMS_DIR" >&2; exit 2; }
+what=$1 model=$3 exams=$4
+mkdir -p "$2" && out=$(cd "$2" && pwd)  # absolute: the packing below runs in another folder
 if ! command -v openbook >/dev/null; then  # openbook on PYTHONPATH but not installed: a command for `timeout`
     mkdir -p /tmp/openbook-bin
     printf '#!/bin/sh\nexec python3 -c %s "$@"\n' \
@@ -38,7 +40,8 @@ peak_gpu_memory() {  # run "$@" while sampling the GPU's used memory; print the 
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >/tmp/gpu-memory.csv &
     local sampler=$! status=0
     "$@" || status=$?
-    kill $sampler
+    kill $sampler 2>/dev/null || true
+    wait $sampler 2>/dev/null || true
     echo "peak GPU memory used: $(sort -n /tmp/gpu-memory.csv | tail -1) MiB (exit $status)"
     return $status
 }

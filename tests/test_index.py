@@ -214,9 +214,10 @@ def test_bm25s_is_imported_with_jax_kept_off_the_gpu(monkeypatch):
             return None
 
     monkeypatch.setattr(sys, "meta_path", [RecordJax(), *sys.meta_path])
+    monkeypatch.setenv("JAX_PLATFORMS", "unset-after-the-test")  # so teardown restores the variable as it was
     for chosen in (None, "cuda"):
         if chosen is None:
-            monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+            monkeypatch.delenv("JAX_PLATFORMS")
         else:
             monkeypatch.setenv("JAX_PLATFORMS", chosen)
         for name in [m for m in sys.modules if m == "bm25s" or m.startswith("bm25s.") or m == "jax"]:

@@ -95,7 +95,7 @@ def test_the_output_head_runs_where_a_continuation_ends_only(backend):
         kept, kept_rows = runs[True, packed, share]
         everywhere, all_rows = runs[False, packed, share]
         assert_same(kept, everywhere)
-        # 8 options in groups of max_sequences=3: at most 3 rows each (one per distinct last position)
+        # 8 options in groups of max_sequences=3: a batch's rows × its distinct last positions (≤ 3 × 3)
         assert kept_rows <= 30 < 200 < all_rows
 
 

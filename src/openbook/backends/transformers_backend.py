@@ -187,15 +187,16 @@ class TransformersBackend:
                                    for k, v in inputs.items()})
 
     def logits_only_at(self, positions: Sequence[int]) -> tuple[dict, list[int]]:
-        """Forward arguments that run the output head at these sequence positions alone, and where each
-        position's logits then are. Over every token a 150K-word head is ~15 % of a 1.5B model's
+        """Forward arguments that run the output head at these sequence positions alone (in every row
+        of the batch), and where each position's logits then are. Over every token a 150K-word head is ~15 % of a 1.5B model's
         work (and its largest activation); models without `logits_to_keep` get the head everywhere."""
         import torch
 
         if not self.keeps_logits:
             return {}, list(positions)
         columns = sorted(set(positions))
-        return {"logits_to_keep": torch.tensor(columns, device=self.device)}, [columns.index(p) for p in positions]
+        kept = torch.tensor(columns, dtype=torch.long, device=self.device)  # the same positions in every row
+        return {"logits_to_keep": kept}, [columns.index(p) for p in positions]
 
     def _prefix_caches(self, prefixes: Sequence[Sequence[int]]):
         """One forward pass over all (non-empty) prefixes, right-padded: the batched KV cache and the
