@@ -189,7 +189,7 @@ def main() -> None:
         for item in args.pace:
             member, value = item.split("=")
             for name in seconds:
-                if name.split("/")[0].split("@")[0] == member:  # the encoder's runs are encoder@FOLDER
+                if name.split("/")[0] == member_folder(set_name, member, encoder).name:
                     seconds[name] = float(value)
         scored = scored_from_runs(folders, read_exam(exam))  # the questions every member answered
         names = list(seconds)
