@@ -29,7 +29,7 @@ import json
 import os
 import sys
 from dataclasses import replace
-from itertools import combinations
+from itertools import combinations, product
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +204,9 @@ def main() -> None:
                 rows.append([set_name, f"{method}({' + '.join(group)})", f"{score.map_at_3:.4f}",
                              f"{score.accuracy:.4f}", f"{sum(seconds[n] for n in group):.2f}", f"ECE {score.ece:.3f}"])
         encoder_reader = f"{member_folder(set_name, 'encoder', encoder).name}/encoder"
-        for cheap in (encoder_reader, "letter@none/letter"):  # each cheap stage, then qwen with BM25 context
-            expensive = "letter@bm25/letter"
+        # each cheap stage, then qwen with BM25 context (1,000 tokens, or 500: the default main stage)
+        for cheap, expensive in product((encoder_reader, "letter@none/letter"),
+                                        ("letter@bm25/letter", "letter@bm25-500/letter")):
             if cheap in names and expensive in names:
                 oof = out_of_fold_scores("weighted", scored, [cheap, expensive], args.folds)
                 _, temperature = evaluate_scores(scored, oof, "weighted")  # as fit_ensemble calibrates

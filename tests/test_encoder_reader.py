@@ -210,13 +210,19 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
     assert run.settings["cascade"]["escalated"] == 3 and run.settings["cascade"]["readers"] == ["letter"]
     assert run.settings["cascade"]["budget_seconds"] is None  # inf: the margin alone decides
     assert run.settings["reader_names"] == ["encoder@triage", "letter"]  # whichever questions were re-read
-    for result in run.results:
+    main_decides = answer_exam(questions, AnswerOptions(**{**cascade, "escalate_margin": threshold,
+                                                           "budget_seconds": math.inf, "average_stages": False}))
+    for result, by_main in zip(run.results, main_decides.results, strict=True):
         assert result.outputs[0].reader == "encoder@triage"
-        if result.question.id in escalated:  # unfitted, the main reader decides alone
-            assert result.prediction.probabilities == pytest.approx(result.outputs[1].probabilities)
+        if result.question.id in escalated:  # unfitted, the mean of both stages decides, or the main reader alone
+            triage, main = (output.probabilities for output in result.outputs)
+            assert result.prediction.probabilities == pytest.approx({k: (triage[k] + main[k]) / 2 for k in main})
+            assert by_main.prediction.probabilities == pytest.approx(by_main.outputs[1].probabilities)
+            assert by_main.prediction.probabilities != pytest.approx(result.prediction.probabilities)
         else:
             assert result.prediction.probabilities == pytest.approx(result.outputs[0].probabilities)
             assert result.prediction.probabilities == pytest.approx(alone[result.question.id])
+            assert by_main.prediction.probabilities == pytest.approx(result.prediction.probabilities)
     assert run.settings["model_path"].endswith(".gguf") and run.settings["triage_model_path"] == "smollm2-135m-instruct"
     # a budget the triage pass has spent: the main stage is not even loaded
     tight = answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": 0.001}))

@@ -69,6 +69,10 @@ class AnswerOptions:
     triage_rotations: int | None = None  # the triage pass's letter rotations (None: `rotations`); 3 won the
                                          # replay (bench/triage.py) but lost the real run (README)
     escalate_margin: float = 1.0         # only questions whose top-1 minus top-2 probability is below this
+    # unfitted, a re-read question is decided by the mean of both stages' outputs (the reading without
+    # context and the one with it), else by the main readers alone; a fitted ensemble always weighs both.
+    # The mean won in every replay on two exams and in the recorded real runs (README, "Who decides")
+    average_stages: bool = True
     budget_seconds: float | None = None  # the whole run's budget (inf: the margin alone decides) ...
     budget_per_question: float | None = None  # ... or per question; neither: DEFAULT_BUDGET_PER_QUESTION
     progress: bool = True
@@ -436,8 +440,7 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                 began = time.perf_counter()
                 more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)
                 outputs = [*result.outputs, *more]
-                # unfitted, the main readers decide alone; a fitted ensemble weighs both stages
-                decided_by = outputs if ensemble is not None else more
+                decided_by = outputs if ensemble is not None or options.average_stages else more
                 every_context = [*result.contexts, *own_contexts[i]]
                 prediction = combine(result.question, decided_by, every_context, ensemble)
             except (ValueError, RuntimeError, OpenbookError) as error:

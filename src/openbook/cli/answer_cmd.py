@@ -42,6 +42,9 @@ TriRotOpt = Annotated[int | None, typer.Option(help="Cascade: the triage pass's 
                                                     "(default: --rotations).")]
 EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: re-read only questions whose top-1 minus top-2 "
                                                          "probability is below this.")]
+AverageOpt = Annotated[bool | None, typer.Option("--average-stages/--main-decides", help="Cascade: a re-read "
+                                                 "question is decided by the mean of both stages (default) or by "
+                                                 "the main readers alone (a fitted --ensemble always weighs both).")]
 PerQuestionOpt = Annotated[float | None, typer.Option(help="Cascade: the budget as seconds per question answered "
                                                            "(default 10).")]
 BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the whole run; the hardest questions are "
@@ -112,7 +115,8 @@ def _shared_options(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = 
                     reader: ReaderOpt = None, encoder: EncoderOpt = None, encoder_tokens: EncTokOpt = None,
                     ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
                     triage_context_tokens: TriCtxOpt = None, triage_rotations: TriRotOpt = None,
-                    escalate_margin: EscMarginOpt = None, budget_seconds: BudgetOpt = None,
+                    escalate_margin: EscMarginOpt = None, average_stages: AverageOpt = None,
+                    budget_seconds: BudgetOpt = None,
                     budget_per_question: PerQuestionOpt = None, rotations: RotOpt = None,
                     share_prefix: ShareOpt = None, retrieval: RetrOpt = None, candidates: CandOpt = None,
                     dense_engine: EngineOpt = None, passages: PassOpt = None, context_tokens: CtxOpt = None,
