@@ -11,7 +11,8 @@ own validation split):
 
 Members: the trained encoder (BM25 context as it was trained), and qwen's letter reader with no
 context, with 1,000 tokens of BM25 context and with `auto` (hybrid) context (and, when named with
---members, `letter@bm25-500` and `letter@auto-500`: 500 tokens of BM25 or `auto` context). Each is a
+--members, `letter@bm25-500`, `letter@auto-500` and `letter@rerank-500`: 500 tokens of BM25, `auto`
+or `bm25/both+embed` context). Each is a
 real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER (the encoder's in
 encoder@ENCODER_FOLDER_NAME) and resumed when present,
 so a stopped bench continues and finished members are not recomputed. Their s/question
@@ -101,10 +102,12 @@ def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
         # half the context, the cascade's main stage since session 6 (bench/triage.py); opt-in (--members)
         "letter@bm25-500": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=500),
         "letter@auto-500": replace(base, readers=["letter"], retrieval=["auto"], context_tokens=500),
+        # BM25 with per-option queries, reranked by MiniLM: recall@5 0.935 on llmse-stem-1k (bench/retrieval.py)
+        "letter@rerank-500": replace(base, readers=["letter"], retrieval=["bm25/both+embed"], context_tokens=500),
     }
 
 
-OPT_IN = {"letter@bm25-500", "letter@auto-500"}  # members run only when named, so the default bench is the README's table
+OPT_IN = {"letter@bm25-500", "letter@auto-500", "letter@rerank-500"}  # members run only when named, so the default bench is the README's table
 
 
 def run_member(exam: Path, options: AnswerOptions, out: Path, limit: int) -> dict:
@@ -163,7 +166,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["default-exam", "arc-challenge-val", "llmse-6k-dev-val"])
     parser.add_argument("--members", nargs="+", default=None,
                         help="members to run (default: all but the 500-token ones): encoder letter@none "
-                             "letter@bm25 letter@auto letter@bm25-500 letter@auto-500")
+                             "letter@bm25 letter@auto letter@bm25-500 letter@auto-500 letter@rerank-500")
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--budgets", nargs="+", type=float, default=[5.0, 10.0])
     parser.add_argument("--folds", type=int, default=5)

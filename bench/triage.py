@@ -6,6 +6,11 @@ Replays cascades from recorded outputs: every no-context reader of `bench/reader
     python bench/readers.py --sections quality      # writes bench/out/readers/MODEL/EXAM-none
     python bench/ensemble.py --encoder DIR          # writes bench/out/ensemble/SET/letter@bm25, …
     python bench/triage.py [--budgets 10] [--main letter@bm25 letter@bm25-500]
+    python bench/triage.py --runs runs/cascade-ctx500 …   # real cascade runs: who decides a re-read question
+
+`--runs` scores real `openbook eval` cascade runs twice from their predictions.jsonl: as the main
+readers alone decide a re-read question (`--main-decides`) and as the mean of both stages does (the
+default since session 8); a question that was not re-read keeps its triage answer either way.
 
 Both benches sample their questions with the same seed, so the default exam is readers' llmse-stem-1k
 sample and arc-challenge-val-100 its arc-challenge-val sample; only questions both recorded are
@@ -22,10 +27,13 @@ from pathlib import Path
 
 from common import OUT, ROOT, markdown_table
 from ensemble import cascade_rows
+from openbook.ensemble.average import average_probabilities, rank
 from openbook.ensemble.features import read_predictions, scored_question
 from openbook.ensemble.learned import ranking_of
 from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
+from openbook.pipeline import TRIAGE_SUFFIX
+from openbook.readers.base import ReaderOutput
 
 # seconds/question of each reader alone, uncontended (bench/readers.py speed section, llmse-stem-1k)
 TRIAGE_PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5}
@@ -37,6 +45,26 @@ def recorded(path):
     return {record["id"]: record["readers"] for record in read_predictions(path)} if path.is_file() else {}
 
 
+def decided_both_ways(run: Path) -> list[list[str]]:
+    """A real cascade run scored as the main readers alone and as both stages averaged would decide."""
+    records = read_predictions(run / "predictions.jsonl")
+    rows = []
+    for label, both in (("main readers decide", False), ("both stages averaged", True)):
+        pairs = []
+        for record in records:
+            outputs = [ReaderOutput(str(record["id"]), name, probabilities)
+                       for name, probabilities in record["readers"].items()]
+            main = [o for o in outputs if not o.reader.endswith(TRIAGE_SUFFIX)]
+            decided_by = outputs if both or not main else main
+            probabilities = average_probabilities(decided_by)
+            pairs.append((rank(probabilities), record["answer"]))
+        scores = score_rankings(pairs)
+        re_read = sum(any(not name.endswith(TRIAGE_SUFFIX) for name in r["readers"]) for r in records)
+        rows.append([str(run), label, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{len(records)}",
+                     f"{re_read} re-read"])
+    return rows
+
+
 def measured_pace(run: Path) -> float:
     return json.loads((run / "metrics.json").read_text())["seconds"]["per_question"]
 
@@ -45,9 +73,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--budgets", nargs="+", type=float, default=[10.0])
+    parser.add_argument("--runs", nargs="+", type=Path, default=None,
+                        help="real cascade runs (openbook eval --out DIR) to score both ways instead")
     parser.add_argument("--main", nargs="+", default=["letter@bm25", "letter@bm25-500"],
                         help="bench/ensemble.py members to replay as the main stage")
     args = parser.parse_args()
+    if args.runs:
+        print(markdown_table(["run", "re-read questions decided by", "MAP@3", "accuracy", "questions", ""],
+                             [row for run in args.runs for row in decided_both_ways(run)]))
+        return
     rows = []
     for set_name, (readers_exam, exam) in SETS.items():
         triage = recorded(OUT / "readers" / args.model / f"{readers_exam}-none" / "predictions.jsonl")
