@@ -256,7 +256,7 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
         return json.loads((tmp_path / out / "run.json").read_text())["settings"]
 
     cascaded = run("default")
-    assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter@triage", "letter"]
+    assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter-rot3@triage", "letter"]
     assert run("single", "--triage", "none")["cascade"] is False
     debiased = run("debiased", "--triage-rotations", "2")  # a debiased triage pass, a plain main stage
     assert debiased["reader_names"] == ["letter-rot2@triage", "letter"]
@@ -286,9 +286,9 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
     # stands for a kill during the main stage: the triage answers logged, the re-read ones not yet
     triage = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     for record in triage:  # as the triage pass logged them; marked, to show they are not read again
-        assert list(record["readers"]) == ["letter@triage", "letter"]
-        record["readers"] = {"letter@triage": {"A": 0.34, "B": 0.33, "C": 0.33}}
-        record["probabilities"], record["ranking"] = record["readers"]["letter@triage"], ["A", "B", "C"]
+        assert list(record["readers"]) == ["letter-rot3@triage", "letter"]
+        record["readers"] = {"letter-rot3@triage": {"A": 0.34, "B": 0.33, "C": 0.33}}
+        record["probabilities"], record["ranking"] = record["readers"]["letter-rot3@triage"], ["A", "B", "C"]
         record["contexts"] = record["contexts"][:1]
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in triage))
     state = json.loads((out / "run.json").read_text())
@@ -301,8 +301,8 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
     final = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in final] == ["1", "2"]
     for record in final:
-        assert list(record["readers"]) == ["letter@triage", "letter"]
-        assert record["readers"]["letter@triage"] == {"A": 0.34, "B": 0.33, "C": 0.33}
+        assert list(record["readers"]) == ["letter-rot3@triage", "letter"]
+        assert record["readers"]["letter-rot3@triage"] == {"A": 0.34, "B": 0.33, "C": 0.33}
         assert [c["retrieval"] for c in record["contexts"]] == ["none", "bm25"]
     resumed_settings = json.loads((out / "run.json").read_text())["settings"]
     assert resumed_settings["cascade"]["escalated"] == 2
@@ -351,9 +351,10 @@ def test_the_cli_reports_a_stopped_run_and_keeps_its_files(tmp_path):
 
 
 def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_context(tmp_path, articles_jsonl):
-    """The default options: the letter reader answers without context (outputs named letter@triage),
-    then the same reader re-reads with retrieved context, which decides; every answer reaches
-    `on_result` as soon as it is made and again when the cascade improves it."""
+    """The default options: the letter reader answers without context over 3 option orders (outputs
+    named letter-rot3@triage), then reads the hardest once more with retrieved context, and the mean of
+    both readings decides; every answer reaches `on_result` as soon as it is made and again when the
+    cascade improves it."""
     from openbook.index.build import build_index
     from openbook.pipeline import AnswerOptions, answer_exam, cascade_budget
 
@@ -363,6 +364,7 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
                                     {"A": "Oxygen", "B": "Argon", "C": "Neon"}, "A")]
     defaults = AnswerOptions(index=index, model=TINY_MODEL, n_ctx=1024, context_tokens=120, progress=False)
     assert defaults.triage_readers == ["auto"] and defaults.triage_context_tokens == 0  # the readers, no context
+    assert defaults.triage_rotations == 3 and defaults.rotations == 1 and defaults.average_stages
     assert cascade_budget(defaults, 2) == pytest.approx(2 * 10.0)  # DEFAULT_BUDGET_PER_QUESTION
     options = replace(defaults, budget_seconds=math.inf)  # what fits the budget depends on the machine
     seen = []
@@ -373,9 +375,11 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     hardest_first = sorted(run.results, key=lambda r: triage_margin(r.outputs[0].probabilities))
     assert seen == [("q1", 1), ("q2", 1), *[(r.question.id, 2) for r in hardest_first]]
     for result in run.results:
-        assert [o.reader for o in result.outputs] == ["letter@triage", "letter"]
+        assert [o.reader for o in result.outputs] == ["letter-rot3@triage", "letter"]
         assert [c.retrieval for c in result.contexts] == ["none", "bm25"] and result.contexts[1].context.tokens > 0
-        assert result.prediction.probabilities == pytest.approx(result.outputs[1].probabilities)
+        no_context, with_context = (output.probabilities for output in result.outputs)
+        mean = {letter: (no_context[letter] + with_context[letter]) / 2 for letter in with_context}
+        assert result.prediction.probabilities == pytest.approx(mean)
     # without an index both stages would read the same nothing: one stage, no cascade
     (plain,) = answer_exam(questions[:1], AnswerOptions(model=TINY_MODEL, n_ctx=1024, progress=False)).results
     assert [o.reader for o in plain.outputs] == ["letter"]

@@ -66,8 +66,10 @@ class AnswerOptions:
     triage_readers: list[str] = field(default_factory=lambda: [AUTO_TRIAGE])  # [] or ["none"]: no cascade
     triage_model: str | None = None      # the triage pass's language model (default: `model`)
     triage_context_tokens: int = 0       # the triage pass's context budget
-    triage_rotations: int | None = None  # the triage pass's letter rotations (None: `rotations`); 3 won the
-                                         # replay (bench/triage.py) but lost the real run (README)
+    # the triage pass's letter rotations (None: `rotations`). 3: a debiased triage answers better
+    # without context, and with both stages deciding it won the real runs on both exams (README,
+    # "Which triage pass"), though it leaves fewer questions to re-read
+    triage_rotations: int | None = 3
     escalate_margin: float = 1.0         # only questions whose top-1 minus top-2 probability is below this
     # unfitted, a re-read question is decided by the mean of both stages' outputs (the reading without
     # context and the one with it), else by the main readers alone; a fitted ensemble always weighs both.
