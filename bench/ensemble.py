@@ -107,7 +107,8 @@ def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
     }
 
 
-OPT_IN = {"letter@bm25-500", "letter@auto-500", "letter@rerank-500"}  # members run only when named, so the default bench is the README's table
+# members run only when named, so the default bench is the README's table
+OPT_IN = {"letter@bm25-500", "letter@auto-500", "letter@rerank-500"}
 
 
 def run_member(exam: Path, options: AnswerOptions, out: Path, limit: int) -> dict:

@@ -48,6 +48,7 @@ def recorded(path):
 def decided_both_ways(run: Path) -> list[list[str]]:
     """A real cascade run scored as the main readers alone and as both stages averaged would decide."""
     records = read_predictions(run / "predictions.jsonl")
+    re_read = sum(any(not name.endswith(TRIAGE_SUFFIX) for name in r["readers"]) for r in records)
     rows = []
     for label, both in (("main readers decide", False), ("both stages averaged", True)):
         pairs = []
@@ -59,7 +60,6 @@ def decided_both_ways(run: Path) -> list[list[str]]:
             probabilities = average_probabilities(decided_by)
             pairs.append((rank(probabilities), record["answer"]))
         scores = score_rankings(pairs)
-        re_read = sum(any(not name.endswith(TRIAGE_SUFFIX) for name in r["readers"]) for r in records)
         rows.append([str(run), label, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{len(records)}",
                      f"{re_read} re-read"])
     return rows

@@ -39,7 +39,7 @@ TriageOpt = Annotated[list[str] | None, typer.Option("--triage", help="Cascade: 
 TriModelOpt = Annotated[str | None, typer.Option(help="Cascade: the triage pass's model (default: --model).")]
 TriCtxOpt = Annotated[int | None, typer.Option(help="Cascade: the triage pass's context budget in tokens.")]
 TriRotOpt = Annotated[int | None, typer.Option(help="Cascade: the triage pass's letter-reader rotations "
-                                                    "(default: --rotations).")]
+                                                    "(default 3; 1: the plain, cheaper pass).")]
 EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: re-read only questions whose top-1 minus top-2 "
                                                          "probability is below this.")]
 AverageOpt = Annotated[bool | None, typer.Option("--average-stages/--main-decides", help="Cascade: a re-read "
