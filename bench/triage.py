@@ -7,10 +7,19 @@ Replays cascades from recorded outputs: every no-context reader of `bench/reader
     python bench/ensemble.py --encoder DIR          # writes bench/out/ensemble/SET/letter@bm25, …
     python bench/triage.py [--budgets 10] [--main letter@bm25 letter@bm25-500]
     python bench/triage.py --runs runs/cascade-ctx500 …   # real cascade runs: who decides a re-read question
+    python bench/triage.py --coverage 0 0.5 …        # the default cascade, routed by context coverage
+
+`--coverage` replays the default cascade (3-order letter triage, 500 tokens of BM25 context, both
+stages deciding) with the main stage routed as `openbook answer` routes it: a re-read question
+reads its context where one packed passage holds at least that share of its words, otherwise the
+two option orders left without context, and the 5-order reading decides (0: every re-read reads
+context, the default until session 9). Coverage comes from the passages the recorded 500-token
+run packed; the orders branch is planned at the 5-order pace less the 3-order one.
 
 `--runs` scores real `openbook eval` cascade runs twice from their predictions.jsonl: as the main
 readers alone decide a re-read question (`--main-decides`) and as the mean of both stages does (the
-default since session 8); a question that was not re-read keeps its triage answer either way.
+default since session 8); a question that was not re-read keeps its triage answer either way, and
+one re-read in its remaining option orders (session 9) is decided by that full-order reading either way.
 
 Both benches sample their questions with the same seed, so the default exam is readers' llmse-stem-1k
 sample and arc-challenge-val-100 its arc-challenge-val sample; only questions both recorded are
@@ -25,6 +34,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from common import OUT, ROOT, markdown_table
 from ensemble import cascade_rows
 from openbook.ensemble.average import average_probabilities, rank
@@ -34,6 +45,7 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 from openbook.pipeline import TRIAGE_SUFFIX
 from openbook.readers.base import ReaderOutput
+from openbook.retrieve.context import word_coverage
 
 # seconds/question of each reader alone, uncontended (bench/readers.py speed section, llmse-stem-1k)
 TRIAGE_PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5}
@@ -56,12 +68,47 @@ def decided_both_ways(run: Path) -> list[list[str]]:
             outputs = [ReaderOutput(str(record["id"]), name, probabilities)
                        for name, probabilities in record["readers"].items()]
             main = [o for o in outputs if not o.reader.endswith(TRIAGE_SUFFIX)]
-            decided_by = outputs if both or not main else main
+            # the pipeline's rule (escalate): a full-order reading holds the triage's orders and decides alone
+            full_orders = not record["contexts"][1:] and bool(main)
+            decided_by = outputs if both and not full_orders or not main else main
             probabilities = average_probabilities(decided_by)
             pairs.append((rank(probabilities), record["answer"]))
         scores = score_rankings(pairs)
         rows.append([str(run), label, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{len(records)}",
                      f"{re_read} re-read"])
+    return rows
+
+
+def coverage_of(prompt: str, record: dict) -> float:
+    """`question_coverage` of a recorded question: its prompt against each passage the context packed."""
+    return max((word_coverage(prompt, p["text"]) for c in record["contexts"] for p in c["passages"]), default=0.0)
+
+
+def routed_rows(label, scored, coverage, main_stage, pace, budgets, thresholds):
+    """The default cascade replayed at each coverage threshold (see the module's docstring)."""
+    cheap, full = "letter-rot3@none", "letter-rot5@none"
+    rest = pace[full] - pace[cheap]
+    n = len(scored)
+    order = sorted(range(n), key=lambda i: float(np.diff(np.sort(scored[i].readers[cheap])[-2:])[0]))
+    rows = []
+    for budget in budgets:
+        for threshold in thresholds:
+            left, final, counts = (budget - pace[cheap]) * n, [q.readers[cheap] for q in scored], [0, 0]
+            for i in order:
+                q = scored[i]
+                with_context = coverage[q.id] >= threshold
+                if not with_context and len(q.letters) <= 3:
+                    continue  # the triage read every order
+                cost = pace[main_stage] if with_context else rest
+                if cost > left:
+                    continue  # another kind of re-read may still fit
+                left -= cost
+                final[i] = (q.readers[cheap] + q.readers[main_stage]) / 2 if with_context else q.readers[full]
+                counts[not with_context] += 1
+            scores = score_rankings((ranking_of(q.letters, p), q.answer) for q, p in zip(scored, final))
+            rows.append([label, f"cascade 3 orders → {main_stage} where coverage ≥ {threshold:g}, else 5 orders; "
+                                f"budget {budget:g} s/q", f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}",
+                         f"{budget - left / n:.2f}", f"{counts[0]} with context, {counts[1]} in more orders"])
     return rows
 
 
@@ -77,6 +124,8 @@ def main() -> None:
                         help="real cascade runs (openbook eval --out DIR) to score both ways instead")
     parser.add_argument("--main", nargs="+", default=["letter@bm25", "letter@bm25-500"],
                         help="bench/ensemble.py members to replay as the main stage")
+    parser.add_argument("--coverage", nargs="+", type=float, default=None,
+                        help="replay the default cascade routed at these context-coverage thresholds instead")
     args = parser.parse_args()
     if args.runs:
         print(markdown_table(["run", "re-read questions decided by", "MAP@3", "accuracy", "questions", ""],
@@ -100,6 +149,12 @@ def main() -> None:
                                   | {name: found[q.id]["letter"] for name, found in mains.items()}, "")
                   for q in questions]
         label = f"{set_name} ({len(scored)})"
+        if args.coverage:
+            main_stage = args.main[-1]
+            records = {r["id"]: r for r in read_predictions(runs[main_stage] / "predictions.jsonl")}
+            coverage = {q.id: coverage_of(q.prompt, records[q.id]) for q in questions}
+            rows += routed_rows(label, scored, coverage, main_stage, pace, args.budgets, args.coverage)
+            continue
         for name in pace:
             alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)
             rows.append([label, name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}", f"{pace[name]:.2f}", ""])

@@ -120,6 +120,27 @@ def test_debiasing_with_all_rotations_is_invariant_to_cyclic_option_order(backen
                for l1, l2 in zip("ABCDE", "EABCD")) > 1e-3
 
 
+def test_a_reading_over_some_orders_is_completed_to_the_reading_over_all(backend):
+    """Orders 0-2, then 3-4 (`first_rotation`), merged by `complete_rotations`, give what reading all
+    five orders at once gives; on four options the completion reads the one order left."""
+    from openbook.readers.letter import complete_rotations, orders_read
+
+    four = Question("q4", QUESTION.prompt, {k: v for k, v in QUESTION.options.items() if k != "E"})
+    for question in (QUESTION, four):
+        n = len(question.options)
+        few, rest = read(LetterReader(backend, rotations=3), question), read(LetterReader(backend, 5, first_rotation=3), question)
+        assert LetterReader(backend, 5, first_rotation=3).orders(n) == [[(j + r) % n for j in range(n)] for r in range(3, n)]
+        assert orders_read(5, 3, n) == n - 3 and orders_read(5, 3, 3) == 0
+        full = complete_rotations(few, 3, rest, 5, n)
+        direct = read(LetterReader(backend, rotations=5), question)
+        assert full.reader == "letter-rot5" and sum(full.probabilities.values()) == pytest.approx(1.0)
+        for letter, probability in direct.probabilities.items():
+            assert full.probabilities[letter] == pytest.approx(probability, abs=1e-3)
+        assert max(abs(few.probabilities[k] - direct.probabilities[k]) for k in direct.probabilities) > 1e-3
+    with pytest.raises(ValueError, match="first_rotation"):
+        LetterReader(backend, 3, first_rotation=3)
+
+
 def test_absent_options_get_no_probability(backend):
     question = Question(id="q3", prompt="Is water wet?", options={"A": "Yes", "B": "No", "D": "Sometimes"})
     for reader in (LetterReader(backend, rotations=3), YesNoReader(backend)):
@@ -246,7 +267,8 @@ def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
 def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, articles_jsonl):
     runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,C,answer\n1,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n")
+    # the Photosynthesis article holds 3 of the prompt's 4 words: the re-read reads that context
+    exam.write_text("id,prompt,A,B,C,answer\n1,Which gas is released as a by-product of photosynthesis?,Oxygen,Argon,Neon,A\n")
 
     def run(out: str, *extra: str) -> dict:
         result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(tmp_path / out),
@@ -255,10 +277,10 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
         assert result.exit_code == 0, result.output
         return json.loads((tmp_path / out / "run.json").read_text())["settings"]
 
-    cascaded = run("default")
+    cascaded = run("default", "--budget-seconds", "inf")  # a loaded CPU may spend 10 s on the triage pass
     assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter-rot3@triage", "letter"]
     assert run("single", "--triage", "none")["cascade"] is False
-    debiased = run("debiased", "--triage-rotations", "2")  # a debiased triage pass, a plain main stage
+    debiased = run("debiased", "--triage-rotations", "2", "--budget-seconds", "inf")  # a debiased triage pass, a plain main stage
     assert debiased["reader_names"] == ["letter-rot2@triage", "letter"]
     result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--model", TINY_MODEL,
                                  "--triage", "none", "--budget-seconds", "5"])
@@ -350,41 +372,69 @@ def test_the_cli_reports_a_stopped_run_and_keeps_its_files(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["count"] == 1
 
 
-def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_context(tmp_path, articles_jsonl):
+def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_context(backend, tmp_path, articles_jsonl):
     """The default options: the letter reader answers without context over 3 option orders (outputs
-    named letter-rot3@triage), then reads the hardest once more with retrieved context, and the mean of
-    both readings decides; every answer reaches `on_result` as soon as it is made and again when the
-    cascade improves it."""
+    named letter-rot3@triage), then re-reads the hardest: a question its retrieved context covers with
+    that context, decided by the mean of both readings; one it does not cover without context, in
+    the two option orders left, decided by the 5-order reading. Every answer reaches `on_result` as
+    soon as it is made and again when the cascade improves it."""
     from openbook.index.build import build_index
     from openbook.pipeline import AnswerOptions, answer_exam, cascade_budget
+    from openbook.retrieve.context import word_coverage
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
-    questions = [QUESTION, Question("q2", "What do plants release in photosynthesis?",
-                                    {"A": "Oxygen", "B": "Argon", "C": "Neon"}, "A")]
+    off_topic = Question("q2", "What do plants release in photosynthesis?",
+                         {"A": "Oxygen", "B": "Argon", "C": "Neon", "D": "Helium", "E": "Xenon"}, "A")
+    # the Photosynthesis article holds 2 of its 5 words (plants, photosynthesis), the Mitochondrion one
+    # 3 of QUESTION's 5 (produces, atp, cell)
+    assert word_coverage(off_topic.prompt, conftest_article("Photosynthesis")) == pytest.approx(0.4)
+    assert word_coverage(QUESTION.prompt, conftest_article("Mitochondrion")) == pytest.approx(0.6)
+    questions = [QUESTION, off_topic]
     defaults = AnswerOptions(index=index, model=TINY_MODEL, n_ctx=1024, context_tokens=120, progress=False)
     assert defaults.triage_readers == ["auto"] and defaults.triage_context_tokens == 0  # the readers, no context
     assert defaults.triage_rotations == 3 and defaults.rotations == 1 and defaults.average_stages
+    assert defaults.context_coverage == 0.5
     assert cascade_budget(defaults, 2) == pytest.approx(2 * 10.0)  # DEFAULT_BUDGET_PER_QUESTION
     options = replace(defaults, budget_seconds=math.inf)  # what fits the budget depends on the machine
     seen = []
     run = answer_exam(questions, options, on_result=lambda r: seen.append((r.question.id, len(r.outputs))))
     cascade = run.settings["cascade"]
     assert cascade["escalated"] == 2 and cascade["readers"] == ["letter"] and cascade["triage_readers"] == ["letter"]
-    assert cascade["budget_seconds"] is None
+    assert cascade["read_without_context"] == 1 and cascade["context_coverage"] == 0.5
+    assert cascade["budget_seconds"] is None and set(cascade["seconds_per_question_read"]) == {"context", "orders"}
     hardest_first = sorted(run.results, key=lambda r: triage_margin(r.outputs[0].probabilities))
     assert seen == [("q1", 1), ("q2", 1), *[(r.question.id, 2) for r in hardest_first]]
-    for result in run.results:
-        assert [o.reader for o in result.outputs] == ["letter-rot3@triage", "letter"]
-        assert [c.retrieval for c in result.contexts] == ["none", "bm25"] and result.contexts[1].context.tokens > 0
-        no_context, with_context = (output.probabilities for output in result.outputs)
-        mean = {letter: (no_context[letter] + with_context[letter]) / 2 for letter in with_context}
-        assert result.prediction.probabilities == pytest.approx(mean)
+    covered, uncovered = run.results
+    assert [o.reader for o in covered.outputs] == ["letter-rot3@triage", "letter"]
+    assert [c.retrieval for c in covered.contexts] == ["none", "bm25"] and covered.contexts[1].context.tokens > 0
+    no_context, with_context = (output.probabilities for output in covered.outputs)
+    mean = {letter: (no_context[letter] + with_context[letter]) / 2 for letter in with_context}
+    assert covered.prediction.probabilities == pytest.approx(mean)
+    assert [o.reader for o in uncovered.outputs] == ["letter-rot3@triage", "letter-rot5"]
+    assert [c.retrieval for c in uncovered.contexts] == ["none"]
+    five_orders = read(LetterReader(backend, rotations=5), off_topic, Context("", (), 0)).probabilities
+    assert uncovered.prediction.probabilities == uncovered.outputs[1].probabilities
+    for letter, probability in five_orders.items():
+        assert uncovered.prediction.probabilities[letter] == pytest.approx(probability, abs=1e-3)
+    # threshold 0: every re-read question reads its context, as before the threshold
+    always = answer_exam(questions, replace(options, context_coverage=0.0))
+    assert always.settings["cascade"]["read_without_context"] == 0
+    assert always.settings["cascade"]["context_coverage"] is None
+    assert all([o.reader for o in r.outputs] == ["letter-rot3@triage", "letter"] for r in always.results)
     # without an index both stages would read the same nothing: one stage, no cascade
     (plain,) = answer_exam(questions[:1], AnswerOptions(model=TINY_MODEL, n_ctx=1024, progress=False)).results
     assert [o.reader for o in plain.outputs] == ["letter"]
     with pytest.raises(ValueError, match="needs triage readers"):
         answer_exam(questions, AnswerOptions(index=index, model=TINY_MODEL, triage_readers=[], budget_seconds=5.0))
+    with pytest.raises(ValueError, match="context-coverage"):
+        answer_exam(questions, replace(options, context_coverage=1.5))
+
+
+def conftest_article(title: str) -> str:
+    from conftest import ARTICLES
+
+    return next(text for _, name, text in ARTICLES if name == title)
 
 
 def triage_margin(probabilities) -> float:

@@ -18,9 +18,10 @@ from openbook.ensemble import Ensemble, average_probabilities, rank, scored_ques
 from openbook.errors import OpenbookError
 from openbook.progress import meter
 from openbook.readers import EncoderReader, LetterReader, Reader, ReaderOutput, YesNoReader, read_questions
+from openbook.readers.letter import complete_rotations, orders_read, rotation_reader_name
 from openbook.retrieve import Retrieval
-from openbook.retrieve.context import Context, pack_context
-from openbook.types import Hit, Prediction, Question
+from openbook.retrieve.context import Context, pack_context, question_coverage
+from openbook.types import LETTERS, Hit, Prediction, Question
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_BUDGET_PER_QUESTION = 10.0  # seconds: the CPU target the default cascade was measured against
@@ -75,6 +76,12 @@ class AnswerOptions:
     # context and the one with it), else by the main readers alone; a fitted ensemble always weighs both.
     # The mean won in every replay on two exams and in the recorded real runs (README, "Who decides")
     average_stages: bool = True
+    # a re-read question whose retrieved context is not about it (no packed passage holds this share of
+    # its words) is read without context in the letter reader's remaining option orders instead, which
+    # costs a fifth as much; 0: every re-read question reads its context. Context helped the questions
+    # it covered and hurt the others; 0.5 tells Wikipedia-sourced questions from ARC's best on held-out
+    # questions (README, "Where context helps")
+    context_coverage: float = 0.5
     budget_seconds: float | None = None  # the whole run's budget (inf: the margin alone decides) ...
     budget_per_question: float | None = None  # ... or per question; neither: DEFAULT_BUDGET_PER_QUESTION
     progress: bool = True
@@ -85,6 +92,9 @@ class RetrievedContext:
     retrieval: str   # the pipeline that found it ("none" without an index)
     hits: list[Hit]
     context: Context
+
+
+NO_CONTEXT = RetrievedContext("none", [], Context("", (), 0))
 
 
 @dataclass
@@ -149,7 +159,7 @@ def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None
     """Per question, one packed context per retrieval pipeline (several: readers ensemble over them);
     `count_tokens` measures the budget in the tokens of the model that reads it."""
     if retrieval is None or options.context_tokens <= 0:
-        return [[RetrievedContext("none", [], Context("", (), 0))] for _ in questions]
+        return [[NO_CONTEXT] for _ in questions]
 
     per_pipeline = []
     for text in options.retrieval:
@@ -280,6 +290,8 @@ def check_cascade(options: AnswerOptions) -> None:
         if options.budget_seconds is not None or options.budget_per_question is not None:
             raise ValueError("a time budget plans a cascade, which needs triage readers (--triage READER)")
         return
+    if not 0 <= options.context_coverage <= 1:
+        raise ValueError(f"--context-coverage is a share of the question's words, 0-1; got {options.context_coverage}")
     if options.budget_seconds is not None and options.budget_per_question is not None:
         raise ValueError("give the cascade's budget once: --budget-seconds or --budget-per-question")
     check_readers(triage_options(options))
@@ -399,16 +411,58 @@ def retrieval_for(options: AnswerOptions) -> Retrieval | None:
     return Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
 
 
+@dataclass(frozen=True)
+class OrderCompletion:
+    """How the main stage re-reads a question its retrieved context does not cover: the triage pass's
+    letter reader (output `triage_name`, `read` orders) read over the remaining option orders, without
+    context, then merged into the full-order reading (`complete_rotations`)."""
+
+    triage_name: str
+    read: int
+    reader: LetterReader
+
+
+def order_completion(options: AnswerOptions, backend: Backend | None, ensemble: Ensemble | None) -> OrderCompletion | None:
+    """None where every re-read question reads its context: no coverage threshold, a fitted ensemble
+    (it knows the readers it was fitted on), a triage pass that read context, used another model or
+    no letter reader, or already read every order."""
+    triage = triage_options(options)
+    if (options.context_coverage <= 0 or ensemble is not None or backend is None or context_read(triage) > 0
+            or triage.model != options.model or "letter" not in triage.readers or triage.rotations >= len(LETTERS)):
+        return None
+    return OrderCompletion(rotation_reader_name(triage.rotations) + TRIAGE_SUFFIX, triage.rotations,
+                           LetterReader(backend, rotations=len(LETTERS), first_rotation=triage.rotations))
+
+
+def read_remaining_orders(completion: OrderCompletion, backend: Backend, result: QuestionResult,
+                          share_prefix: bool) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
+    """The question's outputs with the full-order reading added, and the outputs that decide it: the
+    full-order reading in place of the triage letter reading it contains."""
+    question = result.question
+    (rest,) = read_contexts([completion.reader], backend, question, [NO_CONTEXT], share_prefix)
+    triage = next(o for o in result.outputs if o.reader == completion.triage_name)
+    full = complete_rotations(triage, completion.read, rest, len(LETTERS), len(question.options))
+    return [*result.outputs, full], [o for o in result.outputs if o is not triage] + [full]
+
+
+def mean_pace(seconds: Sequence[float]) -> float:
+    return sum(seconds) / len(seconds) if seconds else 0.0
+
+
 def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None, started: float,
              backend: Backend | None, on_result: Callable[[QuestionResult], None] | None) -> tuple[dict[str, object], float, str | None]:
     """The cascade's main stage on the hardest triaged questions, in place on `results`; returns what
     it did, its model seconds and a failure (None when it finished). Nothing is loaded or retrieved
     once the budget is spent; contexts are retrieved a batch at a time, hardest first, so a budget
-    that stops early has not paid for the rest."""
+    that stops early has not paid for the rest.
+
+    A question whose context covers it (`context_coverage`) is read with it; another is read in the
+    letter reader's remaining option orders without context (`OrderCompletion`). Each kind of re-read
+    keeps its own pace, and a question goes ahead while its kind's pace fits the budget left."""
     hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < options.escalate_margin)
     budget = cascade_budget(options, len(results)) if hardest else 0.0
     record: dict[str, object] = {"triage_readers": triage_readers(options), "candidates": len(hardest),
-                                 "escalated": 0, "stopped_by_budget": False,
+                                 "escalated": 0, "read_without_context": 0, "stopped_by_budget": False,
                                  "budget_seconds": None if math.isinf(budget) else budget}
     if not hardest:
         return record, 0.0, None
@@ -423,14 +477,16 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
     seconds_before = stage.model_seconds
     record["readers"] = [reader.name for reader in stage.readers]
     record["model_path"] = getattr(stage.backend, "model_path", main.model)
+    completion = order_completion(options, stage.backend, ensemble)
+    record["context_coverage"] = options.context_coverage if completion is not None else None
     retrieval, count_tokens = retrieval_for(main), token_counter(stage.backend, stage.readers)
     own_contexts: dict[int, list[RetrievedContext]] = {}
-    pace: list[float] = []
+    pace: dict[str, list[float]] = {"context": [], "orders": []} if completion is not None else {"context": []}
     failure = None
     with meter("escalating", len(hardest), ("questions",), enabled=options.progress) as m:
         for position, (_, i) in enumerate(hardest):
             elapsed = time.perf_counter() - started
-            if elapsed + (sum(pace) / len(pace) if pace else 0.0) >= budget:
+            if elapsed + min(mean_pace(seconds) for seconds in pace.values()) >= budget:  # no kind fits any more
                 record["stopped_by_budget"] = True
                 break
             result = results[i]
@@ -439,11 +495,22 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                     coming = [j for _, j in hardest[position:position + ESCALATION_RETRIEVAL_BATCH]]
                     found = retrieve_contexts([results[j].question for j in coming], retrieval, main, count_tokens)
                     own_contexts.update(zip(coming, found))
+                covered = max(question_coverage(result.question.prompt, c.hits, c.context) for c in own_contexts[i])
+                kind = "context" if completion is None or covered >= options.context_coverage else "orders"
+                if kind == "orders" and orders_read(len(LETTERS), completion.read, len(result.question.options)) == 0:
+                    continue  # its triage reading saw every order already, and its context is off the question
+                if time.perf_counter() - started + mean_pace(pace[kind]) >= budget:
+                    record["stopped_by_budget"] = True
+                    continue  # a cheaper kind may still fit
                 began = time.perf_counter()
-                more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)
-                outputs = [*result.outputs, *more]
-                decided_by = outputs if ensemble is not None or options.average_stages else more
-                every_context = [*result.contexts, *own_contexts[i]]
+                if kind == "orders":
+                    outputs, decided_by = read_remaining_orders(completion, stage.backend, result, options.share_prefix)
+                    every_context = result.contexts
+                else:
+                    more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)
+                    outputs = [*result.outputs, *more]
+                    decided_by = outputs if ensemble is not None or options.average_stages else more
+                    every_context = [*result.contexts, *own_contexts[i]]
                 prediction = combine(result.question, decided_by, every_context, ensemble)
             except (ValueError, RuntimeError, OpenbookError) as error:
                 failure = f"escalating question {result.question.id!r}: {error}"
@@ -451,8 +518,10 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
             results[i] = replace(result, prediction=prediction, outputs=outputs, contexts=every_context)
             if on_result is not None:
                 on_result(results[i])
-            pace.append(time.perf_counter() - began)
+            pace[kind].append(time.perf_counter() - began)
             record["escalated"] = int(record["escalated"]) + 1
-            m.advance(completed=len(pace), questions=1)
-    record["seconds_per_escalated_question"] = sum(pace) / len(pace) if pace else 0.0
+            record["read_without_context"] = int(record["read_without_context"]) + (kind == "orders")
+            m.advance(completed=int(record["escalated"]), questions=1)
+    record["seconds_per_escalated_question"] = mean_pace([t for seconds in pace.values() for t in seconds])
+    record["seconds_per_question_read"] = {kind: mean_pace(seconds) for kind, seconds in pace.items()}
     return record, stage.model_seconds - seconds_before, failure

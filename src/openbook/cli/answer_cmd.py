@@ -45,6 +45,11 @@ EscMarginOpt = Annotated[float | None, typer.Option(help="Cascade: re-read only 
 AverageOpt = Annotated[bool | None, typer.Option("--average-stages/--main-decides", help="Cascade: a re-read "
                                                  "question is decided by the mean of both stages (default) or by "
                                                  "the main readers alone (a fitted --ensemble always weighs both).")]
+CoverageOpt = Annotated[float | None, typer.Option(help="Cascade: a re-read question reads its retrieved context "
+                                                       "only when one packed passage holds this share of the "
+                                                       "question's words (default 0.5); otherwise the letter reader "
+                                                       "reads its remaining option orders without context (0: "
+                                                       "always context).")]
 PerQuestionOpt = Annotated[float | None, typer.Option(help="Cascade: the budget as seconds per question answered "
                                                            "(default 10).")]
 BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the whole run; the hardest questions are "
@@ -116,7 +121,7 @@ def _shared_options(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = 
                     ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
                     triage_context_tokens: TriCtxOpt = None, triage_rotations: TriRotOpt = None,
                     escalate_margin: EscMarginOpt = None, average_stages: AverageOpt = None,
-                    budget_seconds: BudgetOpt = None,
+                    context_coverage: CoverageOpt = None, budget_seconds: BudgetOpt = None,
                     budget_per_question: PerQuestionOpt = None, rotations: RotOpt = None,
                     share_prefix: ShareOpt = None, retrieval: RetrOpt = None, candidates: CandOpt = None,
                     dense_engine: EngineOpt = None, passages: PassOpt = None, context_tokens: CtxOpt = None,

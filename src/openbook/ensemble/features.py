@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from openbook.errors import OpenbookError
-from openbook.evaluate.retrieval import word_coverage
+from openbook.retrieve.context import word_coverage
 from openbook.types import Question
 
 

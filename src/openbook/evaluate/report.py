@@ -51,7 +51,7 @@ RUN_FILE = "run.json"
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
                    "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
                    "triage_readers", "triage_model", "triage_context_tokens", "triage_rotations",
-                   "escalate_margin", "average_stages", "adapter", "packed", "n_ctx")
+                   "escalate_margin", "average_stages", "context_coverage", "adapter", "packed", "n_ctx")
 
 
 class PredictionLog:

@@ -23,36 +23,31 @@ neighbour's context holds clearly more (by 0.1).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from openbook.retrieve.context import word_coverage, words
 from openbook.retrieve.plan import Retrieval, RetrievalSpec
 from openbook.types import Hit, Question
 
-_WORD = re.compile(r"[a-z0-9]+")
 SHINGLE = 5
 MATCH_THRESHOLD = 0.5
 RECALL_AT = (1, 5, 20)
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def _shingles(words: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+def _shingles(sequence: Sequence[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(sequence[i:i + n]) for i in range(len(sequence) - n + 1)}
 
 
 def overlap_with_source(passage_text: str, context: str) -> float:
     """The share of the passage's word 5-grams found in `context` (see the module's docstring)."""
-    words = _words(passage_text)
-    n = min(SHINGLE, len(words))
+    passage_words = words(passage_text)
+    n = min(SHINGLE, len(passage_words))
     if n == 0:
         return 0.0
-    shingles = _shingles(words, n)
-    return len(shingles & _shingles(_words(context), n)) / len(shingles)
+    shingles = _shingles(passage_words, n)
+    return len(shingles & _shingles(words(context), n)) / len(shingles)
 
 
 def first_source_rank(hits: Sequence[Hit], context: str) -> int | None:
@@ -61,15 +56,6 @@ def first_source_rank(hits: Sequence[Hit], context: str) -> int | None:
         if overlap_with_source(hit.passage.text, context) >= MATCH_THRESHOLD:
             return hit.rank
     return None
-
-
-_COMMON = frozenset("the a an of and in to is it its by for as with on that are was were be this which".split())
-
-
-def word_coverage(text: str, context: str) -> float:
-    """The share of `text`'s words (less the commonest) that occur in `context`."""
-    words = set(_words(text)) - _COMMON
-    return len(words & set(_words(context))) / max(len(words), 1)
 
 
 def grounded_questions(questions: Sequence[Question], context_column: str = "context", min_coverage: float = 0.5,

@@ -2,15 +2,35 @@
 
 Passages go in rank order, each whole; the first one that does not fit contributes the leading
 sentences that do, and packing stops there. Sentences are never cut.
+
+`question_coverage` says whether a context is about the question at all: the largest share of the
+question's words that one of its passages holds. A passage a question was written from holds most
+of them; passages that merely share a topic word or two hold few (README, "Where context helps").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from openbook.corpus.chunking import split_sentences
 from openbook.types import Hit
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_COMMON = frozenset("the a an of and in to is it its by for as with on that are was were be this which".split())
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased alphanumeric words."""
+    return _WORD.findall(text.lower())
+
+
+def word_coverage(text: str, context: str) -> float:
+    """The share of `text`'s words (less the commonest) that occur in `context`."""
+    wanted = set(words(text)) - _COMMON
+    return len(wanted & set(words(context))) / max(len(wanted), 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +71,9 @@ def pack_context(hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable
             total += count_tokens(partial) + (separator if len(pieces) > 1 else 0)
         break
     return Context(text="\n\n".join(pieces), passage_ids=tuple(used), tokens=total)
+
+
+def question_coverage(prompt: str, hits: Sequence[Hit], context: Context) -> float:
+    """The largest share of the prompt's words held by one passage that went into `context`."""
+    packed = set(context.passage_ids)
+    return max((word_coverage(prompt, hit.passage.text) for hit in hits if hit.passage.id in packed), default=0.0)
