@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from openbook.retrieve.context import pack_context
+from openbook.retrieve.context import pack_context, question_coverage, word_coverage
 from openbook.retrieve.query import joint_query
 from openbook.types import Hit, Passage, Question
 
@@ -40,3 +40,15 @@ def test_nothing_fits_gives_an_empty_context():
 def test_joint_query_has_prompt_and_all_options():
     question = Question(id="1", prompt="Which gas?", options={"A": "oxygen", "C": "argon"})
     assert joint_query(question) == "Which gas? oxygen argon"
+
+
+def test_question_coverage_is_the_best_share_of_the_prompts_words_in_one_packed_passage():
+    prompt = "Which of the numbers one, nine and fourteen are written here?"
+    # content words: numbers, one, nine, fourteen, written, here ("which", "of", "the", "and", "are" are not)
+    assert word_coverage(prompt, "one two three") == 1 / 6
+    context = pack_context(HITS, budget_tokens=100, count_tokens=words)
+    assert question_coverage(prompt, HITS, context) == 2 / 6  # Beta holds nine and fourteen; Alpha only one
+    only_alpha = pack_context(HITS, budget_tokens=7, count_tokens=words)
+    assert only_alpha.passage_ids == ("p0",)
+    assert question_coverage(prompt, HITS, only_alpha) == 1 / 6  # a passage left out of the context does not count
+    assert question_coverage(prompt, [], pack_context([], 100, words)) == 0.0

@@ -434,6 +434,11 @@ def order_completion(options: AnswerOptions, backend: Backend | None, ensemble: 
                            LetterReader(backend, rotations=len(LETTERS), first_rotation=triage.rotations))
 
 
+def completes(completion: OrderCompletion | None, result: QuestionResult) -> bool:
+    """The question has the triage reading `completion` would complete (a resumed run's log may not)."""
+    return completion is not None and any(o.reader == completion.triage_name for o in result.outputs)
+
+
 def read_remaining_orders(completion: OrderCompletion, backend: Backend, result: QuestionResult,
                           share_prefix: bool) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
     """The question's outputs with the full-order reading added, and the outputs that decide it: the
@@ -496,7 +501,7 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                     found = retrieve_contexts([results[j].question for j in coming], retrieval, main, count_tokens)
                     own_contexts.update(zip(coming, found))
                 covered = max(question_coverage(result.question.prompt, c.hits, c.context) for c in own_contexts[i])
-                kind = "context" if completion is None or covered >= options.context_coverage else "orders"
+                kind = "context" if not completes(completion, result) or covered >= options.context_coverage else "orders"
                 if kind == "orders" and orders_read(len(LETTERS), completion.read, len(result.question.options)) == 0:
                     continue  # its triage reading saw every order already, and its context is off the question
                 if time.perf_counter() - started + mean_pace(pace[kind]) >= budget:
