@@ -8,9 +8,7 @@ median latency over all its calls, the minor page faults per call, and whether i
 widened search's (ids, in order) for every query:
 - shipped: `ShardedMatmulSearch` as `openbook search` uses it for one query: fp16 scores of every
   row straight from the mapped shards pick the candidates within a proven error bound, and their
-  fp32 scores decide (exact); each shard is faulted in with one madvise(MADV_POPULATE_READ);
-- faulted page by page: the same without that madvise (as shipped before session 9): the scan
-  faults the shard in as it reads it, one fault per 16 pages;
+  fp32 scores decide (exact);
 - widened: the search every batch of queries takes: each block widened to fp32, then multiplied
   (each shard memory-mapped, then unmapped, as shipped);
 - mappings kept: widened, but shards stay mapped between queries (no faults after the first call;
@@ -42,12 +40,6 @@ from common import OUT, markdown_table  # noqa: E402
 from dense_search import make_queries, make_store  # noqa: E402
 
 from openbook.index.dense import DENSE_DIR, ROW_DTYPE, ShardedMatmulSearch  # noqa: E402
-
-
-class FaultedPageByPage(ShardedMatmulSearch):
-    """The shipped search as before session 9: a shard's pages fault in as the scan reaches them."""
-
-    POPULATE = False
 
 
 class KeptMappings(ShardedMatmulSearch):
@@ -155,7 +147,6 @@ def main() -> None:
 
     variants: dict[str, Callable[[np.ndarray], np.ndarray | None]] = {
         SHIPPED: rows_of(ShardedMatmulSearch(folder)),
-        "fp16 filter, shards faulted in page by page (before session 9)": rows_of(FaultedPageByPage(folder)),
         "widened (each shard mapped, then unmapped)": rows_of(ShardedMatmulSearch(folder, **widened)),
         "widened, mappings kept between queries": rows_of(KeptMappings(folder, **widened)),
         "widened, read() into a reused buffer": rows_of(ReadIntoBuffer(folder, **widened)),

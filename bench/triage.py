@@ -68,9 +68,13 @@ def decided_both_ways(run: Path) -> list[list[str]]:
             outputs = [ReaderOutput(str(record["id"]), name, probabilities)
                        for name, probabilities in record["readers"].items()]
             main = [o for o in outputs if not o.reader.endswith(TRIAGE_SUFFIX)]
-            # the pipeline's rule (escalate): a full-order reading holds the triage's orders and decides alone
-            full_orders = not record["contexts"][1:] and bool(main)
-            decided_by = outputs if both and not full_orders or not main else main
+            # the pipeline's rule (escalate): a full-order reading without context (`letter-rot5@none`)
+            # holds the triage's letter orders and decides in their place
+            full_orders = [o for o in main if o.reader.endswith("@none")]
+            if full_orders:
+                decided_by = [o for o in outputs if not o.reader.startswith("letter")] + full_orders
+            else:
+                decided_by = outputs if both or not main else main
             probabilities = average_probabilities(decided_by)
             pairs.append((rank(probabilities), record["answer"]))
         scores = score_rankings(pairs)
@@ -125,7 +129,8 @@ def main() -> None:
     parser.add_argument("--main", nargs="+", default=["letter@bm25", "letter@bm25-500"],
                         help="bench/ensemble.py members to replay as the main stage")
     parser.add_argument("--coverage", nargs="+", type=float, default=None,
-                        help="replay the default cascade routed at these context-coverage thresholds instead")
+                        help="replay the default cascade routed at these context-coverage thresholds instead, "
+                             "with the last --main member (e.g. letter@bm25-500) as its context reading")
     args = parser.parse_args()
     if args.runs:
         print(markdown_table(["run", "re-read questions decided by", "MAP@3", "accuracy", "questions", ""],

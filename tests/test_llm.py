@@ -139,6 +139,9 @@ def test_a_reading_over_some_orders_is_completed_to_the_reading_over_all(backend
         assert max(abs(few.probabilities[k] - direct.probabilities[k]) for k in direct.probabilities) > 1e-3
     with pytest.raises(ValueError, match="first_rotation"):
         LetterReader(backend, 3, first_rotation=3)
+    three = Question("q3", QUESTION.prompt, {"A": "a", "B": "b", "C": "c"})
+    with pytest.raises(ValueError, match="no order left"):
+        read(LetterReader(backend, 5, first_rotation=3), three)
 
 
 def test_absent_options_get_no_probability(backend):
@@ -390,35 +393,39 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     # 3 of QUESTION's 5 (produces, atp, cell)
     assert word_coverage(off_topic.prompt, conftest_article("Photosynthesis")) == pytest.approx(0.4)
     assert word_coverage(QUESTION.prompt, conftest_article("Mitochondrion")) == pytest.approx(0.6)
-    questions = [QUESTION, off_topic]
+    three_options = Question("q3", off_topic.prompt, {"A": "Oxygen", "B": "Argon", "C": "Neon"}, "A")
+    questions = [QUESTION, off_topic, three_options]
     defaults = AnswerOptions(index=index, model=TINY_MODEL, n_ctx=1024, context_tokens=120, progress=False)
     assert defaults.triage_readers == ["auto"] and defaults.triage_context_tokens == 0  # the readers, no context
     assert defaults.triage_rotations == 3 and defaults.rotations == 1 and defaults.average_stages
     assert defaults.context_coverage == 0.5
-    assert cascade_budget(defaults, 2) == pytest.approx(2 * 10.0)  # DEFAULT_BUDGET_PER_QUESTION
+    assert cascade_budget(defaults, 3) == pytest.approx(3 * 10.0)  # DEFAULT_BUDGET_PER_QUESTION
     options = replace(defaults, budget_seconds=math.inf)  # what fits the budget depends on the machine
     seen = []
     run = answer_exam(questions, options, on_result=lambda r: seen.append((r.question.id, len(r.outputs))))
     cascade = run.settings["cascade"]
-    assert cascade["escalated"] == 2 and cascade["readers"] == ["letter"] and cascade["triage_readers"] == ["letter"]
+    # q3 is not re-read: its 3 orders are all a 3-option question has, and its context is off the question
+    assert cascade["candidates"] == 3 and cascade["escalated"] == 2
+    assert cascade["readers"] == ["letter"] and cascade["triage_readers"] == ["letter"]
     assert cascade["read_without_context"] == 1 and cascade["context_coverage"] == 0.5
     assert cascade["budget_seconds"] is None and set(cascade["seconds_per_question_read"]) == {"context", "orders"}
-    hardest_first = sorted(run.results, key=lambda r: triage_margin(r.outputs[0].probabilities))
-    assert seen == [("q1", 1), ("q2", 1), *[(r.question.id, 2) for r in hardest_first]]
-    covered, uncovered = run.results
+    hardest_first = sorted(run.results[:2], key=lambda r: triage_margin(r.outputs[0].probabilities))
+    assert seen == [("q1", 1), ("q2", 1), ("q3", 1), *[(r.question.id, 2) for r in hardest_first]]
+    covered, uncovered, unchanged = run.results
+    assert [o.reader for o in unchanged.outputs] == ["letter-rot3@triage"]
     assert [o.reader for o in covered.outputs] == ["letter-rot3@triage", "letter"]
     assert [c.retrieval for c in covered.contexts] == ["none", "bm25"] and covered.contexts[1].context.tokens > 0
     no_context, with_context = (output.probabilities for output in covered.outputs)
     mean = {letter: (no_context[letter] + with_context[letter]) / 2 for letter in with_context}
     assert covered.prediction.probabilities == pytest.approx(mean)
-    assert [o.reader for o in uncovered.outputs] == ["letter-rot3@triage", "letter-rot5"]
+    assert [o.reader for o in uncovered.outputs] == ["letter-rot3@triage", "letter-rot5@none"]
     assert [c.retrieval for c in uncovered.contexts] == ["none"]
     five_orders = read(LetterReader(backend, rotations=5), off_topic, Context("", (), 0)).probabilities
-    assert uncovered.prediction.probabilities == uncovered.outputs[1].probabilities
+    assert uncovered.prediction.probabilities == uncovered.outputs[1].probabilities  # it holds the triage's orders
     for letter, probability in five_orders.items():
         assert uncovered.prediction.probabilities[letter] == pytest.approx(probability, abs=1e-3)
     # threshold 0: every re-read question reads its context, as before the threshold
-    always = answer_exam(questions, replace(options, context_coverage=0.0))
+    always = answer_exam(questions[:2], replace(options, context_coverage=0.0))
     assert always.settings["cascade"]["read_without_context"] == 0
     assert always.settings["cascade"]["context_coverage"] is None
     assert all([o.reader for o in r.outputs] == ["letter-rot3@triage", "letter"] for r in always.results)
@@ -429,6 +436,24 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
         answer_exam(questions, AnswerOptions(index=index, model=TINY_MODEL, triage_readers=[], budget_seconds=5.0))
     with pytest.raises(ValueError, match="context-coverage"):
         answer_exam(questions, replace(options, context_coverage=1.5))
+
+
+def test_rereads_without_context_only_complete_a_no_context_letter_triage_of_the_same_model(backend, tmp_path):
+    """The remaining-orders re-read replaces the triage's letter reading, so it is only taken where the
+    main stage adds nothing but context to that triage; otherwise every re-read reads context."""
+    from openbook.pipeline import AnswerOptions, order_completion
+
+    defaults = AnswerOptions(index=tmp_path, model=TINY_MODEL)
+    completion = order_completion(defaults, backend, None)
+    assert completion.triage_name == "letter-rot3@triage" and completion.read == 3
+    assert (completion.reader.rotations, completion.reader.first_rotation) == (5, 3)
+    for changed in (dict(context_coverage=0.0), dict(index=None), dict(context_tokens=0),
+                    dict(readers=["letter", "yesno"], triage_readers=["letter"]), dict(triage_readers=["yesno"]),
+                    dict(triage_model="another.gguf"), dict(triage_context_tokens=100), dict(triage_rotations=5)):
+        assert order_completion(replace(defaults, **changed), backend, None) is None, changed
+    assert order_completion(defaults, None, None) is None
+    assert order_completion(defaults, backend, object()) is None  # a fitted ensemble knows its readers
+    assert order_completion(replace(defaults, readers=["letter", "yesno"]), backend, None) is not None
 
 
 def conftest_article(title: str) -> str:

@@ -195,12 +195,26 @@ def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(t
     reread = {"id": "1", "ranking": ["B", "A"], "readers": {"letter@triage": {"A": 0.6, "B": 0.4},
                                                            "letter": {"A": 0.1, "B": 0.9}}}
     other = {"id": "2", "ranking": ["A", "B"], "readers": {"letter@triage": {"A": 0.9, "B": 0.1}}}
-    lines = [json.dumps(r) for r in (triaged, other, reread)]
+    # re-read in the remaining option orders, without context
+    in_more_orders = {"id": "3", "ranking": ["A", "B"], "readers": {"letter-rot3@triage": {"A": 0.6, "B": 0.4},
+                                                                    "letter-rot5@none": {"A": 0.7, "B": 0.3}}}
+    lines = [json.dumps(r) for r in (triaged, other, reread, in_more_orders)]
     (tmp_path / "predictions.jsonl").write_text("\n".join(lines) + "\n")
     log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
     log.close()
-    assert log.answered == frozenset({"1"}) and log.previous == [reread]
+    assert log.answered == frozenset({"1", "3"}) and log.previous == [reread, in_more_orders]
     assert log.triaged == [other]  # the run stopped before re-reading it: the main stage may still take it up
     # the resumed run is running now: if it stops too, the next resume takes the triage answers up again
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"
-    assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_run_logged_before_a_setting_existed_resumes_only_with_what_it_was_made_with(tmp_path):
+    from openbook.errors import OpenbookError
+    from openbook.evaluate.report import PredictionLog
+
+    (tmp_path / "predictions.jsonl").write_text('{"id": "1", "ranking": ["A"], "probabilities": {}, "readers": {}}\n')
+    (tmp_path / "run.json").write_text(json.dumps({"settings": {"model": "m"}}))  # before context_coverage
+    with pytest.raises(OpenbookError, match="context_coverage 0.0 -> 0.5"):
+        PredictionLog(tmp_path, {"model": "m", "context_coverage": 0.5}, resume=True)
+    PredictionLog(tmp_path, {"model": "m", "context_coverage": 0.0}, resume=True).close()

@@ -63,7 +63,8 @@ class AnswerOptions:
     # cascade (3rd and 5th place): a cheap triage pass answers every question first; the readers above
     # re-read only the hardest (smallest top-1/top-2 margin) while the time budget lasts. The default,
     # "auto", is the best measured under 10 s/question on 2 cores (README, "Ensembles, confidence and
-    # cascades"): the same language-model readers without context, then with retrieved context.
+    # cascades"): the same language-model readers without context, then with retrieved context where it
+    # covers the question (`context_coverage`), else in more option orders.
     triage_readers: list[str] = field(default_factory=lambda: [AUTO_TRIAGE])  # [] or ["none"]: no cascade
     triage_model: str | None = None      # the triage pass's language model (default: `model`)
     triage_context_tokens: int = 0       # the triage pass's context budget
@@ -326,9 +327,10 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     run); `on_result` sees each answer as soon as it is made, and again if a cascade improves it. A
     backend for `options.model`, or readers of a run without triage (benchmarks, tests), may be passed in.
 
-    With a cascade (`triage_readers`) the triage pass answers every question; then the main readers
-    re-read the hardest first (smallest margin, below `escalate_margin`) while the time left in the
-    budget allows one more at the pace measured so far. `triaged`: triage answers of an earlier run
+    With a cascade (`triage_readers`) the triage pass answers every question; then the hardest are
+    re-read first (smallest margin, below `escalate_margin`), by the main readers with context or in
+    the letter reader's remaining option orders (`escalate`), while the time left in the budget allows
+    one more at the pace measured so far for that kind of re-read. `triaged`: triage answers of an earlier run
     that stopped before its main stage finished; they join this run's as candidates, not read again."""
     started = time.perf_counter()
     check_cascade(options)
@@ -424,11 +426,14 @@ class OrderCompletion:
 
 def order_completion(options: AnswerOptions, backend: Backend | None, ensemble: Ensemble | None) -> OrderCompletion | None:
     """None where every re-read question reads its context: no coverage threshold, a fitted ensemble
-    (it knows the readers it was fitted on), a triage pass that read context, used another model or
-    no letter reader, or already read every order."""
+    (it knows the readers it was fitted on), a main stage that adds more than context (other readers,
+    or no context to add), a triage pass that read context, used another model or no letter reader,
+    or already read every order."""
     triage = triage_options(options)
-    if (options.context_coverage <= 0 or ensemble is not None or backend is None or context_read(triage) > 0
-            or triage.model != options.model or "letter" not in triage.readers or triage.rotations >= len(LETTERS)):
+    if (options.context_coverage <= 0 or ensemble is not None or backend is None
+            or not set(options.readers) <= set(triage.readers) or context_read(options) <= 0
+            or context_read(triage) > 0 or triage.model != options.model or "letter" not in triage.readers
+            or triage.rotations >= len(LETTERS)):
         return None
     return OrderCompletion(rotation_reader_name(triage.rotations) + TRIAGE_SUFFIX, triage.rotations,
                            LetterReader(backend, rotations=len(LETTERS), first_rotation=triage.rotations))
@@ -441,12 +446,14 @@ def completes(completion: OrderCompletion | None, result: QuestionResult) -> boo
 
 def read_remaining_orders(completion: OrderCompletion, backend: Backend, result: QuestionResult,
                           share_prefix: bool) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
-    """The question's outputs with the full-order reading added, and the outputs that decide it: the
+    """The question's outputs with the full-order reading added (named `letter-rot5@none`, apart from
+    a main reader with 5 rotations, which reads context), and the outputs that decide it: the
     full-order reading in place of the triage letter reading it contains."""
     question = result.question
     (rest,) = read_contexts([completion.reader], backend, question, [NO_CONTEXT], share_prefix)
     triage = next(o for o in result.outputs if o.reader == completion.triage_name)
     full = complete_rotations(triage, completion.read, rest, len(LETTERS), len(question.options))
+    full = replace(full, reader=f"{full.reader}@{NO_CONTEXT.retrieval}")
     return [*result.outputs, full], [o for o in result.outputs if o is not triage] + [full]
 
 
@@ -463,7 +470,8 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
 
     A question whose context covers it (`context_coverage`) is read with it; another is read in the
     letter reader's remaining option orders without context (`OrderCompletion`). Each kind of re-read
-    keeps its own pace, and a question goes ahead while its kind's pace fits the budget left."""
+    keeps its own pace, and a question goes ahead while its kind's pace fits the budget left; while
+    the cheaper kind still fits, contexts go on being retrieved (a batch at a time) to route the rest."""
     hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < options.escalate_margin)
     budget = cascade_budget(options, len(results)) if hardest else 0.0
     record: dict[str, object] = {"triage_readers": triage_readers(options), "candidates": len(hardest),

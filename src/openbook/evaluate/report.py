@@ -52,6 +52,8 @@ ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", 
                    "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
                    "triage_readers", "triage_model", "triage_context_tokens", "triage_rotations",
                    "escalate_margin", "average_stages", "context_coverage", "adapter", "packed", "n_ctx")
+# settings added since runs were first logged, and what a run.json without them was made with
+ABSENT_SETTINGS = {"average_stages": False, "context_coverage": 0.0}
 
 
 class PredictionLog:
@@ -153,7 +155,7 @@ def _check_same_settings(run_file: Path, settings: dict[str, object]) -> dict[st
         earlier = json.loads(run_file.read_text())
     except json.JSONDecodeError as error:
         raise OpenbookError(f"{run_file}: not valid JSON ({error}); cannot resume safely") from None
-    before = earlier.get("settings", {})
+    before = {key: value for key, value in ABSENT_SETTINGS.items() if key in settings} | earlier.get("settings", {})
     changed = [key for key in ANSWER_SETTINGS if key in before and before[key] != settings.get(key)]
     if changed:
         details = ", ".join(f"{key} {before[key]!r} -> {settings.get(key)!r}" for key in changed)

@@ -50,9 +50,6 @@ if TYPE_CHECKING:
 DENSE_DIR = "dense"
 INFO_FILE = "dense.json"
 ROW_DTYPE = np.dtype("<f2")
-# madvise(MADV_POPULATE_READ), Linux 5.14+ (Python 3.11's mmap does not name it): map a shard's pages
-# from the page cache in one call instead of one fault per 16 pages as a scan reaches them
-MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
 
 
 @dataclass
@@ -144,7 +141,6 @@ class ShardedMatmulSearch(VectorSearch):
     name = "matmul"
     BLOCK_ROWS = 4096  # widened block of 6 MiB at 384-d: stays in cache for a lone query (bench/dense_search.py)
     MAX_CANDIDATES = 16384  # a lone query's candidates kept for exact scoring; more: the widened search
-    POPULATE = True  # fault each shard in at once (bench/dense_lone_query.py measures it against page by page)
 
     def __init__(self, folder: Path, block_rows: int = BLOCK_ROWS, query_batch: int = 1024,
                  filter_lone_queries: bool = True):
@@ -172,8 +168,6 @@ class ShardedMatmulSearch(VectorSearch):
             with path.open("rb") as handle:
                 # copy-on-write: never written, but writable arrays let torch read it without a copy
                 mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
-            if self.POPULATE:
-                populate(mapped)
             shard = np.frombuffer(mapped, dtype=ROW_DTYPE, count=rows * self.info.dimension).reshape(rows, -1)
             for start in range(0, rows, block_rows):
                 yield offset + start, shard[start:start + block_rows]
@@ -303,16 +297,6 @@ class ShardedMatmulSearch(VectorSearch):
                 merge()
         merge()  # the blocks since the last merge (none: a no-op)
         return _best_first(top_rows.numpy(), top_scores.numpy())
-
-
-def populate(mapped: mmap.mmap) -> None:
-    """Fault a whole mapping in at once, read-only (no copy-on-write copies), where the kernel can;
-    elsewhere pages fault in as they are read, as before."""
-    if os.name == "posix":
-        try:
-            mapped.madvise(MADV_POPULATE_READ)
-        except OSError:  # EINVAL: a kernel older than 5.14
-            pass
 
 
 def _check_shards(folder: Path, info: DenseInfo, shards: list[tuple[Path, int]], count: int) -> None:

@@ -41,6 +41,9 @@ class LetterReader:
 
     def plan(self, question: Question) -> ReadPlan:
         texts = list(question.options.values())
+        if not self.orders(len(texts)):
+            raise ValueError(f"question {question.id!r} has {len(texts)} options: no order left after the "
+                             f"first {self.first_rotation}")
         continuations = []
         for order in self.orders(len(texts)):
             listing = "\n".join(f"{LETTERS[slot]}. {texts[option]}" for slot, option in enumerate(order))

@@ -5,8 +5,8 @@ holds at least `context_coverage` of the question's words (`question_coverage`);
 the letter reader's remaining option orders without context. This bench shows why and chooses the
 threshold without the questions the README reports on:
 
-    python bench/coverage.py                     # both sections
-    python bench/coverage.py --sections held-out # no model needed: retrieval only
+    python bench/context_coverage.py                     # both sections
+    python bench/context_coverage.py --sections held-out # no reader runs: retrieval, packed in Qwen's tokens
 
 `held-out`: the coverage of every exam's questions on the default knowledge base (BM25, 500 tokens
 packed in Qwen's tokens, as the main stage packs them), less the reported ones (the default exam,
@@ -33,7 +33,8 @@ from openbook.ensemble.learned import ranking_of
 from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
-from openbook.retrieve.context import question_coverage, word_coverage
+from openbook.retrieve.context import question_coverage
+from triage import coverage_of
 
 REPORTED = {"llmse-stem-1k": ROOT / "src/openbook/resources/default-exam.csv",
             "arc-challenge-val": OUT / "arc-challenge-val-100.csv"}
@@ -80,8 +81,7 @@ def reported(model: str) -> None:
             "mean(3 orders, BM25 500)": lambda q: {k: (no_context[q.id]["letter-rot3"][k] + context[q.id]["readers"]["letter"][k]) / 2
                                                    for k in q.letters},
         }
-        covered = {q.id: max((word_coverage(q.prompt, p["text"]) for c in context[q.id]["contexts"] for p in c["passages"]),
-                             default=0.0) for q in questions}
+        covered = {q.id: coverage_of(q.prompt, context[q.id]) for q in questions}
         for low, high in ((0.0, 0.5), (0.5, 1.01)):
             chosen = [q for q in questions if low <= covered[q.id] < high]
             if not chosen:
