@@ -30,32 +30,13 @@ mkdir -p "$1" && out=$(cd "$1" && pwd)
 minilm=$2 stconfig=$3 exams=$4 index=${INDEX:-runs/default-index} budget=${BUDGET:-400}
 summary=$out/summary.txt
 : >"$summary"
-if ! command -v openbook >/dev/null; then  # openbook on PYTHONPATH but not installed: a command for `timeout`
-    mkdir -p /tmp/openbook-bin
-    printf '#!/bin/sh\nexec python3 -c %s "$@"\n' \
-        "'import sys; from openbook.cli.main import app; sys.argv[0] = \"openbook\"; app()'" >/tmp/openbook-bin/openbook
-    chmod +x /tmp/openbook-bin/openbook
-    export PATH=/tmp/openbook-bin:$PATH
-fi
+export GPU_SUMMARY=$summary
+source "$(dirname "$0")/gpu_common.sh"  # the openbook command, peak_gpu_memory
 PYTHON=${PYTHON:-python3}
 
 limit() {  # seconds for a step: at most $1, and no more than the budget has left (less a margin)
     local left=$((budget - SECONDS - 10))
     [ "$left" -lt "$1" ] && echo $((left > 5 ? left : 5)) || echo "$1"
-}
-
-peak_gpu_memory() {  # run "$@" (after a label) while sampling the GPU's used memory; note the peak
-    local label=$1; shift
-    command -v nvidia-smi >/dev/null || { "$@"; return; }
-    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >/tmp/gpu-memory.csv &
-    local sampler=$! status=0
-    "$@" || status=$?
-    kill $sampler 2>/dev/null || true
-    wait $sampler 2>/dev/null || true
-    local peak; peak=$(sort -n /tmp/gpu-memory.csv | tail -1)
-    echo "peak GPU memory used ($label): $peak MiB (exit $status)"
-    echo "nvidia-smi peak, $label: $peak MiB (exit $status)" >>"$summary"
-    return $status
 }
 
 ! command -v nvidia-smi >/dev/null || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$summary"

@@ -25,26 +25,9 @@ set -euo pipefail
 [ $# -eq 4 ] || { echo "usage: bash bench/gpu_run.sh encoder|llm OUT MODEL_DIR EXAMS_DIR" >&2; exit 2; }
 what=$1 model=$3 exams=$4
 mkdir -p "$2" && out=$(cd "$2" && pwd)  # absolute: the packing below runs in another folder
-if ! command -v openbook >/dev/null; then  # openbook on PYTHONPATH but not installed: a command for `timeout`
-    mkdir -p /tmp/openbook-bin
-    printf '#!/bin/sh\nexec python3 -c %s "$@"\n' \
-        "'import sys; from openbook.cli.main import app; sys.argv[0] = \"openbook\"; app()'" >/tmp/openbook-bin/openbook
-    chmod +x /tmp/openbook-bin/openbook
-    export PATH=/tmp/openbook-bin:$PATH
-fi
+source "$(dirname "$0")/gpu_common.sh"  # the openbook command, peak_gpu_memory
 training_exams=("$exams/llmse-6k-dev.csv" "$exams/llmse-stem-1k.csv")
 reported=src/openbook/resources/default-exam.csv
-
-peak_gpu_memory() {  # run "$@" while sampling the GPU's used memory; print the peak
-    command -v nvidia-smi >/dev/null || { "$@"; return; }
-    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >/tmp/gpu-memory.csv &
-    local sampler=$! status=0
-    "$@" || status=$?
-    kill $sampler 2>/dev/null || true
-    wait $sampler 2>/dev/null || true
-    echo "peak GPU memory used: $(sort -n /tmp/gpu-memory.csv | tail -1) MiB (exit $status)"
-    return $status
-}
 
 cast_weights() {  # copy a model folder (not its checkpoint or data) with its float weights cast to $3
     python3 - "$@" <<'EOF'
@@ -68,7 +51,7 @@ if [ "$what" = encoder ]; then
     cast_weights "$model" /tmp/minilm-fp32 float32
     for variant in "ctx256 256 320" "ctx448 448 512"; do
         read -r name context tokens <<<"$variant"
-        peak_gpu_memory timeout 300 openbook train encoder "${training_exams[@]}" --exclude "$reported" \
+        peak_gpu_memory "encoder $name" timeout 300 openbook train encoder "${training_exams[@]}" --exclude "$reported" \
             --index runs/default-index --base /tmp/minilm-fp32 --out "/tmp/encoder-$name" --epochs 3 \
             --batch-size 8 --context-tokens "$context" --max-tokens "$tokens" --checkpoint-every 100000 --quiet ${SMOKE:-} \
             || { echo "encoder $name failed"; continue; }
@@ -82,7 +65,7 @@ elif [ "$what" = llm ]; then
     python3 bench/random_weights.py init "$model" /tmp/qwen-random
     timeout 330 python3 bench/transformers_backend.py --model /tmp/qwen-random --questions 20 --context-tokens 1000 ${BENCH:-} \
         || echo "transformers backend bench failed"
-    peak_gpu_memory timeout 180 openbook train llm "${training_exams[@]}" --exclude "$reported" \
+    peak_gpu_memory lora timeout 180 openbook train llm "${training_exams[@]}" --exclude "$reported" \
         --index runs/default-index --model /tmp/qwen-random --out /tmp/lora --max-questions 200 \
         --validation-fraction 0.02 --epochs 1 --batch-size 2 --context-tokens 1000 --checkpoint-every 100000 --quiet ${SMOKE:-}
     python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); print(json.dumps(s["history"]))' /tmp/lora/training.json
