@@ -45,7 +45,7 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 from openbook.pipeline import TRIAGE_SUFFIX
 from openbook.readers.base import ReaderOutput
-from openbook.retrieve.context import word_coverage
+from openbook.retrieve.context import best_coverage
 
 # seconds/question of each reader alone, uncontended (bench/readers.py speed section, llmse-stem-1k)
 TRIAGE_PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5}
@@ -85,7 +85,7 @@ def decided_both_ways(run: Path) -> list[list[str]]:
 
 def coverage_of(prompt: str, record: dict) -> float:
     """`question_coverage` of a recorded question: its prompt against each passage the context packed."""
-    return max((word_coverage(prompt, p["text"]) for c in record["contexts"] for p in c["passages"]), default=0.0)
+    return best_coverage(prompt, (p["text"] for c in record["contexts"] for p in c["passages"]))
 
 
 def routed_rows(label, scored, coverage, main_stage, pace, budgets, thresholds):

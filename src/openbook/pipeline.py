@@ -79,7 +79,7 @@ class AnswerOptions:
     average_stages: bool = True
     # a re-read question whose retrieved context is not about it (no packed passage holds this share of
     # its words) is read without context in the letter reader's remaining option orders instead, which
-    # costs a fifth as much; 0: every re-read question reads its context. Context helped the questions
+    # costs a fifth to under half as much; 0: every re-read question reads its context. Context helped the questions
     # it covered and hurt the others; 0.5 tells Wikipedia-sourced questions from ARC's best on held-out
     # questions (README, "Where context helps")
     context_coverage: float = 0.5
@@ -439,19 +439,20 @@ def order_completion(options: AnswerOptions, backend: Backend | None, ensemble: 
                            LetterReader(backend, rotations=len(LETTERS), first_rotation=triage.rotations))
 
 
-def completes(completion: OrderCompletion | None, result: QuestionResult) -> bool:
-    """The question has the triage reading `completion` would complete (a resumed run's log may not)."""
-    return completion is not None and any(o.reader == completion.triage_name for o in result.outputs)
+def triage_reading(completion: OrderCompletion | None, result: QuestionResult) -> ReaderOutput | None:
+    """The triage reading `completion` would complete; None without one (a resumed run's log may lack it)."""
+    if completion is None:
+        return None
+    return next((o for o in result.outputs if o.reader == completion.triage_name), None)
 
 
 def read_remaining_orders(completion: OrderCompletion, backend: Backend, result: QuestionResult,
-                          share_prefix: bool) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
+                          triage: ReaderOutput, share_prefix: bool) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
     """The question's outputs with the full-order reading added (named `letter-rot5@none`, apart from
     a main reader with 5 rotations, which reads context), and the outputs that decide it: the
     full-order reading in place of the triage letter reading it contains."""
     question = result.question
     (rest,) = read_contexts([completion.reader], backend, question, [NO_CONTEXT], share_prefix)
-    triage = next(o for o in result.outputs if o.reader == completion.triage_name)
     full = complete_rotations(triage, completion.read, rest, len(LETTERS), len(question.options))
     full = replace(full, reader=f"{full.reader}@{NO_CONTEXT.retrieval}")
     return [*result.outputs, full], [o for o in result.outputs if o is not triage] + [full]
@@ -508,8 +509,11 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                     coming = [j for _, j in hardest[position:position + ESCALATION_RETRIEVAL_BATCH]]
                     found = retrieve_contexts([results[j].question for j in coming], retrieval, main, count_tokens)
                     own_contexts.update(zip(coming, found))
-                covered = max(question_coverage(result.question.prompt, c.hits, c.context) for c in own_contexts[i])
-                kind = "context" if not completes(completion, result) or covered >= options.context_coverage else "orders"
+                triage = triage_reading(completion, result)
+                off_question = triage is not None and max(
+                    question_coverage(result.question.prompt, c.hits, c.context) for c in own_contexts[i]
+                ) < options.context_coverage
+                kind = "orders" if off_question else "context"
                 if kind == "orders" and orders_read(len(LETTERS), completion.read, len(result.question.options)) == 0:
                     continue  # its triage reading saw every order already, and its context is off the question
                 if time.perf_counter() - started + mean_pace(pace[kind]) >= budget:
@@ -517,7 +521,8 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                     continue  # a cheaper kind may still fit
                 began = time.perf_counter()
                 if kind == "orders":
-                    outputs, decided_by = read_remaining_orders(completion, stage.backend, result, options.share_prefix)
+                    outputs, decided_by = read_remaining_orders(completion, stage.backend, result, triage,
+                                                                options.share_prefix)
                     every_context = result.contexts
                 else:
                     more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)

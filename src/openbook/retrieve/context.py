@@ -11,7 +11,7 @@ of them; passages that merely share a topic word or two hold few (README, "Where
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from openbook.corpus.chunking import split_sentences
@@ -73,7 +73,12 @@ def pack_context(hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable
     return Context(text="\n\n".join(pieces), passage_ids=tuple(used), tokens=total)
 
 
+def best_coverage(prompt: str, passages: Iterable[str]) -> float:
+    """The largest share of the prompt's words held by one of the passages' texts."""
+    return max((word_coverage(prompt, text) for text in passages), default=0.0)
+
+
 def question_coverage(prompt: str, hits: Sequence[Hit], context: Context) -> float:
     """The largest share of the prompt's words held by one passage that went into `context`."""
     packed = set(context.passage_ids)
-    return max((word_coverage(prompt, hit.passage.text) for hit in hits if hit.passage.id in packed), default=0.0)
+    return best_coverage(prompt, (hit.passage.text for hit in hits if hit.passage.id in packed))
