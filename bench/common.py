@@ -26,6 +26,19 @@ def sample_exam(name: str, count: int, seed: int = 2023) -> list[Question]:
     return [questions[i] for i in picked]
 
 
+def reconstructed_6k_validation() -> list[Question]:
+    """The llmse-6k-dev questions of `openbook train encoder`'s validation split at its defaults
+    (llmse-6k-dev + llmse-stem-1k less the default exam, fraction 0.1, seed 13), in split order: the
+    held-out 6k questions of bench/ensemble.py, without needing the trained encoder."""
+    from openbook.train.data import split, training_questions
+
+    exams = [read_exam(SHARED / "exams" / "llmse-6k-dev.csv"), read_exam(SHARED / "exams" / "llmse-stem-1k.csv")]
+    exclude = read_exam(ROOT / "src" / "openbook" / "resources" / "default-exam.csv")
+    _, validation = split(training_questions(exams, exclude), 0.1, 13)
+    by_id = {q.id: q for q in exams[0]}
+    return [by_id[q.id.split(":", 1)[1]] for q in validation if q.id.startswith("0:")]
+
+
 def full_index(chunk_size: int = 512) -> Path:
     """The index of wiki-2015-core + vital summaries + exam passages, built once under bench/out."""
     from openbook.corpus import ChunkSettings

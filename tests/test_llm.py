@@ -131,7 +131,7 @@ def test_a_reading_over_some_orders_is_completed_to_the_reading_over_all(backend
         few, rest = read(LetterReader(backend, rotations=3), question), read(LetterReader(backend, 5, first_rotation=3), question)
         assert LetterReader(backend, 5, first_rotation=3).orders(n) == [[(j + r) % n for j in range(n)] for r in range(3, n)]
         assert orders_read(5, 3, n) == n - 3 and orders_read(5, 3, 3) == 0
-        full = complete_rotations(few, 3, rest, 5, n)
+        full = complete_rotations(few, rest, 5, question.letters)
         direct = read(LetterReader(backend, rotations=5), question)
         assert full.reader == "letter-rot5" and sum(full.probabilities.values()) == pytest.approx(1.0)
         for letter, probability in direct.probabilities.items():
@@ -315,6 +315,7 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
         record["readers"] = {"letter-rot3@triage": {"A": 0.34, "B": 0.33, "C": 0.33}}
         record["probabilities"], record["ranking"] = record["readers"]["letter-rot3@triage"], ["A", "B", "C"]
         record["contexts"] = record["contexts"][:1]
+        assert set(record.pop("orders")) == {"letter-rot3@triage", "letter"}  # without them, nothing to recalibrate
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in triage))
     state = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({"settings": state["settings"], "status": "running"}))
@@ -383,6 +384,7 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     soon as it is made and again when the cascade improves it."""
     from openbook.index.build import build_index
     from openbook.pipeline import AnswerOptions, answer_exam, cascade_budget
+    from openbook.readers.letter import estimate_slot_prior, option_probabilities
     from openbook.retrieve.context import word_coverage
 
     index = tmp_path / "index"
@@ -398,7 +400,7 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     defaults = AnswerOptions(index=index, model=TINY_MODEL, n_ctx=1024, context_tokens=120, progress=False)
     assert defaults.triage_readers == ["auto"] and defaults.triage_context_tokens == 0  # the readers, no context
     assert defaults.triage_rotations == 3 and defaults.rotations == 1 and defaults.average_stages
-    assert defaults.context_coverage == 0.5
+    assert defaults.context_coverage == 0.5 and not defaults.letter_prior
     assert cascade_budget(defaults, 3) == pytest.approx(3 * 10.0)  # DEFAULT_BUDGET_PER_QUESTION
     options = replace(defaults, budget_seconds=math.inf)  # what fits the budget depends on the machine
     seen = []
@@ -424,6 +426,21 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     assert uncovered.prediction.probabilities == uncovered.outputs[1].probabilities  # it holds the triage's orders
     for letter, probability in five_orders.items():
         assert uncovered.prediction.probabilities[letter] == pytest.approx(probability, abs=1e-3)
+    # with the letter prior: each triage answer as read, again once the prior fitted over the whole
+    # pass is divided out, then re-read; the 5-order re-read shares the triage's prior
+    seen.clear()
+    calibrated = answer_exam(questions, replace(options, letter_prior=True),
+                             on_result=lambda r: seen.append((r.question.id, len(r.outputs))))
+    assert seen[:6] == [("q1", 1), ("q2", 1), ("q3", 1)] * 2 and len(seen) == 8
+    prior = estimate_slot_prior(r.outputs[0].orders for r in calibrated.results)
+    for result, as_read in zip(calibrated.results, run.results):
+        triage = result.outputs[0]
+        assert triage.orders.first_order == 0 and len(triage.orders.logprobs) == 3
+        assert triage.probabilities == pytest.approx(option_probabilities(result.question.letters, triage.orders, prior))
+        assert max(abs(triage.probabilities[k] - as_read.outputs[0].probabilities[k]) for k in triage.probabilities) > 1e-4
+    direct = read(LetterReader(backend, rotations=5), off_topic, Context("", (), 0))
+    rot5 = next(o for o in calibrated.results[1].outputs if o.reader == "letter-rot5@none")
+    assert rot5.probabilities == pytest.approx(option_probabilities(off_topic.letters, direct.orders, prior), abs=1e-3)
     # threshold 0: every re-read question reads its context, as before the threshold
     always = answer_exam(questions[:2], replace(options, context_coverage=0.0))
     assert always.settings["cascade"]["read_without_context"] == 0

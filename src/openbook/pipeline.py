@@ -17,8 +17,9 @@ from openbook.backends import Backend, load_backend
 from openbook.ensemble import Ensemble, average_probabilities, rank, scored_question
 from openbook.errors import OpenbookError
 from openbook.progress import meter
-from openbook.readers import EncoderReader, LetterReader, Reader, ReaderOutput, YesNoReader, read_questions
-from openbook.readers.letter import complete_rotations, orders_read, rotation_reader_name
+from openbook.readers import EncoderReader, LetterReader, OrderReading, Reader, ReaderOutput, YesNoReader, read_questions
+from openbook.readers.letter import (SlotPrior, complete_rotations, estimate_slot_prior, orders_read,
+                                    rotation_reader_name, with_slot_prior)
 from openbook.retrieve import Retrieval
 from openbook.retrieve.context import Context, pack_context, question_coverage
 from openbook.types import LETTERS, Hit, Prediction, Question
@@ -83,6 +84,10 @@ class AnswerOptions:
     # it covered and hurt the others; 0.5 tells Wikipedia-sourced questions from ARC's best on held-out
     # questions (README, "Where context helps")
     context_coverage: float = 0.5
+    # letter readers: after the first pass, divide each reading by the model's letter prior fitted over
+    # that pass; re-reads without context take the triage pass's prior. Off: on three held-out sets
+    # it gained on one and lost on another at the triage's 3 orders (README, "Letter prior")
+    letter_prior: bool = False
     budget_seconds: float | None = None  # the whole run's budget (inf: the margin alone decides) ...
     budget_per_question: float | None = None  # ... or per question; neither: DEFAULT_BUDGET_PER_QUESTION
     progress: bool = True
@@ -364,12 +369,10 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
             try:
                 read = read_batch(stage.readers, stage.backend, chunk, chunk_contexts, options.share_prefix)
                 for question, contexts, outputs in zip(chunk, chunk_contexts, read):
-                    decider = ensemble
-                    if cascade:  # a fitted ensemble knows the main readers; triage outputs it does not cover are averaged
+                    if cascade:
                         outputs = [replace(o, reader=o.reader + TRIAGE_SUFFIX) for o in outputs]
-                        if ensemble is not None and not ensemble.covers({o.reader for o in outputs}):
-                            decider = None
-                    answered.append(QuestionResult(question, combine(question, outputs, contexts, decider), outputs, contexts))
+                    prediction = combine(question, outputs, contexts, first_pass_decider(ensemble, outputs, cascade))
+                    answered.append(QuestionResult(question, prediction, outputs, contexts))
             except (ValueError, RuntimeError, OpenbookError) as error:  # keep what was answered; the caller reports
                 named = chunk[0].id if len(chunk) == 1 else f"{chunk[0].id}..{chunk[-1].id}"
                 failure = f"question {named!r}: {error}"
@@ -381,11 +384,13 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
                 break
             m.advance(completed=len(results) - len(triaged), questions=len(chunk))
     spent = stage.model_seconds - seconds_before
+    priors = apply_letter_prior(results, ensemble, cascade, on_result) if options.letter_prior else {}
     escalation: dict[str, object] = {"triage_readers": triage_readers(options), "escalated": 0}  # if triage failed
     if cascade and failure is None:
         # the main stage reuses the triage pass's model when it is the same one
         shared = stage.backend if first_options.model == options.model else backend
-        escalation, escalated_seconds, failure = escalate(results, options, ensemble, started, shared, on_result)
+        escalation, escalated_seconds, failure = escalate(results, options, ensemble, started, shared, on_result,
+                                                          priors)
         spent += escalated_seconds
     finished = time.perf_counter()
     reading = finished - retrieved
@@ -405,6 +410,36 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     settings["reader_names"] = list(dict.fromkeys(output.reader for result in results for output in result.outputs))
     settings["cascade"] = escalation if cascade else False
     return Run(results=results, seconds=seconds, settings=settings, failure=failure)
+
+
+def first_pass_decider(ensemble: Ensemble | None, outputs: Sequence[ReaderOutput], cascade: bool) -> Ensemble | None:
+    """A fitted ensemble knows the main readers; triage outputs it does not cover are averaged."""
+    if cascade and ensemble is not None and not ensemble.covers({o.reader for o in outputs}):
+        return None
+    return ensemble
+
+
+def apply_letter_prior(results: list[QuestionResult], ensemble: Ensemble | None, cascade: bool,
+                       on_result: Callable[[QuestionResult], None] | None) -> dict[str, SlotPrior]:
+    """Every letter reading of the first pass divided by its reader's slot prior over the whole pass
+    (a resumed run's logged readings included), in place on `results`; the changed answers are handed
+    to `on_result` again. Returns the prior per reader output name."""
+    readings: dict[str, list[OrderReading]] = {}
+    for result in results:
+        for output in result.outputs:
+            if output.orders is not None:
+                readings.setdefault(output.reader, []).append(output.orders)
+    priors = {name: estimate_slot_prior(found) for name, found in readings.items()}
+    for i, result in enumerate(results):
+        if not any(o.orders is not None for o in result.outputs):
+            continue
+        outputs = [with_slot_prior(o, result.question.letters, priors[o.reader]) if o.orders is not None else o
+                   for o in result.outputs]
+        prediction = combine(result.question, outputs, result.contexts, first_pass_decider(ensemble, outputs, cascade))
+        results[i] = replace(result, prediction=prediction, outputs=outputs)
+        if on_result is not None and prediction != result.prediction:
+            on_result(results[i])
+    return priors
 
 
 def retrieval_for(options: AnswerOptions) -> Retrieval | None:
@@ -440,20 +475,23 @@ def order_completion(options: AnswerOptions, backend: Backend | None, ensemble: 
 
 
 def triage_reading(completion: OrderCompletion | None, result: QuestionResult) -> ReaderOutput | None:
-    """The triage reading `completion` would complete; None without one (a resumed run's log may lack it)."""
+    """The triage reading `completion` would complete; None without one or without its order reading
+    (a resumed run's log may lack them)."""
     if completion is None:
         return None
-    return next((o for o in result.outputs if o.reader == completion.triage_name), None)
+    return next((o for o in result.outputs if o.reader == completion.triage_name and o.orders is not None), None)
 
 
 def read_remaining_orders(completion: OrderCompletion, backend: Backend, result: QuestionResult,
-                          triage: ReaderOutput, share_prefix: bool) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
+                          triage: ReaderOutput, share_prefix: bool,
+                          prior: SlotPrior | None = None) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
     """The question's outputs with the full-order reading added (named `letter-rot5@none`, apart from
     a main reader with 5 rotations, which reads context), and the outputs that decide it: the
-    full-order reading in place of the triage letter reading it contains."""
+    full-order reading in place of the triage letter reading it contains. `prior`: the triage
+    reading's slot prior, which the orders read now share (same model and prompt, no context)."""
     question = result.question
     (rest,) = read_contexts([completion.reader], backend, question, [NO_CONTEXT], share_prefix)
-    full = complete_rotations(triage, completion.read, rest, len(LETTERS), len(question.options))
+    full = complete_rotations(triage, rest, len(LETTERS), question.letters, prior)
     full = replace(full, reader=f"{full.reader}@{NO_CONTEXT.retrieval}")
     return [*result.outputs, full], [o for o in result.outputs if o is not triage] + [full]
 
@@ -463,7 +501,8 @@ def mean_pace(seconds: Sequence[float]) -> float:
 
 
 def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None, started: float,
-             backend: Backend | None, on_result: Callable[[QuestionResult], None] | None) -> tuple[dict[str, object], float, str | None]:
+             backend: Backend | None, on_result: Callable[[QuestionResult], None] | None,
+             priors: dict[str, SlotPrior] | None = None) -> tuple[dict[str, object], float, str | None]:
     """The cascade's main stage on the hardest triaged questions, in place on `results`; returns what
     it did, its model seconds and a failure (None when it finished). Nothing is loaded or retrieved
     once the budget is spent; contexts are retrieved a batch at a time, hardest first, so a budget
@@ -522,7 +561,7 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                 began = time.perf_counter()
                 if kind == "orders":
                     outputs, decided_by = read_remaining_orders(completion, stage.backend, result, triage,
-                                                                options.share_prefix)
+                                                                options.share_prefix, (priors or {}).get(triage.reader))
                     every_context = result.contexts
                 else:
                     more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)

@@ -50,6 +50,9 @@ CoverageOpt = Annotated[float | None, typer.Option(help="Cascade: a re-read ques
                                                        "question's words (default 0.5); otherwise the letter reader "
                                                        "reads its remaining option orders without context (0: "
                                                        "always context).")]
+PriorOpt = Annotated[bool | None, typer.Option("--letter-prior/--no-letter-prior", help="Letter readers: after the "
+                                               "first pass, divide each reading by the model's letter prior "
+                                               "fitted over that pass (default off).")]
 PerQuestionOpt = Annotated[float | None, typer.Option(help="Cascade: the budget as seconds per question answered "
                                                            "(default 10).")]
 BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the whole run; the hardest questions are "
@@ -121,7 +124,7 @@ def _shared_options(exam: ExamArg = None, index: IndexOpt = None, out: OutOpt = 
                     ensemble: EnsembleOpt = None, triage: TriageOpt = None, triage_model: TriModelOpt = None,
                     triage_context_tokens: TriCtxOpt = None, triage_rotations: TriRotOpt = None,
                     escalate_margin: EscMarginOpt = None, average_stages: AverageOpt = None,
-                    context_coverage: CoverageOpt = None, budget_seconds: BudgetOpt = None,
+                    context_coverage: CoverageOpt = None, letter_prior: PriorOpt = None, budget_seconds: BudgetOpt = None,
                     budget_per_question: PerQuestionOpt = None, rotations: RotOpt = None,
                     share_prefix: ShareOpt = None, retrieval: RetrOpt = None, candidates: CandOpt = None,
                     dense_engine: EngineOpt = None, passages: PassOpt = None, context_tokens: CtxOpt = None,

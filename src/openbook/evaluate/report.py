@@ -15,7 +15,7 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
 from openbook.pipeline import TRIAGE_SUFFIX, QuestionResult, RetrievedContext, Run
 from openbook.provenance import library_versions
-from openbook.readers import ReaderOutput
+from openbook.readers import OrderReading, ReaderOutput
 from openbook.retrieve.context import Context, render_passage
 from openbook.types import Hit, Passage, Prediction, Question
 
@@ -40,6 +40,9 @@ def _prediction_record(result: QuestionResult) -> dict[str, object]:
         "calibrated": result.prediction.calibrated,
         "answer": result.question.answer,
         "readers": {o.reader: o.probabilities for o in result.outputs},
+        # letter readers' uncalibrated readings, so a resumed run can estimate the letter prior again
+        "orders": {o.reader: {"first": o.orders.first_order, "logprobs": o.orders.logprobs}
+                   for o in result.outputs if o.orders is not None},
         "contexts": [_evidence(retrieved) for retrieved in result.contexts],
     }
 
@@ -51,9 +54,10 @@ RUN_FILE = "run.json"
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
                    "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
                    "triage_readers", "triage_model", "triage_context_tokens", "triage_rotations",
-                   "escalate_margin", "average_stages", "context_coverage", "adapter", "packed", "n_ctx")
+                   "escalate_margin", "average_stages", "context_coverage", "letter_prior", "adapter", "packed",
+                   "n_ctx")
 # settings added since runs were first logged, and what a run.json without them was made with
-ABSENT_SETTINGS = {"average_stages": False, "context_coverage": 0.0}
+ABSENT_SETTINGS = {"average_stages": False, "context_coverage": 0.0, "letter_prior": False}
 
 
 class PredictionLog:
@@ -119,7 +123,10 @@ def _triage_only(record: dict[str, object]) -> bool:
 def result_from_record(record: dict[str, object], question: Question) -> QuestionResult:
     """A logged answer back as a result (the inverse of `_prediction_record`; a context's text is
     rebuilt from its logged passages, whole)."""
-    outputs = [ReaderOutput(question.id, name, probabilities) for name, probabilities in record["readers"].items()]
+    orders = {name: OrderReading(int(o["first"]), tuple(map(tuple, o["logprobs"])))
+              for name, o in (record.get("orders") or {}).items()}
+    outputs = [ReaderOutput(question.id, name, probabilities, orders=orders.get(name))
+               for name, probabilities in record["readers"].items()]
     contexts = []
     for evidence in record.get("contexts", []):
         hits = [Hit(Passage(p["id"], "", p["title"], p["text"]), p["score"], rank)

@@ -1,8 +1,8 @@
 """Readers: score every option of a question from its context with a language model."""
 
-from openbook.readers.base import Reader, ReaderOutput, ReadPlan, read_question, read_questions
+from openbook.readers.base import OrderReading, Reader, ReaderOutput, ReadPlan, read_question, read_questions
 from openbook.readers.encoder import EncoderReader
 from openbook.readers.letter import LetterReader
 from openbook.readers.yesno import YesNoReader
 
-__all__ = ["EncoderReader", "LetterReader", "ReadPlan", "Reader", "ReaderOutput", "YesNoReader", "read_question", "read_questions"]
+__all__ = ["EncoderReader", "LetterReader", "OrderReading", "ReadPlan", "Reader", "ReaderOutput", "YesNoReader", "read_question", "read_questions"]

@@ -25,12 +25,23 @@ SYSTEM_PROMPT = "You are an expert in science. You answer multiple-choice questi
 
 
 @dataclass(frozen=True, slots=True)
+class OrderReading:
+    """What a letter reader saw, before any calibration: for each option order it read (cyclic
+    rotations `first_order`, `first_order` + 1, ...), the log-probabilities of the displayed letters,
+    normalised over them. Row r, column s: display slot s of rotation `first_order` + r."""
+
+    first_order: int
+    logprobs: tuple[tuple[float, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReaderOutput:
     question_id: str
     reader: str
     probabilities: dict[str, float]  # original option letter -> probability; sums to 1
     evidence: tuple[str, ...] = ()   # passage ids the reader was given
     prompt_tokens: int = 0           # shared prefix + this reader's continuations
+    orders: OrderReading | None = None  # letter readers: the per-order reading behind `probabilities`
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +103,13 @@ def interpret_question(readers: Sequence[Reader], merged: QuestionPlan, logprobs
     for reader, plan in zip(readers, merged.plans):
         rows = [merged.row_of[tuple(c)] for c in plan.continuations]
         columns = [merged.column_of[t] for t in plan.targets]
-        probabilities = reader.interpret(question, logprobs[np.ix_(rows, columns)])
+        own = logprobs[np.ix_(rows, columns)]
+        read_orders = getattr(reader, "read_orders", None)  # letter readers keep their per-order reading
+        orders = read_orders(question, own) if read_orders is not None else None
         outputs.append(ReaderOutput(
-            question_id=question.id, reader=reader.name, probabilities=probabilities,
+            question_id=question.id, reader=reader.name, probabilities=reader.interpret(question, own),
             evidence=context.passage_ids,
-            prompt_tokens=len(merged.prefix) + sum(len(c) for c in plan.continuations),
+            prompt_tokens=len(merged.prefix) + sum(len(c) for c in plan.continuations), orders=orders,
         ))
     return outputs
 

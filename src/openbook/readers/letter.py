@@ -8,14 +8,26 @@ With k equal to the number of options, every option is shown once in every posit
 does not depend on which cyclic order the options came in. `first_rotation` skips the first orders,
 so that a reading over few orders can be completed later (`complete_rotations`) without reading them
 twice.
+
+Letter prior: what rotations cancel by reading more orders, dividing by the model's letter prior
+removes from the orders read. The prior (`estimate_slot_prior`) is fitted over a batch of readings
+(the exam itself, no answers needed) as the part of each order's letter log-probabilities that
+follows the display slot rather than the option shown there, and every order's slot probabilities
+are divided by it before the orders are averaged (`option_probabilities`). Each output keeps its
+uncalibrated `OrderReading`, so a prior can be (re)applied to it at any time.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
 import numpy as np
 
 from openbook.backends.base import Backend
-from openbook.readers.base import SYSTEM_PROMPT, ReaderOutput, ReadPlan, logsumexp_rows, softmax, spelling_ids
+from openbook.readers.base import (SYSTEM_PROMPT, OrderReading, ReaderOutput, ReadPlan, logsumexp_rows, softmax,
+                                  spelling_ids)
 from openbook.types import LETTERS, Question
 
 INSTRUCTION = "Answer with the letter of the correct option only."
@@ -37,7 +49,7 @@ class LetterReader:
     def orders(self, n_options: int) -> list[list[int]]:
         """Display slot j of rotation r shows option (j + r) mod n."""
         k = min(self.rotations, n_options)
-        return [[(j + r) % n_options for j in range(n_options)] for r in range(self.first_rotation, k)]
+        return [rotation(n_options, r) for r in range(self.first_rotation, k)]
 
     def plan(self, question: Question) -> ReadPlan:
         texts = list(question.options.values())
@@ -51,19 +63,76 @@ class LetterReader:
         targets = [i for ids in self._letter_ids[:len(texts)] for i in ids]
         return ReadPlan(continuations, targets)
 
-    def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:
+    def read_orders(self, question: Question, logprobs: np.ndarray) -> OrderReading:
+        """Each order's letter log-probabilities, every spelling of a letter pooled."""
         n = len(question.options)
-        orders = self.orders(n)
-        probabilities = np.zeros(n)
-        for order, row in zip(orders, logprobs):
-            per_slot, start = [], 0
-            for ids in self._letter_ids[:n]:
-                per_slot.append(logsumexp_rows(row[start:start + len(ids)]))
-                start += len(ids)
-            slot_probabilities = softmax(np.array(per_slot))
-            for slot, option in enumerate(order):
-                probabilities[option] += slot_probabilities[slot] / len(orders)
-        return {letter: float(p) for letter, p in zip(question.letters, probabilities)}
+        bounds = np.cumsum([0] + [len(ids) for ids in self._letter_ids[:n]])
+        pooled = np.stack([[logsumexp_rows(row[bounds[s]:bounds[s + 1]]) for s in range(n)] for row in logprobs])
+        normalised = pooled - logsumexp_rows(pooled)[:, None]
+        return OrderReading(self.first_rotation, tuple(map(tuple, normalised.tolist())))
+
+    def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:
+        return option_probabilities(question.letters, self.read_orders(question, logprobs))
+
+
+def rotation(n_options: int, r: int) -> list[int]:
+    """The options display slots 0..n-1 show in cyclic rotation r."""
+    return [(slot + r) % n_options for slot in range(n_options)]
+
+
+SlotPrior = dict[int, np.ndarray]  # number of options -> log preference of each display slot (mean 0)
+PRIOR_PSEUDO_READINGS = 10.0  # the prior is shrunk towards none by this many readings' worth
+PRIOR_ITERATIONS = 20
+
+
+def estimate_slot_prior(readings: Iterable[OrderReading]) -> SlotPrior:
+    """The model's log preference for each display slot, per number of options, from readings over
+    several orders: each order's log-probabilities are modelled as option content + slot preference
+    (both centred), fitted by alternating means over all readings. An option seen in several slots
+    separates the two, so where the answers sit in the exam does not leak into the prior, and a
+    reading of one order (nothing to compare) contributes nothing."""
+    groups: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for reading in readings:
+        scores = np.array(reading.logprobs)
+        k, n = scores.shape
+        if k < 2:
+            continue
+        shown = np.array([rotation(n, r) for r in range(reading.first_order, reading.first_order + k)])
+        groups[n].append((scores - scores.mean(axis=1, keepdims=True), shown))
+    prior = {}
+    for n, rows in groups.items():
+        slot = np.zeros(n)
+        orders = sum(len(scores) for scores, _ in rows)
+        for _ in range(PRIOR_ITERATIONS):
+            residual = np.zeros(n)
+            for scores, shown in rows:
+                content = np.zeros(n)
+                np.add.at(content, shown, scores - slot)  # each option's mean over the slots it was shown in
+                content /= np.bincount(shown.ravel(), minlength=n).clip(min=1)
+                residual += (scores - content[shown]).sum(axis=0)
+            slot = residual / (orders + PRIOR_PSEUDO_READINGS)
+        prior[n] = slot - slot.mean()
+    return prior
+
+
+def option_probabilities(letters: Sequence[str], reading: OrderReading, prior: SlotPrior | None = None) -> dict[str, float]:
+    """Each option's probability, averaged over the orders read in its position there; each order's
+    slot probabilities divided by the slot prior first, where one is given for this many options."""
+    n = len(letters)
+    scores = np.array(reading.logprobs)
+    if prior is not None and n in prior:
+        scores = scores - prior[n]
+    probabilities = np.zeros(n)
+    for r, slot_probabilities in enumerate(softmax(scores), start=reading.first_order):
+        probabilities[rotation(n, r)] += slot_probabilities / len(scores)
+    return {letter: float(p) for letter, p in zip(letters, probabilities)}
+
+
+def with_slot_prior(output: ReaderOutput, letters: Sequence[str], prior: SlotPrior) -> ReaderOutput:
+    """`output` with its probabilities recomputed from its order reading under `prior`."""
+    if output.orders is None:
+        raise ValueError(f"reader {output.reader!r} kept no order reading to calibrate")
+    return replace(output, probabilities=option_probabilities(letters, output.orders, prior))
 
 
 def rotation_reader_name(rotations: int) -> str:
@@ -75,14 +144,16 @@ def orders_read(rotations: int, first_rotation: int, n_options: int) -> int:
     return max(0, min(rotations, n_options) - first_rotation)
 
 
-def complete_rotations(read: ReaderOutput, read_rotations: int, rest: ReaderOutput, rotations: int,
-                       n_options: int) -> ReaderOutput:
-    """The `rotations`-order reading of a question from a reading over its first `read_rotations`
-    orders and one over the rest (`first_rotation=read_rotations`): each option's probability is
-    the mean over all orders, so the result equals reading every order at once."""
-    done = orders_read(read_rotations, 0, n_options)
-    more = orders_read(rotations, read_rotations, n_options)
-    merged = {letter: (done * read.probabilities[letter] + more * rest.probabilities[letter]) / (done + more)
-              for letter in read.probabilities}
-    return ReaderOutput(read.question_id, rotation_reader_name(rotations), merged, read.evidence + rest.evidence,
-                        read.prompt_tokens + rest.prompt_tokens)
+def complete_rotations(read: ReaderOutput, rest: ReaderOutput, rotations: int, letters: Sequence[str],
+                       prior: SlotPrior | None = None) -> ReaderOutput:
+    """The `rotations`-order reading of a question from a reading over its first orders and one over
+    the rest (`first_rotation` = the orders `read` holds): its order readings joined, so the result
+    equals reading every order at once (under `prior`, when given)."""
+    if read.orders is None or rest.orders is None:
+        raise ValueError("completing a reading needs both order readings")
+    if rest.orders.first_order != read.orders.first_order + len(read.orders.logprobs):
+        raise ValueError(f"orders from {rest.orders.first_order} do not follow the "
+                         f"{len(read.orders.logprobs)} read from {read.orders.first_order}")
+    orders = OrderReading(read.orders.first_order, read.orders.logprobs + rest.orders.logprobs)
+    return ReaderOutput(read.question_id, rotation_reader_name(rotations), option_probabilities(letters, orders, prior),
+                        read.evidence + rest.evidence, read.prompt_tokens + rest.prompt_tokens, orders)
