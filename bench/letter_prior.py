@@ -56,8 +56,7 @@ def record(questions: list[Question], path: Path, model: str) -> list[dict]:
     todo = [q for q in questions if q.id not in done]
     if todo:
         from openbook.backends import load_backend
-        from openbook.readers import LetterReader
-        from openbook.readers.base import plan_question
+        from openbook.readers import LetterReader, read_question
         from openbook.retrieve.context import Context
 
         backend = load_backend("llama.cpp", model, n_ctx=4096)
@@ -66,13 +65,9 @@ def record(questions: list[Question], path: Path, model: str) -> list[dict]:
         with path.open("a", encoding="utf-8") as log, \
                 meter(f"reading {path.stem}", len(todo), ("questions",)) as progress:
             for question in todo:
-                merged = plan_question([reader], backend, question, Context("", (), 0))
-                logprobs = backend.next_token_logprobs(merged.prefix, merged.continuations, merged.targets, True)
-                rows = [merged.row_of[tuple(c)] for c in merged.plans[0].continuations]
-                columns = [merged.column_of[t] for t in merged.plans[0].targets]
-                orders = reader.read_orders(question, logprobs[np.ix_(rows, columns)])
+                (output,) = read_question([reader], backend, question, Context("", (), 0))
                 entry = {"id": question.id, "answer": question.answer, "letters": list(question.letters),
-                         "orders": reader.orders(len(question.options)), "slot_logits": orders.logprobs}
+                         "orders": reader.orders(len(question.options)), "slot_logits": output.orders.logprobs}
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
                 done[question.id] = entry

@@ -9,8 +9,8 @@ does not depend on which cyclic order the options came in. `first_rotation` skip
 so that a reading over few orders can be completed later (`complete_rotations`) without reading them
 twice.
 
-Letter prior: what rotations cancel by reading more orders, dividing by the model's letter prior
-removes from the orders read. The prior (`estimate_slot_prior`) is fitted over a batch of readings
+Letter prior: the model's preference for some letters, which rotations cancel by reading more
+orders, can instead be divided out of the orders read. The prior (`estimate_slot_prior`) is fitted over a batch of readings
 (the exam itself, no answers needed) as the part of each order's letter log-probabilities that
 follows the display slot rather than the option shown there, and every order's slot probabilities
 are divided by it before the orders are averaged (`option_probabilities`). Each output keeps its
