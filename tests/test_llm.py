@@ -285,6 +285,9 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
     assert run("single", "--triage", "none")["cascade"] is False
     debiased = run("debiased", "--triage-rotations", "2", "--budget-seconds", "inf")  # a debiased triage pass, a plain main stage
     assert debiased["reader_names"] == ["letter-rot2@triage", "letter"]
+    assert cascaded["letter_prior"] is False and run("prior", "--letter-prior")["letter_prior"] is True
+    logged = [json.loads(line) for line in (tmp_path / "prior" / "predictions.jsonl").read_text().splitlines()]
+    assert len(logged[0]["orders"]["letter-rot3@triage"]["logprobs"]) == 3  # the reading the prior was fitted on
     result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--model", TINY_MODEL,
                                  "--triage", "none", "--budget-seconds", "5"])
     assert result.exit_code == 2 and "needs triage readers" in result.output
