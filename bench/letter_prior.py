@@ -33,6 +33,7 @@ from openbook.evaluate.metrics import average_precision_at_3
 from openbook.exam import read_exam
 from openbook.progress import meter
 from openbook.readers import OrderReading
+from openbook.readers.base import logsumexp_rows
 from openbook.readers.letter import SlotPrior, estimate_slot_prior, option_probabilities, rotation
 from openbook.types import Question
 
@@ -77,8 +78,8 @@ def record(questions: list[Question], path: Path, model: str) -> list[dict]:
 
 def reading(entry: dict, k: int) -> OrderReading:
     """The entry's first k orders as the letter reader keeps them."""
-    logits = np.array(entry["slot_logits"][:k])
-    return OrderReading(0, tuple(map(tuple, logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)))))
+    logits = np.array(entry["slot_logits"][:k])  # the first recordings kept them unnormalised
+    return OrderReading(0, tuple(map(tuple, logits - logsumexp_rows(logits)[:, None])))
 
 
 def scores(entry: dict, k: int, prior: SlotPrior | None) -> np.ndarray:

@@ -502,7 +502,7 @@ def mean_pace(seconds: Sequence[float]) -> float:
 
 def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None, started: float,
              backend: Backend | None, on_result: Callable[[QuestionResult], None] | None,
-             priors: dict[str, SlotPrior] | None = None) -> tuple[dict[str, object], float, str | None]:
+             priors: dict[str, SlotPrior]) -> tuple[dict[str, object], float, str | None]:
     """The cascade's main stage on the hardest triaged questions, in place on `results`; returns what
     it did, its model seconds and a failure (None when it finished). Nothing is loaded or retrieved
     once the budget is spent; contexts are retrieved a batch at a time, hardest first, so a budget
@@ -561,7 +561,7 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                 began = time.perf_counter()
                 if kind == "orders":
                     outputs, decided_by = read_remaining_orders(completion, stage.backend, result, triage,
-                                                                options.share_prefix, (priors or {}).get(triage.reader))
+                                                                options.share_prefix, priors.get(triage.reader))
                     every_context = result.contexts
                 else:
                     more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)

@@ -34,6 +34,27 @@ class OrderReading:
     logprobs: tuple[tuple[float, ...], ...]
 
 
+SlotPrior = dict[int, np.ndarray]  # number of options -> log preference of each display slot (mean 0)
+
+
+def rotation(n_options: int, r: int) -> list[int]:
+    """The options display slots 0..n-1 show in cyclic rotation r."""
+    return [(slot + r) % n_options for slot in range(n_options)]
+
+
+def option_probabilities(letters: Sequence[str], reading: OrderReading, prior: SlotPrior | None = None) -> dict[str, float]:
+    """Each option's probability, averaged over the orders read in its position there; each order's
+    slot probabilities divided by the slot prior first, where one is given for this many options."""
+    n = len(letters)
+    scores = np.array(reading.logprobs)
+    if prior is not None and n in prior:
+        scores = scores - prior[n]
+    probabilities = np.zeros(n)
+    for r, slot_probabilities in enumerate(softmax(scores), start=reading.first_order):
+        probabilities[rotation(n, r)] += slot_probabilities / len(scores)
+    return {letter: float(p) for letter, p in zip(letters, probabilities)}
+
+
 @dataclass(frozen=True, slots=True)
 class ReaderOutput:
     question_id: str
@@ -106,8 +127,10 @@ def interpret_question(readers: Sequence[Reader], merged: QuestionPlan, logprobs
         own = logprobs[np.ix_(rows, columns)]
         read_orders = getattr(reader, "read_orders", None)  # letter readers keep their per-order reading
         orders = read_orders(question, own) if read_orders is not None else None
+        probabilities = (option_probabilities(question.letters, orders) if orders is not None
+                         else reader.interpret(question, own))
         outputs.append(ReaderOutput(
-            question_id=question.id, reader=reader.name, probabilities=reader.interpret(question, own),
+            question_id=question.id, reader=reader.name, probabilities=probabilities,
             evidence=context.passage_ids,
             prompt_tokens=len(merged.prefix) + sum(len(c) for c in plan.continuations), orders=orders,
         ))

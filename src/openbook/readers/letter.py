@@ -10,10 +10,10 @@ so that a reading over few orders can be completed later (`complete_rotations`) 
 twice.
 
 Letter prior: the model's preference for some letters, which rotations cancel by reading more
-orders, can instead be divided out of the orders read. The prior (`estimate_slot_prior`) is fitted over a batch of readings
-(the exam itself, no answers needed) as the part of each order's letter log-probabilities that
-follows the display slot rather than the option shown there, and every order's slot probabilities
-are divided by it before the orders are averaged (`option_probabilities`). Each output keeps its
+orders, can instead be divided out of the orders read. The prior (`estimate_slot_prior`) is fitted
+over a batch of readings (the exam itself, no answers needed) as the part of each order's letter
+log-probabilities that follows the display slot rather than the option shown there, and every
+order's slot probabilities are divided by it before the orders are averaged (`option_probabilities`). Each output keeps its
 uncalibrated `OrderReading`, so a prior can be (re)applied to it at any time.
 """
 
@@ -26,8 +26,8 @@ from dataclasses import replace
 import numpy as np
 
 from openbook.backends.base import Backend
-from openbook.readers.base import (SYSTEM_PROMPT, OrderReading, ReaderOutput, ReadPlan, logsumexp_rows, softmax,
-                                  spelling_ids)
+from openbook.readers.base import (SYSTEM_PROMPT, OrderReading, ReaderOutput, ReadPlan, SlotPrior, logsumexp_rows,
+                                  option_probabilities, rotation, spelling_ids)
 from openbook.types import LETTERS, Question
 
 INSTRUCTION = "Answer with the letter of the correct option only."
@@ -75,12 +75,6 @@ class LetterReader:
         return option_probabilities(question.letters, self.read_orders(question, logprobs))
 
 
-def rotation(n_options: int, r: int) -> list[int]:
-    """The options display slots 0..n-1 show in cyclic rotation r."""
-    return [(slot + r) % n_options for slot in range(n_options)]
-
-
-SlotPrior = dict[int, np.ndarray]  # number of options -> log preference of each display slot (mean 0)
 PRIOR_PSEUDO_READINGS = 10.0  # the prior is shrunk towards none by this many readings' worth
 PRIOR_ITERATIONS = 20
 
@@ -113,19 +107,6 @@ def estimate_slot_prior(readings: Iterable[OrderReading]) -> SlotPrior:
             slot = residual / (orders + PRIOR_PSEUDO_READINGS)
         prior[n] = slot - slot.mean()
     return prior
-
-
-def option_probabilities(letters: Sequence[str], reading: OrderReading, prior: SlotPrior | None = None) -> dict[str, float]:
-    """Each option's probability, averaged over the orders read in its position there; each order's
-    slot probabilities divided by the slot prior first, where one is given for this many options."""
-    n = len(letters)
-    scores = np.array(reading.logprobs)
-    if prior is not None and n in prior:
-        scores = scores - prior[n]
-    probabilities = np.zeros(n)
-    for r, slot_probabilities in enumerate(softmax(scores), start=reading.first_order):
-        probabilities[rotation(n, r)] += slot_probabilities / len(scores)
-    return {letter: float(p) for letter, p in zip(letters, probabilities)}
 
 
 def with_slot_prior(output: ReaderOutput, letters: Sequence[str], prior: SlotPrior) -> ReaderOutput:
