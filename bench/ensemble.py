@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from common import OUT, ROOT, SHARED, markdown_table, sample_exam
-from openbook.ensemble import scored_from_runs
+from openbook.ensemble import scored_from_runs, scored_question
 from openbook.ensemble.calibrate import with_temperature
 from openbook.ensemble.learned import evaluate_scores, out_of_fold_scores, ranking_of
 from openbook.evaluate.metrics import score_rankings
@@ -110,6 +110,23 @@ def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
 # members run only when named, so the default bench is the README's table
 OPT_IN = {"letter@bm25-500", "letter@auto-500", "letter@rerank-500"}
 
+# no-context letter readers over k cyclic option orders (the default triage reads 3, ARC's best reader
+# 5), taken from bench/letter_prior.py's recording of the same questions: its first k orders are what
+# LetterReader(rotations=k) reads, to the digit (README, "Letter prior"). Paces: the readers' own runs
+# (README, "Readers"). Opt-in (--members), after `python bench/letter_prior.py`.
+RECORDED = {"letter-rot3@none": (3, 6.3), "letter-rot5@none": (5, 9.1)}
+
+
+def recorded_readers(set_name: str, name: str, model: str) -> dict[str, np.ndarray]:
+    """Question id -> the recorded member's probabilities in letter order."""
+    from letter_prior import scores
+
+    path = OUT / "letter-orders" / model / f"{set_name}.jsonl"
+    if not path.exists():
+        raise SystemExit(f"{name} needs {path}: run `python bench/letter_prior.py --sets {set_name}` first")
+    orders, _ = RECORDED[name]
+    return {entry["id"]: scores(entry, orders, None) for entry in map(json.loads, path.read_text().splitlines())}
+
 
 def run_member(exam: Path, options: AnswerOptions, out: Path, limit: int) -> dict:
     """The member's run on the set (resumed when stopped); its metrics.json."""
@@ -167,7 +184,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["default-exam", "arc-challenge-val", "llmse-6k-dev-val"])
     parser.add_argument("--members", nargs="+", default=None,
                         help="members to run (default: all but the 500-token ones): encoder letter@none "
-                             "letter@bm25 letter@auto letter@bm25-500 letter@auto-500 letter@rerank-500")
+                             "letter@bm25 letter@auto letter@bm25-500 letter@auto-500 letter@rerank-500 "
+                             "letter-rot3@none letter-rot5@none (these two from bench/letter_prior.py's recordings)")
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--budgets", nargs="+", type=float, default=[5.0, 10.0])
     parser.add_argument("--folds", type=int, default=5)
@@ -181,6 +199,7 @@ def main() -> None:
     for set_name, exam in exam_sets(args.sets, encoder, args.questions).items():
         chosen = {name: options for name, options in members(encoder, args.model).items()
                   if (name not in OPT_IN if args.members is None else name in args.members)}
+        recorded = [name for name in RECORDED if args.members is not None and name in args.members]
         seconds, folders = {}, []
         for name, options in chosen.items():
             out = member_folder(set_name, name, encoder)
@@ -190,12 +209,18 @@ def main() -> None:
             seconds[f"{out.name}/{options.readers[0]}" if len(chosen) > 1 else options.readers[0]] = \
                 metrics["seconds"]["per_question"]
             folders.append(out)
+        questions = read_exam(exam)[:args.questions]
+        # the questions every member answered
+        scored = scored_from_runs(folders, questions) if folders else [scored_question(q, {}, "") for q in questions]
+        for name in recorded:
+            readings = recorded_readers(set_name, name, args.model)
+            scored = [replace(q, readers={**q.readers, name: readings[q.id]}) for q in scored if q.id in readings]
+            seconds[name] = RECORDED[name][1]
         for item in args.pace:
             member, value = item.split("=")
             for name in seconds:
                 if name.split("/")[0] == member_folder(set_name, member, encoder).name:
                     seconds[name] = float(value)
-        scored = scored_from_runs(folders, read_exam(exam))  # the questions every member answered
         names = list(seconds)
         for name in names:
             alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)

@@ -19,7 +19,8 @@
 # alone (its wheel is 42 MB of other tokenizers' models), the BM25 index and the two exams as a
 # .tar.xz, and the fp16 MiniLM; the command installed the wheels with `pip install --target`, put
 # them, blingfire and src/ on PYTHONPATH, unpacked the index to runs/default-index, and ran this.
-# SMOKE="--max-questions 8 --epochs 1" (appended to the training commands; the last value wins) and
+# ONLY=ctx256 runs one encoder variant. SMOKE="--max-questions 8 --epochs 1" (appended to the training
+# commands; the last value wins) and
 # BENCH="--questions 1" make a quick check of the script itself, e.g. on a CPU.
 set -euo pipefail
 [ $# -eq 4 ] || { echo "usage: bash bench/gpu_run.sh encoder|llm OUT MODEL_DIR EXAMS_DIR" >&2; exit 2; }
@@ -51,6 +52,7 @@ if [ "$what" = encoder ]; then
     cast_weights "$model" /tmp/minilm-fp32 float32
     for variant in "ctx256 256 320" "ctx448 448 512"; do
         read -r name context tokens <<<"$variant"
+        [ -z "${ONLY:-}" ] || [ "$name" = "$ONLY" ] || continue  # ONLY=ctx256: one variant
         peak_gpu_memory "encoder $name" timeout 300 openbook train encoder "${training_exams[@]}" --exclude "$reported" \
             --index runs/default-index --base /tmp/minilm-fp32 --out "/tmp/encoder-$name" --epochs 3 \
             --batch-size 8 --context-tokens "$context" --max-tokens "$tokens" --checkpoint-every 100000 --quiet ${SMOKE:-} \
