@@ -146,3 +146,69 @@ def test_coverage_is_computed_from_the_same_text_when_answering_and_when_fitting
     (record,) = read_predictions(tmp_path / "predictions.jsonl")
     assert evidence_text(contexts) == context_text(record)
     assert "Second sentence 1" in evidence_text(contexts) and "sentence 2" not in evidence_text(contexts)
+
+
+def write_final_run(folder, questions: list[Question], probabilities: list[np.ndarray], exam) -> None:
+    """A finished run's predictions.jsonl: final probabilities, and a reader that `--final` ignores."""
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"settings": {"exam": str(exam)}}))
+    with (folder / "predictions.jsonl").open("w") as handle:
+        for question, row in zip(questions, probabilities):
+            final = dict(zip(question.letters, map(float, row)))
+            handle.write(json.dumps({"id": question.id, "probabilities": final,
+                                     "readers": {"letter@triage": {letter: 0.2 for letter in question.letters}}}) + "\n")
+
+
+def test_combine_command_averages_whole_runs_or_weighs_them_by_a_fit_on_other_runs(tmp_path):
+    synthetic = synthetic_questions(60, seed=5)
+    questions = [Question(q.id, f"question {q.id}", {l: f"option {l}{q.id}" for l in LETTERS}, q.answer) for q in synthetic]
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,C,D,E,answer\n" + "".join(
+        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}\n" for q in questions))
+    # validation runs and test runs live in folders of the same names, as the fitted readers are named
+    for split, part in (("val", slice(0, 40)), ("test", slice(40, 60))):
+        write_final_run(tmp_path / split / "cascade", questions[part], [q.readers["good"] for q in synthetic[part]], exam)
+        write_final_run(tmp_path / split / "encoder", questions[part], [q.readers["noise"] for q in synthetic[part]], exam)
+    runner = CliRunner()
+    test_runs = [str(tmp_path / "test" / "cascade"), str(tmp_path / "test" / "encoder")]
+
+    result = runner.invoke(app, ["ensemble", "combine", *test_runs, "--out", str(tmp_path / "mean")])
+    assert result.exit_code == 0, result.output
+    assert "combined the 20 of 60 questions" in result.output  # the test runs answered 20
+    records = [json.loads(line) for line in (tmp_path / "mean" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == [q.id for q in questions[40:]]
+    for record, q in zip(records, synthetic[40:]):
+        expected = (q.readers["good"] + q.readers["noise"]) / 2
+        assert np.allclose([record["probabilities"][l] for l in LETTERS], expected)
+        assert set(record["readers"]) == {"cascade", "encoder"} and not record["calibrated"]
+        assert record["prediction"] == " ".join(LETTERS[i] for i in np.argsort(-expected, kind="stable")[:3])
+    submission = (tmp_path / "mean" / "submission.csv").read_text().splitlines()
+    assert submission[0] == "id,prediction" and len(submission) == 21
+    metrics = json.loads((tmp_path / "mean" / "metrics.json").read_text())
+    assert metrics["count"] == 20
+
+    fitted = tmp_path / "fitted.json"
+    result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "val" / "cascade"), str(tmp_path / "val" / "encoder"),
+                                 "--final", "--method", "weighted", "--out", str(fitted)])
+    assert result.exit_code == 0, result.output
+    weights = json.loads(fitted.read_text())["weights"]
+    assert weights["cascade"] > weights["encoder"]  # the informative run
+    result = runner.invoke(app, ["ensemble", "combine", *test_runs, "--ensemble", str(fitted), "--out", str(tmp_path / "fit")])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "fit" / "predictions.jsonl").read_text().splitlines()]
+    assert all(r["calibrated"] for r in records)
+    ensemble = Ensemble.load(fitted)
+    scored = scored_from_runs([tmp_path / "test" / "cascade", tmp_path / "test" / "encoder"], questions, final=True)
+    assert np.allclose([records[0]["probabilities"][l] for l in LETTERS], ensemble.probabilities(scored[0]))
+
+    # a fit on runs named otherwise, a run without final answers, runs with nothing in common: named
+    result = runner.invoke(app, ["ensemble", "combine", test_runs[0], "--ensemble", str(fitted), "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "fitted on runs in folders named cascade, encoder" in result.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "predictions.jsonl").write_text(json.dumps({"id": questions[40].id, "readers": {}}) + "\n")
+    with pytest.raises(OpenbookError, match="has no final probabilities"):
+        scored_from_runs([broken], questions, final=True)
+    result = runner.invoke(app, ["ensemble", "combine", str(tmp_path / "val" / "cascade"), test_runs[1],
+                                 "--exam", str(exam), "--out", str(tmp_path / "y")])
+    assert result.exit_code != 0 and "was answered by every one of" in result.output

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from openbook.backends import Backend, load_backend
-from openbook.ensemble import Ensemble, average_probabilities, rank, scored_question
+from openbook.ensemble import Ensemble, average_probabilities, prediction_from, scored_question
 from openbook.errors import OpenbookError
 from openbook.progress import meter
 from openbook.readers import EncoderReader, LetterReader, OrderReading, Reader, ReaderOutput, YesNoReader, read_questions
@@ -217,13 +217,10 @@ def combine(question: Question, outputs: Sequence[ReaderOutput], contexts: Seque
             ensemble: Ensemble | None) -> Prediction:
     """One prediction from every reader output: a fitted ensemble (calibrated confidence) or the mean."""
     if ensemble is None:
-        probabilities = average_probabilities(outputs)
-        ranking = rank(probabilities)
-        return Prediction(question.id, ranking, probabilities, confidence=probabilities[ranking[0]])
+        return prediction_from(question.id, average_probabilities(outputs))
     scored = scored_question(question, {o.reader: o.probabilities for o in outputs}, evidence_text(contexts))
-    probabilities = dict(zip(question.letters, map(float, ensemble.probabilities(scored))))
-    ranking = rank(probabilities)
-    return Prediction(question.id, ranking, probabilities, confidence=probabilities[ranking[0]], calibrated=True)
+    return prediction_from(question.id, dict(zip(question.letters, map(float, ensemble.probabilities(scored)))),
+                           calibrated=True)
 
 
 def evidence_text(contexts: Sequence[RetrievedContext]) -> str:

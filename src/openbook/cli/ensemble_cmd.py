@@ -1,4 +1,5 @@
-"""`openbook ensemble fit`: learn how to combine readers (and calibrate confidence) from validation runs."""
+"""`openbook ensemble fit`: learn how to combine readers (and calibrate confidence) from validation runs;
+`openbook ensemble combine`: one submission from whole runs of the same exam."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import typer
 from rich.table import Table
 
 from openbook.cli.common import reports_errors, results
-from openbook.ensemble import METHODS, fit_ensemble, scored_from_runs
+from openbook.ensemble import METHODS, Ensemble, fit_ensemble, prediction_from, scored_from_runs
 from openbook.errors import OpenbookError
+from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 
 app = typer.Typer(help="Fit reader ensembles with calibrated confidence.", no_args_is_help=True)
@@ -34,13 +36,16 @@ def fit(
     method: Annotated[list[str] | None, typer.Option(help=f"Methods to compare ({', '.join(METHODS)}); default all.")] = None,
     folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the folds and the ranker.")] = 13,
+    final: Annotated[bool, typer.Option("--final", help="Each run is one reader, its final answers, named by its "
+                                                        "folder: the file then works with `ensemble combine`.")] = False,
 ) -> None:
     """Cross-validate mean, weighted and ranker ensembles; save the best, calibrated on held-out folds.
 
     One run: readers keep their names, so the file works with `openbook answer --ensemble`.
-    Several runs: readers are named RUN-FOLDER/READER (for comparing runs offline)."""
+    Several runs: readers are named RUN-FOLDER/READER (for comparing runs offline), or RUN-FOLDER
+    with --final."""
     questions = read_exam(exam or exam_of(runs[0]))
-    scored = scored_from_runs(runs, questions)
+    scored = scored_from_runs(runs, questions, final=final)
     ensemble = fit_ensemble(scored, methods=method or METHODS, folds=folds, seed=seed)
     ensemble.save(out)
     table = Table("method", "MAP@3", "accuracy", "NLL", "ECE", title=f"{folds}-fold cross-validation, "
@@ -50,3 +55,52 @@ def fit(
                       f"{score['accuracy']:.4f}", f"{score['nll']:.4f}", f"{score['ece']:.3f}")
     results.print(table)
     results.print(f"wrote {out}", highlight=False)
+
+
+@app.command("combine")
+@reports_errors
+def combine(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (or predictions.jsonl) of the same exam.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for submission.csv, predictions.jsonl, run.json "
+                                                          "(and metrics.json when the exam has answers).")],
+    exam: Annotated[Path | None, typer.Option(help="The exam the runs answered (default: from run.json).")] = None,
+    ensemble: Annotated[Path | None, typer.Option(help="From `ensemble fit --final` on validation runs in folders of "
+                                                       "the same names (default: the mean of the runs).")] = None,
+) -> None:
+    """One submission from whole runs of the same exam (e.g. the default cascade and an encoder run):
+    each run's final answers are one reader, named by its folder, averaged or weighed by a fitted
+    ensemble. Only the questions every run answered are combined."""
+    from openbook.evaluate.report import write_run
+    from openbook.pipeline import QuestionResult, Run
+    from openbook.readers import ReaderOutput
+
+    exam_path = exam or exam_of(runs[0])
+    questions = {q.id: q for q in read_exam(exam_path)}
+    scored = scored_from_runs(runs, list(questions.values()), final=True)
+    if not scored:
+        raise OpenbookError(f"no question of {exam_path} was answered by every one of {', '.join(map(str, runs))}")
+    names = sorted(scored[0].readers)
+    combiner = Ensemble.load(ensemble) if ensemble is not None else Ensemble("mean", names)
+    if set(combiner.readers) != set(names):
+        raise OpenbookError(f"{ensemble} was fitted on runs in folders named {', '.join(sorted(combiner.readers))}; "
+                            f"these are named {', '.join(names)} (fit it with `ensemble fit --final` on runs named alike)")
+    combined = []
+    for q in scored:
+        probabilities = dict(zip(q.letters, map(float, combiner.probabilities(q))))
+        outputs = [ReaderOutput(q.id, name, dict(zip(q.letters, map(float, q.readers[name])))) for name in names]
+        combined.append(QuestionResult(questions[q.id], prediction_from(q.id, probabilities, calibrated=ensemble is not None),
+                                       outputs, contexts=[]))
+    settings = {"exam": str(exam_path), "combined_runs": [str(run) for run in runs],
+                "ensemble": str(ensemble) if ensemble is not None else None}
+    metrics = write_run(Run(combined, seconds={}, settings=settings), out)
+    if len(scored) < len(questions):
+        results.print(f"[yellow]combined the {len(scored)} of {len(questions)} questions every run answered[/yellow]")
+    if metrics:
+        table = Table("run", "MAP@3", "accuracy", title=f"{len(scored)} questions of {exam_path.name}")
+        for name in names:
+            alone = score_rankings((prediction_from(q.id, dict(zip(q.letters, q.readers[name]))).ranking, q.answer)
+                                   for q in scored)
+            table.add_row(name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}")
+        table.add_row(f"combined ({combiner.method})", f"{metrics['map@3']:.4f}", f"{metrics['accuracy']:.4f}")
+        results.print(table)
+    results.print(f"wrote {out / 'submission.csv'}", highlight=False)

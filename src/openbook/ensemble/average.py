@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from openbook.readers.base import ReaderOutput
+from openbook.types import Prediction
 
 
 def average_probabilities(outputs: Sequence[ReaderOutput],
@@ -26,3 +27,10 @@ def average_probabilities(outputs: Sequence[ReaderOutput],
 def rank(probabilities: Mapping[str, float]) -> tuple[str, ...]:
     """Letters best first; ties keep letter order, so a run is reproducible."""
     return tuple(sorted(probabilities, key=lambda letter: (-probabilities[letter], letter)))
+
+
+def prediction_from(question_id: str, probabilities: Mapping[str, float], calibrated: bool = False) -> Prediction:
+    """The prediction these probabilities make: letters ranked, the top one's probability as confidence."""
+    ranking = rank(probabilities)
+    return Prediction(question_id, ranking, dict(probabilities), confidence=probabilities[ranking[0]],
+                      calibrated=calibrated)

@@ -62,9 +62,11 @@ def context_text(record: Mapping[str, object]) -> str:
     return "\n".join(p["text"] for c in record.get("contexts", []) for p in c.get("passages", []))
 
 
-def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question]) -> list[ScoredQuestion]:
+def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question], final: bool = False) -> list[ScoredQuestion]:
     """Join several runs' predictions.jsonl by question id: readers of run i are named `run-folder/reader`
-    when more than one run is given. Questions missing from any run are left out."""
+    when more than one run is given. `final`: each run is one reader instead, its final answers
+    named `run-folder` (whole runs combined, e.g. a cascade's with an encoder's: `openbook ensemble
+    combine`). Questions missing from any run are left out."""
     by_id = {q.id: q for q in questions}
     merged: dict[str, dict[str, Mapping[str, float]]] = {}
     contexts: dict[str, str] = {}
@@ -81,9 +83,14 @@ def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question]) -> lis
             if qid not in by_id:
                 raise OpenbookError(f"{path}: question {qid!r} is not in the exam")
             ids.add(qid)
-            for reader, probabilities in record["readers"].items():
-                name = f"{path.parent.name}/{reader}" if len(runs) > 1 else reader
-                merged.setdefault(qid, {})[name] = probabilities
+            if final:
+                if not isinstance(record.get("probabilities"), dict):
+                    raise OpenbookError(f"{path}: question {qid!r} has no final probabilities")
+                read = {path.parent.name: record["probabilities"]}
+            else:
+                read = {f"{path.parent.name}/{reader}" if len(runs) > 1 else reader: probabilities
+                        for reader, probabilities in record["readers"].items()}
+            merged.setdefault(qid, {}).update(read)
             contexts[qid] = contexts.get(qid, "") + "\n" + context_text(record)
         present.append(ids)
     common = set.intersection(*present) if present else set()
