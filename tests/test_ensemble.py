@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,14 @@ def test_a_broken_ensemble_or_predictions_file_is_named(tmp_path):
         scored_from_runs([run], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
 
 
+def exam_of_synthetic(synthetic: list[ScoredQuestion], path: Path) -> tuple[list[Question], Path]:
+    """The synthetic questions as an exam CSV (each option's text names its letter and question)."""
+    questions = [Question(q.id, f"question {q.id}", {l: f"option {l}{q.id}" for l in LETTERS}, q.answer) for q in synthetic]
+    path.write_text("id,prompt,A,B,C,D,E,answer\n" + "".join(
+        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}\n" for q in questions))
+    return questions, path
+
+
 def write_run(folder, questions: list[Question], readers: dict[str, list[np.ndarray]], exam):
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({"settings": {"exam": str(exam)}}))
@@ -105,10 +114,7 @@ def write_run(folder, questions: list[Question], readers: dict[str, list[np.ndar
 
 def test_fit_command_joins_runs_by_folder_and_reads_coverage(tmp_path):
     synthetic = synthetic_questions(60, seed=3)
-    questions = [Question(q.id, f"question {q.id}", {l: f"option {l}{q.id}" for l in LETTERS}, q.answer) for q in synthetic]
-    exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,C,D,E,answer\n" + "".join(
-        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}\n" for q in questions))
+    questions, exam = exam_of_synthetic(synthetic, tmp_path / "exam.csv")
     write_run(tmp_path / "one", questions, {"letter": [q.readers["good"] for q in synthetic]}, exam)
     write_run(tmp_path / "two", questions, {"letter": [q.readers["noise"] for q in synthetic]}, exam)
     runner = CliRunner()
@@ -161,10 +167,7 @@ def write_final_run(folder, questions: list[Question], probabilities: list[np.nd
 
 def test_combine_command_averages_whole_runs_or_weighs_them_by_a_fit_on_other_runs(tmp_path):
     synthetic = synthetic_questions(60, seed=5)
-    questions = [Question(q.id, f"question {q.id}", {l: f"option {l}{q.id}" for l in LETTERS}, q.answer) for q in synthetic]
-    exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,C,D,E,answer\n" + "".join(
-        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}\n" for q in questions))
+    questions, exam = exam_of_synthetic(synthetic, tmp_path / "exam.csv")
     # validation runs and test runs live in folders of the same names, as the fitted readers are named
     for split, part in (("val", slice(0, 40)), ("test", slice(40, 60))):
         write_final_run(tmp_path / split / "cascade", questions[part], [q.readers["good"] for q in synthetic[part]], exam)
