@@ -12,7 +12,8 @@ own validation split):
 Members: the trained encoder (BM25 context as it was trained), and qwen's letter reader with no
 context, with 1,000 tokens of BM25 context and with `auto` (hybrid) context (and, when named with
 --members, `letter@bm25-500`, `letter@auto-500` and `letter@rerank-500`: 500 tokens of BM25, `auto`
-or `bm25/both+embed` context). Each is a
+or `bm25/both+embed` context; `letter-rot3@none` and `letter-rot5@none`: the no-context reader
+in 3 or 5 option orders, from bench/letter_prior.py's recordings). Each other member is a
 real `openbook` run (answer_exam) kept in bench/out/ensemble/SET/MEMBER (the encoder's in
 encoder@ENCODER_FOLDER_NAME) and resumed when present,
 so a stopped bench continues and finished members are not recomputed. Their s/question
