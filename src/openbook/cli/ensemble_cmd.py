@@ -12,6 +12,7 @@ from rich.table import Table
 
 from openbook.cli.common import reports_errors, results
 from openbook.ensemble import METHODS, Ensemble, fit_ensemble, prediction_from, scored_from_runs
+from openbook.ensemble.learned import ranking_of
 from openbook.errors import OpenbookError
 from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
@@ -98,8 +99,7 @@ def combine(
     if metrics:
         table = Table("run", "MAP@3", "accuracy", title=f"{len(scored)} questions of {exam_path.name}")
         for name in names:
-            alone = score_rankings((prediction_from(q.id, dict(zip(q.letters, q.readers[name]))).ranking, q.answer)
-                                   for q in scored)
+            alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)
             table.add_row(name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}")
         table.add_row(f"combined ({combiner.method})", f"{metrics['map@3']:.4f}", f"{metrics['accuracy']:.4f}")
         results.print(table)
