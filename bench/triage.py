@@ -45,7 +45,8 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 from openbook.pipeline import TRIAGE_SUFFIX
 from openbook.readers.base import ReaderOutput
-from openbook.retrieve.context import best_coverage
+from openbook.types import Question
+from openbook.retrieve.context import question_coverage
 
 # seconds/question of each reader alone, uncontended (bench/readers.py speed section, llmse-stem-1k)
 TRIAGE_PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5}
@@ -83,9 +84,9 @@ def decided_both_ways(run: Path) -> list[list[str]]:
     return rows
 
 
-def coverage_of(prompt: str, record: dict) -> float:
-    """`question_coverage` of a recorded question: its prompt against each passage the context packed."""
-    return best_coverage(prompt, (p["text"] for c in record["contexts"] for p in c["passages"]))
+def coverage_of(question: Question, record: dict) -> float:
+    """`question_coverage` of a recorded question against each passage its contexts packed."""
+    return question_coverage(question, [p["text"] for c in record["contexts"] for p in c["passages"]])
 
 
 def routed_rows(label, scored, coverage, main_stage, pace, budgets, thresholds):
@@ -157,7 +158,7 @@ def main() -> None:
         if args.coverage:
             main_stage = args.main[-1]
             records = {r["id"]: r for r in read_predictions(runs[main_stage] / "predictions.jsonl")}
-            coverage = {q.id: coverage_of(q.prompt, records[q.id]) for q in questions}
+            coverage = {q.id: coverage_of(q, records[q.id]) for q in questions}
             rows += routed_rows(label, scored, coverage, main_stage, pace, args.budgets, args.coverage)
             continue
         for name in pace:

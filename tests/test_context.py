@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from openbook.retrieve.context import pack_context, question_coverage, word_coverage
+from openbook.retrieve.context import pack_context, packed_texts, question_coverage, word_coverage
 from openbook.retrieve.query import joint_query
 from openbook.types import Hit, Passage, Question
 
@@ -42,13 +42,17 @@ def test_joint_query_has_prompt_and_all_options():
     assert joint_query(question) == "Which gas? oxygen argon"
 
 
-def test_question_coverage_is_the_best_share_of_the_prompts_words_in_one_packed_passage():
-    prompt = "Which of the numbers one, nine and fourteen are written here?"
-    # content words: numbers, one, nine, fourteen, written, here ("which", "of", "the", "and", "are" are not)
-    assert word_coverage(prompt, "one two three") == 1 / 6
+def test_question_coverage_is_the_best_share_of_prompt_and_one_option_in_one_packed_passage():
+    prompt = "Which of the numbers one and nine are written here?"
+    # content words: numbers, one, nine, written, here ("which", "of", "the", "and", "are" are not)
+    assert word_coverage(prompt, "one two three") == 1 / 5
+    question = Question(id="q", prompt=prompt, options={"A": "twelve", "B": "fourteen thirteen", "C": "two"})
     context = pack_context(HITS, budget_tokens=100, count_tokens=words)
-    assert question_coverage(prompt, HITS, context) == 2 / 6  # Beta holds nine and fourteen; Alpha only one
+    # Beta holds nine, fourteen and thirteen: 3 of the 7 words of the prompt with option B; Alpha
+    # holds one and two (2 of 6 with C); Gamma went in but holds nothing
+    assert question_coverage(question, packed_texts(HITS, context)) == 3 / 7
     only_alpha = pack_context(HITS, budget_tokens=7, count_tokens=words)
     assert only_alpha.passage_ids == ("p0",)
-    assert question_coverage(prompt, HITS, only_alpha) == 1 / 6  # a passage left out of the context does not count
-    assert question_coverage(prompt, [], pack_context([], 100, words)) == 0.0
+    assert packed_texts(HITS, only_alpha) == [HITS[0].passage.text]  # a passage left out of the context does not count
+    assert question_coverage(question, packed_texts(HITS, only_alpha)) == 2 / 6
+    assert question_coverage(question, []) == 0.0

@@ -21,7 +21,7 @@ from openbook.readers import EncoderReader, LetterReader, OrderReading, Reader, 
 from openbook.readers.letter import (SlotPrior, complete_rotations, estimate_slot_prior, orders_read,
                                     rotation_reader_name, with_slot_prior)
 from openbook.retrieve import Retrieval
-from openbook.retrieve.context import Context, pack_context, question_coverage
+from openbook.retrieve.context import Context, pack_context, packed_texts, question_coverage
 from openbook.types import LETTERS, Hit, Prediction, Question
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
@@ -547,7 +547,7 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                     own_contexts.update(zip(coming, found))
                 triage = triage_reading(completion, result)
                 off_question = triage is not None and max(
-                    question_coverage(result.question.prompt, c.hits, c.context) for c in own_contexts[i]
+                    question_coverage(result.question, packed_texts(c.hits, c.context)) for c in own_contexts[i]
                 ) < options.context_coverage
                 kind = "orders" if off_question else "context"
                 if kind == "orders" and orders_read(len(LETTERS), completion.read, len(result.question.options)) == 0:

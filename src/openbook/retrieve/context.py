@@ -4,8 +4,9 @@ Passages go in rank order, each whole; the first one that does not fit contribut
 sentences that do, and packing stops there. Sentences are never cut.
 
 `question_coverage` says whether a context is about the question at all: the largest share of the
-question's words that one of its passages holds. A passage a question was written from holds most
-of them; passages that merely share a topic word or two hold few (README, "Where context helps").
+words of its prompt with one of its options that one of its passages holds. A passage a question was
+written from holds most of them; passages that merely share a topic word or two hold few (README,
+"Where context helps").
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from openbook.corpus.chunking import split_sentences
-from openbook.types import Hit
+from openbook.types import Hit, Question
 
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -27,10 +28,16 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def covered_words(text: str, context: str) -> tuple[int, int]:
+    """How many of `text`'s distinct words (less the commonest) occur in `context`, and of how many."""
+    wanted = set(words(text)) - _COMMON
+    return len(wanted & set(words(context))), len(wanted)
+
+
 def word_coverage(text: str, context: str) -> float:
     """The share of `text`'s words (less the commonest) that occur in `context`."""
-    wanted = set(words(text)) - _COMMON
-    return len(wanted & set(words(context))) / max(len(wanted), 1)
+    covered, wanted = covered_words(text, context)
+    return covered / max(wanted, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +80,17 @@ def pack_context(hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable
     return Context(text="\n\n".join(pieces), passage_ids=tuple(used), tokens=total)
 
 
-def best_coverage(prompt: str, passages: Iterable[str]) -> float:
-    """The largest share of the prompt's words held by one of the passages' texts."""
-    return max((word_coverage(prompt, text) for text in passages), default=0.0)
-
-
-def question_coverage(prompt: str, hits: Sequence[Hit], context: Context) -> float:
-    """The largest share of the prompt's words held by one passage that went into `context`."""
+def packed_texts(hits: Sequence[Hit], context: Context) -> list[str]:
+    """The full texts of the passages that went into `context`, whole or in part."""
     packed = set(context.passage_ids)
-    return best_coverage(prompt, (hit.passage.text for hit in hits if hit.passage.id in packed))
+    return [hit.passage.text for hit in hits if hit.passage.id in packed]
+
+
+def question_coverage(question: Question, passages: Iterable[str]) -> float:
+    """The largest share of the words of the prompt with one of its options that one passage holds.
+
+    With the option, a passage that states the answer counts more than one that repeats the prompt
+    (bench/context_coverage.py: it tells held-out llmse-stem-1k questions from non-Wikipedia exams'
+    better than the prompt alone, balanced accuracy 0.796 against 0.759)."""
+    texts = [f"{question.prompt} {option}" for option in question.options.values()]
+    return max((word_coverage(text, passage) for passage in passages for text in texts), default=0.0)
