@@ -388,17 +388,18 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     from openbook.index.build import build_index
     from openbook.pipeline import AnswerOptions, answer_exam, cascade_budget
     from openbook.readers.letter import estimate_slot_prior, option_probabilities
-    from openbook.retrieve.context import word_coverage
+    from openbook.retrieve.context import question_coverage
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
     off_topic = Question("q2", "What do plants release in photosynthesis?",
-                         {"A": "Oxygen", "B": "Argon", "C": "Neon", "D": "Helium", "E": "Xenon"}, "A")
-    # the Photosynthesis article holds 2 of its 5 words (plants, photosynthesis), the Mitochondrion one
-    # 3 of QUESTION's 5 (produces, atp, cell)
-    assert word_coverage(off_topic.prompt, conftest_article("Photosynthesis")) == pytest.approx(0.4)
-    assert word_coverage(QUESTION.prompt, conftest_article("Mitochondrion")) == pytest.approx(0.6)
-    three_options = Question("q3", off_topic.prompt, {"A": "Oxygen", "B": "Argon", "C": "Neon"}, "A")
+                         {"A": "Water vapour", "B": "Argon", "C": "Neon", "D": "Helium", "E": "Xenon"}, "A")
+    # with its best option the Photosynthesis article holds 2 of off_topic's 6 words (plants,
+    # photosynthesis; not argon), the Mitochondrion one 4 of QUESTION's 6 (produces, atp, cell, mitochondrion)
+    articles = [conftest_article(title) for title in ("Photosynthesis", "Mitochondrion", "Plate tectonics")]
+    assert question_coverage(off_topic, articles) == pytest.approx(2 / 6)
+    assert question_coverage(QUESTION, articles) == pytest.approx(4 / 6)
+    three_options = Question("q3", off_topic.prompt, {"A": "Water vapour", "B": "Argon", "C": "Neon"}, "A")
     questions = [QUESTION, off_topic, three_options]
     defaults = AnswerOptions(index=index, model=TINY_MODEL, n_ctx=1024, context_tokens=120, progress=False)
     assert defaults.triage_readers == ["auto"] and defaults.triage_context_tokens == 0  # the readers, no context
