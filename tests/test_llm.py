@@ -388,6 +388,7 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     from openbook.index.build import build_index
     from openbook.pipeline import AnswerOptions, answer_exam, cascade_budget
     from openbook.readers.letter import estimate_slot_prior, option_probabilities
+    from openbook.evaluate.report import _prediction_record, result_from_record
     from openbook.retrieve.context import question_coverage
 
     index = tmp_path / "index"
@@ -426,6 +427,13 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     assert covered.prediction.probabilities == pytest.approx(mean)
     assert [o.reader for o in uncovered.outputs] == ["letter-rot3@triage", "letter-rot5@none"]
     assert [c.retrieval for c in uncovered.contexts] == ["none"]
+    # the routing's measure is kept, and logged, for each re-read question (its context read or not)
+    assert covered.context_coverage == pytest.approx(4 / 6) and 0 <= uncovered.context_coverage < 0.5
+    assert unchanged.context_coverage is None
+    logged = [json.loads(json.dumps(_prediction_record(r))) for r in run.results]
+    assert [record.get("context_coverage") for record in logged] == [r.context_coverage for r in run.results]
+    assert [result_from_record(record, r.question).context_coverage for record, r in zip(logged, run.results)] \
+        == [r.context_coverage for r in run.results]
     five_orders = read(LetterReader(backend, rotations=5), off_topic, Context("", (), 0)).probabilities
     assert uncovered.prediction.probabilities == uncovered.outputs[1].probabilities  # it holds the triage's orders
     for letter, probability in five_orders.items():

@@ -109,6 +109,9 @@ class QuestionResult:
     prediction: Prediction
     outputs: list[ReaderOutput]  # every reader on every context
     contexts: list[RetrievedContext]
+    # what the cascade's routing measured for a re-read question (`question_coverage` of its own
+    # retrieved contexts, read or not); None where no routing took place
+    context_coverage: float | None = None
 
 
 @dataclass
@@ -546,10 +549,9 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                     found = retrieve_contexts([results[j].question for j in coming], retrieval, main, count_tokens)
                     own_contexts.update(zip(coming, found))
                 triage = triage_reading(completion, result)
-                off_question = triage is not None and max(
-                    question_coverage(result.question, packed_texts(c.hits, c.context)) for c in own_contexts[i]
-                ) < options.context_coverage
-                kind = "orders" if off_question else "context"
+                coverage = None if triage is None else max(
+                    question_coverage(result.question, packed_texts(c.hits, c.context)) for c in own_contexts[i])
+                kind = "orders" if coverage is not None and coverage < options.context_coverage else "context"
                 if kind == "orders" and orders_read(len(LETTERS), completion.read, len(result.question.options)) == 0:
                     continue  # its triage reading saw every order already, and its context is off the question
                 if time.perf_counter() - started + mean_pace(pace[kind]) >= budget:
@@ -569,7 +571,8 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
             except (ValueError, RuntimeError, OpenbookError) as error:
                 failure = f"escalating question {result.question.id!r}: {error}"
                 break
-            results[i] = replace(result, prediction=prediction, outputs=outputs, contexts=every_context)
+            results[i] = replace(result, prediction=prediction, outputs=outputs, contexts=every_context,
+                                 context_coverage=coverage)
             if on_result is not None:
                 on_result(results[i])
             pace[kind].append(time.perf_counter() - began)

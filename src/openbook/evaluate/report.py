@@ -44,6 +44,7 @@ def _prediction_record(result: QuestionResult) -> dict[str, object]:
         "orders": {o.reader: {"first": o.orders.first_order, "logprobs": o.orders.logprobs}
                    for o in result.outputs if o.orders is not None},
         "contexts": [_evidence(retrieved) for retrieved in result.contexts],
+        **({} if result.context_coverage is None else {"context_coverage": result.context_coverage}),
     }
 
 
@@ -136,7 +137,8 @@ def result_from_record(record: dict[str, object], question: Question) -> Questio
                                          Context(text, tuple(hit.passage.id for hit in hits), evidence["tokens"])))
     prediction = Prediction(question.id, tuple(record["ranking"]), record["probabilities"],
                             record.get("confidence"), bool(record.get("calibrated")))
-    return QuestionResult(question, prediction, outputs, contexts)
+    coverage = record.get("context_coverage")
+    return QuestionResult(question, prediction, outputs, contexts, None if coverage is None else float(coverage))
 
 
 def _jsonl_line(record: dict[str, object]) -> str:
