@@ -297,7 +297,8 @@ def check_cascade(options: AnswerOptions) -> None:
             raise ValueError("a time budget plans a cascade, which needs triage readers (--triage READER)")
         return
     if not 0 <= options.context_coverage <= 1:
-        raise ValueError(f"--context-coverage is a share of the question's words, 0-1; got {options.context_coverage}")
+        raise ValueError("--context-coverage is a share of the question's words (prompt and one option), 0-1; "
+                         f"got {options.context_coverage}")
     if options.budget_seconds is not None and options.budget_per_question is not None:
         raise ValueError("give the cascade's budget once: --budget-seconds or --budget-per-question")
     check_readers(triage_options(options))

@@ -47,7 +47,8 @@ AverageOpt = Annotated[bool | None, typer.Option("--average-stages/--main-decide
                                                  "the main readers alone (a fitted --ensemble always weighs both).")]
 CoverageOpt = Annotated[float | None, typer.Option(help="Cascade: a re-read question reads its retrieved context "
                                                        "only when one packed passage holds this share of the "
-                                                       "question's words (default 0.5); otherwise the letter reader "
+                                                       "words of its prompt with one of its options (default "
+                                                       "0.5); otherwise the letter reader "
                                                        "reads its remaining option orders without context (0: "
                                                        "always context).")]
 PriorOpt = Annotated[bool | None, typer.Option("--letter-prior/--no-letter-prior", help="Letter readers: after the "
