@@ -49,8 +49,8 @@ THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7]
 MIN_WORDS = [0, 3, 4, 5, 6, 8]
 
 
-# What a packed passage is asked to cover: the prompt (what the cascade uses), or the prompt with
-# one option (the best-covered one) or with all of them.
+# What a packed passage is asked to cover: the prompt alone (the rule until session 12), the prompt
+# with one option, the best-covered one (`question_coverage`, the cascade's rule), or with all of them.
 QUERIES = {
     "prompt": lambda q: [q.prompt],
     "prompt + best option": lambda q: [f"{q.prompt} {text}" for text in q.options.values()],
@@ -95,7 +95,7 @@ def shares(pairs: list[list[tuple[int, int]]], min_words: int) -> np.ndarray:
 def choose_threshold(counts: dict[str, dict[str, list[list[tuple[int, int]]]]]) -> None:
     """Balanced accuracy of telling held-out llmse-stem-1k questions (written from a Wikipedia
     passage) from held-out ARC-Challenge ones, and from every non-Wikipedia exam pooled (each exam
-    weighing the same), per query form and minimum word count (`word_coverage`'s `min_words`), at
+    weighing the same), per query form and minimum word count (the share taken of at least that many words), at
     the best threshold and at 0.5."""
     grid = np.round(np.arange(0.2, 0.81, 0.05), 2)
     negatives = {"ARC-Challenge": ["arc-challenge-val"], "non-Wikipedia pooled": NON_WIKIPEDIA}
