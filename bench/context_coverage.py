@@ -37,8 +37,9 @@ from openbook.ensemble.learned import ranking_of
 from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
-from openbook.retrieve.context import covered_words, packed_texts, word_coverage
+from openbook.retrieve.context import covered_words, coverage_texts, packed_texts, word_coverage
 from openbook.types import Question
+from triage import recorded_passages
 
 REPORTED = {"llmse-stem-1k": ROOT / "src/openbook/resources/default-exam.csv",
             "arc-challenge-val": OUT / "arc-challenge-val-100.csv"}
@@ -53,7 +54,7 @@ MIN_WORDS = [0, 3, 4, 5, 6, 8]
 # with one option, the best-covered one (`question_coverage`, the cascade's rule), or with all of them.
 QUERIES = {
     "prompt": lambda q: [q.prompt],
-    "prompt + best option": lambda q: [f"{q.prompt} {text}" for text in q.options.values()],
+    "prompt + best option": coverage_texts,
     "prompt + all options": lambda q: [" ".join([q.prompt, *q.options.values()])],
 }
 
@@ -117,7 +118,7 @@ def choose_threshold(counts: dict[str, dict[str, list[list[tuple[int, int]]]]]) 
 
 def form_coverage(form: str, question: Question, record: dict) -> float:
     """The coverage of a recorded question (`QUERIES[form]` against each passage its contexts packed)."""
-    passages = [p["text"] for c in record["contexts"] for p in c["passages"]]
+    passages = recorded_passages(record)
     return max((word_coverage(text, passage) for passage in passages for text in QUERIES[form](question)), default=0.0)
 
 

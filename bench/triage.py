@@ -84,9 +84,14 @@ def decided_both_ways(run: Path) -> list[list[str]]:
     return rows
 
 
+def recorded_passages(record: dict) -> list[str]:
+    """The text of each passage a recorded question's contexts packed."""
+    return [p["text"] for c in record["contexts"] for p in c["passages"]]
+
+
 def coverage_of(question: Question, record: dict) -> float:
     """`question_coverage` of a recorded question against each passage its contexts packed."""
-    return question_coverage(question, [p["text"] for c in record["contexts"] for p in c["passages"]])
+    return question_coverage(question, recorded_passages(record))
 
 
 def routed_rows(label, scored, coverage, main_stage, pace, budgets, thresholds):
