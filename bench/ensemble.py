@@ -10,7 +10,7 @@ own validation split):
 - llmse-6k-dev-val: the first questions of the encoder's validation split that come from llmse-6k-dev.
 
 Members: the trained encoder (BM25 context as it was trained), and qwen's letter reader with no
-context, with 1,000 tokens of BM25 context and with `auto` (hybrid) context (and, when named with
+context, with 1,000 tokens of BM25 context and with `hybrid-rrf/both+embed` context (`auto` until session 13) (and, when named with
 --members, `letter@bm25-500`, `letter@auto-500` and `letter@rerank-500`: 500 tokens of BM25, `auto`
 or `bm25/both+embed` context; `letter-rot3@none` and `letter-rot5@none`: the no-context reader
 in 3 or 5 option orders, from bench/letter_prior.py's recordings). Each other member is a
@@ -99,10 +99,11 @@ def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
                            context_tokens=trained["context_tokens"], encoder_tokens=trained["max_tokens"]),
         "letter@none": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=0),
         "letter@bm25": replace(base, readers=["letter"], retrieval=["bm25"]),
-        "letter@auto": replace(base, readers=["letter"], retrieval=["auto"]),
+        # `auto` as it was when these members were run (it is hybrid-rrf+embed since session 13)
+        "letter@auto": replace(base, readers=["letter"], retrieval=["hybrid-rrf/both+embed"]),
         # half the context, the cascade's main stage since session 6 (bench/triage.py); opt-in (--members)
         "letter@bm25-500": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=500),
-        "letter@auto-500": replace(base, readers=["letter"], retrieval=["auto"], context_tokens=500),
+        "letter@auto-500": replace(base, readers=["letter"], retrieval=["hybrid-rrf/both+embed"], context_tokens=500),
         # BM25 with per-option queries, reranked by MiniLM: recall@5 0.935 on llmse-stem-1k (bench/retrieval.py)
         "letter@rerank-500": replace(base, readers=["letter"], retrieval=["bm25/both+embed"], context_tokens=500),
     }

@@ -84,7 +84,7 @@ def test_hybrid_and_embedding_reranker(dense_index, minilm):
     for text in ("hybrid-rrf", "hybrid-weighted", "dense/both", "bm25+embed", "bm25+embed-options"):
         (found,) = retrieval.search([question], RetrievalSpec.parse(text), k=2)
         assert found[0].passage.title == "Mitochondrion", text
-    assert retrieval.resolve("auto") == RetrievalSpec.parse("hybrid-rrf/both+embed")
+    assert retrieval.resolve("auto") == RetrievalSpec.parse("hybrid-rrf+embed")
     (reranked,) = retrieval.search([question], RetrievalSpec.parse("bm25+embed-question"), k=4)
     assert reranked[0].retriever.endswith(">embed-question") and reranked[0].score >= reranked[-1].score
     # the index's stored fp16 vectors serve the reranker, with the scores of embedding on the fly
@@ -178,3 +178,18 @@ def test_prefixes_from_configuration_are_recorded_and_used_for_queries(tmp_path,
     plain = minilm.encode(["Mitochondrion\nThe mitochondrion"], "passage")
     prefixed = retriever.embedder.encode(["Mitochondrion\nThe mitochondrion"], "passage")
     assert (plain @ prefixed.T)[0, 0] < 0.9999
+
+
+def test_the_default_context_comes_from_the_hybrid_where_the_index_is_dense(dense_index):
+    """`openbook answer`'s default retrieval (`auto`) reads hybrid-rrf+embed context from a dense index,
+    which finds a passage sharing no word with the question; plain BM25 from a sparse one."""
+    from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
+
+    question = Question("q", SEMANTIC_QUERY, {"A": "in its nucleus", "B": "in its mitochondria"})
+    count_words = lambda text: len(text.split())  # noqa: E731 - any token counter packs
+    options = AnswerOptions(index=dense_index, passages=1, context_tokens=200)
+    ((context,),) = retrieve_contexts([question], retrieval_for(options), options, count_words)
+    assert context.retrieval == "hybrid-rrf+embed" and context.hits[0].passage.title == "Mitochondrion"
+    (dense_index / DENSE_DIR / "dense.json").unlink()
+    ((context,),) = retrieve_contexts([question], retrieval_for(options), options, count_words)
+    assert context.retrieval == "bm25"

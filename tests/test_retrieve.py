@@ -106,7 +106,7 @@ def test_bm25_pipeline_with_reranker_keeps_k_of_the_candidates(tmp_path, article
     assert len(reranked) == 2 and reranked[0].retriever == "bm25>edit"
     with pytest.raises(Exception, match="no dense index"):
         retrieval.search([question], RetrievalSpec.parse("dense"), k=2)
-    assert retrieval.resolve("auto") == RetrievalSpec.parse("bm25/both")  # no dense part: the best sparse form
+    assert retrieval.resolve("auto") == RetrievalSpec.parse("bm25")  # no dense part: plain BM25
 
 
 def test_hybrid_retriever_asks_each_retriever_for_depth_candidates():

@@ -48,9 +48,10 @@ class AnswerOptions:
     encoder_tokens: int = 384        # the encoder reads at most this many tokens per option
     rotations: int = 1               # letter reader: option orders averaged (permutation debiasing)
     share_prefix: bool = True        # evaluate context + question once per question (KV cache reuse)
-    # one context per pipeline (plan.py grammar). bm25: the best MAP@3 measured with the letter reader
-    # (README, "Choosing the default"); `auto` (hybrid) finds the source passage more often
-    retrieval: list[str] = field(default_factory=lambda: ["bm25"])
+    # one context per pipeline (plan.py grammar). `auto`: hybrid-rrf+embed where the index has a dense
+    # part, else bm25 (README, "Choosing the default": the cascade answers as well with either, and the
+    # hybrid finds the source passage far more often)
+    retrieval: list[str] = field(default_factory=lambda: ["auto"])
     candidates: int = 50             # per retriever before fusion or reranking
     dense_engine: str = "matmul"
     passages: int = 8                # retrieved per question, before packing

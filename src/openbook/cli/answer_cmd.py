@@ -61,8 +61,8 @@ BudgetOpt = Annotated[float | None, typer.Option(help="Cascade: seconds for the 
 RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
 ShareOpt = Annotated[bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")]
 RetrOpt = Annotated[list[str] | None, typer.Option(
-    "--retrieval", help="RETRIEVER\\[/QUERY]\\[+RERANKER] (e.g. bm25, hybrid-rrf/both+embed) or auto (the best "
-                        "measured that the index supports); repeat for one context per pipeline, read and averaged.")]
+    "--retrieval", help="RETRIEVER\\[/QUERY]\\[+RERANKER] (e.g. bm25, hybrid-rrf/both+embed) or auto (the default: "
+                        "hybrid-rrf+embed where the index has a dense part, else bm25); repeat for one context per pipeline, read and averaged.")]
 CandOpt = Annotated[int | None, typer.Option(help="Passages per retriever before fusion or reranking.")]
 EngineOpt = Annotated[str | None, typer.Option(help="Dense search: matmul (exact), faiss-flat or faiss-hnsw.")]
 PassOpt = Annotated[int | None, typer.Option(help="Passages retrieved per question.")]
