@@ -60,8 +60,8 @@ QUERIES = {
 
 
 def held_out(index, model: str, per_exam: int) -> None:
-    # BM25, as the rule was chosen (session 12); the cascade reads `auto` since session 13, which routes
-    # the same questions to context but for a few (bench/cascade_retrieval.py)
+    # BM25, as the rule was chosen (session 12); the cascade reads `auto` (the hybrid on a dense index)
+    # since session 13, which routes fewer OpenBookQA and SciQ questions to context (bench/cascade_retrieval.py)
     options = AnswerOptions(index=index, context_tokens=500, progress=False, retrieval=["bm25"])
     backend = load_backend("llama.cpp", model, n_ctx=512)
     count = lambda text: len(backend.tokenize(text, at_start=False))  # noqa: E731 - the main stage's packing
