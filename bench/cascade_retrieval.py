@@ -56,7 +56,12 @@ def coverage_by_retriever(questions, options: AnswerOptions, specs: list[str]) -
 
 
 def compare(run: Path, specs: list[str]) -> list[list[str]]:
+    if not (run / "run.json").is_file() or not (run / "predictions.jsonl").is_file():
+        raise SystemExit(f"{run}: not an `openbook eval` run folder; make one with "
+                         f"`openbook eval EXAM --index runs/default-index --out {run}`")
     settings = json.loads((run / "run.json").read_text())["settings"]
+    if not settings.get("cascade"):
+        raise SystemExit(f"{run}: not a cascade run (--triage none); this bench compares the default cascade's contexts")
     records = {str(r["id"]): r for r in read_predictions(run / "predictions.jsonl")}
     exam = read_exam(Path(settings["exam"]))
     options = AnswerOptions(index=Path(settings["index"]), budget_seconds=math.inf, progress=True, resume=True)
