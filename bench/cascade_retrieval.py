@@ -36,12 +36,9 @@ from openbook.backends import load_backend
 from openbook.ensemble.features import read_predictions
 from openbook.evaluate.metrics import average_precision_at_3
 from openbook.exam import read_exam
-from openbook.pipeline import TRIAGE_SUFFIX, AnswerOptions, retrieval_for, retrieve_contexts
+from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
 from openbook.retrieve.context import packed_texts, question_coverage
-
-
-def re_read(record: dict) -> bool:
-    return any(not name.endswith(TRIAGE_SUFFIX) for name in record["readers"])
+from triage import re_read
 
 
 def coverage_by_retriever(questions, options: AnswerOptions, specs: list[str]) -> dict[str, list[float]]:

@@ -50,9 +50,7 @@ class KeptMappings(ShardedMatmulSearch):
         if not hasattr(self, "_kept"):
             self._kept = []
             for path, rows in self.shards:
-                with path.open("rb") as handle:
-                    mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
-                self._kept.append(np.frombuffer(mapped, ROW_DTYPE, rows * self.info.dimension).reshape(rows, -1))
+                self._kept.append(self.map_shard(path, rows)[1])
         offset = 0
         for shard in self._kept:
             for start in range(0, len(shard), block_rows):
@@ -91,9 +89,7 @@ class PrefetchNextShard(ShardedMatmulSearch):
         libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
         def mapped_shard(path: Path, rows: int) -> tuple[mmap.mmap, np.ndarray]:
-            with path.open("rb") as handle:
-                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
-            shard = np.frombuffer(mapped, dtype=ROW_DTYPE, count=rows * self.info.dimension).reshape(rows, -1)
+            mapped, shard = self.map_shard(path, rows)
             libc.madvise(shard.ctypes.data, shard.nbytes, 22)  # MADV_POPULATE_READ
             return mapped, shard
 

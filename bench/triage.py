@@ -58,10 +58,15 @@ def recorded(path):
     return {record["id"]: record["readers"] for record in read_predictions(path)} if path.is_file() else {}
 
 
+def re_read(record: dict) -> bool:
+    """Whether a cascade's recorded question was re-read by its main stage."""
+    return any(not name.endswith(TRIAGE_SUFFIX) for name in record["readers"])
+
+
 def decided_both_ways(run: Path) -> list[list[str]]:
     """A real cascade run scored as the main readers alone and as both stages averaged would decide."""
     records = read_predictions(run / "predictions.jsonl")
-    re_read = sum(any(not name.endswith(TRIAGE_SUFFIX) for name in r["readers"]) for r in records)
+    re_read_count = sum(map(re_read, records))
     rows = []
     for label, both in (("main readers decide", False), ("both stages averaged", True)):
         pairs = []
@@ -80,7 +85,7 @@ def decided_both_ways(run: Path) -> list[list[str]]:
             pairs.append((rank(probabilities), record["answer"]))
         scores = score_rankings(pairs)
         rows.append([str(run), label, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{len(records)}",
-                     f"{re_read} re-read"])
+                     f"{re_read_count} re-read"])
     return rows
 
 

@@ -165,14 +165,18 @@ class ShardedMatmulSearch(VectorSearch):
         for path, rows in self.shards:
             if rows == 0:  # a shard whose only, half-written row was cut by a stop
                 continue
-            with path.open("rb") as handle:
-                # copy-on-write: never written, but writable arrays let torch read it without a copy
-                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
-            shard = np.frombuffer(mapped, dtype=ROW_DTYPE, count=rows * self.info.dimension).reshape(rows, -1)
+            mapped, shard = self.map_shard(path, rows)
             for start in range(0, rows, block_rows):
                 yield offset + start, shard[start:start + block_rows]
             mapped.madvise(mmap.MADV_DONTNEED)  # drop its pages from this process (the page cache keeps them)
             offset += rows
+
+    def map_shard(self, path: Path, rows: int) -> tuple[mmap.mmap, np.ndarray]:
+        """A shard memory-mapped, and its rows as an array over the mapping (no copy)."""
+        with path.open("rb") as handle:
+            # copy-on-write: never written, but writable arrays let torch read it without a copy
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+        return mapped, np.frombuffer(mapped, dtype=ROW_DTYPE, count=rows * self.info.dimension).reshape(rows, -1)
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """The stored vectors of some rows (fp32), read from their shards."""
