@@ -9,12 +9,16 @@ Replays cascades from recorded outputs: every no-context reader of `bench/reader
     python bench/triage.py --runs runs/cascade-ctx500 …   # real cascade runs: who decides a re-read question
     python bench/triage.py --coverage 0 0.5 …        # the default cascade, routed by context coverage
 
-`--coverage` replays the default cascade (3-order letter triage, 500 tokens of BM25 context, both
-stages deciding) with the main stage routed as `openbook answer` routes it: a re-read question
+`--coverage` replays the default cascade (3-order letter triage, both stages deciding) with the last
+`--main` member as its context reading, routed as `openbook answer` routes it: a re-read question
 reads its context where one packed passage holds at least that share of its words, otherwise the
 two option orders left without context, and the 5-order reading decides (0: every re-read reads
-context, the default until session 9). Coverage comes from the passages the recorded 500-token
-run packed; the orders branch is planned at the 5-order pace less the 3-order one.
+context, the default until session 9). Coverage comes from the passages the member's run packed;
+the triage and 5-order readings from bench/letter_prior.py's recordings (`python bench/letter_prior.py`
+first); the orders branch is planned at the 5-order pace less the 3-order one:
+
+    python bench/ensemble.py --encoder DIR --members letter@hybrid-250    # the context reading
+    python bench/triage.py --coverage 0.5 --main letter@hybrid-250 --budgets 8 10 12
 
 `--runs` scores real `openbook eval` cascade runs twice from their predictions.jsonl: as the main
 readers alone decide a re-read question (`--main-decides`) and as the mean of both stages does (the
@@ -32,12 +36,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from common import OUT, ROOT, markdown_table
-from ensemble import cascade_rows
+from ensemble import cascade_rows, recorded_readers
 from openbook.ensemble.average import average_probabilities, rank
 from openbook.ensemble.features import read_predictions, scored_question
 from openbook.ensemble.learned import ranking_of
@@ -127,6 +132,25 @@ def routed_rows(label, scored, coverage, main_stage, pace, budgets, thresholds):
     return rows
 
 
+def routed_set_rows(set_name: str, exam: Path, run: Path, model: str, budgets, thresholds) -> list[list[str]]:
+    """The default cascade replayed on one set: its triage (3 orders) and full-order readings from
+    bench/letter_prior.py's recordings, which equal what the pipeline's letter readers read, and the
+    context reading (and the coverage it is routed by) from the bench/ensemble.py member `run`."""
+    readings = {name: recorded_readers(set_name, name, model) for name in ("letter-rot3@none", "letter-rot5@none")}
+    records = {str(r["id"]): r for r in read_predictions(run / "predictions.jsonl")}
+    questions = [q for q in read_exam(exam) if q.id in records and all(q.id in r for r in readings.values())]
+    if not questions:
+        return [[set_name, f"no question recorded by both {run} and bench/letter_prior.py", "", "", "", ""]]
+    scored = []
+    for q in questions:
+        main_reading = scored_question(q, {run.name: records[q.id]["readers"]["letter"]}, "")
+        scored.append(replace(main_reading, readers={name: r[q.id] for name, r in readings.items()}
+                              | main_reading.readers))
+    pace = TRIAGE_PACE | {run.name: measured_pace(run)}
+    coverage = {q.id: coverage_of(q, records[q.id]) for q in questions}
+    return routed_rows(f"{set_name} ({len(scored)})", scored, coverage, run.name, pace, budgets, thresholds)
+
+
 def measured_pace(run: Path) -> float:
     return json.loads((run / "metrics.json").read_text())["seconds"]["per_question"]
 
@@ -155,6 +179,9 @@ def main() -> None:
         if unfinished:  # its pace is not measured yet
             print(f"{set_name}: bench/ensemble.py has not finished {', '.join(unfinished)} yet")
             continue
+        if args.coverage:
+            rows += routed_set_rows(set_name, exam, runs[args.main[-1]], args.model, args.budgets, args.coverage)
+            continue
         mains = {name: recorded(run / "predictions.jsonl") for name, run in runs.items()}
         questions = [q for q in read_exam(exam) if q.id in triage and all(q.id in found for found in mains.values())]
         if not questions:
@@ -165,12 +192,6 @@ def main() -> None:
                                   | {name: found[q.id]["letter"] for name, found in mains.items()}, "")
                   for q in questions]
         label = f"{set_name} ({len(scored)})"
-        if args.coverage:
-            main_stage = args.main[-1]
-            records = {r["id"]: r for r in read_predictions(runs[main_stage] / "predictions.jsonl")}
-            coverage = {q.id: coverage_of(q, records[q.id]) for q in questions}
-            rows += routed_rows(label, scored, coverage, main_stage, pace, args.budgets, args.coverage)
-            continue
         for name in pace:
             alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)
             rows.append([label, name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}", f"{pace[name]:.2f}", ""])
