@@ -15,7 +15,9 @@ reads its context where one packed passage holds at least that share of its word
 two option orders left without context, and the 5-order reading decides (0: every re-read reads
 context, the default until session 9). Coverage comes from the passages the member's run packed;
 the triage and 5-order readings from bench/letter_prior.py's recordings (`python bench/letter_prior.py`
-first); the orders branch is planned at the 5-order pace less the 3-order one:
+first); the orders branch is planned at the 5-order pace less the 3-order one. Two unbudgeted
+policies follow for comparison: routing before any reading (context alone where covered), and the
+cascade re-reading every question:
 
     python bench/ensemble.py --encoder DIR --members letter@hybrid-250    # the context reading
     python bench/triage.py --coverage 0.5 --main letter@hybrid-250 --budgets 8 10 12
@@ -148,7 +150,31 @@ def routed_set_rows(set_name: str, exam: Path, run: Path, model: str, budgets, t
                               | main_reading.readers))
     pace = TRIAGE_PACE | {run.name: measured_pace(run)}
     coverage = {q.id: coverage_of(q, records[q.id]) for q in questions}
-    return routed_rows(f"{set_name} ({len(scored)})", scored, coverage, run.name, pace, budgets, thresholds)
+    label = f"{set_name} ({len(scored)})"
+    return (routed_rows(label, scored, coverage, run.name, pace, budgets, thresholds)
+            + [row for threshold in thresholds for row in unbudgeted_rows(label, scored, coverage, run.name, pace, threshold)])
+
+
+def unbudgeted_rows(label, scored, coverage, main_stage, pace, threshold):
+    """Two ways to spend more than the budget, for comparison: every question routed at `threshold`,
+    none passed over. "route first": a covered question is read with its context alone (no triage
+    pass), any other in all option orders; "every question re-read": the cascade with no budget."""
+    cheap, full = "letter-rot3@none", "letter-rot5@none"
+    rows = []
+    for name, both in (("route first: context alone where covered", False),
+                       ("every question re-read (no budget)", True)):
+        pairs, seconds = [], 0.0
+        for q in scored:
+            if coverage[q.id] >= threshold:
+                p = (q.readers[cheap] + q.readers[main_stage]) / 2 if both else q.readers[main_stage]
+                seconds += pace[main_stage] + (pace[cheap] if both else 0.0)
+            else:
+                p, seconds = q.readers[full], seconds + pace[full]
+            pairs.append((ranking_of(q.letters, p), q.answer))
+        scores = score_rankings(pairs)
+        rows.append([label, f"{name}: {main_stage} where coverage ≥ {threshold:g}, else 5 orders",
+                     f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{seconds / len(scored):.2f}", ""])
+    return rows
 
 
 def measured_pace(run: Path) -> float:
