@@ -108,7 +108,7 @@ def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
         # BM25 with per-option queries, reranked by MiniLM: recall@5 0.935 on llmse-stem-1k (bench/retrieval.py)
         "letter@rerank-500": replace(base, readers=["letter"], retrieval=["bm25/both+embed"], context_tokens=500),
         # the default retriever since session 13 (`auto` on a dense index): recall@1 0.843, recall@5 0.987,
-        # so fewer passages may hold the source; at 250 tokens (~2 passages) a re-read costs less
+        # so fewer passages may hold the source; 250 tokens (~3 passages) cost less to re-read
         "letter@hybrid-500": replace(base, readers=["letter"], retrieval=["hybrid-rrf+embed"], context_tokens=500),
         "letter@hybrid-250": replace(base, readers=["letter"], retrieval=["hybrid-rrf+embed"], context_tokens=250),
     }
@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--sets", nargs="+", default=["default-exam", "arc-challenge-val", "llmse-6k-dev-val"])
     parser.add_argument("--members", nargs="+", default=None,
-                        help="members to run (default: all but the 500-token ones): encoder letter@none "
+                        help="members to run (default: all but the 500- and 250-token ones): encoder letter@none "
                              "letter@bm25 letter@auto letter@bm25-500 letter@auto-500 letter@rerank-500 letter@hybrid-500 "
                              "letter@hybrid-250 "
                              "letter-rot3@none letter-rot5@none (these two from bench/letter_prior.py's recordings)")

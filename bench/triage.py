@@ -199,8 +199,8 @@ def main() -> None:
         return
     rows = []
     for set_name, (readers_exam, exam) in SETS.items():
-        triage = recorded(OUT / "readers" / args.model / f"{readers_exam}-none" / "predictions.jsonl")
-        runs = {name: OUT / "ensemble" / set_name / name for name in args.main}
+        # a routed replay reads only its context member (the last --main)
+        runs = {name: OUT / "ensemble" / set_name / name for name in (args.main[-1:] if args.coverage else args.main)}
         unfinished = [name for name, run in runs.items() if not (run / "metrics.json").is_file()]
         if unfinished:  # its pace is not measured yet
             print(f"{set_name}: bench/ensemble.py has not finished {', '.join(unfinished)} yet")
@@ -208,6 +208,7 @@ def main() -> None:
         if args.coverage:
             rows += routed_set_rows(set_name, exam, runs[args.main[-1]], args.model, args.budgets, args.coverage)
             continue
+        triage = recorded(OUT / "readers" / args.model / f"{readers_exam}-none" / "predictions.jsonl")
         mains = {name: recorded(run / "predictions.jsonl") for name, run in runs.items()}
         questions = [q for q in read_exam(exam) if q.id in triage and all(q.id in found for found in mains.values())]
         if not questions:
