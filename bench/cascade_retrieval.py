@@ -36,14 +36,14 @@ from openbook.backends import load_backend
 from openbook.ensemble.features import read_predictions
 from openbook.evaluate.metrics import average_precision_at_3
 from openbook.exam import read_exam
-from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
+from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts, token_counter
 from openbook.retrieve.context import packed_texts, question_coverage
 from triage import re_read
 
 
 def coverage_by_retriever(questions, options: AnswerOptions, specs: list[str]) -> dict[str, list[float]]:
     backend = load_backend("llama.cpp", options.model, n_ctx=512)  # its tokenizer packs as the main stage does
-    count = lambda text: len(backend.tokenize(text, at_start=False))  # noqa: E731
+    count = token_counter(backend, [])
     coverage = {}
     for spec in specs:
         spec_options = replace(options, retrieval=[spec])

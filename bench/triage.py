@@ -15,9 +15,9 @@ reads its context where one packed passage holds at least that share of its word
 two option orders left without context, and the 5-order reading decides (0: every re-read reads
 context, the default until session 9). Coverage comes from the passages the member's run packed;
 the triage and 5-order readings from bench/letter_prior.py's recordings (`python bench/letter_prior.py`
-first); the orders branch is planned at the 5-order pace less the 3-order one. Two unbudgeted
-policies follow for comparison: routing before any reading (context alone where covered), and the
-cascade re-reading every question:
+first); the orders branch is planned at the 5-order pace less the 3-order one. For comparison
+it also replays the cascade with no budget (every question re-read) and routing before any reading
+(context alone where covered, no triage pass):
 
     python bench/ensemble.py --encoder DIR --members letter@hybrid-250    # the context reading
     python bench/triage.py --coverage 0.5 --main letter@hybrid-250 --budgets 8 10 12
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+import math
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,11 @@ from openbook.types import Question
 TRIAGE_PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5}
 SETS = {"default-exam": ("llmse-stem-1k", ROOT / "src/openbook/resources/default-exam.csv"),
         "arc-challenge-val": ("arc-challenge-val", OUT / "arc-challenge-val-100.csv")}
+
+
+# the default cascade's no-context readings in bench/letter_prior.py's recordings: its triage, and the
+# full-order reading a re-read question without context ends with
+TRIAGE_READING, FULL_READING = "letter-rot3@none", "letter-rot5@none"
 
 
 def recorded(path):
@@ -107,30 +112,31 @@ def coverage_of(question: Question, record: dict) -> float:
 
 
 def routed_rows(label, scored, coverage, main_stage, pace, budgets, thresholds):
-    """The default cascade replayed at each coverage threshold (see the module's docstring)."""
-    cheap, full = "letter-rot3@none", "letter-rot5@none"
+    """The default cascade replayed at each coverage threshold (see the module's docstring); an
+    infinite budget re-reads every question."""
+    cheap, full = TRIAGE_READING, FULL_READING
     rest = pace[full] - pace[cheap]
     n = len(scored)
     order = sorted(range(n), key=lambda i: float(np.diff(np.sort(scored[i].readers[cheap])[-2:])[0]))
     rows = []
     for budget in budgets:
         for threshold in thresholds:
-            left, final, counts = (budget - pace[cheap]) * n, [q.readers[cheap] for q in scored], [0, 0]
+            spent, final, counts = pace[cheap] * n, [q.readers[cheap] for q in scored], [0, 0]
             for i in order:
                 q = scored[i]
                 with_context = coverage[q.id] >= threshold
                 if not with_context and len(q.letters) <= 3:
                     continue  # the triage read every order
                 cost = pace[main_stage] if with_context else rest
-                if cost > left:
+                if spent + cost > budget * n:
                     continue  # another kind of re-read may still fit
-                left -= cost
+                spent += cost
                 final[i] = (q.readers[cheap] + q.readers[main_stage]) / 2 if with_context else q.readers[full]
                 counts[not with_context] += 1
             scores = score_rankings((ranking_of(q.letters, p), q.answer) for q, p in zip(scored, final))
             rows.append([label, f"cascade 3 orders → {main_stage} where coverage ≥ {threshold:g}, else 5 orders; "
                                 f"budget {budget:g} s/q", f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}",
-                         f"{budget - left / n:.2f}", f"{counts[0]} with context, {counts[1]} in more orders"])
+                         f"{spent / n:.2f}", f"{counts[0]} with context, {counts[1]} in more orders"])
     return rows
 
 
@@ -138,43 +144,31 @@ def routed_set_rows(set_name: str, exam: Path, run: Path, model: str, budgets, t
     """The default cascade replayed on one set: its triage (3 orders) and full-order readings from
     bench/letter_prior.py's recordings, which equal what the pipeline's letter readers read, and the
     context reading (and the coverage it is routed by) from the bench/ensemble.py member `run`."""
-    readings = {name: recorded_readers(set_name, name, model) for name in ("letter-rot3@none", "letter-rot5@none")}
+    readings = {name: recorded_readers(set_name, name, model) for name in (TRIAGE_READING, FULL_READING)}
     records = {str(r["id"]): r for r in read_predictions(run / "predictions.jsonl")}
     questions = [q for q in read_exam(exam) if q.id in records and all(q.id in r for r in readings.values())]
     if not questions:
         return [[set_name, f"no question recorded by both {run} and bench/letter_prior.py", "", "", "", ""]]
-    scored = []
-    for q in questions:
-        main_reading = scored_question(q, {run.name: records[q.id]["readers"]["letter"]}, "")
-        scored.append(replace(main_reading, readers={name: r[q.id] for name, r in readings.items()}
-                              | main_reading.readers))
+    scored = [scored_question(q, {name: dict(zip(q.letters, r[q.id])) for name, r in readings.items()}
+                              | {run.name: records[q.id]["readers"]["letter"]}, "") for q in questions]
     pace = TRIAGE_PACE | {run.name: measured_pace(run)}
     coverage = {q.id: coverage_of(q, records[q.id]) for q in questions}
     label = f"{set_name} ({len(scored)})"
-    return (routed_rows(label, scored, coverage, run.name, pace, budgets, thresholds)
-            + [row for threshold in thresholds for row in unbudgeted_rows(label, scored, coverage, run.name, pace, threshold)])
+    return (routed_rows(label, scored, coverage, run.name, pace, [*budgets, math.inf], thresholds)
+            + [route_first_row(label, scored, coverage, run.name, pace, threshold) for threshold in thresholds])
 
 
-def unbudgeted_rows(label, scored, coverage, main_stage, pace, threshold):
-    """Two ways to spend more than the budget, for comparison: every question routed at `threshold`,
-    none passed over. "route first": a covered question is read with its context alone (no triage
-    pass), any other in all option orders; "every question re-read": the cascade with no budget."""
-    cheap, full = "letter-rot3@none", "letter-rot5@none"
-    rows = []
-    for name, both in (("route first: context alone where covered", False),
-                       ("every question re-read (no budget)", True)):
-        pairs, seconds = [], 0.0
-        for q in scored:
-            if coverage[q.id] >= threshold:
-                p = (q.readers[cheap] + q.readers[main_stage]) / 2 if both else q.readers[main_stage]
-                seconds += pace[main_stage] + (pace[cheap] if both else 0.0)
-            else:
-                p, seconds = q.readers[full], seconds + pace[full]
-            pairs.append((ranking_of(q.letters, p), q.answer))
-        scores = score_rankings(pairs)
-        rows.append([label, f"{name}: {main_stage} where coverage ≥ {threshold:g}, else 5 orders",
-                     f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{seconds / len(scored):.2f}", ""])
-    return rows
+def route_first_row(label, scored, coverage, main_stage, pace, threshold):
+    """For comparison, routing before any reading, with no budget: a question covered at `threshold`
+    is read with its context alone (no triage pass), any other in all option orders."""
+    pairs, seconds = [], 0.0
+    for q in scored:
+        covered = coverage[q.id] >= threshold
+        pairs.append((ranking_of(q.letters, q.readers[main_stage] if covered else q.readers[FULL_READING]), q.answer))
+        seconds += pace[main_stage] if covered else pace[FULL_READING]
+    scores = score_rankings(pairs)
+    return [label, f"route first: {main_stage} alone where coverage ≥ {threshold:g}, else 5 orders",
+            f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{seconds / len(scored):.2f}", ""]
 
 
 def measured_pace(run: Path) -> float:
