@@ -40,6 +40,7 @@ MODES = {
 def run_mode(args: argparse.Namespace, mode: str) -> dict:
     """In this process: load, read the questions, report seconds, probabilities and memory."""
     from openbook.backends import load_backend
+    from openbook.backends.base import model_token_counter
     from openbook.exam import read_exam
     from openbook.pipeline import AnswerOptions, retrieve_contexts
     from openbook.readers import LetterReader, YesNoReader, read_question
@@ -53,7 +54,7 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict:
     questions = read_exam(ROOT / "src/openbook/resources/default-exam.csv")[:args.questions]
     options = AnswerOptions(index=ROOT / "runs/default-index", retrieval=["bm25"], context_tokens=args.context_tokens)
     contexts = [c[0].context for c in retrieve_contexts(questions, Retrieval(options.index), options,
-                                                        lambda text: len(backend.tokenize(text, at_start=False)))]
+                                                        model_token_counter(backend))]
     reader = YesNoReader(backend) if readers_name == "yesno" else LetterReader(backend, rotations=5)
     read_question([reader], backend, questions[0], contexts[0], share)  # warm-up, not timed
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from openbook.backends import Backend, load_backend
+from openbook.backends.base import model_token_counter
 from openbook.ensemble import Ensemble, average_probabilities, prediction_from, scored_question
 from openbook.errors import OpenbookError
 from openbook.progress import meter
@@ -183,7 +184,7 @@ def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None
 def token_counter(backend: Backend | None, readers: Sequence[AnyReader]) -> Callable[[str], int]:
     """Context budgets are counted in the language model's tokens, else in the encoder's."""
     if backend is not None:
-        return lambda text: len(backend.tokenize(text, at_start=False))
+        return model_token_counter(backend)
     return next(r for r in readers if isinstance(r, EncoderReader)).count_tokens
 
 

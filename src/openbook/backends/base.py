@@ -3,7 +3,7 @@ after a shared prefix followed by several continuations."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,6 +43,11 @@ class Backend(Protocol):
         With `share_prefix` the prefix is evaluated once and its KV cache serves every continuation;
         without, each continuation is evaluated from scratch (the reference)."""
         ...
+
+
+def model_token_counter(backend: Backend) -> Callable[[str], int]:
+    """How many of the model's tokens a text takes mid-prompt: the unit context budgets are counted in."""
+    return lambda text: len(backend.tokenize(text, at_start=False))
 
 
 def log_softmax_at(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:

@@ -77,6 +77,7 @@ def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: L
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
+    from openbook.backends.base import model_token_counter
     from openbook.backends.transformers_backend import TransformersBackend
     from openbook.errors import OpenbookError
     from openbook.readers import YesNoReader
@@ -98,7 +99,7 @@ def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: L
     if state is None or not (out / DATA_FILE).is_file():
         if len(questions) < 2:
             raise OpenbookError(f"only {len(questions)} answered questions to train on")
-        prepare_data(questions, index, settings, lambda text: len(backend.tokenize(text, at_start=False)),
+        prepare_data(questions, index, settings, model_token_counter(backend),
                      out, show_progress)
     train, validation = load_data(out)
     loss_function = torch.nn.BCEWithLogitsLoss()
