@@ -37,6 +37,24 @@ def test_jsonl_exam_same_fields(tmp_path):
     assert question.id == "7" and question.options == {"A": "a", "B": "b"} and question.answer == "A"
 
 
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    path = write(tmp_path, '{"id": 1, "prompt": "Energy\u2028is \u0085conserved?", "A": "a\u2029b", "B": "b"}\n'
+                           '{"id": 2, "prompt": "p", "A": "a", "B": "b"}\n', name="exam.jsonl")
+    first, second = read_exam(path)
+    assert first.prompt == "Energy\u2028is \u0085conserved?" and first.options["A"] == "a\u2029b" and second.id == "2"
+
+
+def test_json_array_exam_and_its_errors_located(tmp_path):
+    items = '[\n  {"id": 1, "prompt": "p?", "A": "a", "B": "b", "answer": "B"},\n  {"id": 2, "prompt": "q?", "A": "a", "B": "b"}\n]\n'
+    assert [q.id for q in read_exam(write(tmp_path, items, name="exam.json"))] == ["1", "2"]
+    for text, line, problem in [(items.replace('"prompt": "q?", ', ""), 3, "missing field(s) prompt"),
+                                ('[{"id": 1, "prompt": "p", "A": "a", "B": "b"},\n 7]', 2, "each item of the array"),
+                                ('[{"id": 1, "prompt": "p", "A": "a", "B": "b"}\n {"id": 2}]', 2, "expected ','")]:
+        with pytest.raises(InputError) as caught:
+            read_exam(write(tmp_path, text, name="bad.json"))
+        assert (caught.value.line, problem in caught.value.problem) == (line, True), caught.value
+
+
 def test_no_answer_column_means_unlabelled(tmp_path):
     path = write(tmp_path, "id,prompt,A,B\n1,p,a,b\n")
     assert read_exam(path)[0].answer is None
@@ -50,6 +68,9 @@ def test_no_answer_column_means_unlabelled(tmp_path):
     (HEADER + "1,p,a,,,,,A\n", 2, "has 1 option(s); at least 2 are needed"),
     (HEADER + "1,p,a,b,c,d,e,A,extra\n", 2, "row has 9 fields, header has 8"),
     (HEADER + "1,p,a,b,c,d,e,A\n" + '2,"multi\nline",a,b,c,d,e,A\n3,,a,b,c,d,e,A\n', 5, "empty prompt"),
+    (HEADER + "1,p,a,b,c,d,e,A\n" + '2,"multi\nline",a,b,c,d,e,A,extra\n', 3, "row has 9 fields, header has 8"),
+    (HEADER + "1,p,a,b,c,d,e,A\n\n\n2,p,a,b,c,d,e,A,extra\n", 5, "row has 9 fields, header has 8"),  # blank lines
+    (HEADER + "1,p,a,b,c\n", 2, "row has 5 fields, header has 8"),  # short: not filled with None
 ])
 def test_bad_exams_name_file_line_and_problem(tmp_path, text, line, problem):
     path = write(tmp_path, text)

@@ -20,13 +20,14 @@ KNOWN_COLUMNS = frozenset(("id", "prompt", "answer", *LETTERS))
 
 
 def read_exam(path: str | Path) -> list[Question]:
-    """Load every question of an exam file (`.csv` or `.jsonl`/`.json`), or raise `InputError`."""
+    """Load every question of an exam file (`.csv`, or `.jsonl`/`.json`: JSON lines, or one JSON array
+    of objects), or raise `InputError`."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "exam file not found")
     text = _decode(path, path.read_bytes())
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows = _jsonl_rows(path, text)
+        rows = _json_array_rows(path, text) if text.lstrip().startswith("[") else _jsonl_rows(path, text)
     else:
         rows = _csv_rows(path, text)
     questions: list[Question] = []
@@ -59,28 +60,62 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, str]]]:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}", 1)
-    next_line = 2
     for row in reader:
-        line, next_line = next_line, reader.line_num + 1
-        if None in row:
-            raise InputError(path, f"row has {len(columns) + len(row[None])} fields, header has {len(columns)}", line)
+        values = [v for v in row.values() if isinstance(v, str)] + row.get(None, [])
+        # line_num is the row's last physical line (blank lines are skipped); quoted newlines lead back to its first
+        line = reader.line_num - sum(value.count("\n") for value in values)
+        fields = len(columns) + len(row.get(None, [])) - sum(value is None for value in row.values())
+        if fields != len(columns):
+            raise InputError(path, f"row has {fields} fields, header has {len(columns)}", line)
         yield line, row
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    for line, raw in enumerate(text.splitlines(), start=1):
+    # "\n" only: JSON strings may hold U+2028, U+0085 and other characters str.splitlines breaks at
+    for line, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
             record = json.loads(raw)
         except json.JSONDecodeError as error:
             raise InputError(path, f"invalid JSON: {error.msg}", line) from None
-        if not isinstance(record, dict):
-            raise InputError(path, "each line must be a JSON object", line)
-        missing = [c for c in REQUIRED_COLUMNS if c not in record]
-        if missing:
-            raise InputError(path, f"missing field(s) {', '.join(missing)}", line)
-        yield line, {key: "" if value is None else str(value) for key, value in record.items()}
+        yield line, _json_row(path, line, record, "each line must be a JSON object")
+
+
+def _json_array_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """A JSON array of question objects, each located by the line it starts on."""
+    decoder = json.JSONDecoder()
+    position = text.index("[") + 1
+    while True:
+        position = _skip_space(text, position)
+        if text.startswith("]", position):
+            return
+        line = text.count("\n", 0, position) + 1
+        try:
+            record, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            raise InputError(path, f"invalid JSON: {error.msg}", error.lineno) from None
+        yield line, _json_row(path, line, record, "each item of the array must be a JSON object")
+        position = _skip_space(text, position)
+        if text.startswith(",", position):
+            position += 1
+        elif not text.startswith("]", position):
+            raise InputError(path, "invalid JSON: expected ',' or ']' after an item", text.count("\n", 0, position) + 1)
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _json_row(path: Path, line: int, record: object, not_object: str) -> dict[str, str]:
+    if not isinstance(record, dict):
+        raise InputError(path, not_object, line)
+    missing = [c for c in REQUIRED_COLUMNS if c not in record]
+    if missing:
+        raise InputError(path, f"missing field(s) {', '.join(missing)}", line)
+    return {key: "" if value is None else str(value) for key, value in record.items()}
 
 
 def _question_from_row(path: Path, line: int, row: Mapping[str, str]) -> Question:

@@ -74,7 +74,9 @@ def prepare_data(questions: Sequence[Question], index: Path, settings, count_tok
 
 def load_data(out: Path) -> tuple[list[tuple[Question, Context]], list[tuple[Question, Context]]]:
     parts: dict[str, list] = {"train": [], "validation": []}
-    for line in (out / DATA_FILE).read_text(encoding="utf-8").splitlines():
+    for line in (out / DATA_FILE).read_text(encoding="utf-8").split("\n"):  # not splitlines: see exam/load.py
+        if not line:
+            continue
         r = json.loads(line)
         parts[r["part"]].append((Question(r["id"], r["prompt"], r["options"], r["answer"]),
                                  Context(r["context"], tuple(r["passages"]), 0)))
