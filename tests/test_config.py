@@ -95,3 +95,25 @@ def test_a_config_turns_the_cascade_off_as_the_command_line_does(tmp_path):
     assert triage_readers(options) == [] and not runs_cascade(options)
     check_cascade(options)  # "none" is not taken for a reader's name
     assert triage_readers(resolve_options(AnswerOptions, "answer", None, {"index": Path("runs/index")})) == ["letter"]
+
+
+@pytest.mark.parametrize("given, problem", [
+    ({"budget_seconds": 60.0}, "this run has none"),  # the default triage, but no index: no cascade to budget
+    ({"budget_per_question": 5.0, "triage_readers": ["none"]}, "needs triage readers"),
+    ({"index": Path("runs/index"), "budget_seconds": 1.0, "budget_per_question": 1.0}, "budget once"),
+])
+def test_a_budget_no_cascade_would_spend_is_refused_not_ignored(given, problem):
+    from openbook.pipeline import AnswerOptions, check_cascade
+
+    check_cascade(AnswerOptions(index=Path("runs/index"), budget_seconds=60.0))  # a cascade: fine
+    with pytest.raises(ValueError, match=problem):
+        check_cascade(AnswerOptions(**given))
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_limit_must_be_positive(limit):
+    from openbook.pipeline import AnswerOptions, check_limit
+
+    check_limit(AnswerOptions(limit=1))
+    with pytest.raises(ValueError, match="--limit must be"):
+        check_limit(AnswerOptions(limit=limit))

@@ -152,6 +152,22 @@ def test_absent_options_get_no_probability(backend):
         assert sum(output.probabilities.values()) == pytest.approx(1.0)
 
 
+def test_readers_give_probabilities_not_nan_when_some_spellings_are_impossible(backend):
+    question = Question("q", "p?", {"A": "a", "B": "b", "C": "c"})
+    yesno = YesNoReader(backend)
+    yes, no = len(yesno.yes_ids), len(yesno.no_ids)
+    rows = np.full((3, yes + no), -np.inf)
+    rows[1, :yes] = -0.1  # B: only yes possible; A: nothing possible; C: only no possible
+    rows[2, yes:] = -0.1
+    probabilities = yesno.interpret(question, rows)
+    assert np.isfinite(list(probabilities.values())).all() and sum(probabilities.values()) == pytest.approx(1.0)
+    assert probabilities["B"] > probabilities["A"] > probabilities["C"]
+    letter = LetterReader(backend)
+    plan = letter.plan(question)
+    impossible = np.full((1, len(plan.targets)), -np.inf)
+    assert np.isfinite(list(letter.interpret(question, impossible).values())).all()
+
+
 def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
     from openbook.index.build import build_index
     from openbook.evaluate.report import write_run

@@ -290,14 +290,24 @@ def triage_options(options: AnswerOptions) -> AnswerOptions:
                    context_tokens=options.triage_context_tokens, rotations=rotations, triage_readers=[])
 
 
+def check_limit(options: AnswerOptions) -> None:
+    if options.limit is not None and options.limit < 1:
+        raise ValueError(f"--limit must be a number of questions >= 1; got {options.limit}")
+
+
 def check_cascade(options: AnswerOptions) -> None:
     for name, budget in (("--budget-seconds", options.budget_seconds), ("--budget-per-question", options.budget_per_question)):
         if budget is not None and not budget >= 0:  # NaN too
             raise ValueError(f"{name} must be a number of seconds >= 0 (inf: no limit); got {budget}")
+    budgeted = options.budget_seconds is not None or options.budget_per_question is not None
     if not triage_readers(options):
-        if options.budget_seconds is not None or options.budget_per_question is not None:
+        if budgeted:
             raise ValueError("a time budget plans a cascade, which needs triage readers (--triage READER)")
         return
+    if budgeted and not runs_cascade(options):  # said, not ignored
+        raise ValueError("a time budget plans a cascade's re-reading, and this run has none: the main stage would "
+                         "read nothing the triage pass does not (no --index to read context from, and the same "
+                         "readers and model)")
     if not 0 <= options.context_coverage <= 1:
         raise ValueError("--context-coverage is a share of the question's words (prompt and one option), 0-1; "
                          f"got {options.context_coverage}")
@@ -341,6 +351,7 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     one more at the pace measured so far for that kind of re-read. `triaged`: triage answers of an earlier run
     that stopped before its main stage finished; they join this run's as candidates, not read again."""
     started = time.perf_counter()
+    check_limit(options)
     check_cascade(options)
     cascade = runs_cascade(options)
     if cascade and readers is not None:

@@ -15,7 +15,7 @@ from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
 from openbook.exam import read_exam
 from openbook.evaluate.report import PredictionLog, write_run
-from openbook.pipeline import (AnswerOptions, answer_exam, backend_extras, check_cascade, check_readers,
+from openbook.pipeline import (AnswerOptions, answer_exam, backend_extras, check_cascade, check_limit, check_readers,
                                settings_of)
 from openbook.progress import console
 from openbook.index.dense import check_engine
@@ -92,6 +92,7 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     if len(set(options.retrieval)) != len(options.retrieval):
         raise ConfigError(f"a retrieval pipeline is named twice in {options.retrieval}")
     check_engine(options.dense_engine)
+    check_limit(options)
     check_readers(options)
     check_cascade(options)
     backend_extras(options)

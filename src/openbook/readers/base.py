@@ -158,9 +158,12 @@ def read_questions(readers: Sequence[Reader], backend: Backend, questions: Seque
 
 
 def logsumexp_rows(values: np.ndarray) -> np.ndarray:
-    """log(sum(exp(v))) over the last axis: several spellings of one answer (" A", "A") pooled."""
+    """log(sum(exp(v))) over the last axis: several spellings of one answer (" A", "A") pooled. A row
+    of -inf only (every spelling impossible) is -inf, not NaN."""
     top = values.max(axis=-1, keepdims=True)
-    return (top + np.log(np.exp(values - top).sum(axis=-1, keepdims=True)))[..., 0]
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):  # log(0) is the -inf wanted
+        return (top + np.log(np.exp(values - top).sum(axis=-1, keepdims=True)))[..., 0]
 
 
 def softmax(values: np.ndarray) -> np.ndarray:

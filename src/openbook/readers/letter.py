@@ -68,7 +68,9 @@ class LetterReader:
         n = len(question.options)
         bounds = np.cumsum([0] + [len(ids) for ids in self._letter_ids[:n]])
         pooled = np.stack([[logsumexp_rows(row[bounds[s]:bounds[s + 1]]) for s in range(n)] for row in logprobs])
-        normalised = pooled - logsumexp_rows(pooled)[:, None]
+        total = logsumexp_rows(pooled)[:, None]
+        # an order where no letter is possible says nothing: uniform, not NaN
+        normalised = np.where(np.isfinite(total), pooled - np.where(np.isfinite(total), total, 0.0), -np.log(n))
         return OrderReading(self.first_rotation, tuple(map(tuple, normalised.tolist())))
 
     def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:

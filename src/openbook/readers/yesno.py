@@ -14,6 +14,7 @@ from openbook.readers.base import SYSTEM_PROMPT, ReadPlan, logsumexp_rows, softm
 from openbook.types import Question
 
 CHECK = "Is the proposed answer correct? Answer yes or no."
+LOG_ODDS_LIMIT = 700.0  # an impossible yes (or no) is this sure, not infinitely: exp() stays finite
 
 
 class YesNoReader:
@@ -37,5 +38,8 @@ class YesNoReader:
     def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:
         yes = logsumexp_rows(logprobs[:, :len(self.yes_ids)])
         no = logsumexp_rows(logprobs[:, len(self.yes_ids):])
-        probabilities = softmax(np.asarray(yes - no, dtype=np.float64))
+        with np.errstate(invalid="ignore"):  # both -inf: no evidence either way, log-odds 0
+            log_odds = np.nan_to_num(np.asarray(yes - no, dtype=np.float64), nan=0.0, posinf=LOG_ODDS_LIMIT,
+                                     neginf=-LOG_ODDS_LIMIT)
+        probabilities = softmax(log_odds)
         return {letter: float(p) for letter, p in zip(question.letters, probabilities)}
