@@ -107,6 +107,12 @@ def test_bm25_pipeline_with_reranker_keeps_k_of_the_candidates(tmp_path, article
     with pytest.raises(Exception, match="no dense index"):
         retrieval.search([question], RetrievalSpec.parse("dense"), k=2)
     assert retrieval.resolve("auto") == RetrievalSpec.parse("bm25")  # no dense part: plain BM25
+    from openbook.pipeline import resolve_retrievals
+
+    assert [s.label() for s in resolve_retrievals(["auto", "bm25/both"], retrieval)] == ["bm25", "bm25/both"]
+    for twice in (["bm25", "bm25/joint"], ["auto", "bm25"]):  # one pipeline under two spellings
+        with pytest.raises(ValueError, match="names the pipeline bm25 twice"):
+            resolve_retrievals(twice, retrieval)
 
 
 def test_hybrid_retriever_asks_each_retriever_for_depth_candidates():

@@ -21,7 +21,7 @@ from openbook.progress import meter
 from openbook.readers import EncoderReader, LetterReader, OrderReading, Reader, ReaderOutput, YesNoReader, read_questions
 from openbook.readers.letter import (SlotPrior, complete_rotations, estimate_slot_prior, orders_read,
                                     rotation_reader_name, with_slot_prior)
-from openbook.retrieve import Retrieval
+from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.context import Context, pack_context, packed_texts, question_coverage
 from openbook.types import LETTERS, Hit, Prediction, Question
 
@@ -173,12 +173,23 @@ def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None
         return [[NO_CONTEXT] for _ in questions]
 
     per_pipeline = []
-    for text in options.retrieval:
-        spec = retrieval.resolve(text)
+    for spec in resolve_retrievals(options.retrieval, retrieval):
         hit_lists = retrieval.search(questions, spec, options.passages)
         per_pipeline.append([RetrievedContext(spec.label(), hits, pack_context(hits, options.context_tokens, count_tokens))
                              for hits in hit_lists])
     return [list(contexts) for contexts in zip(*per_pipeline)]
+
+
+def resolve_retrievals(texts: Sequence[str], retrieval: Retrieval) -> list[RetrievalSpec]:
+    """The pipelines `texts` name on this index; two that are one (`bm25` and `bm25/joint`, or `auto`
+    and what it chooses here) would be read twice and logged under one name, so they are refused."""
+    specs = [retrieval.resolve(text) for text in texts]
+    labels = [spec.label() for spec in specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"--retrieval {' '.join(texts)} names the pipeline {', '.join(repeated)} twice "
+                         f"on {retrieval.index}")
+    return specs
 
 
 def token_counter(backend: Backend | None, readers: Sequence[AnyReader]) -> Callable[[str], int]:

@@ -16,10 +16,10 @@ from openbook.errors import ConfigError, OpenbookError
 from openbook.exam import read_exam
 from openbook.evaluate.report import PredictionLog, write_run
 from openbook.pipeline import (AnswerOptions, answer_exam, backend_extras, check_cascade, check_limit, check_readers,
-                               settings_of)
+                               resolve_retrievals, settings_of)
 from openbook.progress import console
 from openbook.index.dense import check_engine
-from openbook.retrieve import AUTO, RetrievalSpec
+from openbook.retrieve import AUTO, Retrieval, RetrievalSpec
 
 ExamArg = Annotated[Path | None, typer.Argument(help="Exam CSV/JSONL (id,prompt,A..E[,answer]).", show_default=False)]
 IndexOpt = Annotated[Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`; none: no context.")]
@@ -89,8 +89,8 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     for text in options.retrieval:
         if text != AUTO:
             RetrievalSpec.parse(text)
-    if len(set(options.retrieval)) != len(options.retrieval):
-        raise ConfigError(f"a retrieval pipeline is named twice in {options.retrieval}")
+    if options.index is not None:
+        resolve_retrievals(options.retrieval, Retrieval(options.index))
     check_engine(options.dense_engine)
     check_limit(options)
     check_readers(options)
