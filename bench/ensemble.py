@@ -146,10 +146,10 @@ def run_member(exam: Path, options: AnswerOptions, out: Path, limit: int) -> dic
             return json.loads(metrics_file.read_text())
     log = PredictionLog(out, settings_of(options), resume=True)
     try:
-        run = answer_exam(questions, options, on_result=log.add, skip=log.answered)
+        run = answer_exam(questions, options, on_result=log.add, earlier=log.earlier(questions))
     finally:
         log.close()
-    return write_run(run, out, log.previous)
+    return write_run(run, out, log.previous, log.seconds_before)
 
 
 def cascade_rows(set_name, scored, cheap, expensive, seconds, budgets, combined=None):

@@ -46,7 +46,7 @@ def quality_pass(questions, backend, options, out, settings):
         print(f"  resuming: {len(log.answered)} questions already in {out}", file=sys.stderr)
     try:
         run = (answer_exam(questions, options, backend=backend, readers=make_readers(backend), on_result=log.add,
-                           skip=log.answered) if len(log.answered) < len(questions) else None)
+                           earlier=log.earlier(questions)) if len(log.answered) < len(questions) else None)
     finally:
         log.close()
     wanted = {q.id for q in questions}

@@ -191,7 +191,7 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
 def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, index, tmp_path):
     pytest.importorskip("llama_cpp")
     from openbook.ensemble import Ensemble
-    from openbook.pipeline import AnswerOptions, answer_exam, margin
+    from openbook.pipeline import AnswerOptions, EarlierRun, answer_exam, margin
 
     ModelStore().pull(MODELS["smollm2-135m-instruct"], log=lambda _: None)
     questions = fact_exam(1)
@@ -231,6 +231,15 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
     per_question = answer_exam(questions, AnswerOptions(**{**cascade, "budget_per_question": 1e-6}))
     assert per_question.settings["cascade"]["budget_seconds"] == pytest.approx(len(questions) * 1e-6)
     assert per_question.settings["cascade"]["escalated"] == 0
+    # resumed: the questions earlier runs answered count in the budget, and so does the time they took
+    resumed = {**cascade, "escalate_margin": threshold, "budget_per_question": 1000.0}
+    answered = frozenset(q.id for q in questions[:2])
+    ample = answer_exam(questions, AnswerOptions(**resumed), earlier=EarlierRun(answered=answered, seconds=10.0))
+    assert ample.settings["cascade"]["budget_seconds"] == pytest.approx(1000.0 * len(questions))
+    assert ample.settings["cascade"]["escalated"] > 0 and len(ample.results) == len(questions) - 2
+    spent = answer_exam(questions, AnswerOptions(**resumed), earlier=EarlierRun(seconds=1000.0 * len(questions)))
+    assert spent.settings["cascade"]["escalated"] == 0 and spent.settings["cascade"]["stopped_by_budget"]
+    assert spent.settings["cascade"]["earlier_runs_seconds"] == 1000.0 * len(questions)
     with pytest.raises(ValueError, match="budget once"):
         answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": 1.0, "budget_per_question": 1.0}))
     with pytest.raises(ValueError, match=">= 0"):

@@ -283,6 +283,28 @@ def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 1
 
 
+def test_a_resumed_letter_prior_run_answers_as_one_uninterrupted_run(tmp_path):
+    """The prior is fitted over the whole pass: answers logged before the stop are divided by the
+    prior fitted over every question, as if the run had not stopped."""
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,C,answer\n1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
+                    "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
+                    "3,What is the speed of light in vacuum?,299792458 m/s,12 m/s,340 m/s,A\n")
+
+    def run(out: Path, *extra: str) -> list[dict]:
+        result = CliRunner().invoke(app, ["eval", str(exam), "--out", str(out), "--model", TINY_MODEL, "--n-ctx", "1024",
+                                          "--triage", "none", "--rotations", "3", "--letter-prior", "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+    whole = run(tmp_path / "whole")
+    run(tmp_path / "stopped", "--limit", "2")  # stands for a run stopped after 2 questions
+    resumed = run(tmp_path / "stopped", "--resume")
+    assert [r["id"] for r in resumed] == ["1", "2", "3"]
+    for again, once in zip(resumed, whole):
+        assert again["probabilities"] == pytest.approx(once["probabilities"], abs=1e-6)
+
+
 def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, articles_jsonl):
     runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
@@ -341,7 +363,7 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
     loaded = []  # every question was triaged already: only the main stage's model is loaded
     with monkeypatch.context() as patch:
         patch.setattr(pipeline, "load_backend", lambda *a, **k: loaded.append(a) or load_backend(*a, **k))
-        assert "2 triaged by a cascade that stopped" in run(out, "--resume")
+        assert "2 first-pass answers taken up again" in run(out, "--resume")
     assert [arguments[1] for arguments in loaded] == [TINY_MODEL]
     final = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in final] == ["1", "2"]
@@ -357,7 +379,7 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
     kept = tmp_path / "kept"
     run(kept, "--escalate-margin", "0")
     resumed = run(kept, "--escalate-margin", "0", "--resume")
-    assert "2 questions already answered" in resumed and "triaged" not in resumed
+    assert "2 questions already answered" in resumed and "taken up" not in resumed
 
 
 def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch):

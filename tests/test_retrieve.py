@@ -193,6 +193,42 @@ def test_resuming_answers_without_a_record_of_their_settings_is_refused(tmp_path
     log.close()
 
 
+def test_what_a_resumed_run_takes_over(tmp_path):
+    from openbook.evaluate.report import PredictionLog, write_run
+    from openbook.pipeline import Run
+
+    def record(qid, readers, seconds):
+        orders = {name: {"first": 0, "logprobs": [[-0.5, -1.0]]} for name in readers}
+        return {"id": qid, "ranking": ["A", "B"], "probabilities": {"A": 0.6, "B": 0.4}, "answer": "A",
+                "readers": {name: {"A": 0.6, "B": 0.4} for name in readers}, "orders": orders, "run_seconds": seconds}
+
+    questions = [Question(qid, "p?", {"A": "a", "B": "b"}, answer="A") for qid in "123"]
+    # a cascade stopped while re-reading: 1 re-read, 2 and 3 triaged only
+    PredictionLog(tmp_path, {"model": "m"}).close()
+    lines = [record("1", ["letter-rot3@triage", "letter"], 40.0), record("2", ["letter-rot3@triage"], 20.0),
+             record("3", ["letter-rot3@triage"], 30.0)]
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
+    earlier = log.earlier(questions[:2])  # resumed with a smaller --limit
+    # 3, past the limit, stays as it was logged (its reading joins a letter prior's fit)
+    assert earlier.answered == {"1", "3"} and [r.question.id for r in earlier.first_pass] == ["2"]
+    assert earlier.seconds == 40.0  # the last logged time
+    assert sorted(name for name, _ in earlier.readings) == ["letter", "letter-rot3@triage", "letter-rot3@triage"]
+    log.close()
+    write_run(Run(list(earlier.first_pass), {"total": 5.0}, {}), tmp_path, log.previous, log.seconds_before)
+    kept = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in kept) == ["1", "2", "3"]  # 3, past the limit, is not lost
+    assert max(r["run_seconds"] for r in kept) == 45.0
+    # a finished run without a cascade: its answers are final, unless a letter prior is to be fitted again over all
+    PredictionLog(tmp_path / "plain", {"model": "m"}).close()
+    (tmp_path / "plain" / "run.json").write_text(json.dumps({"settings": {"model": "m"}, "failure": None}))
+    (tmp_path / "plain" / "predictions.jsonl").write_text(json.dumps(record("1", ["letter-rot3"], 9.0)) + "\n")
+    assert PredictionLog(tmp_path / "plain", {"model": "m"}, resume=True).earlier(questions).answered == {"1"}
+    refit = PredictionLog(tmp_path / "plain", {"model": "m"}, resume=True, refit_first_pass=True).earlier(questions)
+    assert refit.answered == frozenset() and [r.question.id for r in refit.first_pass] == ["1"]
+    assert refit.first_pass[0].outputs[0].orders.logprobs == ((-0.5, -1.0),)
+
+
 def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(tmp_path):
     from openbook.evaluate.report import PredictionLog
 

@@ -124,6 +124,17 @@ class Run:
     failure: str | None = None  # why the run stopped early; `results` holds what was answered before
 
 
+@dataclass(frozen=True)
+class EarlierRun:
+    """What a resumed run takes over from the runs before it in the same folder."""
+
+    answered: frozenset[str] = frozenset()  # answered for good: not read again
+    # first-pass answers taken up again: a cascade's re-read candidates, and re-divided by a letter prior
+    first_pass: Sequence[QuestionResult] = ()
+    readings: Sequence[tuple[str, OrderReading]] = ()  # the `answered` ones' letter readings: the prior is fitted on them too
+    seconds: float = 0.0  # what the earlier runs spent: a cascade's budget counts it as spent
+
+
 READER_NAMES = ("letter", "yesno", "encoder")
 LLM_READERS = ("letter", "yesno")
 AnyReader = Reader | EncoderReader
@@ -351,16 +362,17 @@ def cascade_budget(options: AnswerOptions, questions: int) -> float:
 
 def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
                 readers: Sequence[AnyReader] | None = None, on_result: Callable[[QuestionResult], None] | None = None,
-                skip: frozenset[str] = frozenset(), triaged: Sequence[QuestionResult] = ()) -> Run:
-    """Answer `questions` (the first `options.limit`, less those in `skip`: answered by an earlier
-    run); `on_result` sees each answer as soon as it is made, and again if a cascade improves it. A
+                earlier: EarlierRun = EarlierRun()) -> Run:
+    """Answer `questions` (the first `options.limit`, less those `earlier` runs answered); `on_result`
+    sees each answer as soon as it is made, and again if a cascade or letter prior changes it. A
     backend for `options.model`, or readers of a run without triage (benchmarks, tests), may be passed in.
 
     With a cascade (`triage_readers`) the triage pass answers every question; then the hardest are
     re-read first (smallest margin, below `escalate_margin`), by the main readers with context or in
     the letter reader's remaining option orders (`escalate`), while the time left in the budget allows
-    one more at the pace measured so far for that kind of re-read. `triaged`: triage answers of an earlier run
-    that stopped before its main stage finished; they join this run's as candidates, not read again."""
+    one more at the pace measured so far for that kind of re-read. `earlier.first_pass` answers join
+    this run's first pass, not read again; the budget covers every question of the run, the earlier
+    runs' time counted as spent."""
     started = time.perf_counter()
     check_limit(options)
     check_cascade(options)
@@ -370,8 +382,9 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     ensemble = Ensemble.load(Path(options.ensemble)) if options.ensemble is not None else None
     if options.limit is not None:
         questions = questions[:options.limit]
-    taken_up = {result.question.id for result in triaged}
-    questions = [q for q in questions if q.id not in skip and q.id not in taken_up]
+    answered_before = sum(q.id in earlier.answered for q in questions)
+    taken_up = {result.question.id for result in earlier.first_pass}
+    questions = [q for q in questions if q.id not in earlier.answered and q.id not in taken_up]
     first_options = triage_options(options) if cascade else replace(options, triage_readers=[])
     first_backend = backend if first_options.model == options.model else None
     triaging = cascade and bool(questions)  # a resumed cascade may have triaged every question already
@@ -383,7 +396,7 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     contexts_per_question = (retrieve_contexts(questions, retrieval_for(first_options), first_options,
                                                token_counter(stage.backend, stage.readers)) if questions else [])
     retrieved = time.perf_counter()
-    results: list[QuestionResult] = list(triaged)
+    results: list[QuestionResult] = list(earlier.first_pass)
     failure = None
     seconds_before = stage.model_seconds
     batch = max(1, options.question_batch)
@@ -407,15 +420,18 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
                     on_result(result)
             if failure is not None:
                 break
-            m.advance(completed=len(results) - len(triaged), questions=len(chunk))
+            m.advance(completed=len(results) - len(earlier.first_pass), questions=len(chunk))
     spent = stage.model_seconds - seconds_before
-    priors = apply_letter_prior(results, ensemble, cascade, on_result) if options.letter_prior else {}
+    priors = (apply_letter_prior(results, ensemble, cascade, on_result, earlier.readings)
+              if options.letter_prior else {})
     escalation: dict[str, object] = {"triage_readers": triage_readers(options), "escalated": 0}  # if triage failed
     if cascade and failure is None:
         # the main stage reuses the triage pass's model when it is the same one
         shared = stage.backend if first_options.model == options.model else backend
-        escalation, escalated_seconds, failure = escalate(results, options, ensemble, started, shared, on_result,
-                                                          priors)
+        budget = cascade_budget(options, len(results) + answered_before)
+        escalation, escalated_seconds, failure = escalate(results, options, ensemble, started - earlier.seconds,
+                                                          budget, shared, on_result, priors)
+        escalation["earlier_runs_seconds"] = earlier.seconds
         spent += escalated_seconds
     finished = time.perf_counter()
     reading = finished - retrieved
@@ -445,11 +461,14 @@ def first_pass_decider(ensemble: Ensemble | None, outputs: Sequence[ReaderOutput
 
 
 def apply_letter_prior(results: list[QuestionResult], ensemble: Ensemble | None, cascade: bool,
-                       on_result: Callable[[QuestionResult], None] | None) -> dict[str, SlotPrior]:
+                       on_result: Callable[[QuestionResult], None] | None,
+                       earlier_readings: Sequence[tuple[str, OrderReading]] = ()) -> dict[str, SlotPrior]:
     """Every letter reading of the first pass divided by its reader's slot prior over the whole pass
-    (a resumed run's logged readings included), in place on `results`; the changed answers are handed
-    to `on_result` again. Returns the prior per reader output name."""
+    (with `earlier_readings`: those of questions earlier runs answered for good), in place on
+    `results`; the changed answers are handed to `on_result` again. Returns the prior per reader output name."""
     readings: dict[str, list[OrderReading]] = {}
+    for name, reading in earlier_readings:
+        readings.setdefault(name, []).append(reading)
     for result in results:
         for output in result.outputs:
             if output.orders is not None:
@@ -526,10 +545,11 @@ def mean_pace(seconds: Sequence[float]) -> float:
 
 
 def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None, started: float,
-             backend: Backend | None, on_result: Callable[[QuestionResult], None] | None,
+             budget: float, backend: Backend | None, on_result: Callable[[QuestionResult], None] | None,
              priors: dict[str, SlotPrior]) -> tuple[dict[str, object], float, str | None]:
-    """The cascade's main stage on the hardest triaged questions, in place on `results`; returns what
-    it did, its model seconds and a failure (None when it finished). Nothing is loaded or retrieved
+    """The cascade's main stage on the hardest triaged questions, in place on `results`, while
+    `budget` seconds since `started` last; returns what it did, its model seconds and a failure
+    (None when it finished). Nothing is loaded or retrieved
     once the budget is spent; contexts are retrieved a batch at a time, hardest first, so a budget
     that stops early has not paid for the rest.
 
@@ -538,7 +558,7 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
     keeps its own pace, and a question goes ahead while its kind's pace fits the budget left; while
     the cheaper kind still fits, contexts go on being retrieved (a batch at a time) to route the rest."""
     hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < options.escalate_margin)
-    budget = cascade_budget(options, len(results)) if hardest else 0.0
+    budget = budget if hardest else 0.0
     record: dict[str, object] = {"triage_readers": triage_readers(options), "candidates": len(hardest),
                                  "escalated": 0, "read_without_context": 0, "stopped_by_budget": False,
                                  "budget_seconds": None if math.isinf(budget) else budget}

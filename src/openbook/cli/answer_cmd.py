@@ -101,17 +101,17 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
         raise OpenbookError(f"{options.exam}: no answers to evaluate against"
                             f"{' in its first ' + str(options.limit) + ' questions' if options.limit else ''}; "
                             "use `openbook answer`")
-    log = PredictionLog(options.out, settings_of(options), resume=options.resume)
-    if log.answered or log.triaged:
-        console.print(f"resuming: {len(log.answered)} questions already answered in {options.out}"
-                      + (f", {len(log.triaged)} triaged by a cascade that stopped before re-reading them"
-                         if log.triaged else ""))
+    log = PredictionLog(options.out, settings_of(options), resume=options.resume, refit_first_pass=options.letter_prior)
+    earlier = log.earlier(questions[:options.limit])
+    if earlier.answered or earlier.first_pass:
+        console.print(f"resuming: {len(earlier.answered)} questions already answered in {options.out}"
+                      + (f", {len(earlier.first_pass)} first-pass answers taken up again" if earlier.first_pass else "")
+                      + f"; {earlier.seconds:.0f} s spent before")
     try:
-        run = answer_exam(questions, options, on_result=log.add, skip=log.answered,
-                          triaged=log.triaged_results(questions[:options.limit]))
+        run = answer_exam(questions, options, on_result=log.add, earlier=earlier)
     finally:
         log.close()  # what was answered is on disk, whatever stopped the run
-    metrics = write_run(run, options.out, log.previous)
+    metrics = write_run(run, options.out, log.previous, log.seconds_before)
     if run.failure is not None:
         raise OpenbookError(f"stopped at {run.failure}; the {len(run.results)} questions answered before it "
                             f"are saved in {options.out}")

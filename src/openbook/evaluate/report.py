@@ -4,6 +4,7 @@ run.json and, with answers, metrics.json."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ from openbook.ensemble.features import latest_per_id
 from openbook.errors import OpenbookError
 from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
-from openbook.pipeline import TRIAGE_SUFFIX, QuestionResult, RetrievedContext, Run
+from openbook.pipeline import TRIAGE_SUFFIX, EarlierRun, QuestionResult, RetrievedContext, Run
 from openbook.provenance import library_versions
 from openbook.readers import OrderReading, ReaderOutput
 from openbook.retrieve.context import Context, render_passage
@@ -51,6 +52,7 @@ def _prediction_record(result: QuestionResult) -> dict[str, object]:
 PREDICTIONS_FILE = "predictions.jsonl"
 PREVIOUS_PREDICTIONS_FILE = "predictions.previous.jsonl"
 RUN_FILE = "run.json"
+RUN_SECONDS_FIELD = "run_seconds"  # in each logged answer: the run's seconds so far, earlier parts included
 # settings that change answers: a run may only be resumed with the same ones
 ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
                    "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
@@ -65,22 +67,31 @@ class PredictionLog:
     """predictions.jsonl written as questions are answered, one flushed line each, so a stopped run
     keeps what it answered; run.json records the settings from the start. With `resume`, the answers
     already in `out` are kept (a line cut by the stop is dropped) if they were made with the same
-    settings, and `answered` says which questions to skip. A cascade that stopped before its main
+    settings, and `earlier` says what the run takes over. A cascade that stopped before its main
     stage had finished leaves triage answers that may still deserve a re-read: those are `triaged`
-    (kept, not answered again, but candidates for the main stage) rather than `previous`. Without
-    `resume`, an earlier run's answers are moved aside to predictions.previous.jsonl, not lost."""
+    (kept, not answered again, but candidates for the main stage) rather than `previous`; so is every
+    first-pass answer when the run divides by a letter prior (`refit_first_pass`), which is fitted
+    over the whole pass. Each line records the seconds the run (its earlier parts included) had
+    taken, so that a resumed cascade's budget counts them. Without `resume`, an earlier run's answers
+    are moved aside to predictions.previous.jsonl, not lost."""
 
-    def __init__(self, out: Path, settings: dict[str, object], resume: bool = False):
+    def __init__(self, out: Path, settings: dict[str, object], resume: bool = False, refit_first_pass: bool = False):
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / PREDICTIONS_FILE
         self.previous: list[dict[str, object]] = []
         self.triaged: list[dict[str, object]] = []
+        self.seconds_before = 0.0
         if resume and self.path.is_file():
             before = _check_same_settings(out / RUN_FILE, settings)
             records = _read_complete_records(self.path)
             stopped = before.get("status") == "running" or before.get("failure") is not None
-            self.triaged = [r for r in records if stopped and _triage_only(r)]
-            self.previous = [r for r in records if not (stopped and _triage_only(r))]
+
+            def taken_up(record: dict[str, object]) -> bool:
+                return (stopped and _triage_only(record)) or (refit_first_pass and _first_pass_only(record))
+
+            self.triaged = [r for r in records if taken_up(r)]
+            self.previous = [r for r in records if not taken_up(r)]
+            self.seconds_before = max((float(r.get(RUN_SECONDS_FIELD) or 0.0) for r in records), default=0.0)
             partial = self.path.with_name(PREDICTIONS_FILE + ".partial")
             partial.write_text("".join(map(_jsonl_line, records)), encoding="utf-8")
             partial.replace(self.path)  # the cut line goes; a stop now still leaves every earlier answer
@@ -89,22 +100,28 @@ class PredictionLog:
             if self.path.is_file():
                 self.path.replace(out / PREVIOUS_PREDICTIONS_FILE)
             _write_running(out, settings)
+        self._started = time.perf_counter()
         self._handle = self.path.open("a", encoding="utf-8")
 
     @property
     def answered(self) -> frozenset[str]:
         return frozenset(str(record["id"]) for record in self.previous)
 
-    def triaged_results(self, questions: Sequence[Question]) -> list[QuestionResult]:
-        """The `triaged` answers as results the cascade's main stage can take up again."""
+    def earlier(self, questions: Sequence[Question]) -> EarlierRun:
+        """What a run asked `questions` takes over: the `triaged` answers among them as results; those
+        of other questions (a smaller --limit) join `previous`, kept as they were logged."""
         by_id = {question.id: question for question in questions}
-        return [result_from_record(record, by_id[str(record["id"])]) for record in self.triaged
-                if str(record["id"]) in by_id]
+        self.previous += [record for record in self.triaged if str(record["id"]) not in by_id]
+        self.triaged = [record for record in self.triaged if str(record["id"]) in by_id]
+        readings = [(name, reading) for record in self.previous for name, reading in _order_readings(record).items()]
+        return EarlierRun(self.answered, [result_from_record(r, by_id[str(r["id"])]) for r in self.triaged],
+                          readings, self.seconds_before)
 
     def add(self, result: QuestionResult) -> None:
         self._write(_prediction_record(result))
 
     def _write(self, record: dict[str, object]) -> None:
+        record[RUN_SECONDS_FIELD] = round(self.seconds_before + time.perf_counter() - self._started, 3)
         self._handle.write(_jsonl_line(record))
         self._handle.flush()
 
@@ -121,11 +138,22 @@ def _triage_only(record: dict[str, object]) -> bool:
     return bool(readers) and all(str(name).endswith(TRIAGE_SUFFIX) for name in readers)
 
 
+def _first_pass_only(record: dict[str, object]) -> bool:
+    """Read by a first pass alone: a triage answer, or any answer of a run without a cascade (a
+    re-read cascade answer holds readers of both stages)."""
+    readers = record.get("readers") or {}
+    return bool(readers) and len({str(name).endswith(TRIAGE_SUFFIX) for name in readers}) == 1
+
+
+def _order_readings(record: dict[str, object]) -> dict[str, OrderReading]:
+    return {name: OrderReading(int(o["first"]), tuple(map(tuple, o["logprobs"])))
+            for name, o in (record.get("orders") or {}).items()}
+
+
 def result_from_record(record: dict[str, object], question: Question) -> QuestionResult:
     """A logged answer back as a result (the inverse of `_prediction_record`; a context's text is
     rebuilt from its logged passages, whole)."""
-    orders = {name: OrderReading(int(o["first"]), tuple(map(tuple, o["logprobs"])))
-              for name, o in (record.get("orders") or {}).items()}
+    orders = _order_readings(record)
     outputs = [ReaderOutput(question.id, name, probabilities, orders=orders.get(name))
                for name, probabilities in record["readers"].items()]
     contexts = []
@@ -173,13 +201,16 @@ def _check_same_settings(run_file: Path, settings: dict[str, object]) -> dict[st
     return earlier
 
 
-def write_run(run: Run, out: Path, previous: list[dict[str, object]] | tuple = ()) -> dict[str, object]:
+def write_run(run: Run, out: Path, previous: list[dict[str, object]] | tuple = (),
+              seconds_before: float = 0.0) -> dict[str, object]:
     """Write the run's files, predictions.jsonl whole (a `PredictionLog` wrote it line by line while
-    answering); `previous` are the records of questions answered by an earlier, resumed run. Return
-    the metrics (empty when the exam has no answers)."""
+    answering); `previous` are the records of questions answered by an earlier, resumed run, which
+    took `seconds_before`. Return the metrics (empty when the exam has no answers)."""
     out.mkdir(parents=True, exist_ok=True)
+    run_seconds = round(seconds_before + run.seconds.get("total", 0.0), 3)
     with (out / PREDICTIONS_FILE).open("w", encoding="utf-8") as handle:
-        for record in [*previous, *(_prediction_record(result) for result in run.results)]:
+        for record in [*previous, *({**_prediction_record(result), RUN_SECONDS_FIELD: run_seconds}
+                                    for result in run.results)]:
             handle.write(_jsonl_line(record))
     earlier = [Prediction(str(r["id"]), tuple(r["ranking"]), r["probabilities"],
                           r.get("confidence", max(r["probabilities"].values())),
