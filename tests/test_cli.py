@@ -62,6 +62,9 @@ def test_errors_are_one_clear_line(tmp_path):
     bad.write_text("id,prompt,A,B\n1,,a,b\n")
     result = invoke("check", bad)
     assert result.exit_code == 2 and f"{bad}:2: empty prompt" in result.output.replace("\n", "")
+    for rows in ("0", "-2"):  # refused before the corpus is read (0 divided by zero, -2 never ended)
+        result = invoke("index", bad, "--out", tmp_path / "index", "--dense", "all-minilm-l6-v2", "--shard-rows", rows)
+        assert result.exit_code == 2 and "--shard-rows must be" in result.output and not (tmp_path / "index").exists()
 
 
 def test_check_and_score(tmp_path):

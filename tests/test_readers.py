@@ -152,6 +152,21 @@ def test_csv_bad_rows_counted(tmp_path):
     assert tally.examples["undecodable bytes (not UTF-8)"] == [f"{path}:3"]
 
 
+def test_tsv_takes_quotes_as_text_and_a_leading_blank_line_keeps_the_header(tmp_path):
+    tsv = tmp_path / "q.tsv"
+    tsv.write_text('id\ttitle\ttext\n1\tHamlet\t"To be, or not to be" is a line.\n2\tInch\t"12 inch records.\n'
+                   '3\tVinyl\tVinyl is a plastic.\n')
+    tally = DropTally()
+    documents = list(read_documents(tsv, tally=tally))
+    assert [d.text for d in documents] == ['"To be, or not to be" is a line.', '"12 inch records.', "Vinyl is a plastic."]
+    assert tally.total == 0
+    blank_first = tmp_path / "b.csv"
+    blank_first.write_text('\n\nid,title,text\n1,A,"one\n\ntwo"\n2,B,x,extra\n')
+    tally = DropTally()
+    assert [d.text for d in read_documents(blank_first, tally=tally)] == ["one\n\ntwo"]
+    assert tally.examples == {"row has more fields than the header": [f"{blank_first}:7"]}  # its first line
+
+
 def test_whole_file_problems_raise_clear_errors(tmp_path):
     parquet = tmp_path / "p.parquet"
     pq.write_table(pa.table({"body": ["x"]}), parquet)
@@ -167,3 +182,11 @@ def test_whole_file_problems_raise_clear_errors(tmp_path):
         read_documents(unknown)
     with pytest.raises(InputError, match="corpus file not found"):
         read_documents(tmp_path / "missing.jsonl")
+    not_parquet = tmp_path / "n.parquet"
+    not_parquet.write_text("id,text\n")
+    with pytest.raises(InputError, match=r"n.parquet: not a readable Parquet file"):
+        read_documents(not_parquet)
+    squeezed = tmp_path / "p.parquet.gz"
+    squeezed.write_bytes(gzip.compress(parquet.read_bytes()))
+    with pytest.raises(InputError, match=r"p.parquet.gz: a Parquet file compresses its own columns"):
+        read_documents(squeezed)

@@ -15,7 +15,7 @@ from openbook.errors import ConfigError
 from openbook.index.bm25 import ENGINES
 from openbook.embed import EmbedderSettings
 from openbook.index.build import IndexSettings, build_index
-from openbook.index.dense import build_dense_index
+from openbook.index.dense import build_dense_index, check_shard_rows
 from openbook.progress import console
 from openbook.resources import default_knowledge_base
 
@@ -73,6 +73,7 @@ def index(
         raise ConfigError("no output folder: pass --out DIR (or `out` in the [index] table)")
     if options.engine not in ENGINES:
         raise ConfigError(f"unknown engine {options.engine!r}; choose from {', '.join(ENGINES)}")
+    check_shard_rows(options.shard_rows)  # before the corpus is read, not after
     inputs_to_read = options.inputs
     if not inputs_to_read:
         inputs_to_read = default_knowledge_base()

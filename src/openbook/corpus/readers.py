@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openbook.corpus.compression import InputStream, strip_compression_suffix
@@ -215,10 +216,12 @@ class DocumentReader:
                 last_line[0] = number
                 yield text + "\n"
 
-        reader = csv.DictReader(lines(), delimiter=self._csv_delimiter())
+        reader = csv.DictReader(_after_blank_lines(lines()), **self._csv_dialect())
         f = self.fields
         for row in reader:
-            line = last_line[0]
+            # the record's first line: its last one less the line breaks quoted inside its fields
+            line = last_line[0] - sum(v.count("\n") for v in row.values() if isinstance(v, str))
+            line -= sum(v.count("\n") for v in row.get(None, []))
             if None in row:
                 self._drop("row has more fields than the header", line)
                 continue
@@ -226,21 +229,32 @@ class DocumentReader:
             if document is not None:
                 yield document
 
-    def _csv_delimiter(self) -> str:
-        return "\t" if strip_compression_suffix(self.path).suffix.lower() == ".tsv" else ","
+    def _csv_dialect(self) -> dict[str, object]:
+        """CSV quotes fields; TSV (as databases and pandas write it) does not: a `"` is text there."""
+        if strip_compression_suffix(self.path).suffix.lower() == ".tsv":
+            return {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+        return {"delimiter": ","}
 
     def _check_columns(self) -> None:
         """A table without its text column is refused up front, before any file is read."""
         if self.format == "parquet":
-            columns = pq.ParquetFile(self.path).schema_arrow.names
+            columns = self._parquet_file().schema_arrow.names
         else:
             header = _first_line(self.path).decode("utf-8", errors="replace")
-            columns = next(csv.reader([header], delimiter=self._csv_delimiter()))
+            columns = next(csv.reader([header], **self._csv_dialect()))
         if self.fields.text not in columns:
             raise InputError(self.path, f"no {self.fields.text!r} column; found {', '.join(columns)}", 1)
 
+    def _parquet_file(self) -> pq.ParquetFile:
+        if strip_compression_suffix(self.path) != self.path:
+            raise InputError(self.path, "a Parquet file compresses its own columns: give it uncompressed (not .gz/.bz2/.zst)")
+        try:
+            return pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as error:
+            raise InputError(self.path, f"not a readable Parquet file ({error})") from None
+
     def _parquet(self) -> Iterator[Document]:
-        parquet = pq.ParquetFile(self.path)
+        parquet = self._parquet_file()
         f = self.fields
         wanted = [c for c in (f.id, f.title, f.text) if c in parquet.schema_arrow.names]
         total_rows = max(parquet.metadata.num_rows, 1)
@@ -257,6 +271,16 @@ class DocumentReader:
                 )
                 if document is not None:
                     yield document
+
+
+def _after_blank_lines(lines: Iterator[str]) -> Iterator[str]:
+    """`lines` from the first that is not blank: the header, as `_check_columns` read it (blank lines
+    later may be inside a quoted field, so they stay)."""
+    for text in lines:
+        if text.strip():
+            yield text
+            break
+    yield from lines
 
 
 def read_documents(path: str | Path, fmt: str | None = None, fields: FieldMap = FieldMap(),

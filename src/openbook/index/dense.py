@@ -383,10 +383,16 @@ def _rows_on_disk(folder: Path, info: DenseInfo) -> int:
     return sum(path.stat().st_size for path in shard_paths(folder)) // (ROW_DTYPE.itemsize * info.dimension)
 
 
+def check_shard_rows(shard_rows: int | None) -> None:
+    if shard_rows is not None and shard_rows < 1:
+        raise ValueError(f"--shard-rows must be a number of vectors >= 1; got {shard_rows}")
+
+
 def build_dense_index(index_dir: Path, settings: EmbedderSettings, shard_rows: int = 65536, batch_passages: int = 1024,
                       show_progress: bool = True) -> DenseInfo:
     """Embed every passage of the index's store (title kept) into `<index>/dense`; resumes a stopped
     run. A dense part built otherwise (model, prefixes, shard size) is refused, never mixed."""
+    check_shard_rows(shard_rows)
     folder = index_dir / DENSE_DIR
     store = PassageStore(index_dir)
     # a path is recorded absolute, so the index works from any folder; names and hub ids as given
