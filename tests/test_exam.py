@@ -45,7 +45,8 @@ def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
 
 
 def test_json_array_exam_and_its_errors_located(tmp_path):
-    items = '[\n  {"id": 1, "prompt": "p?", "A": "a", "B": "b", "answer": "B"},\n  {"id": 2, "prompt": "q?", "A": "a", "B": "b"}\n]\n'
+    items = ('[\n  {"id": 1, "prompt": "p?", "A": "a", "B": "b", "answer": "B"},\n'
+             '  {"id": 2, "prompt": "q?", "A": "a", "B": "b"}\n]\n')
     assert [q.id for q in read_exam(write(tmp_path, items, name="exam.json"))] == ["1", "2"]
     for text, line, problem in [(items.replace('"prompt": "q?", ', ""), 3, "missing field(s) prompt"),
                                 ('[{"id": 1, "prompt": "p", "A": "a", "B": "b"},\n 7]', 2, "each item of the array"),

@@ -287,13 +287,15 @@ def test_a_resumed_letter_prior_run_answers_as_one_uninterrupted_run(tmp_path):
     """The prior is fitted over the whole pass: answers logged before the stop are divided by the
     prior fitted over every question, as if the run had not stopped."""
     exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,C,answer\n1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
+    exam.write_text("id,prompt,A,B,C,answer\n"
+                    "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
                     "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
                     "3,What is the speed of light in vacuum?,299792458 m/s,12 m/s,340 m/s,A\n")
 
     def run(out: Path, *extra: str) -> list[dict]:
-        result = CliRunner().invoke(app, ["eval", str(exam), "--out", str(out), "--model", TINY_MODEL, "--n-ctx", "1024",
-                                          "--triage", "none", "--rotations", "3", "--letter-prior", "--quiet", *extra])
+        result = CliRunner().invoke(app, ["eval", str(exam), "--out", str(out), "--model", TINY_MODEL,
+                                          "--n-ctx", "1024", "--triage", "none", "--rotations", "3", "--letter-prior",
+                                          "--quiet", *extra])
         assert result.exit_code == 0, result.output
         return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
 

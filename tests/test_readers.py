@@ -158,7 +158,8 @@ def test_tsv_takes_quotes_as_text_and_a_leading_blank_line_keeps_the_header(tmp_
                    '3\tVinyl\tVinyl is a plastic.\n')
     tally = DropTally()
     documents = list(read_documents(tsv, tally=tally))
-    assert [d.text for d in documents] == ['"To be, or not to be" is a line.', '"12 inch records.', "Vinyl is a plastic."]
+    assert [d.text for d in documents] == ['"To be, or not to be" is a line.', '"12 inch records.',
+                                           "Vinyl is a plastic."]
     assert tally.total == 0
     blank_first = tmp_path / "b.csv"
     blank_first.write_text('\n\nid,title,text\n1,A,"one\n\ntwo"\n2,B,x,extra\n')

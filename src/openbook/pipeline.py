@@ -131,7 +131,8 @@ class EarlierRun:
     answered: frozenset[str] = frozenset()  # answered for good: not read again
     # first-pass answers taken up again: a cascade's re-read candidates, and re-divided by a letter prior
     first_pass: Sequence[QuestionResult] = ()
-    readings: Sequence[tuple[str, OrderReading]] = ()  # the `answered` ones' letter readings: the prior is fitted on them too
+    # the `answered` ones' letter readings (reader name, reading): a letter prior is fitted on them too
+    readings: Sequence[tuple[str, OrderReading]] = ()
     seconds: float = 0.0  # what the earlier runs spent: a cascade's budget counts it as spent
 
 

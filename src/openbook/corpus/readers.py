@@ -247,7 +247,8 @@ class DocumentReader:
 
     def _parquet_file(self) -> pq.ParquetFile:
         if strip_compression_suffix(self.path) != self.path:
-            raise InputError(self.path, "a Parquet file compresses its own columns: give it uncompressed (not .gz/.bz2/.zst)")
+            raise InputError(self.path, "a Parquet file compresses its own columns: give it uncompressed "
+                                        "(not .gz/.bz2/.zst)")
         try:
             return pq.ParquetFile(self.path)
         except (pa.ArrowException, OSError) as error:

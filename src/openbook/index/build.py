@@ -105,7 +105,8 @@ def build_index(inputs: list[Path], out: Path, settings: IndexSettings = IndexSe
         for reader, record in zip(readers, records):
             for document in reader:
                 if document.id in seen_ids:
-                    tally.drop("duplicate document id", f"{reader.path} (id {document.id!r})")  # no line: not kept per document
+                    # named by its id: documents do not keep their line
+                    tally.drop("duplicate document id", f"{reader.path} (id {document.id!r})")
                     continue
                 seen_ids.add(document.id)
                 passages = chunk_document(document, settings.chunk)
