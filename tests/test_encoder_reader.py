@@ -237,6 +237,8 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
     ample = answer_exam(questions, AnswerOptions(**resumed), earlier=EarlierRun(answered=answered, seconds=10.0))
     assert ample.settings["cascade"]["budget_seconds"] == pytest.approx(1000.0 * len(questions))
     assert ample.settings["cascade"]["escalated"] > 0 and len(ample.results) == len(questions) - 2
+    answering = ample.seconds["total"] - ample.seconds["load_model"]  # s/question over the whole run
+    assert ample.seconds["per_question"] == pytest.approx((10.0 + answering) / len(questions))
     spent = answer_exam(questions, AnswerOptions(**resumed), earlier=EarlierRun(seconds=1000.0 * len(questions)))
     assert spent.settings["cascade"]["escalated"] == 0 and spent.settings["cascade"]["stopped_by_budget"]
     assert spent.settings["cascade"]["earlier_runs_seconds"] == 1000.0 * len(questions)

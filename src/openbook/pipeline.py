@@ -439,7 +439,9 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     seconds = {
         "total": finished - started, "load_model": loaded - started, "retrieve_and_pack": retrieved - loaded,
         "read": reading, "model": spent,
-        "per_question": (finished - loaded) / max(len(results), 1),
+        # over the whole run: a resumed one's earlier parts and the questions they answered included
+        "earlier_runs": earlier.seconds,
+        "per_question": (earlier.seconds + finished - loaded) / max(len(results) + answered_before, 1),
         # everything that is not a model evaluating tokens, as a share of answering time
         "overhead_fraction": (finished - loaded - spent) / max(finished - loaded, 1e-9),
     }

@@ -116,7 +116,8 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
         raise OpenbookError(f"stopped at {run.failure}; the {len(run.results)} questions answered before it "
                             f"are saved in {options.out}")
     console.print(f"wrote {options.out}/submission.csv and predictions.jsonl ({len(run.results)} questions "
-                  f"answered now, {len(log.previous)} before; {run.seconds['per_question']:.2f} s/question)")
+                  f"answered now, {len(log.previous)} before; {run.seconds['per_question']:.2f} s/question"
+                  f"{' over the whole run' if earlier.answered or earlier.first_pass else ''})")
     return metrics
 
 
