@@ -129,8 +129,12 @@ def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypat
         training.train_encoder(questions, index, tmp_path / "stopped", settings, show_progress=False)
     assert json.loads((tmp_path / "stopped" / "checkpoint" / "state.json").read_text())["step"] == 2
     monkeypatch.setattr(training, "option_loss", real_loss)
+    # as if stopped between setting that checkpoint aside and putting the next one in place
+    (tmp_path / "stopped" / "checkpoint").rename(tmp_path / "stopped" / "checkpoint.previous")
     with pytest.raises(OpenbookError, match="--resume"):
         training.train_encoder(questions, index, tmp_path / "stopped", settings, show_progress=False)
+    with pytest.raises(OpenbookError, match="other settings"):  # other questions (another --exclude) are another run
+        training.train_encoder(questions[1:], index, tmp_path / "stopped", settings, resume=True, show_progress=False)
     training.train_encoder(questions, index, tmp_path / "stopped", settings, resume=True, show_progress=False)
     whole, _ = load_multiple_choice(str(tmp_path / "whole"))
     resumed, _ = load_multiple_choice(str(tmp_path / "stopped"))
@@ -139,6 +143,20 @@ def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypat
     other = training.EncoderTraining(**{**settings.__dict__, "learning_rate": 1e-3})
     with pytest.raises(OpenbookError, match="other settings"):
         training.train_encoder(questions, index, tmp_path / "stopped", other, resume=True, show_progress=False)
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"epochs": 0}, "--epochs must be >= 1"), ({"batch_size": 0}, "--batch-size must be >= 1"),
+    ({"checkpoint_every": 0}, "--checkpoint-every must be >= 1"), ({"validation_fraction": 1.0}, "0 to below 1"),
+    ({"max_questions": 0}, "--max-questions"), ({"learning_rate": 0.0}, "--learning-rate"),
+])
+def test_options_no_run_can_train_with_are_refused_before_anything_loads(tmp_path, change, problem):
+    from openbook.train.encoder import EncoderTraining, train_encoder
+
+    settings = EncoderTraining(**{**EncoderTraining().__dict__, **change})
+    with pytest.raises(ValueError, match=problem):
+        train_encoder(fact_exam(1), tmp_path / "no-index", tmp_path / "out", settings, show_progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_excluded_and_repeated_prompts_are_not_trained_on():

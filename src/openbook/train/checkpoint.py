@@ -3,43 +3,73 @@ step) that a stopped run resumes from, refusing to mix settings."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from openbook.errors import OpenbookError
+from openbook.types import Question
 
 CHECKPOINT = "checkpoint"
+STATE_FILE = "state.json"  # written last: a folder with it is a whole checkpoint
 
 
 def save_checkpoint(out: Path, network, tokenizer, optimiser, scheduler, state: dict) -> None:
     """`network.save_pretrained` (a PEFT model saves its adapter only) plus the training state,
-    written beside and renamed into place, so a stop mid-write leaves the previous checkpoint."""
+    written beside and renamed into place; the previous checkpoint is set aside first and deleted
+    only once the new one is in place, so a stop at any moment leaves a whole checkpoint."""
     import torch
 
-    partial = out / (CHECKPOINT + ".partial")
+    partial, final, previous = (out / (CHECKPOINT + suffix) for suffix in (".partial", "", ".previous"))
     shutil.rmtree(partial, ignore_errors=True)
     network.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    torch.save({"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state()}, partial / "optimiser.pt")  # dropout continues as it would have
-    (partial / "state.json").write_text(json.dumps(state, indent=2) + "\n")
-    final = out / CHECKPOINT
-    if final.exists():
-        shutil.rmtree(final)
+    rng = {"torch_rng": torch.get_rng_state()}  # dropout continues as it would have, on the GPU too
+    if torch.cuda.is_available():
+        rng["cuda_rng"] = torch.cuda.get_rng_state_all()
+    torch.save({"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), **rng},
+               partial / "optimiser.pt")
+    (partial / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    if (final / STATE_FILE).is_file():
+        shutil.rmtree(previous, ignore_errors=True)
+        final.rename(previous)
+    else:  # a stop while the last one was being put in place: `previous` is the whole one
+        shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def checkpoint_folder(out: Path) -> Path | None:
+    """The last whole checkpoint in `out`: `checkpoint`, or the one set aside while a newer one was
+    being put in place when a stop came between the two renames."""
+    for folder in (out / CHECKPOINT, out / (CHECKPOINT + ".previous")):
+        if (folder / STATE_FILE).is_file():
+            return folder
+    return None
+
+
+def run_record(settings, questions: Sequence[Question]) -> dict:
+    """What a checkpoint may only be resumed with: the training options (a dataclass) and the questions
+    trained on (a digest: other exams or another --exclude are another run)."""
+    digest = hashlib.sha256()
+    for question in questions:
+        digest.update(json.dumps([question.id, question.prompt, question.options, question.answer]).encode())
+    return {**asdict(settings), "questions_sha256": digest.hexdigest()}
 
 
 def resumable_state(out: Path, settings: dict, resume: bool) -> dict | None:
     """The checkpoint's state when resuming with the same settings; None for a fresh start."""
-    state_file = out / CHECKPOINT / "state.json"
+    folder = checkpoint_folder(out)
     if not resume:
-        if state_file.is_file():
+        if folder is not None:
             raise OpenbookError(f"{out} holds a training checkpoint: pass --resume to continue it or choose another --out")
         return None
-    if not state_file.is_file():
+    if folder is None:
         return None
-    state = json.loads(state_file.read_text())
+    state = json.loads((folder / STATE_FILE).read_text())
     if state.get("settings") != settings:
         raise OpenbookError(f"{out} holds a training run with other settings ({state.get('settings')}); "
                             "resume with the same settings or choose another --out")
@@ -49,7 +79,9 @@ def resumable_state(out: Path, settings: dict, resume: bool) -> dict | None:
 def restore_optimiser(out: Path, optimiser, scheduler) -> None:
     import torch
 
-    saved = torch.load(out / CHECKPOINT / "optimiser.pt", weights_only=False)
+    saved = torch.load(checkpoint_folder(out) / "optimiser.pt", weights_only=False)
     optimiser.load_state_dict(saved["optimiser"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["torch_rng"])
+    if "cuda_rng" in saved and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])

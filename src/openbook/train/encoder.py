@@ -15,7 +15,7 @@ transformers folder in OUT, read by `openbook answer --reader encoder --encoder 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,8 @@ from openbook.errors import OpenbookError, require_modules
 from openbook.evaluate.metrics import score_rankings
 from openbook.readers.encoder import encode_options, load_multiple_choice
 from openbook.train.data import DATA_FILE, load_data, prepare_data
-from openbook.train.checkpoint import CHECKPOINT, resumable_state
-from openbook.train.loop import seed_everything, train_loop
+from openbook.train.checkpoint import checkpoint_folder, resumable_state, run_record
+from openbook.train.loop import check_training, seed_everything, train_loop
 from openbook.types import Question
 
 
@@ -76,10 +76,12 @@ def train_encoder(questions: Sequence[Question], index: Path, out: Path, setting
     require_modules("train", "torch", "transformers")
     import torch
 
+    check_training(settings)
     out.mkdir(parents=True, exist_ok=True)
-    state = resumable_state(out, asdict(settings), resume)
+    record = run_record(settings, questions)
+    state = resumable_state(out, record, resume)
     seed_everything(settings.seed)
-    network, tokenizer = load_multiple_choice(str(out / CHECKPOINT) if state else settings.base)
+    network, tokenizer = load_multiple_choice(str(checkpoint_folder(out)) if state else settings.base)
     if state is None or not (out / DATA_FILE).is_file():
         if len(questions) < 2:
             raise OpenbookError(f"only {len(questions)} answered questions to train on")
@@ -94,5 +96,5 @@ def train_encoder(questions: Sequence[Question], index: Path, out: Path, setting
         logits = network(**{k: v.to(device) for k, v in features.items()}).logits
         return option_loss(logits, sizes, [q.letters.index(q.answer) for q, _ in batch])
 
-    return train_loop("encoder", network, tokenizer, train, validation, settings, out, batch_loss,
+    return train_loop("encoder", network, tokenizer, train, validation, settings, record, out, batch_loss,
                       lambda: validation_map3(network, tokenizer, validation, settings, device), state, show_progress)

@@ -14,7 +14,7 @@ layout as the backend's packed scoring), so the prefix is computed once per ques
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from openbook.evaluate.metrics import score_rankings
@@ -81,12 +81,14 @@ def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: L
     from openbook.backends.transformers_backend import TransformersBackend
     from openbook.errors import OpenbookError
     from openbook.readers import YesNoReader
-    from openbook.train.checkpoint import CHECKPOINT, resumable_state
+    from openbook.train.checkpoint import checkpoint_folder, resumable_state, run_record
     from openbook.train.data import DATA_FILE, load_data, prepare_data
-    from openbook.train.loop import seed_everything, train_loop
+    from openbook.train.loop import check_training, seed_everything, train_loop
 
+    check_training(settings)
     out.mkdir(parents=True, exist_ok=True)
-    state = resumable_state(out, asdict(settings), resume)
+    record = run_record(settings, questions)
+    state = resumable_state(out, record, resume)
     seed_everything(settings.seed)
     backend = TransformersBackend(settings.model, n_ctx=4096)
     if state is None:
@@ -94,7 +96,7 @@ def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: L
                           target_modules="all-linear", task_type="CAUSAL_LM")
         backend.network = get_peft_model(backend.network, lora)
     else:
-        backend.network = PeftModel.from_pretrained(backend.network, out / CHECKPOINT, is_trainable=True)
+        backend.network = PeftModel.from_pretrained(backend.network, checkpoint_folder(out), is_trainable=True)
     reader = YesNoReader(backend)
     if state is None or not (out / DATA_FILE).is_file():
         if len(questions) < 2:
@@ -112,7 +114,7 @@ def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: L
             losses.append(loss_function(scores, labels))
         return torch.stack(losses).mean()
 
-    summary = train_loop("llm", backend.network, backend.tokenizer, train, validation, settings, out, batch_loss,
+    summary = train_loop("llm", backend.network, backend.tokenizer, train, validation, settings, record, out, batch_loss,
                          lambda: validation_map3(backend, reader, validation), state, show_progress)
     summary["adapter"] = str(out)
     summary["trainable_parameters"] = sum(p.numel() for p in backend.network.parameters() if p.requires_grad)

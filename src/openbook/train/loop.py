@@ -8,7 +8,6 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +26,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_loop(label: str, network, tokenizer, train: Sequence, validation: Sequence, settings, out: Path,
-               batch_loss: Callable[[list], object], validate: Callable[[], float | None],
+def check_training(settings) -> None:
+    """Options no run can train with, refused before any model loads."""
+    for name in ("epochs", "batch_size", "checkpoint_every"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(settings, name)}")
+    if settings.max_questions is not None and settings.max_questions < 1:
+        raise ValueError(f"--max-questions must be >= 1; got {settings.max_questions}")
+    if not 0 <= settings.validation_fraction < 1:
+        raise ValueError(f"--validation-fraction is the share held out, 0 to below 1; got {settings.validation_fraction}")
+    if not settings.learning_rate > 0:
+        raise ValueError(f"--learning-rate must be > 0; got {settings.learning_rate}")
+
+
+def train_loop(label: str, network, tokenizer, train: Sequence, validation: Sequence, settings, record: dict,
+               out: Path, batch_loss: Callable[[list], object], validate: Callable[[], float | None],
                state: dict | None, show_progress: bool) -> dict:
     """Train `network` on `train` in batches of `settings.batch_size`; `batch_loss(batch)` returns the
     loss tensor of one batch. `settings` also names epochs, learning_rate, warmup, checkpoint_every
-    and seed. Writes the final weights (or adapter) and OUT/training.json; returns the summary."""
+    and seed; `record` (`run_record`) is kept with each checkpoint. Writes the final weights (or
+    adapter) and OUT/training.json; returns the summary."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    record = asdict(settings)
     steps_per_epoch = (len(train) + settings.batch_size - 1) // settings.batch_size
     total_steps = steps_per_epoch * settings.epochs
     trainable = [p for p in network.parameters() if p.requires_grad]
