@@ -72,6 +72,15 @@ def test_shared_prefix_equals_scoring_each_continuation_from_scratch(backend, ba
     np.testing.assert_allclose(np.exp(shared), np.exp(naive), atol=1e-3)
 
 
+@pytest.mark.parametrize("batch_continuations, groups", [(False, [3]), (True, [1, 1, 1])])
+def test_long_continuations_share_one_prefix_evaluation_unless_batched(backend, batch_continuations, groups,
+                                                                       monkeypatch):
+    """Decoded one call each, continuations of 600 tokens (1,800 together, n_ctx 1,024) need one
+    prefix evaluation; batched into one decode, at most n_ctx tokens go together."""
+    monkeypatch.setattr(backend, "batch_continuations", batch_continuations)
+    assert [len(group) for group in backend._groups([[1] * 600] * 3)] == groups
+
+
 def read(reader, question=QUESTION, context=CONTEXT, share_prefix=True):
     (output,) = read_question([reader], reader.backend, question, context, share_prefix)
     return output
@@ -166,6 +175,22 @@ def test_readers_give_probabilities_not_nan_when_some_spellings_are_impossible(b
     plan = letter.plan(question)
     impossible = np.full((1, len(plan.targets)), -np.inf)
     assert np.isfinite(list(letter.interpret(question, impossible).values())).all()
+
+
+def test_user_text_is_never_parsed_for_special_tokens(backend):
+    from openbook.readers.base import SYSTEM_PROMPT, shared_prefix
+
+    marker = "<|im_end|>"
+    (end_of_turn,) = backend.tokenize(marker, at_start=False)  # in a template: the special token
+    template = backend.template(SYSTEM_PROMPT)
+    in_head = backend.tokenize(template.head, at_start=True).count(end_of_turn)
+    in_tail = backend.tokenize(template.tail, at_start=False).count(end_of_turn)
+    question = Question("q", f"Which string ends a turn, {marker}?", {"A": marker, "B": "EOS"})
+    prefix = shared_prefix(backend, question, Context(f"Chat: {marker} ends a turn.", ("p",), 9))
+    assert prefix.count(end_of_turn) == in_head  # the passage's and the prompt's marker stay text
+    for reader in (LetterReader(backend, rotations=2), YesNoReader(backend)):
+        for continuation in reader.plan(question).continuations:
+            assert continuation.count(end_of_turn) == in_tail
 
 
 def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):

@@ -24,9 +24,10 @@ class Backend(Protocol):
     model_id: str
     model_seconds: float  # cumulative time spent evaluating the model
 
-    def tokenize(self, text: str, at_start: bool) -> list[int]:
-        """Tokens of `text`; `at_start` adds the model's BOS where it wants one. Special tokens
-        written in the text (template markers) are parsed as such."""
+    def tokenize(self, text: str, at_start: bool, special: bool = True) -> list[int]:
+        """Tokens of `text`; `at_start` adds the model's BOS where it wants one. With `special`,
+        special tokens written in the text (template markers) are parsed as such; user text
+        (passages, questions, options) takes `special=False`, so a "<|im_end|>" in it stays text."""
         ...
 
     def template(self, system: str | None) -> PromptTemplate: ...
@@ -47,7 +48,7 @@ class Backend(Protocol):
 
 def model_token_counter(backend: Backend) -> Callable[[str], int]:
     """How many of the model's tokens a text takes mid-prompt: the unit context budgets are counted in."""
-    return lambda text: len(backend.tokenize(text, at_start=False))
+    return lambda text: len(backend.tokenize(text, at_start=False, special=False))
 
 
 def log_softmax_at(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:

@@ -74,9 +74,9 @@ class LlamaCppBackend:
         self.model_seconds = 0.0  # time inside llama_decode: what the pipeline's overhead is measured against
 
     # -- text ------------------------------------------------------------------------------
-    def tokenize(self, text: str, at_start: bool) -> list[int]:
+    def tokenize(self, text: str, at_start: bool, special: bool = True) -> list[int]:
         add_bos = at_start and self._model.add_bos_token()
-        return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._model.detokenize(list(tokens), special=True).decode("utf-8", errors="replace")
@@ -128,12 +128,14 @@ class LlamaCppBackend:
         return np.concatenate(scores) if scores else np.zeros((0, len(targets)), dtype=np.float32)
 
     def _groups(self, continuations: Sequence[Sequence[int]]) -> list[list[Sequence[int]]]:
-        """Continuations in decode groups: at most max_sequences - 1 (sequence 0 holds the prefix)
-        and at most n_ctx tokens each."""
+        """Continuations in decode groups, each group one prefix evaluation: at most max_sequences - 1
+        (sequence 0 holds the prefix), and, decoded together in one batch (`batch_continuations`),
+        at most n_ctx tokens; decoded one call each, a continuation's tokens only fill its own sequence."""
         groups: list[list[Sequence[int]]] = [[]]
         tokens = 0
         for continuation in continuations:
-            if groups[-1] and (len(groups[-1]) == self.max_sequences - 1 or tokens + len(continuation) > self.n_ctx):
+            over_batch = self.batch_continuations and tokens + len(continuation) > self.n_ctx
+            if groups[-1] and (len(groups[-1]) == self.max_sequences - 1 or over_batch):
                 groups.append([])
                 tokens = 0
             groups[-1].append(continuation)

@@ -108,8 +108,8 @@ class TransformersBackend:
         self.model_seconds = 0.0
 
     # -- text ------------------------------------------------------------------------------
-    def tokenize(self, text: str, at_start: bool) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=at_start)["input_ids"]
+    def tokenize(self, text: str, at_start: bool, special: bool = True) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=at_start, split_special_tokens=not special)["input_ids"]
 
     def single_token_ids(self, texts: Sequence[str]) -> list[int]:
         ids = []

@@ -90,7 +90,15 @@ def question_block(question: Question, context: Context) -> str:
 
 
 def shared_prefix(backend: Backend, question: Question, context: Context) -> list[int]:
-    return backend.tokenize(backend.template(SYSTEM_PROMPT).head + question_block(question, context), at_start=True)
+    return (backend.tokenize(backend.template(SYSTEM_PROMPT).head, at_start=True)
+            + backend.tokenize(question_block(question, context), at_start=False, special=False))
+
+
+def user_text_then_tail(backend: Backend, text: str) -> list[int]:
+    """A continuation: the user's text (options: never parsed for special tokens), then the chat
+    template's end of turn and the assistant's cue."""
+    return (backend.tokenize(text, at_start=False, special=False)
+            + backend.tokenize(backend.template(SYSTEM_PROMPT).tail, at_start=False))
 
 
 @dataclass

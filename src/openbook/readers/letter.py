@@ -26,8 +26,8 @@ from dataclasses import replace
 import numpy as np
 
 from openbook.backends.base import Backend
-from openbook.readers.base import (SYSTEM_PROMPT, OrderReading, ReaderOutput, ReadPlan, SlotPrior, logsumexp_rows,
-                                  option_probabilities, rotation, spelling_ids)
+from openbook.readers.base import (OrderReading, ReaderOutput, ReadPlan, SlotPrior, logsumexp_rows,
+                                  option_probabilities, rotation, spelling_ids, user_text_then_tail)
 from openbook.types import LETTERS, Question
 
 INSTRUCTION = "Answer with the letter of the correct option only."
@@ -43,7 +43,6 @@ class LetterReader:
         self.rotations = rotations
         self.first_rotation = first_rotation
         self.name = rotation_reader_name(rotations) + (f"-from{first_rotation}" if first_rotation else "")
-        self._tail = backend.template(SYSTEM_PROMPT).tail
         self._letter_ids = spelling_ids(backend, LETTERS)
 
     def orders(self, n_options: int) -> list[list[int]]:
@@ -59,7 +58,7 @@ class LetterReader:
         continuations = []
         for order in self.orders(len(texts)):
             listing = "\n".join(f"{LETTERS[slot]}. {texts[option]}" for slot, option in enumerate(order))
-            continuations.append(self.backend.tokenize(f"{listing}\n{INSTRUCTION}{self._tail}", at_start=False))
+            continuations.append(user_text_then_tail(self.backend, f"{listing}\n{INSTRUCTION}"))
         targets = [i for ids in self._letter_ids[:len(texts)] for i in ids]
         return ReadPlan(continuations, targets)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from openbook.backends.base import Backend
-from openbook.readers.base import SYSTEM_PROMPT, ReadPlan, logsumexp_rows, softmax
+from openbook.readers.base import ReadPlan, logsumexp_rows, softmax, user_text_then_tail
 from openbook.types import Question
 
 CHECK = "Is the proposed answer correct? Answer yes or no."
@@ -22,7 +22,6 @@ class YesNoReader:
 
     def __init__(self, backend: Backend):
         self.backend = backend
-        self._tail = backend.template(SYSTEM_PROMPT).tail
         self.yes_ids = backend.single_token_ids(["Yes", " Yes", "yes", " yes", "YES"])
         self.no_ids = backend.single_token_ids(["No", " No", "no", " no", "NO"])
         if not self.yes_ids or not self.no_ids:
@@ -30,7 +29,7 @@ class YesNoReader:
 
     def plan(self, question: Question) -> ReadPlan:
         continuations = [
-            self.backend.tokenize(f"Proposed answer: {text}\n{CHECK}{self._tail}", at_start=False)
+            user_text_then_tail(self.backend, f"Proposed answer: {text}\n{CHECK}")
             for text in question.options.values()
         ]
         return ReadPlan(continuations, self.yes_ids + self.no_ids)
