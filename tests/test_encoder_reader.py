@@ -104,6 +104,23 @@ def test_encoder_reader_handles_missing_options_and_counts_its_time(trained):
     assert np.allclose(batched[1], reader.scores([five], [context])[0], atol=1e-4)
 
 
+def test_truncation_cuts_context_then_the_question_start_never_the_option():
+    from openbook.readers.encoder import encode_options, load_multiple_choice
+    from openbook.retrieve.context import Context
+
+    _, tokenizer = load_multiple_choice(BASE)
+    question = Question("q", "word " * 230 + "which fruit is it?", {"A": "the red apple", "B": "the red pear"})
+    features, _ = encode_options(tokenizer, [question], [Context("context " * 300, ("p",), 300)], 128)
+    rows = features["input_ids"][0]
+    assert rows.shape[-1] == 128 and not bool((rows[0] == rows[1]).all())
+    for row, option in zip(rows, ("apple", "pear")):
+        assert tokenizer.decode(row).endswith(f"which fruit is it? the red {option} [SEP]")
+    short = Question("s", "What do plants release?", {"A": "oxygen", "B": "argon"})
+    features, _ = encode_options(tokenizer, [short], [Context("Plants release oxygen.", ("p",), 4)], 128)
+    assert tokenizer.decode(features["input_ids"][0][0], skip_special_tokens=True) == \
+        "plants release oxygen. what do plants release? oxygen"  # everything fits: nothing cut
+
+
 def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypatch):
     import torch
 

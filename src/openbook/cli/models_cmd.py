@@ -54,4 +54,5 @@ def verify(names: Annotated[list[str] | None, typer.Argument(help="Model names; 
     for spec in specs:
         results.print(f"{spec.name}: {'FAILED' if spec.name in failed else 'ok'}", highlight=False)
     if failed:
-        raise OpenbookError(f"checksum mismatch or missing file: {', '.join(failed)}; pull again")
+        raise OpenbookError(f"checksum mismatch or missing file: {', '.join(failed)}; "
+                            f"fetch again with `openbook models pull {' '.join(failed)}`")

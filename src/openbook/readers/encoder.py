@@ -6,8 +6,9 @@ a softmax across the question's options gives the probabilities. The model is a 
 (DeBERTa-v3 …) by path or hub id, or a shipped embedder's encoder (all-MiniLM-L6-v2, all-mpnet-base-v2,
 whose multiple-choice head starts untrained, so train it first).
 
-Truncation cuts the longer segment first, which is the context: the question and the option (the
-second segment) are only cut when they alone are too long.
+Truncation never cuts the option: the context is cut first (its end), then the question (its
+start, keeping the words that lead to the option); an option longer than the whole budget keeps its
+first tokens only then.
 """
 
 from __future__ import annotations
@@ -24,10 +25,36 @@ from openbook.types import Question
 DEFAULT_MAX_TOKENS = 384
 
 
-def option_pairs(question: Question, context: Context) -> tuple[list[str], list[str]]:
-    """The (first, second) segments the encoder reads for each present option, in letter order."""
+def option_pairs(tokenizer, question: Question, context: Context, max_tokens: int) -> tuple[list[str], list[str]]:
+    """The (first, second) segments the encoder reads for each present option, in letter order:
+    (context, question + option), the second already within `max_tokens` with the option whole (as
+    much of the question as fits, its end); the context is cut to the rest when tokenised."""
+    room = max_tokens - tokenizer.num_special_tokens_to_add(pair=True) - 1  # the context keeps a token at least
     first = context.text or question.prompt
-    return [first] * len(question.options), [f"{question.prompt} {text}" for text in question.options.values()]
+    seconds = []
+    for text in question.options.values():
+        option = _first_tokens(tokenizer, text, room)
+        asked = _last_tokens(tokenizer, question.prompt, room - _count(tokenizer, option))
+        second = f"{asked} {option}".strip()
+        while _count(tokenizer, second) > room and asked:  # a word split differently once joined
+            asked = _last_tokens(tokenizer, asked, _count(tokenizer, asked) - 1)
+            second = f"{asked} {option}".strip()
+        seconds.append(second)
+    return [first] * len(seconds), seconds
+
+
+def _count(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _first_tokens(tokenizer, text: str, keep: int) -> str:
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return text if len(offsets) <= keep else text[:offsets[keep - 1][1]] if keep > 0 else ""
+
+
+def _last_tokens(tokenizer, text: str, keep: int) -> str:
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return text if len(offsets) <= keep else text[offsets[len(offsets) - keep][0]:] if keep > 0 else ""
 
 
 def encode_options(tokenizer, questions: list[Question], contexts: list[Context], max_tokens: int
@@ -36,14 +63,14 @@ def encode_options(tokenizer, questions: list[Question], contexts: list[Context]
     with fewer options are padded with copies of their last option; mask those by the counts."""
     firsts, seconds, sizes = [], [], []
     for question, context in zip(questions, contexts):
-        first, second = option_pairs(question, context)
+        first, second = option_pairs(tokenizer, question, context, max_tokens)
         firsts.append(first)
         seconds.append(second)
         sizes.append(len(first))
     width = max(sizes)
     flat_first = [f[min(j, len(f) - 1)] for f in firsts for j in range(width)]
     flat_second = [s[min(j, len(s) - 1)] for s in seconds for j in range(width)]
-    features = tokenizer(flat_first, flat_second, truncation="longest_first", max_length=max_tokens,
+    features = tokenizer(flat_first, flat_second, truncation="only_first", max_length=max_tokens,
                          padding=True, return_tensors="pt")
     return {key: value.view(len(sizes), width, -1) for key, value in features.items()}, sizes
 
