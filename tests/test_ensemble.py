@@ -70,12 +70,21 @@ def test_ensembles_and_missing_readers():
     questions = synthetic_questions(40)
     weighted = fit_ensemble(questions, methods=("weighted",))
     partial = ScoredQuestion("x", LETTERS, "A", {"good": questions[0].readers["good"]}, questions[0].coverage)
-    assert weighted.probabilities(partial).sum() == pytest.approx(1.0)  # the present readers, renormalised
-    ranker = fit_ensemble(questions, methods=("ranker",))
-    with pytest.raises(OpenbookError, match="noise"):
-        ranker.probabilities(partial)
+    # a weight fitted beside a reader means nothing without it: every method needs all of its readers
+    for ensemble in (weighted, Ensemble("mean", ["good", "noise"]), fit_ensemble(questions, methods=("ranker",))):
+        assert not ensemble.covers({"good"}) and ensemble.covers({"good", "noise", "other"})
+        with pytest.raises(OpenbookError, match=r"\['noise'\] were not run"):
+            ensemble.probabilities(partial)
     with pytest.raises(OpenbookError, match="at least 10"):
         fit_ensemble(questions[:5])
+    with pytest.raises(OpenbookError, match="at least 2 folds"):
+        fit_ensemble(questions, folds=1)
+    # a cascade's run: the main readers read some questions only; fitted without them, they would be ignored
+    mixed = [ScoredQuestion(q.id, q.letters, q.answer, {**q.readers, **({"main": q.readers["good"]} if i % 2 else {})},
+                            q.coverage) for i, q in enumerate(questions)]
+    with pytest.raises(OpenbookError, match=r"readers \['main'\] read only some"):
+        fit_ensemble(mixed)
+    assert fit_ensemble(mixed, readers=["good", "noise"], methods=("mean",)).readers == ["good", "noise"]
 
 
 def test_a_broken_ensemble_or_predictions_file_is_named(tmp_path):
@@ -91,6 +100,13 @@ def test_a_broken_ensemble_or_predictions_file_is_named(tmp_path):
     (run / "predictions.jsonl").write_text('{"id": "1", "readers": {}}\nnot json\n')
     with pytest.raises(OpenbookError, match="line 2"):
         scored_from_runs([run], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
+    for line in ('{"id": "1", "readers": {"letter": {"A": "x"}}}', '{"id": "1", "readers": [1]}',
+                 '{"id": "1", "readers": {}, "probabilities": {"A": null}}'):
+        (run / "predictions.jsonl").write_text(line + "\n")
+        with pytest.raises(OpenbookError, match=r"predictions.jsonl, line 1: its (readers|probabilities) are not"):
+            scored_from_runs([run], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
+    with pytest.raises(OpenbookError, match="typo: not a run"):
+        scored_from_runs([tmp_path / "typo"], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
 
 
 def exam_of_synthetic(synthetic: list[ScoredQuestion], path: Path) -> tuple[list[Question], Path]:
@@ -130,6 +146,15 @@ def test_fit_command_joins_runs_by_folder_and_reads_coverage(tmp_path):
     write_run(tmp_path / "again" / "one", questions, {"letter": [q.readers["noise"] for q in synthetic]}, exam)
     with pytest.raises(OpenbookError, match="share folder names"):
         scored_from_runs([tmp_path / "one", tmp_path / "again" / "one"], questions)
+    # a run of another exam (its ids 0, 1, … would join other questions): refused, --exam given or not
+    _, other_exam = exam_of_synthetic(synthetic, tmp_path / "other.csv")
+    write_run(tmp_path / "three", questions, {"letter": [q.readers["good"] for q in synthetic]}, other_exam)
+    for given in ([], ["--exam", str(exam)]):
+        result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "one"), str(tmp_path / "three"), "--out",
+                                     str(out), *given])
+        assert result.exit_code == 2 and "answered" in result.output and "other.csv" in result.output
+    result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "typo"), "--out", str(out)])
+    assert result.exit_code == 2 and "typo: not a run" in " ".join(result.output.split())
 
 
 def test_coverage_is_computed_from_the_same_text_when_answering_and_when_fitting(tmp_path):

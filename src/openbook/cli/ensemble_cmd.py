@@ -12,6 +12,7 @@ from rich.table import Table
 
 from openbook.cli.common import reports_errors, results
 from openbook.ensemble import METHODS, Ensemble, fit_ensemble, prediction_from, scored_from_runs
+from openbook.ensemble.features import predictions_path
 from openbook.ensemble.learned import ranking_of
 from openbook.errors import OpenbookError
 from openbook.evaluate.metrics import score_rankings
@@ -20,12 +21,32 @@ from openbook.exam import read_exam
 app = typer.Typer(help="Fit reader ensembles with calibrated confidence.", no_args_is_help=True)
 
 
-def exam_of(run: Path) -> Path:
-    run_file = (run if run.is_dir() else run.parent) / "run.json"
+def exam_of(run: Path) -> Path | None:
+    """The exam a run's run.json names, None where it names none."""
+    run_file = predictions_path(run).parent / "run.json"
     try:
         return Path(json.loads(run_file.read_text())["settings"]["exam"])
-    except (OSError, KeyError, json.JSONDecodeError):
-        raise OpenbookError(f"{run_file}: cannot tell which exam the run answered; pass --exam") from None
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def exam_of_runs(runs: list[Path], given: Path | None) -> Path:
+    """The one exam all `runs` answered: `given`, else what their run.json files name. Runs of
+    different exams are refused: their question ids (Kaggle's 0, 1, …) would join unrelated questions."""
+    named = {run: exam_of(run) for run in runs}
+    exam = given or named[runs[0]]
+    if exam is None:
+        raise OpenbookError(f"{predictions_path(runs[0]).parent / 'run.json'}: cannot tell which exam the run "
+                            "answered; pass --exam")
+    for run, other in named.items():
+        if other is not None and not _same_file(other, exam):
+            raise OpenbookError(f"{run} answered {other}, not {exam}: combine runs of one exam")
+    return exam
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """By path where both are here, else by name (a run may record a path relative to another folder)."""
+    return a.samefile(b) if a.exists() and b.exists() else a.name == b.name
 
 
 @app.command("fit")
@@ -45,7 +66,7 @@ def fit(
     One run: readers keep their names, so the file works with `openbook answer --ensemble`.
     Several runs: readers are named RUN-FOLDER/READER (for comparing runs offline), or RUN-FOLDER
     with --final."""
-    questions = read_exam(exam or exam_of(runs[0]))
+    questions = read_exam(exam_of_runs(runs, exam))
     scored = scored_from_runs(runs, questions, final=final)
     ensemble = fit_ensemble(scored, methods=method or METHODS, folds=folds, seed=seed)
     ensemble.save(out)
@@ -75,7 +96,7 @@ def combine(
     from openbook.pipeline import QuestionResult, Run
     from openbook.readers import ReaderOutput
 
-    exam_path = exam or exam_of(runs[0])
+    exam_path = exam_of_runs(runs, exam)
     questions = {q.id: q for q in read_exam(exam_path)}
     scored = scored_from_runs(runs, list(questions.values()), final=True)
     if not scored:
@@ -99,7 +120,7 @@ def combine(
     if metrics:
         table = Table("run", "MAP@3", "accuracy", title=f"{len(scored)} questions of {exam_path.name}")
         for name in names:
-            alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)
+            alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored if q.answer)
             table.add_row(name, f"{alone.map_at_3:.4f}", f"{alone.accuracy:.4f}")
         table.add_row(f"combined ({combiner.method})", f"{metrics['map@3']:.4f}", f"{metrics['accuracy']:.4f}")
         results.print(table)

@@ -40,6 +40,15 @@ def latest_per_id(records: list[dict[str, object]]) -> list[dict[str, object]]:
     return list(latest.values())
 
 
+def predictions_path(run: Path) -> Path:
+    """A run's predictions.jsonl: in its folder, or the file itself."""
+    path = run / "predictions.jsonl" if run.is_dir() else run
+    if not path.is_file():
+        raise OpenbookError(f"{run}: not a run of `openbook answer`/`eval` (no {path.name}); pass its folder "
+                            "or its predictions.jsonl")
+    return path
+
+
 def read_predictions(path: Path) -> list[dict[str, object]]:
     """The records of a predictions.jsonl (the last per question, as a stopped cascade may have logged a
     question twice), with the file and line named on a broken one."""
@@ -54,8 +63,18 @@ def read_predictions(path: Path) -> list[dict[str, object]]:
                 raise OpenbookError(f"{path}, line {number}: not JSON ({error.msg})") from None
             if not isinstance(record, dict) or "id" not in record or "readers" not in record:
                 raise OpenbookError(f"{path}, line {number}: not an openbook prediction (needs id and readers)")
+            readers = record["readers"]
+            if not isinstance(readers, dict) or not all(map(_probabilities, readers.values())):
+                raise OpenbookError(f"{path}, line {number}: its readers are not letter -> probability tables")
+            if "probabilities" in record and not _probabilities(record["probabilities"]):
+                raise OpenbookError(f"{path}, line {number}: its probabilities are not a letter -> probability table")
             records.append(record)
     return latest_per_id(records)
+
+
+def _probabilities(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(p, (int, float)) and not isinstance(p, bool)
+                                           for p in value.values())
 
 
 def context_text(record: Mapping[str, object]) -> str:
@@ -71,7 +90,7 @@ def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question], final:
     merged: dict[str, dict[str, Mapping[str, float]]] = {}
     contexts: dict[str, str] = {}
     present: list[set[str]] = []
-    paths = [run / "predictions.jsonl" if run.is_dir() else run for run in runs]
+    paths = [predictions_path(run) for run in runs]
     labels = [path.parent.name for path in paths]
     if len(runs) > 1 and len(set(labels)) < len(labels):
         raise OpenbookError(f"runs {', '.join(map(str, runs))} share folder names ({', '.join(sorted(labels))}), "

@@ -54,30 +54,23 @@ class Ensemble:
     validation: dict[str, object] = field(default_factory=dict)   # what the fit measured
 
     def covers(self, readers: set[str]) -> bool:
-        """Whether outputs of these readers are enough for it: all of its readers for the ranker,
-        any of them for the averages."""
-        if self.method == "ranker":
-            return set(self.readers) <= readers
-        return bool(set(self.readers) & readers)
+        """Whether outputs of these readers are enough for it: all of the readers it was fitted on
+        (a weight or coefficient fitted with a reader means nothing without it)."""
+        return set(self.readers) <= readers
 
     def scores(self, question: ScoredQuestion) -> np.ndarray:
-        present = [name for name in self.readers if name in question.readers]
-        if not present:
-            raise OpenbookError(f"question {question.id}: none of the ensemble's readers {self.readers} "
-                                f"were run (it has {sorted(question.readers)})")
+        missing = sorted(set(self.readers) - set(question.readers))
+        if missing:
+            raise OpenbookError(f"question {question.id}: the ensemble was fitted on readers {self.readers}; "
+                                f"{missing} were not run (it has {sorted(question.readers)})")
         if self.method == "ranker":
-            missing = sorted(set(self.readers) - set(present))
-            if missing:
-                raise OpenbookError(f"question {question.id}: the ranker needs readers {missing}, which were not run")
             return option_features(question, self.readers) @ np.asarray(self.coefficients) + self.intercept
         if self.method == "mean":
-            weights = {name: 1.0 for name in present}
-            pooled = sum(question.readers[name] for name in present) / len(present)
+            pooled = sum(question.readers[name] for name in self.readers) / len(self.readers)
         else:
-            weights = {name: self.weights[name] for name in present}
-            total = sum(weights.values()) or 1.0
-            pooled = sum(weights[name] / total * with_temperature(log_scores(question.readers[name]),
-                                                                  self.temperatures[name]) for name in present)
+            total = sum(self.weights.values()) or 1.0
+            pooled = sum(self.weights[name] / total * with_temperature(log_scores(question.readers[name]),
+                                                                       self.temperatures[name]) for name in self.readers)
         return log_scores(pooled)
 
     def probabilities(self, question: ScoredQuestion) -> np.ndarray:
@@ -209,10 +202,18 @@ def fit_ensemble(questions: Sequence[ScoredQuestion], readers: Sequence[str] | N
     """Cross-validate `methods`, keep the best by MAP@3 (then NLL, then simplicity), refit it on all
     questions and calibrate its confidence on its out-of-fold scores."""
     require_modules("train", "scipy", *(("sklearn",) if "ranker" in methods else ()))
+    if folds < 2:
+        raise OpenbookError(f"cross-validation needs at least 2 folds; got {folds}")
     answered = [q for q in questions if q.answer in q.letters]
     if len(answered) < 2 * folds:
         raise OpenbookError(f"fitting an ensemble needs at least {2 * folds} answered questions; got {len(answered)}")
-    readers = list(readers) if readers else sorted(set.intersection(*(set(q.readers) for q in answered)))
+    if not readers:
+        on_every = set.intersection(*(set(q.readers) for q in answered))
+        on_some = sorted(set.union(*(set(q.readers) for q in answered)) - on_every)
+        if on_some:  # fitted without them, an ensemble would ignore them where they were run
+            raise OpenbookError(f"readers {on_some} read only some of the questions (a cascade re-reads the hardest): "
+                                "fit on runs that read every question alike (e.g. --triage none), or name the readers")
+        readers = sorted(on_every)
     if not readers:
         raise OpenbookError("no reader was run on every validation question")
     table, temperatures = {}, {}
