@@ -22,31 +22,34 @@ class Options:
 
 def test_defaults_then_file_then_command_line(tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text('[cmd]\nsize = 256\nratio = 1\nflag = true\nout = "runs/x"\ninputs = ["a.jsonl"]\n')
-    options = resolve_options(Options, "cmd", config, {"size": None, "flag": False, "name": "given"})
+    config.write_text('[search]\nsize = 256\nratio = 1\nflag = true\nout = "runs/x"\ninputs = ["a.jsonl"]\n')
+    options = resolve_options(Options, "search", config, {"size": None, "flag": False, "name": "given"})
     assert options == Options(size=256, ratio=1.0, flag=False, name="given", out=Path("runs/x"),
                               inputs=[Path("a.jsonl")])
-    assert resolve_options(Options, "cmd", None, {}) == Options()
-    assert resolve_options(Options, "other", config, {}) == Options()
+    assert resolve_options(Options, "search", None, {}) == Options()
+    assert resolve_options(Options, "index", config, {}) == Options()
 
 
 @pytest.mark.parametrize("body, message", [
-    ("[cmd]\nsize = 'big'\n", "size: expected"),
-    ("[cmd]\nflag = 1\n", "flag: expected"),
-    ("[cmd]\nsise = 3\n", "unknown key(s) in [cmd]: sise"),
+    ("[search]\nsize = 'big'\n", "size: expected"),
+    ("[search]\nflag = 1\n", "flag: expected"),
+    ("[search]\nsise = 3\n", "unknown key(s) in [search]: sise"),
     ("[cmd\n", "invalid TOML"),
+    ("size = 3\n[search]\n", "key(s) size outside any table"),
+    ("[serach]\nsize = 3\n", "unknown table(s) [serach]"),
+    ('[search]\ninputs = [1, 2]\n', "inputs[0]: expected"),
 ])
 def test_bad_files_are_named(tmp_path, body, message):
     config = tmp_path / "bad.toml"
     config.write_text(body)
     with pytest.raises(ConfigError, match="bad.toml") as caught:
-        resolve_options(Options, "cmd", config, {})
+        resolve_options(Options, "search", config, {})
     assert message in str(caught.value)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
-        resolve_options(Options, "cmd", tmp_path / "nope.toml", {})
+        resolve_options(Options, "search", tmp_path / "nope.toml", {})
 
 
 def test_shipped_configs_are_valid():

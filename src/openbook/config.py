@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from openbook.errors import ConfigError
 
 T = TypeVar("T")
+TABLES = ("index", "search", "answer", "eval-retrieval")  # the commands a file configures (`eval` reads [answer])
 
 
 def read_config_file(path: Path | None) -> dict[str, Any]:
@@ -33,10 +34,17 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
 
 def resolve_options(options_type: type[T], command: str, config_path: Path | None, given: dict[str, Any]) -> T:
     """Build `options_type` from the defaults, the file's `[command]` table, then the given values."""
-    assert is_dataclass(options_type)
-    section = read_config_file(config_path).get(command, {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{config_path}: [{command}] must be a table")
+    assert is_dataclass(options_type) and command in TABLES
+    config = read_config_file(config_path)
+    stray = sorted(key for key, value in config.items() if not isinstance(value, dict))
+    if stray:  # a key above every table belongs to none: a mistake, not a setting
+        raise ConfigError(f"{config_path}: key(s) {', '.join(stray)} outside any table; put them under "
+                          f"[{command}] (tables: {', '.join(TABLES)})")
+    unknown_tables = sorted(set(config) - set(TABLES))
+    if unknown_tables:
+        raise ConfigError(f"{config_path}: unknown table(s) {', '.join(f'[{t}]' for t in unknown_tables)}; "
+                          f"known: {', '.join(f'[{t}]' for t in TABLES)}")
+    section = config.get(command, {})
     known = {f.name: f for f in fields(options_type)}
     unknown = sorted(set(section) - set(known))
     if unknown:
@@ -61,7 +69,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return Path(value)
         if origin is list and isinstance(value, list):
             (item,) = typing.get_args(kind) or (Any,)
-            return [Path(v) if item is Path else v for v in value]
+            return [_coerce(v, item, f"{where}[{i}]") if item is not Any else v for i, v in enumerate(value)]
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if origin is int and isinstance(value, bool):
