@@ -48,13 +48,19 @@ def _count(tokenizer, text: str) -> int:
 
 
 def _first_tokens(tokenizer, text: str, keep: int) -> str:
+    """The start of `text` that takes at most `keep` tokens."""
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    return text if len(offsets) <= keep else text[:offsets[keep - 1][1]] if keep > 0 else ""
+    if len(offsets) <= keep:
+        return text
+    return text[:offsets[keep - 1][1]] if keep > 0 else ""
 
 
 def _last_tokens(tokenizer, text: str, keep: int) -> str:
+    """The end of `text` that takes at most `keep` tokens."""
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    return text if len(offsets) <= keep else text[offsets[len(offsets) - keep][0]:] if keep > 0 else ""
+    if len(offsets) <= keep:
+        return text
+    return text[offsets[len(offsets) - keep][0]:] if keep > 0 else ""
 
 
 def encode_options(tokenizer, questions: list[Question], contexts: list[Context], max_tokens: int
