@@ -237,7 +237,8 @@ def main() -> None:
         groups = ([names] if len(names) > 2 else []) + [list(pair) for pair in combinations(names, 2)]
         for group in groups:
             for method in ("mean", "weighted", "ranker"):
-                score, _ = evaluate_scores(scored, out_of_fold_scores(method, scored, group, args.folds), method)
+                score, _ = evaluate_scores(scored, out_of_fold_scores(method, scored, group, args.folds), method,
+                                           args.folds)
                 rows.append([set_name, f"{method}({' + '.join(group)})", f"{score.map_at_3:.4f}",
                              f"{score.accuracy:.4f}", f"{sum(seconds[n] for n in group):.2f}", f"ECE {score.ece:.3f}"])
         encoder_reader = f"{member_folder(set_name, 'encoder', encoder).name}/encoder"
@@ -246,7 +247,7 @@ def main() -> None:
                                         ("letter@bm25/letter", "letter@bm25-500/letter")):
             if cheap in names and expensive in names:
                 oof = out_of_fold_scores("weighted", scored, [cheap, expensive], args.folds)
-                _, temperature = evaluate_scores(scored, oof, "weighted")  # as fit_ensemble calibrates
+                _, temperature = evaluate_scores(scored, oof, "weighted", args.folds)  # as fit_ensemble calibrates
                 combined = [with_temperature(s, temperature) for s in oof]
                 rows += cascade_rows(set_name, scored, cheap, expensive, seconds, args.budgets, combined)
         set_table = markdown_table(HEADER, [row for row in rows if row[0] == set_name])

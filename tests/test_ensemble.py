@@ -66,6 +66,17 @@ def test_fitted_ensemble_trusts_the_informative_reader_and_saves_as_json(tmp_pat
     assert ensemble.temperature > 0
 
 
+def test_the_calibration_reported_is_measured_out_of_fold():
+    from openbook.ensemble.learned import evaluate_scores, log_scores
+
+    questions = synthetic_questions(60, seed=7)
+    rows = [log_scores(q.readers["noise"]) for q in questions]
+    reported, temperature = evaluate_scores(questions, rows, "mean")
+    answers = [q.letters.index(q.answer) for q in questions]
+    in_sample = np.mean([-np.log(with_temperature(r, temperature)[a]) for r, a in zip(rows, answers)])
+    assert reported.nll > in_sample  # the temperature fitted on all of them is the best there: not what is reported
+
+
 def test_ensembles_and_missing_readers():
     questions = synthetic_questions(40)
     weighted = fit_ensemble(questions, methods=("weighted",))

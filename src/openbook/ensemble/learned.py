@@ -184,11 +184,20 @@ def out_of_fold_scores(method: str, questions: Sequence[ScoredQuestion], readers
     return scores  # type: ignore[return-value]
 
 
-def evaluate_scores(questions: Sequence[ScoredQuestion], score_rows: Sequence[np.ndarray], method: str
-                    ) -> tuple[MethodScore, float]:
+def evaluate_scores(questions: Sequence[ScoredQuestion], score_rows: Sequence[np.ndarray], method: str,
+                    folds: int = 5, seed: int = 13) -> tuple[MethodScore, float]:
+    """How the out-of-fold `score_rows` rank and how well calibrated they are, and the temperature
+    fitted on all of them (the one an ensemble keeps). The calibration reported is measured like the
+    ranking, out of fold: each fold's scores under a temperature fitted on the other folds'."""
     answers = [_answer_index(q) for q in questions]
     temperature = fit_temperature(score_rows, answers)
-    probabilities = [with_temperature(s, temperature) for s in score_rows]
+    probabilities: list[np.ndarray] = [np.empty(0)] * len(questions)
+    for held_out in _folds(len(questions), folds, seed):
+        held = set(held_out.tolist())
+        rest = [i for i in range(len(questions)) if i not in held]
+        fold_temperature = fit_temperature([score_rows[i] for i in rest], [answers[i] for i in rest])
+        for i in held_out:
+            probabilities[i] = with_temperature(score_rows[i], fold_temperature)
     rankings = [(ranking_of(q.letters, p), q.answer) for q, p in zip(questions, probabilities)]
     scores = score_rankings(rankings)
     nll = float(np.mean([-np.log(max(p[a], 1e-12)) for p, a in zip(probabilities, answers)]))
@@ -219,7 +228,7 @@ def fit_ensemble(questions: Sequence[ScoredQuestion], readers: Sequence[str] | N
     table, temperatures = {}, {}
     for method in methods:
         table[method], temperatures[method] = evaluate_scores(
-            answered, out_of_fold_scores(method, answered, readers, folds, seed), method)
+            answered, out_of_fold_scores(method, answered, readers, folds, seed), method, folds, seed)
     best = min(methods, key=lambda m: (-round(table[m].map_at_3, 6), round(table[m].nll, 6), SIMPLICITY[m]))
     ensemble = fit_method(best, answered, readers, seed)
     ensemble.temperature = temperatures[best]
