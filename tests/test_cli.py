@@ -75,3 +75,29 @@ def test_check_and_score(tmp_path):
     submission.write_text("id,prediction\n1,A B C\n2,A B C\n")
     scores = json.loads(invoke("score", submission, exam).output)
     assert scores == {"map@3": pytest.approx((1 + 1 / 3) / 2), "accuracy": 0.5, "count": 2}
+    unanswered = tmp_path / "unanswered.csv"
+    unanswered.write_text("id,prompt,A,B\n1,p,a,b\n")
+    for args, problem in [((tmp_path / "nope.csv", exam), "nope.csv: submission file not found"),
+                          ((tmp_path, exam), "submission file not found"),
+                          ((submission, unanswered), "no question has an answer to score against")]:
+        result = invoke("score", *args)
+        assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
+    (tmp_path / "latin1.csv").write_bytes(b"id,prediction\n1,A B \xff\n")
+    result = invoke("score", tmp_path / "latin1.csv", exam)
+    assert result.exit_code == 2 and "latin1.csv: undecodable bytes" in " ".join(result.output.split())
+
+
+def test_search_and_eval_retrieval_refuse_bad_options_before_any_work(tmp_path, articles_jsonl):
+    index = tmp_path / "index"
+    assert invoke("index", articles_jsonl, "--out", index, "--quiet").exit_code == 0
+    exam = tmp_path / "exam.csv"
+    exam.write_text("id,prompt,A,B,answer,context\n1,How fast is light?,fast,slow,A,Light is fast.\n")
+    for args, problem in [(("search", index, "light", "-k", "0"), "-k must be a number of passages >= 1"),
+                          (("eval-retrieval", exam, "-i", index, "--limit", "0"), "--limit must be"),
+                          (("eval-retrieval", exam, "-i", index, "--out", tmp_path), "is a folder"),
+                          (("eval-retrieval", exam, "-i", index, "-p", "bm25+cross:"), "name the cross-encoder")]:
+        result = invoke(*args)
+        assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
+    (index / "passages.arrow").unlink()  # a half-copied index is named, not half-opened
+    result = invoke("search", index, "light")
+    assert result.exit_code == 2 and "not a whole openbook index (no passages.arrow)" in " ".join(result.output.split())

@@ -32,7 +32,7 @@ def reports_errors(command: F) -> F:
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return command(*args, **kwargs)
-        except (OpenbookError, ValueError) as error:
+        except (OpenbookError, ValueError, OSError) as error:  # OSError: a path that is missing, a folder, …
             console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 

@@ -36,6 +36,8 @@ def score(
     """MAP@3 and accuracy of a submission (JSON on stdout)."""
     rankings = read_submission(submission)
     questions = [q for q in read_exam(exam) if q.answer is not None]
+    if not questions:
+        raise InputError(exam, "no question has an answer to score against")
     missing = [q.id for q in questions if q.id not in rankings]
     if missing:
         raise InputError(submission, f"{len(missing)} answered question(s) have no prediction, e.g. {missing[:3]}")

@@ -56,13 +56,17 @@ def eval_retrieval(
     options = resolve_options(RetrievalEvalOptions, "eval-retrieval", config, given)
     if options.exam is None or options.index is None:
         raise ConfigError("pass EXAM and --index DIR")
+    if options.limit is not None and options.limit < 1:
+        raise ConfigError(f"--limit must be a number of questions >= 1; got {options.limit}")
+    if options.out is not None and options.out.is_dir():  # found now, not after the whole evaluation
+        raise ConfigError(f"--out {options.out} is a folder; name the JSON file to write")
     retrieval = Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)
     specs = [retrieval.resolve(text) for text in options.pipelines]
     exam = read_exam(options.exam)
     questions = [q for q in exam if q.extra.get(options.context_column, "").strip()]
     if not questions:
         raise OpenbookError(f"{options.exam}: no question has a {options.context_column!r} column to match against")
-    questions = questions[:options.limit] if options.limit else questions
+    questions = questions[:options.limit] if options.limit is not None else questions
     grounded = (frozenset(q.id for q in grounded_questions(exam, options.context_column))
                 if options.grounded else None)
     scores = evaluate_retrieval(questions, retrieval, specs, options.context_column, grounded)

@@ -31,6 +31,8 @@ def search(
 ) -> None:
     """Print the title, score and text of the best passages for QUERY."""
     options = resolve_options(SearchOptions, "search", config, {"k": k, "retrieval": retrieval})
+    if options.k < 1:
+        raise ConfigError(f"-k must be a number of passages >= 1; got {options.k}")
     spec = RetrievalSpec.parse(options.retrieval)
     if spec.query != "joint" or spec.rerank:
         raise ConfigError("search takes a plain query: give a retriever only (query forms and rerankers need a question)")

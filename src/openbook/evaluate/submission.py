@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,8 +37,14 @@ def write_submission(predictions: Iterable[Prediction], path: str | Path) -> Pat
 def read_submission(path: str | Path) -> dict[str, tuple[str, ...]]:
     """Question id -> ranked letters, validated like an exam."""
     path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "submission file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(path, f"undecodable bytes (not UTF-8) at byte {error.start}") from None
     rankings: dict[str, tuple[str, ...]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"id", "prediction"} <= set(reader.fieldnames):
             raise InputError(path, "a submission needs the columns id,prediction", 1)

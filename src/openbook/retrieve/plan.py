@@ -50,6 +50,8 @@ class RetrievalSpec:
             raise ConfigError(f"retrieval {text!r}: unknown retriever {spec.retriever!r}; choose from {', '.join(RETRIEVERS)}")
         if spec.query not in QUERY_FORMS:
             raise ConfigError(f"retrieval {text!r}: unknown query form {spec.query!r}; choose from {', '.join(QUERY_FORMS)}")
+        if spec.rerank == "cross:":
+            raise ConfigError(f"retrieval {text!r}: name the cross-encoder (cross:MODEL, a folder or hub id)")
         if spec.rerank and spec.rerank not in EmbeddingReranker.MODES + ("edit",) and not spec.rerank.startswith("cross:"):
             raise ConfigError(f"retrieval {text!r}: unknown reranker {spec.rerank!r}; choose from edit, "
                               f"{', '.join(EmbeddingReranker.MODES)}, cross:MODEL")

@@ -6,16 +6,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from openbook.errors import OpenbookError
-from openbook.index.bm25 import open_index
+from openbook.index.bm25 import BM25_DIR, PARAMS_FILE, open_index
 from openbook.index.manifest import MANIFEST_FILE, Manifest
-from openbook.index.store import PassageStore
+from openbook.index.store import PASSAGES_FILE, PassageStore
 from openbook.retrieve.base import hits_from_rows
 from openbook.types import Hit
 
 
 def check_index_folder(directory: Path) -> Manifest:
-    if not (directory / MANIFEST_FILE).is_file():
-        raise OpenbookError(f"{directory} is not an openbook index (no {MANIFEST_FILE}); build one with `openbook index`")
+    """The index's manifest, once its parts are there: a folder missing one is named, not half-opened."""
+    for part in (MANIFEST_FILE, PASSAGES_FILE, f"{BM25_DIR}/{PARAMS_FILE}"):
+        if not (directory / part).is_file():
+            what = "an" if part == MANIFEST_FILE else "a whole"  # a half-copied index is named as such
+            raise OpenbookError(f"{directory} is not {what} openbook index (no {part}); build one with `openbook index`")
     return Manifest.load(directory)
 
 
