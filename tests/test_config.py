@@ -114,9 +114,11 @@ def test_a_budget_no_cascade_would_spend_is_refused_not_ignored(given, problem):
 
 
 @pytest.mark.parametrize("limit", [0, -1])
-def test_limit_must_be_positive(limit):
-    from openbook.pipeline import AnswerOptions, check_limit
+def test_limit_and_passages_must_be_positive(limit):
+    from openbook.pipeline import AnswerOptions, check_counts
 
-    check_limit(AnswerOptions(limit=1))
+    check_counts(AnswerOptions(limit=1))
     with pytest.raises(ValueError, match="--limit must be"):
-        check_limit(AnswerOptions(limit=limit))
+        check_counts(AnswerOptions(limit=limit))
+    with pytest.raises(ValueError, match="--passages must be"):
+        check_counts(AnswerOptions(passages=limit))

@@ -88,6 +88,10 @@ def test_faiss_flat_agrees_and_hnsw_finds_most(tmp_path, vectors):
     assert overlap > 0.8
     with pytest.raises(OpenbookError, match="unknown dense engine"):
         open_vector_search(tmp_path, "faiss-nope")
+    (tmp_path / DENSE_DIR / "faiss-hnsw.index").unlink()
+    (tmp_path / DENSE_DIR / "faiss-hnsw.index.partial").mkdir()  # stands for a place FAISS cannot write
+    with pytest.raises(OpenbookError, match="cannot write the faiss-hnsw index"):
+        open_vector_search(tmp_path, "faiss-hnsw")
 
 
 def test_a_lone_query_is_filtered_in_fp16_and_still_exact(tmp_path, vectors, monkeypatch):

@@ -11,7 +11,7 @@ from openbook.embed import EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
 from openbook.index.build import build_index
 from openbook.index.dense import DENSE_DIR, DenseInfo, build_dense_index, shard_paths
-from openbook.models import MODELS, ModelStore
+from openbook.models import MODELS, ModelStore, resolve_model
 from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.dense import DenseRetriever
 from openbook.types import Question
@@ -140,6 +140,10 @@ def test_gguf_embedder_applies_nomic_prefixes():
     np.testing.assert_allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-5)
     assert (query @ as_passage.T)[0, 0] < 0.999  # the prefix changes the vector
     assert (passages @ query.T)[0, 0] > (passages @ query.T)[1, 0]
+    # a language model's GGUF declares no pooling: one vector per token, not an embedder
+    ModelStore().pull(MODELS["smollm2-135m-instruct"], log=lambda _: None)
+    with pytest.raises(OpenbookError, match="declares no pooling"):
+        load_embedder(EmbedderSettings(str(resolve_model("smollm2-135m-instruct"))))
 
 
 def test_cross_encoder_trains_saves_and_reranks(tmp_path, articles_jsonl, minilm):
@@ -165,6 +169,13 @@ def test_cross_encoder_trains_saves_and_reranks(tmp_path, articles_jsonl, minilm
                                    RetrievalSpec.parse(f"bm25+cross:{model}"), k=3)
     assert reranked and reranked[0].retriever.endswith(f">cross:{model}")
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
+    # an embedder is no cross-encoder: its scoring head would start random, its order noise
+    with pytest.raises(OpenbookError, match="is not a cross-encoder with one relevance score"):
+        retrieval.search([Question("q", SEMANTIC_QUERY, {"A": "x"})], RetrievalSpec.parse(f"bm25+cross:{EMBEDDER}"), k=3)
+    for flag, value in (("--epochs", "0"), ("--batch-size", "0"), ("--negatives", "-1")):
+        result = CliRunner().invoke(app, ["train", "cross-encoder", str(exam), "--index", str(index), "--out",
+                                          str(tmp_path / "bad"), flag, value, "--quiet"])
+        assert result.exit_code == 2 and f"{flag} must be" in result.output, result.output
 
 
 def test_prefixes_from_configuration_are_recorded_and_used_for_queries(tmp_path, articles_jsonl, minilm):

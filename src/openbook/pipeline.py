@@ -313,9 +313,11 @@ def triage_options(options: AnswerOptions) -> AnswerOptions:
                    context_tokens=options.triage_context_tokens, rotations=rotations, triage_readers=[])
 
 
-def check_limit(options: AnswerOptions) -> None:
+def check_counts(options: AnswerOptions) -> None:
     if options.limit is not None and options.limit < 1:
         raise ValueError(f"--limit must be a number of questions >= 1; got {options.limit}")
+    if options.passages < 1:
+        raise ValueError(f"--passages must be a number of passages >= 1; got {options.passages}")
 
 
 def check_cascade(options: AnswerOptions) -> None:
@@ -375,7 +377,7 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     this run's first pass, not read again; the budget covers every question of the run, the earlier
     runs' time counted as spent."""
     started = time.perf_counter()
-    check_limit(options)
+    check_counts(options)
     check_cascade(options)
     cascade = runs_cascade(options)
     if cascade and readers is not None:

@@ -15,7 +15,7 @@ from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
 from openbook.exam import read_exam
 from openbook.evaluate.report import PredictionLog, write_run
-from openbook.pipeline import (AnswerOptions, answer_exam, backend_extras, check_cascade, check_limit, check_readers,
+from openbook.pipeline import (AnswerOptions, answer_exam, backend_extras, check_cascade, check_counts, check_readers,
                                resolve_retrievals, settings_of)
 from openbook.progress import console
 from openbook.index.dense import check_engine
@@ -92,7 +92,7 @@ def _run(command: str, given: dict[str, object], config: Path | None, need_answe
     if options.index is not None:
         resolve_retrievals(options.retrieval, Retrieval(options.index))
     check_engine(options.dense_engine)
-    check_limit(options)
+    check_counts(options)
     check_readers(options)
     check_cascade(options)
     backend_extras(options)

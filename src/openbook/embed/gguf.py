@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from openbook.embed.base import PrefixedEmbedder
+from openbook.errors import OpenbookError
 
 
 class GGUFEmbedder(PrefixedEmbedder):
@@ -22,6 +23,9 @@ class GGUFEmbedder(PrefixedEmbedder):
         self.model = Llama(model_path=location, embedding=True, n_ctx=n_ctx, n_batch=n_ctx,
                            n_ubatch=n_ctx, n_seq_max=batch_size, n_threads=threads or os.cpu_count(),
                            n_gpu_layers=n_gpu_layers, verbose=False)
+        if self.model.pooling_type() == 0:  # LLAMA_POOLING_TYPE_NONE: one vector per token, not per text
+            raise OpenbookError(f"{name} declares no pooling: it is not an embedding model (a language model's "
+                                "GGUF?); use a registered embedder or a GGUF made for embeddings")
         self.max_tokens = n_ctx
         self.dimension = int(self.model.n_embd())
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix

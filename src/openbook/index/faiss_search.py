@@ -35,7 +35,10 @@ def build_faiss_index(folder: Path, engine: str, hnsw_m: int = 32, ef_constructi
     for _, block in ShardedMatmulSearch(folder, block_rows=65536).blocks():
         index.add(np.asarray(block, dtype=np.float32))
     partial = folder / f"{engine}.index.partial"
-    faiss.write_index(index, str(partial))
+    try:
+        faiss.write_index(index, str(partial))
+    except RuntimeError as error:  # FAISS's own I/O errors are not OSError
+        raise OpenbookError(f"cannot write the {engine} index into {folder}: {error}") from None
     partial.replace(folder / f"{engine}.index")  # a stop while writing leaves no half file to read later
     return index
 

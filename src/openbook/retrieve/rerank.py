@@ -98,13 +98,28 @@ class EmbeddingReranker:
         return reranked
 
 
+def check_cross_encoder(model: str, location: str) -> None:
+    """A cross-encoder is a sequence classifier with one relevance score: an embedder (whose head
+    would start random, so its order would be noise) or a several-label model (NLI) is refused."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(location, local_files_only=True)
+    classifier = any(name.endswith("ForSequenceClassification") for name in config.architectures or [])
+    if not classifier or config.num_labels != 1:
+        raise OpenbookError(f"{model} is not a cross-encoder with one relevance score (architectures "
+                            f"{config.architectures}, {config.num_labels} labels): train one with "
+                            "`openbook train cross-encoder`, or name a pretrained one")
+
+
 class CrossEncoderReranker:
     def __init__(self, model: str, batch_size: int = 32):
         from sentence_transformers import CrossEncoder
 
         self.name = f"cross:{model}"
+        location = local_model_location(model)
         try:
-            self.model = CrossEncoder(local_model_location(model), local_files_only=True)
+            check_cross_encoder(model, location)
+            self.model = CrossEncoder(location, local_files_only=True)
         except OSError as error:
             raise OpenbookError(f"cannot load cross-encoder {model!r} offline: {error}") from None
         self.batch_size = batch_size

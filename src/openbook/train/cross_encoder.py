@@ -67,6 +67,11 @@ def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
     import torch
     from sentence_transformers import CrossEncoder
 
+    for name in ("epochs", "batch_size"):  # before the search and the model load
+        if getattr(settings, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(settings, name)}")
+    if settings.negatives < 0:
+        raise ValueError(f"--negatives must be >= 0; got {settings.negatives}")
     torch.manual_seed(settings.seed)
     pairs = training_pairs(questions, Retrieval(index), settings)
     if not pairs:
