@@ -20,6 +20,18 @@ T = TypeVar("T")
 TABLES = ("index", "search", "answer", "eval-retrieval")  # the commands a file configures (`eval` reads [answer])
 
 
+def check_at_least(flag: str, value: float | None, minimum: float = 1, unit: str = "") -> None:
+    """A number option below its minimum is refused, naming the flag (None: not given)."""
+    if value is not None and value < minimum:
+        raise ValueError(f"{flag} must be {f'a number of {unit} ' if unit else ''}>= {minimum}; got {value}")
+
+
+def check_fields_at_least(settings: Any, names: typing.Sequence[str], minimum: float = 1) -> None:
+    """`check_at_least` on a dataclass's fields, each named by its flag (batch_size: --batch-size)."""
+    for name in names:
+        check_at_least("--" + name.replace("_", "-"), getattr(settings, name), minimum)
+
+
 def read_config_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}

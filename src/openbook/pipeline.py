@@ -15,6 +15,7 @@ from pathlib import Path
 
 from openbook.backends import Backend, load_backend
 from openbook.backends.base import model_token_counter
+from openbook.config import check_at_least
 from openbook.ensemble import Ensemble, average_probabilities, prediction_from, scored_question
 from openbook.errors import OpenbookError
 from openbook.progress import meter
@@ -314,10 +315,8 @@ def triage_options(options: AnswerOptions) -> AnswerOptions:
 
 
 def check_counts(options: AnswerOptions) -> None:
-    if options.limit is not None and options.limit < 1:
-        raise ValueError(f"--limit must be a number of questions >= 1; got {options.limit}")
-    if options.passages < 1:
-        raise ValueError(f"--passages must be a number of passages >= 1; got {options.passages}")
+    check_at_least("--limit", options.limit, unit="questions")
+    check_at_least("--passages", options.passages, unit="passages")
 
 
 def check_cascade(options: AnswerOptions) -> None:

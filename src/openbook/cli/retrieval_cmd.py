@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from openbook.cli.common import ConfigOption, reports_errors, results
-from openbook.config import resolve_options
+from openbook.config import check_at_least, resolve_options
 from openbook.errors import ConfigError, OpenbookError
 from openbook.evaluate.retrieval import RECALL_AT, evaluate_retrieval, grounded_questions
 from openbook.exam import read_exam
@@ -56,8 +56,7 @@ def eval_retrieval(
     options = resolve_options(RetrievalEvalOptions, "eval-retrieval", config, given)
     if options.exam is None or options.index is None:
         raise ConfigError("pass EXAM and --index DIR")
-    if options.limit is not None and options.limit < 1:
-        raise ConfigError(f"--limit must be a number of questions >= 1; got {options.limit}")
+    check_at_least("--limit", options.limit, unit="questions")
     if options.out is not None and options.out.is_dir():  # found now, not after the whole evaluation
         raise ConfigError(f"--out {options.out} is a folder; name the JSON file to write")
     retrieval = Retrieval(options.index, candidates=options.candidates, dense_engine=options.dense_engine)

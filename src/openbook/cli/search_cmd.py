@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from openbook.cli.common import ConfigOption, reports_errors, results
-from openbook.config import resolve_options
+from openbook.config import check_at_least, resolve_options
 from openbook.errors import ConfigError
 from openbook.retrieve import Retrieval, RetrievalSpec
 
@@ -31,8 +31,7 @@ def search(
 ) -> None:
     """Print the title, score and text of the best passages for QUERY."""
     options = resolve_options(SearchOptions, "search", config, {"k": k, "retrieval": retrieval})
-    if options.k < 1:
-        raise ConfigError(f"-k must be a number of passages >= 1; got {options.k}")
+    check_at_least("-k", options.k, unit="passages")
     spec = RetrievalSpec.parse(options.retrieval)
     if spec.query != "joint" or spec.rerank:
         raise ConfigError("search takes a plain query: give a retriever only (query forms and rerankers need a question)")

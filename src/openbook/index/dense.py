@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from openbook.config import check_at_least
 from openbook.embed import EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
 from openbook.index.store import PassageStore
@@ -384,8 +385,7 @@ def _rows_on_disk(folder: Path, info: DenseInfo) -> int:
 
 
 def check_shard_rows(shard_rows: int | None) -> None:
-    if shard_rows is not None and shard_rows < 1:
-        raise ValueError(f"--shard-rows must be a number of vectors >= 1; got {shard_rows}")
+    check_at_least("--shard-rows", shard_rows, unit="vectors")
 
 
 def build_dense_index(index_dir: Path, settings: EmbedderSettings, shard_rows: int = 65536, batch_passages: int = 1024,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from openbook.config import check_fields_at_least
 from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import MATCH_THRESHOLD, overlap_with_source
 from openbook.models import local_model_location
@@ -67,11 +68,8 @@ def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
     import torch
     from sentence_transformers import CrossEncoder
 
-    for name in ("epochs", "batch_size"):  # before the search and the model load
-        if getattr(settings, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(settings, name)}")
-    if settings.negatives < 0:
-        raise ValueError(f"--negatives must be >= 0; got {settings.negatives}")
+    check_fields_at_least(settings, ("epochs", "batch_size"))  # before the search and the model load
+    check_fields_at_least(settings, ("negatives",), minimum=0)
     torch.manual_seed(settings.seed)
     pairs = training_pairs(questions, Retrieval(index), settings)
     if not pairs:

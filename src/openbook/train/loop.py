@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openbook.config import check_fields_at_least
 from openbook.progress import console, meter
 from openbook.train.checkpoint import restore_optimiser, save_checkpoint
 
@@ -28,11 +29,7 @@ def seed_everything(seed: int) -> None:
 
 def check_training(settings) -> None:
     """Options no run can train with, refused before any model loads."""
-    for name in ("epochs", "batch_size", "checkpoint_every"):
-        if getattr(settings, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(settings, name)}")
-    if settings.max_questions is not None and settings.max_questions < 1:
-        raise ValueError(f"--max-questions must be >= 1; got {settings.max_questions}")
+    check_fields_at_least(settings, ("epochs", "batch_size", "checkpoint_every", "max_questions"))
     if not 0 <= settings.validation_fraction < 1:
         raise ValueError(f"--validation-fraction is the share held out, 0 to below 1; got {settings.validation_fraction}")
     if not settings.learning_rate > 0:
