@@ -33,17 +33,18 @@ import numpy as np
 from common import OUT, markdown_table
 from ensemble import run_member, write_exam
 from openbook.backends import load_backend
+from openbook.backends.base import model_token_counter
 from openbook.ensemble.features import read_predictions
 from openbook.evaluate.metrics import average_precision_at_3
 from openbook.exam import read_exam
-from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts, token_counter
+from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
 from openbook.retrieve.context import packed_texts, question_coverage
 from triage import re_read
 
 
 def coverage_by_retriever(questions, options: AnswerOptions, specs: list[str]) -> dict[str, list[float]]:
     backend = load_backend("llama.cpp", options.model, n_ctx=512)  # its tokenizer packs as the main stage does
-    count = token_counter(backend, [])
+    count = model_token_counter(backend)
     coverage = {}
     for spec in specs:
         spec_options = replace(options, retrieval=[spec])

@@ -32,11 +32,12 @@ import numpy as np
 
 from common import OUT, ROOT, SHARED, markdown_table, sample_exam
 from openbook.backends import load_backend
+from openbook.backends.base import model_token_counter
 from openbook.ensemble.features import read_predictions
 from openbook.ensemble.learned import ranking_of
 from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
-from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts, token_counter
+from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
 from openbook.retrieve.context import covered_words, coverage_texts, packed_texts, word_coverage
 from openbook.types import Question
 from triage import recorded_passages
@@ -64,7 +65,7 @@ def held_out(index, model: str, per_exam: int) -> None:
     # since session 13, which routes fewer OpenBookQA and SciQ questions to context (bench/cascade_retrieval.py)
     options = AnswerOptions(index=index, context_tokens=500, progress=False, retrieval=["bm25"])
     backend = load_backend("llama.cpp", model, n_ctx=512)
-    count = token_counter(backend, [])  # the main stage's packing
+    count = model_token_counter(backend)  # the main stage's packing
     retrieval = retrieval_for(options)
     # per query form and exam, per question: (words held by one packed passage, of how many) for
     # every packed passage and every text of the form

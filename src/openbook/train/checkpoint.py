@@ -14,6 +14,7 @@ from openbook.errors import OpenbookError
 from openbook.types import Question
 
 CHECKPOINT = "checkpoint"
+PARTIAL, PREVIOUS = CHECKPOINT + ".partial", CHECKPOINT + ".previous"  # being written; set aside for it
 STATE_FILE = "state.json"  # written last: a folder with it is a whole checkpoint
 
 
@@ -23,7 +24,7 @@ def save_checkpoint(out: Path, network, tokenizer, optimiser, scheduler, state: 
     only once the new one is in place, so a stop at any moment leaves a whole checkpoint."""
     import torch
 
-    partial, final, previous = (out / (CHECKPOINT + suffix) for suffix in (".partial", "", ".previous"))
+    partial, final, previous = out / PARTIAL, out / CHECKPOINT, out / PREVIOUS
     shutil.rmtree(partial, ignore_errors=True)
     network.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
@@ -45,7 +46,7 @@ def save_checkpoint(out: Path, network, tokenizer, optimiser, scheduler, state: 
 def checkpoint_folder(out: Path) -> Path | None:
     """The last whole checkpoint in `out`: `checkpoint`, or the one set aside while a newer one was
     being put in place when a stop came between the two renames."""
-    for folder in (out / CHECKPOINT, out / (CHECKPOINT + ".previous")):
+    for folder in (out / CHECKPOINT, out / PREVIOUS):
         if (folder / STATE_FILE).is_file():
             return folder
     return None
