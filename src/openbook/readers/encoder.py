@@ -31,14 +31,16 @@ def option_pairs(tokenizer, question: Question, context: Context, max_tokens: in
     much of the question as fits, its end); the context is cut to the rest when tokenised."""
     room = max_tokens - tokenizer.num_special_tokens_to_add(pair=True) - 1  # the context keeps a token at least
     first = context.text or question.prompt
+    prompt = _offsets(tokenizer, question.prompt)  # once per question, not per option
     seconds = []
     for text in question.options.values():
-        option = _first_tokens(tokenizer, text, room)
-        asked = _last_tokens(tokenizer, question.prompt, room - _count(tokenizer, option))
-        second = f"{asked} {option}".strip()
-        while _count(tokenizer, second) > room and asked:  # a word split differently once joined
-            asked = _last_tokens(tokenizer, asked, _count(tokenizer, asked) - 1)
-            second = f"{asked} {option}".strip()
+        spans = _offsets(tokenizer, text)
+        option = _head(text, spans, room)
+        keep = room - min(len(spans), room)
+        second = f"{_tail(question.prompt, prompt, keep)} {option}".strip()
+        while _count(tokenizer, second) > room and keep > 0:  # a word split differently once joined
+            keep -= 1
+            second = f"{_tail(question.prompt, prompt, keep)} {option}".strip()
         seconds.append(second)
     return [first] * len(seconds), seconds
 
@@ -47,17 +49,20 @@ def _count(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _first_tokens(tokenizer, text: str, keep: int) -> str:
-    """The start of `text` that takes at most `keep` tokens."""
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+def _offsets(tokenizer, text: str) -> list[tuple[int, int]]:
+    """Each token's (start, end) in `text`."""
+    return tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+
+
+def _head(text: str, offsets: list[tuple[int, int]], keep: int) -> str:
+    """The start of `text` that takes at most `keep` of its tokens (`offsets`)."""
     if len(offsets) <= keep:
         return text
     return text[:offsets[keep - 1][1]] if keep > 0 else ""
 
 
-def _last_tokens(tokenizer, text: str, keep: int) -> str:
-    """The end of `text` that takes at most `keep` tokens."""
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+def _tail(text: str, offsets: list[tuple[int, int]], keep: int) -> str:
+    """The end of `text` that takes at most `keep` of its tokens (`offsets`)."""
     if len(offsets) <= keep:
         return text
     return text[offsets[len(offsets) - keep][0]:] if keep > 0 else ""
