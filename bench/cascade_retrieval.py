@@ -55,11 +55,15 @@ def coverage_by_retriever(questions, options: AnswerOptions, specs: list[str]) -
 
 def compare(run: Path, specs: list[str]) -> list[list[str]]:
     if not (run / "run.json").is_file() or not (run / "predictions.jsonl").is_file():
-        raise SystemExit(f"{run}: not an `openbook eval` run folder; make one with "
-                         f"`openbook eval EXAM --index runs/default-index --out {run}`")
+        raise SystemExit(
+            f"{run}: not an `openbook eval` run folder; make one with "
+            f"`openbook eval EXAM --index runs/default-index --out {run}`"
+        )
     settings = json.loads((run / "run.json").read_text())["settings"]
     if not settings.get("cascade"):
-        raise SystemExit(f"{run}: not a cascade run (--triage none); this bench compares the default cascade's contexts")
+        raise SystemExit(
+            f"{run}: not a cascade run (--triage none); this bench compares the default cascade's contexts"
+        )
     records = {str(r["id"]): r for r in read_predictions(run / "predictions.jsonl")}
     exam = read_exam(Path(settings["exam"]))
     options = AnswerOptions(index=Path(settings["index"]), budget_seconds=math.inf, progress=True, resume=True)
@@ -76,20 +80,30 @@ def compare(run: Path, specs: list[str]) -> list[list[str]]:
         run_member(subset, replace(options, retrieval=[spec]), out, len(chosen))
         by_id = {str(r["id"]): r for r in read_predictions(out / "predictions.jsonl")}
         answers[spec] = [by_id[q.id] for q in chosen]
-    precision = {spec: np.array([average_precision_at_3(r["ranking"], q.answer) for r, q in zip(found, chosen)])
-                 for spec, found in answers.items()}
+    precision = {
+        spec: np.array([average_precision_at_3(r["ranking"], q.answer) for r, q in zip(found, chosen)])
+        for spec, found in answers.items()
+    }
     first = specs[0]
     same_as_run = sum(records[q.id]["ranking"] == r["ranking"] for q, r in zip(chosen, answers[first]))
     rows = []
     for spec in specs:
         change = precision[spec] - precision[first]
         error = change.std(ddof=1) / math.sqrt(len(change)) if len(change) > 1 else float("nan")
-        rows.append([run.name, f"{len(exam)} / {len(re_read_questions)}", spec,
-                     f"{len(routed[spec])}", f"{len(chosen)}", f"{precision[spec].mean():.3f}",
-                     "–" if spec == first else f"{change.mean():+.3f} ± {error:.3f}",
-                     "–" if spec == first else f"{(change > 0).sum()} / {(change < 0).sum()}",
-                     "–" if spec == first else f"{change.sum() / len(exam):+.4f}",
-                     f"{same_as_run}/{len(chosen)}" if spec == first else "–"])
+        rows.append(
+            [
+                run.name,
+                f"{len(exam)} / {len(re_read_questions)}",
+                spec,
+                f"{len(routed[spec])}",
+                f"{len(chosen)}",
+                f"{precision[spec].mean():.3f}",
+                "–" if spec == first else f"{change.mean():+.3f} ± {error:.3f}",
+                "–" if spec == first else f"{(change > 0).sum()} / {(change < 0).sum()}",
+                "–" if spec == first else f"{change.sum() / len(exam):+.4f}",
+                f"{same_as_run}/{len(chosen)}" if spec == first else "–",
+            ]
+        )
     return rows
 
 
@@ -100,9 +114,23 @@ def main() -> None:
     args = parser.parse_args()
     specs = args.retrieval or ["bm25", "hybrid-rrf+embed"]
     rows = [row for run in args.runs for row in compare(run, specs)]
-    print(markdown_table(["run", "questions / re-read", "retrieval", "routed to context", "compared",
-                          "MAP@3 on compared", "paired change", "better / worse", "change on the exam",
-                          "answers as the run's"], rows))
+    print(
+        markdown_table(
+            [
+                "run",
+                "questions / re-read",
+                "retrieval",
+                "routed to context",
+                "compared",
+                "MAP@3 on compared",
+                "paired change",
+                "better / worse",
+                "change on the exam",
+                "answers as the run's",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ from openbook.types import Question
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out"
-FULL_CORPUS = [SHARED / "corpus" / "wiki-2015-core.wikiextractor.txt.zst",
-               SHARED / "corpus" / "wiki-vital-summaries.jsonl.zst",
-               SHARED / "corpus" / "wiki-exam-passages.jsonl.zst"]
+FULL_CORPUS = [
+    SHARED / "corpus" / "wiki-2015-core.wikiextractor.txt.zst",
+    SHARED / "corpus" / "wiki-vital-summaries.jsonl.zst",
+    SHARED / "corpus" / "wiki-exam-passages.jsonl.zst",
+]
 
 
 def sample_exam(name: str, count: int, seed: int = 2023) -> list[Question]:

@@ -38,12 +38,14 @@ from openbook.ensemble.learned import ranking_of
 from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
-from openbook.retrieve.context import covered_words, coverage_texts, packed_texts, word_coverage
+from openbook.retrieve.context import coverage_texts, covered_words, packed_texts, word_coverage
 from openbook.types import Question
 from triage import recorded_passages
 
-REPORTED = {"llmse-stem-1k": ROOT / "src/openbook/resources/default-exam.csv",
-            "arc-challenge-val": OUT / "arc-challenge-val-100.csv"}
+REPORTED = {
+    "llmse-stem-1k": ROOT / "src/openbook/resources/default-exam.csv",
+    "arc-challenge-val": OUT / "arc-challenge-val-100.csv",
+}
 OTHERS = ["arc-easy-val", "openbookqa-val", "sciq-val", "mmlu-stem-val", "llmse-6k-dev"]
 SAMPLED = {"openbookqa-val": 50, "sciq-val": 50, "mmlu-stem-val": 50}  # the README's other-kinds runs
 NON_WIKIPEDIA = ["arc-challenge-val", "arc-easy-val", "openbookqa-val", "sciq-val", "mmlu-stem-val"]
@@ -79,15 +81,43 @@ def held_out(index, model: str, per_exam: int) -> None:
             questions = random.Random(0).sample(questions, min(per_exam, len(questions)))
         found = retrieve_contexts(questions, retrieval, options, count)
         for form, texts_of in QUERIES.items():
-            counts[form][name] = [[covered_words(text, passage) for passage in packed_texts(c[0].hits, c[0].context)
-                                   for text in texts_of(q)] or [(0, 0)] for q, c in zip(questions, found)]
+            counts[form][name] = [
+                [
+                    covered_words(text, passage)
+                    for passage in packed_texts(c[0].hits, c[0].context)
+                    for text in texts_of(q)
+                ]
+                or [(0, 0)]
+                for q, c in zip(questions, found)
+            ]
     prompt = counts["prompt"]
-    rows = [[name, str(len(pairs)), f"{np.median([p[0][1] for p in pairs]):g}",
-             *(f"{np.percentile(values, p):.2f}" for p in (10, 25, 50, 75, 90)),
-             *(f"{np.mean(values >= t):.2f}" for t in THRESHOLDS)]
-            for name, pairs in prompt.items() for values in [shares(pairs, 0)]]
-    print(markdown_table(["held-out questions", "n", "median words", "p10", "p25", "median", "p75", "p90",
-                          *(f"share ≥ {t:g}" for t in THRESHOLDS)], rows))
+    rows = [
+        [
+            name,
+            str(len(pairs)),
+            f"{np.median([p[0][1] for p in pairs]):g}",
+            *(f"{np.percentile(values, p):.2f}" for p in (10, 25, 50, 75, 90)),
+            *(f"{np.mean(values >= t):.2f}" for t in THRESHOLDS),
+        ]
+        for name, pairs in prompt.items()
+        for values in [shares(pairs, 0)]
+    ]
+    print(
+        markdown_table(
+            [
+                "held-out questions",
+                "n",
+                "median words",
+                "p10",
+                "p25",
+                "median",
+                "p75",
+                "p90",
+                *(f"share ≥ {t:g}" for t in THRESHOLDS),
+            ],
+            rows,
+        )
+    )
     choose_threshold(counts)
 
 
@@ -109,14 +139,28 @@ def choose_threshold(counts: dict[str, dict[str, list[list[tuple[int, int]]]]]) 
             values = {name: shares(pairs, min_words) for name, pairs in by_exam.items()}
             row = [form, str(min_words)]
             for names in negatives.values():
-                balanced = [(np.mean(values["llmse-stem-1k"] >= t) + np.mean([np.mean(values[n] < t) for n in names])) / 2
-                            for t in grid]
+                balanced = [
+                    (np.mean(values["llmse-stem-1k"] >= t) + np.mean([np.mean(values[n] < t) for n in names])) / 2
+                    for t in grid
+                ]
                 top = int(np.argmax(balanced))
-                row += [f"{grid[top]:g}", f"{balanced[top]:.3f}", f"{balanced[int(np.flatnonzero(grid == 0.5)[0])]:.3f}"]
+                row += [
+                    f"{grid[top]:g}",
+                    f"{balanced[top]:.3f}",
+                    f"{balanced[int(np.flatnonzero(grid == 0.5)[0])]:.3f}",
+                ]
             rows.append(row + [f"{np.mean(values[name] >= 0.5):.2f}" for name in by_exam])
-    print(markdown_table(["covered text", "min words",
-                          *(f"vs {label}: {col}" for label in negatives for col in ("best t", "bal. acc.", "at 0.5")),
-                          *(f"{name} ≥ 0.5" for name in counts["prompt"])], rows))
+    print(
+        markdown_table(
+            [
+                "covered text",
+                "min words",
+                *(f"vs {label}: {col}" for label in negatives for col in ("best t", "bal. acc.", "at 0.5")),
+                *(f"{name} ≥ 0.5" for name in counts["prompt"]),
+            ],
+            rows,
+        )
+    )
 
 
 def form_coverage(form: str, question: Question, record: dict) -> float:
@@ -129,8 +173,14 @@ def reported(model: str) -> None:
     rows = []
     for name, exam in REPORTED.items():
         members = "default-exam" if name == "llmse-stem-1k" else name
-        recorded = {"python bench/readers.py": OUT / "readers" / model / f"{name}-none" / "predictions.jsonl",
-                    "python bench/ensemble.py --members letter@bm25-500": OUT / "ensemble" / members / "letter@bm25-500" / "predictions.jsonl"}
+        recorded = {
+            "python bench/readers.py": OUT / "readers" / model / f"{name}-none" / "predictions.jsonl",
+            "python bench/ensemble.py --members letter@bm25-500": OUT
+            / "ensemble"
+            / members
+            / "letter@bm25-500"
+            / "predictions.jsonl",
+        }
         if missing := [f"{path} (recorded by `{bench}`)" for bench, path in recorded.items() if not path.exists()]:
             print(f"{name}: skipped, no recorded readings: {'; '.join(missing)}")
             continue
@@ -140,8 +190,10 @@ def reported(model: str) -> None:
             "3 orders": lambda q: no_context[q.id]["readers"]["letter-rot3"],
             "5 orders": lambda q: no_context[q.id]["readers"]["letter-rot5"],
             "BM25 500": lambda q: context[q.id]["readers"]["letter"],
-            "mean(3 orders, BM25 500)": lambda q: {k: (no_context[q.id]["readers"]["letter-rot3"][k] + context[q.id]["readers"]["letter"][k]) / 2
-                                                   for k in q.letters},
+            "mean(3 orders, BM25 500)": lambda q: {
+                k: (no_context[q.id]["readers"]["letter-rot3"][k] + context[q.id]["readers"]["letter"][k]) / 2
+                for k in q.letters
+            },
         }
 
         def score(chosen, read) -> str:
@@ -153,10 +205,21 @@ def reported(model: str) -> None:
             # every question re-read, as on a fast machine: the covered with context (both stages
             # averaged), the others in 5 orders
             routed = lambda q: readings["mean(3 orders, BM25 500)" if covered[q.id] else "5 orders"](q)  # noqa: E731
-            for label, chosen in (("< 0.5", [q for q in questions if not covered[q.id]]),
-                                  ("≥ 0.5", [q for q in questions if covered[q.id]]), ("all", questions)):
-                rows.append([name, form, label, str(len(chosen)), *(score(chosen, read) for read in readings.values()),
-                             score(chosen, routed)])
+            for label, chosen in (
+                ("< 0.5", [q for q in questions if not covered[q.id]]),
+                ("≥ 0.5", [q for q in questions if covered[q.id]]),
+                ("all", questions),
+            ):
+                rows.append(
+                    [
+                        name,
+                        form,
+                        label,
+                        str(len(chosen)),
+                        *(score(chosen, read) for read in readings.values()),
+                        score(chosen, routed),
+                    ]
+                )
     if rows:
         print(markdown_table(["reported questions", "covered text", "coverage", "n", *readings, "routed at 0.5"], rows))
 

@@ -38,7 +38,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, markdown_table  # noqa: E402
 from dense_search import make_queries, make_store  # noqa: E402
-
 from openbook.index.dense import DENSE_DIR, ROW_DTYPE, ShardedMatmulSearch  # noqa: E402
 
 
@@ -54,7 +53,7 @@ class KeptMappings(ShardedMatmulSearch):
         offset = 0
         for shard in self._kept:
             for start in range(0, len(shard), block_rows):
-                yield offset + start, shard[start:start + block_rows]
+                yield offset + start, shard[start : start + block_rows]
             offset += len(shard)
 
 
@@ -73,7 +72,7 @@ class ReadIntoBuffer(ShardedMatmulSearch):
                     got = 0
                     while got < wanted:
                         got += handle.readinto(raw[got:wanted]) or _short_read(path)
-                    yield offset + start, buffer[:wanted // self.row_bytes]
+                    yield offset + start, buffer[: wanted // self.row_bytes]
             offset += rows
 
 
@@ -102,7 +101,7 @@ class PrefetchNextShard(ShardedMatmulSearch):
                 mapped, shard = upcoming.result()
                 upcoming = pool.submit(mapped_shard, *shards[number + 1]) if number + 1 < len(shards) else None
                 for start in range(0, len(shard), block_rows):
-                    yield offset + start, shard[start:start + block_rows]
+                    yield offset + start, shard[start : start + block_rows]
                 mapped.madvise(mmap.MADV_DONTNEED)
                 offset += len(shard)
 
@@ -118,12 +117,12 @@ class InMemory(ShardedMatmulSearch):
         super().__init__(folder, **settings)
         self.store = np.empty((self.count, self.info.dimension), dtype=ROW_DTYPE)
         for first_row, block in ShardedMatmulSearch(folder).blocks():
-            self.store[first_row:first_row + len(block)] = block
+            self.store[first_row : first_row + len(block)] = block
 
     def blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         block_rows = block_rows or self.block_rows
         for start in range(0, len(self.store), block_rows):
-            yield start, self.store[start:start + block_rows]
+            yield start, self.store[start : start + block_rows]
 
 
 def widen_only(store: np.ndarray, block_rows: int) -> Callable[[np.ndarray], None]:
@@ -132,8 +131,9 @@ def widen_only(store: np.ndarray, block_rows: int) -> Callable[[np.ndarray], Non
 
     def run(_query: np.ndarray) -> None:
         for start in range(0, len(source), block_rows):
-            block = source[start:start + block_rows]
-            widened[:len(block)].copy_(block)
+            block = source[start : start + block_rows]
+            widened[: len(block)].copy_(block)
+
     return run
 
 
@@ -143,6 +143,7 @@ def fp16_matvec(store: np.ndarray, k: int) -> Callable[[np.ndarray], np.ndarray]
     def run(query: np.ndarray) -> np.ndarray:
         scores = source @ torch.from_numpy(query[0]).half()
         return torch.topk(scores.float(), k).indices.numpy()[None]
+
     return run
 
 
@@ -199,12 +200,17 @@ def main() -> None:
     reference = found["widened (each shard mapped, then unmapped)"]
     table = []
     for name in variants:
-        same = ("–" if found[name][0] is None else
-                f"{sum(np.array_equal(a, b) for a, b in zip(found[name], reference))}/{len(reference)}")
+        same = (
+            "–"
+            if found[name][0] is None
+            else f"{sum(np.array_equal(a, b) for a, b in zip(found[name], reference))}/{len(reference)}"
+        )
         table.append([name, f"{1000 * np.median(latencies[name]):.1f}", f"{np.median(faults[name]):,.0f}", same])
-    print(f"\n{args.vectors:,} vectors × {args.dimension} (fp16 shards of {args.shard_rows:,}, blocks of "
-          f"{ShardedMatmulSearch.BLOCK_ROWS:,}), {args.queries} lone queries × {args.rounds} rounds, "
-          f"k={args.k}, torch threads {torch.get_num_threads()}\n")
+    print(
+        f"\n{args.vectors:,} vectors × {args.dimension} (fp16 shards of {args.shard_rows:,}, blocks of "
+        f"{ShardedMatmulSearch.BLOCK_ROWS:,}), {args.queries} lone queries × {args.rounds} rounds, "
+        f"k={args.k}, torch threads {torch.get_num_threads()}\n"
+    )
     print(markdown_table(["variant", "median ms/query", "minor faults/query", f"identical top-{args.k}"], table))
 
 

@@ -28,7 +28,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, markdown_table  # noqa: E402
-
 from openbook.index.dense import DENSE_DIR, DenseInfo, DenseWriter, ShardedMatmulSearch, open_vector_search  # noqa: E402
 
 
@@ -38,8 +37,9 @@ def make_store(index_dir: Path, vectors: int, dimension: int, shard_rows: int, s
         ShardedMatmulSearch(folder).recorded_max_row_norm()  # a store written before it was recorded: now
         return
     print(f"writing {vectors:,} random {dimension}-d vectors to {folder}…", file=sys.stderr)
-    info = DenseInfo(model="random", dimension=dimension, query_prefix="", passage_prefix="",
-                     shard_rows=shard_rows, passages=vectors)
+    info = DenseInfo(
+        model="random", dimension=dimension, query_prefix="", passage_prefix="", shard_rows=shard_rows, passages=vectors
+    )
     folder.mkdir(parents=True, exist_ok=True)
     info.save(folder)
     writer = DenseWriter(folder, info)
@@ -61,7 +61,9 @@ def make_queries(index_dir: Path, count: int, seed: int = 1) -> np.ndarray:
     search = open_vector_search(index_dir, "matmul")
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(search.count, size=count, replace=False))
-    queries = search.vectors(rows.tolist()) + 0.05 * rng.standard_normal((count, search.info.dimension), dtype=np.float32)
+    queries = search.vectors(rows.tolist()) + 0.05 * rng.standard_normal(
+        (count, search.info.dimension), dtype=np.float32
+    )
     return queries / np.linalg.norm(queries, axis=1, keepdims=True)
 
 
@@ -89,22 +91,35 @@ def run_engine(index_dir: Path, engine: str, queries_file: Path, k: int, single:
     batch_seconds = time.perf_counter() - started
     peak = _status_kib("VmHWM:")
     np.save(result_file.with_suffix(".rows.npy"), batch.rows)
-    result_file.write_text(json.dumps({"open_s": open_seconds, "batch_s": batch_seconds,
-                                       "single_ms": 1000 * float(np.median(latencies)), "disk_mib": disk_mib,
-                                       "single_peak_kib": single_peak, "peak_kib": peak,
-                                       "baseline_kib": baseline}))
+    result_file.write_text(
+        json.dumps(
+            {
+                "open_s": open_seconds,
+                "batch_s": batch_seconds,
+                "single_ms": 1000 * float(np.median(latencies)),
+                "disk_mib": disk_mib,
+                "single_peak_kib": single_peak,
+                "peak_kib": peak,
+                "baseline_kib": baseline,
+            }
+        )
+    )
 
 
 def _storage_bytes_read() -> int:
     """Bytes this process made the kernel fetch from storage: non-zero when the page cache no longer
     held the store (memory pressure, or a reclaim daemon paging out idle file pages)."""
-    return next(int(line.split()[1]) for line in Path("/proc/self/io").read_text().splitlines()
-                if line.startswith("read_bytes:"))
+    return next(
+        int(line.split()[1])
+        for line in Path("/proc/self/io").read_text().splitlines()
+        if line.startswith("read_bytes:")
+    )
 
 
 def _status_kib(field: str) -> int:
-    return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith(field))
+    return next(
+        int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field)
+    )
 
 
 def main() -> None:
@@ -133,27 +148,70 @@ def main() -> None:
     for engine in engines:
         print(f"{engine}…", file=sys.stderr, flush=True)
         result = index_dir / f"result-{engine}.json"
-        subprocess.run([sys.executable, __file__, "--vectors", str(args.vectors), "--dimension", str(args.dimension),
-                        "--queries", str(args.queries), "--single", str(args.single), "-k", str(args.k),
-                        "--engine", engine, "--result", str(result)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--vectors",
+                str(args.vectors),
+                "--dimension",
+                str(args.dimension),
+                "--queries",
+                str(args.queries),
+                "--single",
+                str(args.single),
+                "-k",
+                str(args.k),
+                "--engine",
+                engine,
+                "--result",
+                str(result),
+            ],
+            check=True,
+        )
         measured[engine] = json.loads(result.read_text()) | {"rows": np.load(result.with_suffix(".rows.npy"))}
     reference = measured["matmul"]["rows"]
     table = []
     for engine, m in measured.items():
         identical = float(np.mean([(a == b).all() for a, b in zip(m["rows"], reference)]))
         recall = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(m["rows"], reference)]))
-        table.append([engine, f"{m['open_s']:.1f}", f"{1000 * m['batch_s'] / args.queries:.2f}",
-                      f"{m['single_ms']:.1f}", f"{m['disk_mib']:,.0f}",
-                      f"{(m['single_peak_kib'] - m['baseline_kib']) / 1024:,.0f}", f"{m['peak_kib'] / 1024:,.0f}",
-                      f"{(m['peak_kib'] - m['baseline_kib']) / 1024:,.0f}", f"{identical:.3f}", f"{recall:.4f}"])
+        table.append(
+            [
+                engine,
+                f"{m['open_s']:.1f}",
+                f"{1000 * m['batch_s'] / args.queries:.2f}",
+                f"{m['single_ms']:.1f}",
+                f"{m['disk_mib']:,.0f}",
+                f"{(m['single_peak_kib'] - m['baseline_kib']) / 1024:,.0f}",
+                f"{m['peak_kib'] / 1024:,.0f}",
+                f"{(m['peak_kib'] - m['baseline_kib']) / 1024:,.0f}",
+                f"{identical:.3f}",
+                f"{recall:.4f}",
+            ]
+        )
     size = sum(p.stat().st_size for p in (index_dir / DENSE_DIR).glob("shard-*.f16"))
-    print(f"\n{args.vectors:,} vectors × {args.dimension} (fp16 store {size / 2**20:,.0f} MiB in shards of "
-          f"{args.shard_rows:,}), {args.queries:,} queries, k={args.k}; matmul blocks of "
-          f"{ShardedMatmulSearch.BLOCK_ROWS:,} rows\n")
-    print(markdown_table(["engine", "open/build s", "batch ms/query", "single-query ms (median)",
-                          "MiB read from disk per single query", "lone queries: peak − RSS before open MiB",
-                          "peak RSS MiB", "peak − RSS before open MiB", f"identical top-{args.k}",
-                          f"recall@{args.k} vs matmul"], table))
+    print(
+        f"\n{args.vectors:,} vectors × {args.dimension} (fp16 store {size / 2**20:,.0f} MiB in shards of "
+        f"{args.shard_rows:,}), {args.queries:,} queries, k={args.k}; matmul blocks of "
+        f"{ShardedMatmulSearch.BLOCK_ROWS:,} rows\n"
+    )
+    print(
+        markdown_table(
+            [
+                "engine",
+                "open/build s",
+                "batch ms/query",
+                "single-query ms (median)",
+                "MiB read from disk per single query",
+                "lone queries: peak − RSS before open MiB",
+                "peak RSS MiB",
+                "peak − RSS before open MiB",
+                f"identical top-{args.k}",
+                f"recall@{args.k} vs matmul",
+            ],
+            table,
+        )
+    )
 
 
 if __name__ == "__main__":

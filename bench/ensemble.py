@@ -92,12 +92,24 @@ def member_folder(set_name: str, name: str, encoder: Path) -> Path:
 
 
 def members(encoder: Path, model: str) -> dict[str, AnswerOptions]:
-    base = AnswerOptions(index=Path("runs/default-index"), model=model, progress=True, resume=True, triage_readers=[],
-                         context_tokens=1000)  # as these members were first run, whatever the default becomes
+    base = AnswerOptions(
+        index=Path("runs/default-index"),
+        model=model,
+        progress=True,
+        resume=True,
+        triage_readers=[],
+        context_tokens=1000,
+    )  # as these members were first run, whatever the default becomes
     trained = training_summary(encoder)["settings"]  # read as it was trained
     return {
-        "encoder": replace(base, readers=["encoder"], encoder=str(encoder), retrieval=[trained["retrieval"]],
-                           context_tokens=trained["context_tokens"], encoder_tokens=trained["max_tokens"]),
+        "encoder": replace(
+            base,
+            readers=["encoder"],
+            encoder=str(encoder),
+            retrieval=[trained["retrieval"]],
+            context_tokens=trained["context_tokens"],
+            encoder_tokens=trained["max_tokens"],
+        ),
         "letter@none": replace(base, readers=["letter"], retrieval=["bm25"], context_tokens=0),
         "letter@bm25": replace(base, readers=["letter"], retrieval=["bm25"]),
         # `auto` as it was when these members were run (it is hybrid-rrf+embed since session 13)
@@ -156,6 +168,7 @@ def cascade_rows(set_name, scored, cheap, expensive, seconds, budgets, combined=
     """Replay: escalate the smallest margins of `cheap` to `expensive` while the budget lasts."""
     rows = []
     n = len(scored)
+
     def margin(i: int) -> float:
         top = np.sort(scored[i].readers[cheap])
         return float(top[-1] - top[-2])
@@ -163,10 +176,13 @@ def cascade_rows(set_name, scored, cheap, expensive, seconds, budgets, combined=
     order = sorted(range(n), key=margin)  # hardest first
     for budget in budgets:
         affordable = int(max(0.0, (budget - seconds[cheap]) * n / seconds[expensive]))
-        escalated = set(order[:min(affordable, n)])
+        escalated = set(order[: min(affordable, n)])
         averaged = [(q.readers[cheap] + q.readers[expensive]) / 2 for q in scored]
-        for label, decide in (("expensive decides", None), ("both stages averaged", averaged),
-                              ("fitted ensemble decides", combined)):
+        for label, decide in (
+            ("expensive decides", None),
+            ("both stages averaged", averaged),
+            ("fitted ensemble decides", combined),
+        ):
             if label != "expensive decides" and decide is None:
                 continue
             pairs = []
@@ -178,9 +194,16 @@ def cascade_rows(set_name, scored, cheap, expensive, seconds, budgets, combined=
                 pairs.append((ranking_of(q.letters, probabilities), q.answer))
             scores = score_rankings(pairs)
             spent = seconds[cheap] + len(escalated) * seconds[expensive] / n
-            rows.append([set_name, f"cascade {cheap} → {expensive}, {label}, budget {budget:g} s/q",
-                         f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{spent:.2f}",
-                         f"{len(escalated)}/{n} escalated"])
+            rows.append(
+                [
+                    set_name,
+                    f"cascade {cheap} → {expensive}, {label}, budget {budget:g} s/q",
+                    f"{scores.map_at_3:.4f}",
+                    f"{scores.accuracy:.4f}",
+                    f"{spent:.2f}",
+                    f"{len(escalated)}/{n} escalated",
+                ]
+            )
     return rows
 
 
@@ -189,24 +212,36 @@ def main() -> None:
     parser.add_argument("--encoder", type=Path, required=True, help="trained encoder folder (openbook train encoder)")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--sets", nargs="+", default=["default-exam", "arc-challenge-val", "llmse-6k-dev-val"])
-    parser.add_argument("--members", nargs="+", default=None,
-                        help="members to run (default: all but the 500- and 250-token ones): encoder letter@none "
-                             "letter@bm25 letter@auto letter@bm25-500 letter@auto-500 letter@rerank-500 letter@hybrid-500 "
-                             "letter@hybrid-250 "
-                             "letter-rot3@none letter-rot5@none (these two from bench/letter_prior.py's recordings)")
+    parser.add_argument(
+        "--members",
+        nargs="+",
+        default=None,
+        help="members to run (default: all but the 500- and 250-token ones): encoder letter@none "
+        "letter@bm25 letter@auto letter@bm25-500 letter@auto-500 letter@rerank-500 letter@hybrid-500 "
+        "letter@hybrid-250 "
+        "letter-rot3@none letter-rot5@none (these two from bench/letter_prior.py's recordings)",
+    )
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--budgets", nargs="+", type=float, default=[5.0, 10.0])
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--pace", nargs="*", default=[], metavar="MEMBER=SECONDS",
-                        help="seconds/question to plan cascades with instead of a member's measured pace "
-                             "(e.g. letter@none=3.0 when its run shared the CPU)")
+    parser.add_argument(
+        "--pace",
+        nargs="*",
+        default=[],
+        metavar="MEMBER=SECONDS",
+        help="seconds/question to plan cascades with instead of a member's measured pace "
+        "(e.g. letter@none=3.0 when its run shared the CPU)",
+    )
     args = parser.parse_args()
     os.chdir(ROOT)  # run settings record relative paths, so earlier runs can be resumed from any folder
     encoder = args.encoder.resolve()
     rows = []
     for set_name, exam in exam_sets(args.sets, encoder, args.questions).items():
-        chosen = {name: options for name, options in members(encoder, args.model).items()
-                  if (name not in OPT_IN if args.members is None else name in args.members)}
+        chosen = {
+            name: options
+            for name, options in members(encoder, args.model).items()
+            if (name not in OPT_IN if args.members is None else name in args.members)
+        }
         recorded = [name for name in RECORDED if args.members is not None and name in args.members]
         seconds, folders = {}, []
         for name, options in chosen.items():
@@ -214,10 +249,11 @@ def main() -> None:
             print(f"[{set_name}] {name}", file=sys.stderr, flush=True)
             metrics = run_member(exam, options, out, args.questions)
             # one reader per member run: joined runs name it FOLDER/READER (a lone run keeps READER)
-            seconds[f"{out.name}/{options.readers[0]}" if len(chosen) > 1 else options.readers[0]] = \
-                metrics["seconds"]["per_question"]
+            seconds[f"{out.name}/{options.readers[0]}" if len(chosen) > 1 else options.readers[0]] = metrics["seconds"][
+                "per_question"
+            ]
             folders.append(out)
-        questions = read_exam(exam)[:args.questions]
+        questions = read_exam(exam)[: args.questions]
         # the questions every member answered
         scored = scored_from_runs(folders, questions) if folders else [scored_question(q, {}, "") for q in questions]
         for name in recorded:
@@ -237,14 +273,24 @@ def main() -> None:
         groups = ([names] if len(names) > 2 else []) + [list(pair) for pair in combinations(names, 2)]
         for group in groups:
             for method in ("mean", "weighted", "ranker"):
-                score, _ = evaluate_scores(scored, out_of_fold_scores(method, scored, group, args.folds), method,
-                                           args.folds)
-                rows.append([set_name, f"{method}({' + '.join(group)})", f"{score.map_at_3:.4f}",
-                             f"{score.accuracy:.4f}", f"{sum(seconds[n] for n in group):.2f}", f"ECE {score.ece:.3f}"])
+                score, _ = evaluate_scores(
+                    scored, out_of_fold_scores(method, scored, group, args.folds), method, args.folds
+                )
+                rows.append(
+                    [
+                        set_name,
+                        f"{method}({' + '.join(group)})",
+                        f"{score.map_at_3:.4f}",
+                        f"{score.accuracy:.4f}",
+                        f"{sum(seconds[n] for n in group):.2f}",
+                        f"ECE {score.ece:.3f}",
+                    ]
+                )
         encoder_reader = f"{member_folder(set_name, 'encoder', encoder).name}/encoder"
         # each cheap stage, then qwen with BM25 context (1,000 tokens, or 500: the default main stage)
-        for cheap, expensive in product((encoder_reader, "letter@none/letter"),
-                                        ("letter@bm25/letter", "letter@bm25-500/letter")):
+        for cheap, expensive in product(
+            (encoder_reader, "letter@none/letter"), ("letter@bm25/letter", "letter@bm25-500/letter")
+        ):
             if cheap in names and expensive in names:
                 oof = out_of_fold_scores("weighted", scored, [cheap, expensive], args.folds)
                 _, temperature = evaluate_scores(scored, oof, "weighted", args.folds)  # as fit_ensemble calibrates

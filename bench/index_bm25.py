@@ -41,13 +41,25 @@ def build(engine: str, out: Path, chunk_size: int, limit_docs: int | None) -> di
         if not corpus.exists():
             _write_prefix(CORPUS, corpus, limit_docs)
     started = time.perf_counter()
-    manifest = build_index([corpus], out, IndexSettings(chunk=ChunkSettings(size=chunk_size), bm25_engine=engine),
-                           show_progress=False, overwrite=True)
+    manifest = build_index(
+        [corpus],
+        out,
+        IndexSettings(chunk=ChunkSettings(size=chunk_size), bm25_engine=engine),
+        show_progress=False,
+        overwrite=True,
+    )
     seconds = time.perf_counter() - started
-    return {"documents": manifest.documents, "passages": manifest.passages, "seconds": seconds,
-            "docs_per_s": manifest.documents / seconds, "passages_per_s": manifest.passages / seconds,
-            "bm25_seconds": manifest.seconds["bm25"], "build_peak_rss_mib": peak_rss_mib(),
-            "bm25_mib": folder_mib(out / "bm25"), "store_mib": (out / "passages.arrow").stat().st_size / 2**20}
+    return {
+        "documents": manifest.documents,
+        "passages": manifest.passages,
+        "seconds": seconds,
+        "docs_per_s": manifest.documents / seconds,
+        "passages_per_s": manifest.passages / seconds,
+        "bm25_seconds": manifest.seconds["bm25"],
+        "build_peak_rss_mib": peak_rss_mib(),
+        "bm25_mib": folder_mib(out / "bm25"),
+        "store_mib": (out / "passages.arrow").stat().st_size / 2**20,
+    }
 
 
 def _write_prefix(source: Path, target: Path, documents: int) -> None:
@@ -74,10 +86,14 @@ def query(out: Path, n_queries: int, k: int) -> dict:
     retriever.search(prompts[:10], k)  # warm-up
     started = time.perf_counter()
     for start in range(0, len(prompts), 100):
-        retriever.search(prompts[start:start + 100], k)
+        retriever.search(prompts[start : start + 100], k)
     seconds = time.perf_counter() - started
-    return {"queries": len(prompts), "queries_per_s": len(prompts) / seconds, "load_seconds": load_seconds,
-            "query_peak_rss_mib": peak_rss_mib()}
+    return {
+        "queries": len(prompts),
+        "queries_per_s": len(prompts) / seconds,
+        "load_seconds": load_seconds,
+        "query_peak_rss_mib": peak_rss_mib(),
+    }
 
 
 def run_phase(*args: str) -> dict:
@@ -120,23 +136,49 @@ def main() -> None:
         rows.append({"engine": engine, **built, **queried})
 
     corpus = f"{CORPUS.name}" + (f" (first {args.limit_docs} docs)" if args.limit_docs else "")
-    print(f"\nBM25 index benchmark: {corpus}, chunks of {args.chunk_size} chars, "
-          f"{args.queries} llmse-6k-dev prompts, k={args.k}\n")
-    header = ("engine", "docs", "passages", "build s", "docs/s", "passages/s", "bm25 step s", "build peak RSS MiB",
-              "bm25 MiB", "store MiB", "queries/s", "query peak RSS MiB")
+    print(
+        f"\nBM25 index benchmark: {corpus}, chunks of {args.chunk_size} chars, "
+        f"{args.queries} llmse-6k-dev prompts, k={args.k}\n"
+    )
+    header = (
+        "engine",
+        "docs",
+        "passages",
+        "build s",
+        "docs/s",
+        "passages/s",
+        "bm25 step s",
+        "build peak RSS MiB",
+        "bm25 MiB",
+        "store MiB",
+        "queries/s",
+        "query peak RSS MiB",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in rows:
-        values = (r["engine"], f"{r['documents']:,}", f"{r['passages']:,}", f"{r['seconds']:.0f}", f"{r['docs_per_s']:.0f}",
-                  f"{r['passages_per_s']:.0f}", f"{r['bm25_seconds']:.0f}", f"{r['build_peak_rss_mib']:.0f}",
-                  f"{r['bm25_mib']:.0f}", f"{r['store_mib']:.0f}", f"{r['queries_per_s']:.0f}",
-                  f"{r['query_peak_rss_mib']:.0f}")
+        values = (
+            r["engine"],
+            f"{r['documents']:,}",
+            f"{r['passages']:,}",
+            f"{r['seconds']:.0f}",
+            f"{r['docs_per_s']:.0f}",
+            f"{r['passages_per_s']:.0f}",
+            f"{r['bm25_seconds']:.0f}",
+            f"{r['build_peak_rss_mib']:.0f}",
+            f"{r['bm25_mib']:.0f}",
+            f"{r['store_mib']:.0f}",
+            f"{r['queries_per_s']:.0f}",
+            f"{r['query_peak_rss_mib']:.0f}",
+        )
         print("| " + " | ".join(values) + " |")
     if len(rows) == 2:
         a, b = rows
-        print(f"\nratios {a['engine']}/{b['engine']}: build time {a['seconds'] / b['seconds']:.2f}, "
-              f"peak RSS {a['build_peak_rss_mib'] / b['build_peak_rss_mib']:.2f}, "
-              f"queries/s {a['queries_per_s'] / b['queries_per_s']:.2f}")
+        print(
+            f"\nratios {a['engine']}/{b['engine']}: build time {a['seconds'] / b['seconds']:.2f}, "
+            f"peak RSS {a['build_peak_rss_mib'] / b['build_peak_rss_mib']:.2f}, "
+            f"queries/s {a['queries_per_s'] / b['queries_per_s']:.2f}"
+        )
 
 
 if __name__ == "__main__":

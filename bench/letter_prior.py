@@ -63,12 +63,19 @@ def record(questions: list[Question], path: Path, model: str) -> list[dict]:
         backend = load_backend("llama.cpp", model, n_ctx=4096)
         reader = LetterReader(backend, rotations=ORDERS)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as log, \
-                meter(f"reading {path.stem}", len(todo), ("questions",)) as progress:
+        with (
+            path.open("a", encoding="utf-8") as log,
+            meter(f"reading {path.stem}", len(todo), ("questions",)) as progress,
+        ):
             for question in todo:
                 (output,) = read_question([reader], backend, question, Context("", (), 0))
-                entry = {"id": question.id, "answer": question.answer, "letters": list(question.letters),
-                         "orders": reader.orders(len(question.options)), "slot_logits": output.orders.logprobs}
+                entry = {
+                    "id": question.id,
+                    "answer": question.answer,
+                    "letters": list(question.letters),
+                    "orders": reader.orders(len(question.options)),
+                    "slot_logits": output.orders.logprobs,
+                }
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
                 done[question.id] = entry
@@ -96,8 +103,12 @@ def geometric(entry: dict, k: int) -> np.ndarray:
 
 
 def average_precisions(entries: list[dict], scores: list[np.ndarray]) -> np.ndarray:
-    return np.array([average_precision_at_3([entry["letters"][i] for i in np.argsort(-s, kind="stable")],
-                                            entry["answer"]) for entry, s in zip(entries, scores)])
+    return np.array(
+        [
+            average_precision_at_3([entry["letters"][i] for i in np.argsort(-s, kind="stable")], entry["answer"])
+            for entry, s in zip(entries, scores)
+        ]
+    )
 
 
 def main() -> None:
@@ -107,22 +118,28 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=100)
     args = parser.parse_args()
 
-    recorded = {name: record(exam_set(name, args.questions), OUT / "letter-orders" / args.model / f"{name}.jsonl",
-                             args.model) for name in args.sets}
+    recorded = {
+        name: record(exam_set(name, args.questions), OUT / "letter-orders" / args.model / f"{name}.jsonl", args.model)
+        for name in args.sets
+    }
     rows = []
     for name, entries in recorded.items():
         others = [e for other, es in recorded.items() if other != name for e in es]
         for k in range(2, ORDERS + 1):
             shipped = average_precisions(entries, [scores(e, k, None) for e in entries])
-            variants = {"calibrated on the set": estimate_slot_prior(reading(e, k) for e in entries),
-                        "calibrated on the other sets": estimate_slot_prior(reading(e, k) for e in others) if others else None}
+            variants = {
+                "calibrated on the set": estimate_slot_prior(reading(e, k) for e in entries),
+                "calibrated on the other sets": estimate_slot_prior(reading(e, k) for e in others) if others else None,
+            }
             cells = [name, len(entries), k, f"{shipped.mean():.3f}"]
-            for label, prior in variants.items():
+            for _label, prior in variants.items():
                 if prior is None or any(len(e["letters"]) not in prior for e in entries):
                     cells.append("–")
                     continue
                 gain = average_precisions(entries, [scores(e, k, prior) for e in entries]) - shipped
-                cells.append(f"{shipped.mean() + gain.mean():.3f} ({gain.mean():+.3f} ± {gain.std(ddof=1) / np.sqrt(len(gain)):.3f})")
+                cells.append(
+                    f"{shipped.mean() + gain.mean():.3f} ({gain.mean():+.3f} ± {gain.std(ddof=1) / np.sqrt(len(gain)):.3f})"
+                )
             geo = average_precisions(entries, [geometric(e, k) for e in entries]) - shipped
             cells.append(f"{shipped.mean() + geo.mean():.3f} ({geo.mean():+.3f})")
             prior = variants["calibrated on the set"]
@@ -130,9 +147,21 @@ def main() -> None:
             rows.append(cells)
             print(cells, file=sys.stderr, flush=True)
     print(f"\n{args.model}, letter reader without context; MAP@3 (paired gain ± standard error over questions)\n")
-    print(markdown_table(["set", "questions", "orders", "mean of orders (shipped)", "calibrated on the set",
-                          "calibrated on the other sets", "geometric mean of orders",
-                          "slot log-preference fitted on the set (per option count)"], rows))
+    print(
+        markdown_table(
+            [
+                "set",
+                "questions",
+                "orders",
+                "mean of orders (shipped)",
+                "calibrated on the set",
+                "calibrated on the other sets",
+                "geometric mean of orders",
+                "slot log-preference fitted on the set (per option count)",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

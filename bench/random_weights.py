@@ -50,7 +50,9 @@ def init(architecture: Path, out: Path, seed: int, dtype: str) -> None:
         if path.name != "config.json" and path.is_file():
             shutil.copy(path, out / path.name)
     parameters = sum(p.numel() for p in network.parameters())
-    print(f"{out}: {parameters / 1e9:.2f}B random {dtype} parameters (seed {seed}) in {time.perf_counter() - started:.1f} s")
+    print(
+        f"{out}: {parameters / 1e9:.2f}B random {dtype} parameters (seed {seed}) in {time.perf_counter() - started:.1f} s"
+    )
 
 
 def main() -> None:

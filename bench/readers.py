@@ -22,16 +22,20 @@ import numpy as np
 
 from common import OUT, full_index, markdown_table, sample_exam
 from openbook.backends import load_backend
+from openbook.ensemble import rank
 from openbook.ensemble.features import read_predictions
 from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.report import PredictionLog
-from openbook.ensemble import rank
 from openbook.pipeline import AnswerOptions, answer_exam, retrieve_contexts, token_counter
 from openbook.readers import LetterReader, YesNoReader, read_question
 from openbook.retrieve import Retrieval
 
-READER_CONFIGS = [("letter", dict(rotations=1)), ("letter", dict(rotations=3)), ("letter", dict(rotations=5)),
-                  ("yesno", {})]
+READER_CONFIGS = [
+    ("letter", dict(rotations=1)),
+    ("letter", dict(rotations=3)),
+    ("letter", dict(rotations=5)),
+    ("yesno", {}),
+]
 
 
 def make_readers(backend):
@@ -45,14 +49,26 @@ def quality_pass(questions, backend, options, out, settings):
     if log.answered:
         print(f"  resuming: {len(log.answered)} questions already in {out}", file=sys.stderr)
     try:
-        run = (answer_exam(questions, options, backend=backend, readers=make_readers(backend), on_result=log.add,
-                           earlier=log.earlier(questions)) if len(log.answered) < len(questions) else None)
+        run = (
+            answer_exam(
+                questions,
+                options,
+                backend=backend,
+                readers=make_readers(backend),
+                on_result=log.add,
+                earlier=log.earlier(questions),
+            )
+            if len(log.answered) < len(questions)
+            else None
+        )
     finally:
         log.close()
     wanted = {q.id for q in questions}
     records = [r for r in read_predictions(out / "predictions.jsonl") if r["id"] in wanted]
-    per_reader = {name: score_rankings([(rank(r["readers"][name]), r["answer"]) for r in records])
-                  for name in records[0]["readers"]}
+    per_reader = {
+        name: score_rankings([(rank(r["readers"][name]), r["answer"]) for r in records])
+        for name in records[0]["readers"]
+    }
     return per_reader, run
 
 
@@ -71,8 +87,9 @@ def main() -> None:
     parser.add_argument("--context-tokens", type=int, default=1000)
     parser.add_argument("--passages", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--sections", nargs="+", default=["quality", "speed", "prefix"],
-                        choices=["quality", "speed", "prefix"])
+    parser.add_argument(
+        "--sections", nargs="+", default=["quality", "speed", "prefix"], choices=["quality", "speed", "prefix"]
+    )
     args = parser.parse_args()
 
     index = full_index()
@@ -81,28 +98,44 @@ def main() -> None:
     for exam in args.exams:
         questions = sample_exam(exam, args.questions)
         for label, budget in (("none", 0), ("BM25", args.context_tokens)):  # the cheap pass first
-            options = AnswerOptions(index=index, context_tokens=budget, passages=args.passages, retrieval=["bm25"],
-                                    triage_readers=[])
+            options = AnswerOptions(
+                index=index, context_tokens=budget, passages=args.passages, retrieval=["bm25"], triage_readers=[]
+            )
             retrieval = Retrieval(index) if budget else None
-            contexts = [found[0].context for found in retrieve_contexts(questions, retrieval, options,
-                                                                        token_counter(backend, []))]
+            contexts = [
+                found[0].context
+                for found in retrieve_contexts(questions, retrieval, options, token_counter(backend, []))
+            ]
             tokens = np.mean([c.tokens for c in contexts])
-            timed, timed_contexts = questions[:args.timed], contexts[:args.timed]
+            timed, timed_contexts = questions[: args.timed], contexts[: args.timed]
             if "quality" in args.sections:
                 print(f"[{exam}] context={label}: {len(questions)} questions, all readers…", file=sys.stderr)
                 out = OUT / "readers" / args.model / f"{exam}-{label}"
-                settings = {"exam": exam, "model": args.model, "readers": [r.name for r in make_readers(backend)],
-                            "context_tokens": budget, "passages": args.passages, "retrieval": ["bm25"],
-                            "index": str(index)}
+                settings = {
+                    "exam": exam,
+                    "model": args.model,
+                    "readers": [r.name for r in make_readers(backend)],
+                    "context_tokens": budget,
+                    "passages": args.passages,
+                    "retrieval": ["bm25"],
+                    "index": str(index),
+                }
                 run_scores, run = quality_pass(questions, backend, options, out, settings)
                 for name, scores in run_scores.items():
-                    quality_rows.append([exam, label, name, scores.count, f"{scores.map_at_3:.4f}",
-                                         f"{scores.accuracy:.4f}"])
+                    quality_rows.append(
+                        [exam, label, name, scores.count, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}"]
+                    )
                     print("quality", quality_rows[-1], file=sys.stderr, flush=True)
                 if run is not None:
-                    speed_rows.append([exam, label, "all four, one shared pass", f"{tokens:.0f}",
-                                       f"{run.seconds['per_question']:.2f} "
-                                       f"(overhead {run.seconds['overhead_fraction']:.1%})"])
+                    speed_rows.append(
+                        [
+                            exam,
+                            label,
+                            "all four, one shared pass",
+                            f"{tokens:.0f}",
+                            f"{run.seconds['per_question']:.2f} (overhead {run.seconds['overhead_fraction']:.1%})",
+                        ]
+                    )
             if "speed" in args.sections:
                 for reader in make_readers(backend):
                     seconds, _ = timed_reader(timed, backend, reader, timed_contexts)
@@ -112,20 +145,33 @@ def main() -> None:
                 reader = YesNoReader(backend)
                 shared_s, shared = timed_reader(timed, backend, reader, timed_contexts, share_prefix=True)
                 naive_s, naive = timed_reader(timed, backend, reader, timed_contexts, share_prefix=False)
-                diff = max(abs(a.probabilities[k] - b.probabilities[k]) for a, b in zip(shared, naive)
-                           for k in a.probabilities)
-                prefix_rows.append([exam, "yesno", len(timed), f"{naive_s:.2f}", f"{shared_s:.2f}",
-                                    f"{naive_s / shared_s:.2f}x", f"{diff:.1e}"])
+                diff = max(
+                    abs(a.probabilities[k] - b.probabilities[k]) for a, b in zip(shared, naive) for k in a.probabilities
+                )
+                prefix_rows.append(
+                    [
+                        exam,
+                        "yesno",
+                        len(timed),
+                        f"{naive_s:.2f}",
+                        f"{shared_s:.2f}",
+                        f"{naive_s / shared_s:.2f}x",
+                        f"{diff:.1e}",
+                    ]
+                )
                 print("prefix", prefix_rows[-1], file=sys.stderr, flush=True)
 
-    print(f"\nmodel {args.model}, {args.questions} questions per exam (seeded sample), "
-          f"context budget {args.context_tokens} tokens from {args.passages} BM25 passages\n")
+    print(
+        f"\nmodel {args.model}, {args.questions} questions per exam (seeded sample), "
+        f"context budget {args.context_tokens} tokens from {args.passages} BM25 passages\n"
+    )
     print(markdown_table(["exam", "context", "reader", "questions", "MAP@3", "accuracy"], quality_rows))
     print(f"\nseconds/question, each reader alone on the first {args.timed} questions\n")
     print(markdown_table(["exam", "context", "reader", "mean context tokens", "s/question"], speed_rows))
     print("\nshared-prefix vs naive (every option from scratch), side by side\n")
-    print(markdown_table(["exam", "reader", "questions", "naive s/q", "shared s/q", "speed-up", "max |Δp|"],
-                         prefix_rows))
+    print(
+        markdown_table(["exam", "reader", "questions", "naive s/q", "shared s/q", "speed-up", "max |Δp|"], prefix_rows)
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, ROOT, markdown_table, full_index, sample_exam  # noqa: E402
-
+from common import OUT, ROOT, full_index, markdown_table, sample_exam  # noqa: E402
 from openbook.evaluate.retrieval import RECALL_AT, evaluate_retrieval, grounded_questions  # noqa: E402
 from openbook.index.dense import DENSE_DIR, DenseInfo  # noqa: E402
 from openbook.index.manifest import Manifest  # noqa: E402
@@ -39,23 +38,48 @@ def folder_mib(path: Path) -> float:
 
 def index_rows(name: str, index: Path) -> list[list[object]]:
     manifest = Manifest.load(index)
-    rows = [[name, "BM25 (" + str(manifest.indexes["bm25"]["engine"]) + ")", f"{manifest.passages:,}",
-             f"{manifest.seconds['total']:.0f}", f"{folder_mib(index / 'bm25'):.0f}"]]
+    rows = [
+        [
+            name,
+            "BM25 (" + str(manifest.indexes["bm25"]["engine"]) + ")",
+            f"{manifest.passages:,}",
+            f"{manifest.seconds['total']:.0f}",
+            f"{folder_mib(index / 'bm25'):.0f}",
+        ]
+    ]
     if (index / DENSE_DIR / "dense.json").is_file():
         info = DenseInfo.load(index / DENSE_DIR)
-        rows.append([name, f"dense ({info.model}, fp16)", f"{info.passages:,}",
-                     f"{info.seconds:.0f} ({info.passages / max(info.seconds, 1e-9):.0f} passages/s)",
-                     f"{folder_mib(index / DENSE_DIR):.0f}"])
+        rows.append(
+            [
+                name,
+                f"dense ({info.model}, fp16)",
+                f"{info.passages:,}",
+                f"{info.seconds:.0f} ({info.passages / max(info.seconds, 1e-9):.0f} passages/s)",
+                f"{folder_mib(index / DENSE_DIR):.0f}",
+            ]
+        )
     return rows
 
 
-def recall_rows(name: str, index: Path, questions, pipelines: list[str], grounded: frozenset[str]) -> list[list[object]]:
+def recall_rows(
+    name: str, index: Path, questions, pipelines: list[str], grounded: frozenset[str]
+) -> list[list[object]]:
     retrieval = Retrieval(index, candidates=50)
-    scores = evaluate_retrieval(questions, retrieval, [RetrievalSpec.parse(p) for p in pipelines], grounded_ids=grounded)
+    scores = evaluate_retrieval(
+        questions, retrieval, [RetrievalSpec.parse(p) for p in pipelines], grounded_ids=grounded
+    )
     rows = []
     for row in scores:
-        rows.append([name, row.pipeline, row.questions, *(f"{row.recall[k]:.3f}" for k in RECALL_AT),
-                     f"{row.mrr:.3f}", f"{row.ms_per_question:.1f}"])
+        rows.append(
+            [
+                name,
+                row.pipeline,
+                row.questions,
+                *(f"{row.recall[k]:.3f}" for k in RECALL_AT),
+                f"{row.mrr:.3f}",
+                f"{row.ms_per_question:.1f}",
+            ]
+        )
         print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
@@ -64,44 +88,79 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=999)
     parser.add_argument("--rerank-questions", type=int, default=200)
-    parser.add_argument("--sections", nargs="+", default=["full", "full-rerank", "default"],
-                        choices=["full", "full-rerank", "default", "cross"])
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["full", "full-rerank", "default"],
+        choices=["full", "full-rerank", "default", "cross"],
+    )
     args = parser.parse_args()
     questions = [q for q in sample_exam("llmse-stem-1k", args.questions) if q.extra.get("context", "").strip()]
-    subset = questions[:args.rerank_questions]
+    subset = questions[: args.rerank_questions]
     grounded = frozenset(q.id for q in grounded_questions(sample_exam("llmse-stem-1k", 999)))
     recall, builds = [], []
     if "full" in args.sections:
         builds += index_rows("full corpus", full_index())
-        recall += recall_rows("full corpus", full_index(), questions,
-                              ["bm25", "bm25/per-option", "bm25/both", "bm25+edit", "bm25/both+edit"], grounded)
+        recall += recall_rows(
+            "full corpus",
+            full_index(),
+            questions,
+            ["bm25", "bm25/per-option", "bm25/both", "bm25+edit", "bm25/both+edit"],
+            grounded,
+        )
     if "full-rerank" in args.sections:  # embeds every candidate on the CPU: a subset
-        recall += recall_rows("full corpus", full_index(), subset, ["bm25/both", "bm25/both+embed-question",
-                                                                    "bm25/both+embed-options", "bm25/both+embed"],
-                              grounded)
+        recall += recall_rows(
+            "full corpus",
+            full_index(),
+            subset,
+            ["bm25/both", "bm25/both+embed-question", "bm25/both+embed-options", "bm25/both+embed"],
+            grounded,
+        )
     if "cross" in args.sections:  # trained on the questions after the subset, scored on the subset
         model = OUT / "cross-encoder-minilm"
         if not (model / "config.json").is_file():
-            held_out = [q for q in questions[args.rerank_questions:] if q.id in grounded]
+            held_out = [q for q in questions[args.rerank_questions :] if q.id in grounded]
             summary = train_cross_encoder(held_out, full_index(), model)
             print(f"cross-encoder: {summary}", file=sys.stderr)
-        recall += recall_rows("full corpus", full_index(), subset, ["bm25/both", "bm25/both+embed",
-                                                                    f"bm25/both+cross:{model}"], grounded)
+        recall += recall_rows(
+            "full corpus", full_index(), subset, ["bm25/both", "bm25/both+embed", f"bm25/both+cross:{model}"], grounded
+        )
     if "default" not in args.sections:
         pass
     elif (DEFAULT_INDEX / DENSE_DIR / "dense.json").is_file():
         builds += index_rows("default KB", DEFAULT_INDEX)
-        recall += recall_rows("default KB", DEFAULT_INDEX, questions, [
-            "bm25", "bm25/both", "dense", "dense/per-option", "dense/both", "hybrid-rrf", "hybrid-rrf/both",
-            "hybrid-weighted", "hybrid-weighted/both", "bm25/both+embed", "hybrid-rrf/both+embed",
-            "hybrid-weighted/both+embed"], grounded)
+        recall += recall_rows(
+            "default KB",
+            DEFAULT_INDEX,
+            questions,
+            [
+                "bm25",
+                "bm25/both",
+                "dense",
+                "dense/per-option",
+                "dense/both",
+                "hybrid-rrf",
+                "hybrid-rrf/both",
+                "hybrid-weighted",
+                "hybrid-weighted/both",
+                "bm25/both+embed",
+                "hybrid-rrf/both+embed",
+                "hybrid-weighted/both+embed",
+            ],
+            grounded,
+        )
     else:
-        print(f"no dense default index: run `openbook index --out {DEFAULT_INDEX} --dense all-minilm-l6-v2`",
-              file=sys.stderr)
+        print(
+            f"no dense default index: run `openbook index --out {DEFAULT_INDEX} --dense all-minilm-l6-v2`",
+            file=sys.stderr,
+        )
     print(markdown_table(["index", "kind", "passages", "build s", "size MiB"], builds))
     print()
-    print(markdown_table(["index", "pipeline", "questions", *(f"recall@{k}" for k in RECALL_AT), "MRR",
-                          "ms/question"], recall))
+    print(
+        markdown_table(
+            ["index", "pipeline", "questions", *(f"recall@{k}" for k in RECALL_AT), "MRR", "ms/question"], recall
+        )
+    )
 
 
 if __name__ == "__main__":

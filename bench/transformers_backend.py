@@ -51,18 +51,25 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict:
     backend = load_backend(backend_name, args.model, n_ctx=2048, **extras)
     if mode.endswith("head on every token"):
         backend.keeps_logits = False
-    questions = read_exam(ROOT / "src/openbook/resources/default-exam.csv")[:args.questions]
+    questions = read_exam(ROOT / "src/openbook/resources/default-exam.csv")[: args.questions]
     options = AnswerOptions(index=ROOT / "runs/default-index", retrieval=["bm25"], context_tokens=args.context_tokens)
-    contexts = [c[0].context for c in retrieve_contexts(questions, Retrieval(options.index), options,
-                                                        model_token_counter(backend))]
+    contexts = [
+        c[0].context
+        for c in retrieve_contexts(questions, Retrieval(options.index), options, model_token_counter(backend))
+    ]
     reader = YesNoReader(backend) if readers_name == "yesno" else LetterReader(backend, rotations=5)
     read_question([reader], backend, questions[0], contexts[0], share)  # warm-up, not timed
     started = time.perf_counter()
     outputs = [read_question([reader], backend, q, c, share)[0].probabilities for q, c in zip(questions, contexts)]
     seconds = time.perf_counter() - started
-    report = {"mode": mode, "seconds_per_question": seconds / len(questions), "probabilities": outputs,
-              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "device": getattr(backend, "device", "cpu"), "context_tokens": sum(c.tokens for c in contexts) / len(contexts)}
+    report = {
+        "mode": mode,
+        "seconds_per_question": seconds / len(questions),
+        "probabilities": outputs,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": getattr(backend, "device", "cpu"),
+        "context_tokens": sum(c.tokens for c in contexts) / len(contexts),
+    }
     import torch
 
     if torch.cuda.is_available():
@@ -83,8 +90,18 @@ def main() -> None:
         return
     reports = {}
     for mode in args.modes:
-        command = [sys.executable, __file__, "--one", mode, "--model", args.model, "--questions", str(args.questions),
-                   "--context-tokens", str(args.context_tokens)]
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            mode,
+            "--model",
+            args.model,
+            "--questions",
+            str(args.questions),
+            "--context-tokens",
+            str(args.context_tokens),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
         if done.returncode != 0:
             sys.exit(f"{mode} failed:\n{done.stderr[-3000:]}")
@@ -97,24 +114,53 @@ def main() -> None:
         pairs = zip(reports[a]["probabilities"], reports[b]["probabilities"])
         return f"{max(abs(x[k] - y[k]) for x, y in pairs for k in x):.1e}"
 
-    reference = {"yes/no naive": None, "yes/no shared KV": "yes/no naive", "letter k=5 separate": None,
-                 "yes/no naive, head on every token": "yes/no naive",
-                 "yes/no shared KV, head on every token": "yes/no shared KV",
-                 "letter k=5 shared KV": "letter k=5 separate", "letter k=5 packed": "letter k=5 separate",
-                 "yes/no layered": "yes/no shared KV", "letter k=5 layered": "letter k=5 shared KV"}
+    reference = {
+        "yes/no naive": None,
+        "yes/no shared KV": "yes/no naive",
+        "letter k=5 separate": None,
+        "yes/no naive, head on every token": "yes/no naive",
+        "yes/no shared KV, head on every token": "yes/no shared KV",
+        "letter k=5 shared KV": "letter k=5 separate",
+        "letter k=5 packed": "letter k=5 separate",
+        "yes/no layered": "yes/no shared KV",
+        "letter k=5 layered": "letter k=5 shared KV",
+    }
     rows = []
     for mode, report in reports.items():
         base = reference[mode]
-        speed = (f"{reports[base]['seconds_per_question'] / report['seconds_per_question']:.2f}x"
-                 if base in reports else "")
-        rows.append([mode, f"{report['seconds_per_question']:.3f}", f"{1 / report['seconds_per_question']:.2f}",
-                     speed + (f" vs {base}" if speed else ""), max_difference(mode, base) if base else "",
-                     f"{report['peak_rss_mib']:.0f}", f"{report.get('peak_gpu_mib', 0):.0f}"])
+        speed = (
+            f"{reports[base]['seconds_per_question'] / report['seconds_per_question']:.2f}x" if base in reports else ""
+        )
+        rows.append(
+            [
+                mode,
+                f"{report['seconds_per_question']:.3f}",
+                f"{1 / report['seconds_per_question']:.2f}",
+                speed + (f" vs {base}" if speed else ""),
+                max_difference(mode, base) if base else "",
+                f"{report['peak_rss_mib']:.0f}",
+                f"{report.get('peak_gpu_mib', 0):.0f}",
+            ]
+        )
     first = next(iter(reports.values()))
-    print(f"\nmodel {args.model} on {first['device']}, {args.questions} questions of the default exam, "
-          f"{first['context_tokens']:.0f} context tokens on average\n")
-    print(markdown_table(["mode", "s/question", "questions/s", "speed-up", "max abs Δp vs reference",
-                          "peak RSS MiB", "peak GPU MiB"], rows))
+    print(
+        f"\nmodel {args.model} on {first['device']}, {args.questions} questions of the default exam, "
+        f"{first['context_tokens']:.0f} context tokens on average\n"
+    )
+    print(
+        markdown_table(
+            [
+                "mode",
+                "s/question",
+                "questions/s",
+                "speed-up",
+                "max abs Δp vs reference",
+                "peak RSS MiB",
+                "peak GPU MiB",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,10 @@ from openbook.types import Question
 
 # seconds/question of each reader alone, uncontended (bench/readers.py speed section, llmse-stem-1k)
 TRIAGE_PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5}
-SETS = {"default-exam": ("llmse-stem-1k", ROOT / "src/openbook/resources/default-exam.csv"),
-        "arc-challenge-val": ("arc-challenge-val", OUT / "arc-challenge-val-100.csv")}
+SETS = {
+    "default-exam": ("llmse-stem-1k", ROOT / "src/openbook/resources/default-exam.csv"),
+    "arc-challenge-val": ("arc-challenge-val", OUT / "arc-challenge-val-100.csv"),
+}
 
 
 # the default cascade's no-context readings in bench/letter_prior.py's recordings: its triage, and the
@@ -83,8 +85,10 @@ def decided_both_ways(run: Path) -> list[list[str]]:
     for label, both in (("main readers decide", False), ("both stages averaged", True)):
         pairs = []
         for record in records:
-            outputs = [ReaderOutput(str(record["id"]), name, probabilities)
-                       for name, probabilities in record["readers"].items()]
+            outputs = [
+                ReaderOutput(str(record["id"]), name, probabilities)
+                for name, probabilities in record["readers"].items()
+            ]
             main = [o for o in outputs if not o.reader.endswith(TRIAGE_SUFFIX)]
             # the pipeline's rule (escalate): a full-order reading without context (`letter-rot5@none`)
             # holds the triage's letter orders and decides in their place
@@ -96,8 +100,16 @@ def decided_both_ways(run: Path) -> list[list[str]]:
             probabilities = average_probabilities(decided_by)
             pairs.append((rank(probabilities), record["answer"]))
         scores = score_rankings(pairs)
-        rows.append([str(run), label, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{len(records)}",
-                     f"{re_read_count} re-read"])
+        rows.append(
+            [
+                str(run),
+                label,
+                f"{scores.map_at_3:.4f}",
+                f"{scores.accuracy:.4f}",
+                f"{len(records)}",
+                f"{re_read_count} re-read",
+            ]
+        )
     return rows
 
 
@@ -134,9 +146,17 @@ def routed_rows(label, scored, coverage, main_stage, pace, budgets, thresholds):
                 final[i] = (q.readers[cheap] + q.readers[main_stage]) / 2 if with_context else q.readers[full]
                 counts[not with_context] += 1
             scores = score_rankings((ranking_of(q.letters, p), q.answer) for q, p in zip(scored, final))
-            rows.append([label, f"cascade 3 orders → {main_stage} where coverage ≥ {threshold:g}, else 5 orders; "
-                                f"budget {budget:g} s/q", f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}",
-                         f"{spent / n:.2f}", f"{counts[0]} with context, {counts[1]} in more orders"])
+            rows.append(
+                [
+                    label,
+                    f"cascade 3 orders → {main_stage} where coverage ≥ {threshold:g}, else 5 orders; "
+                    f"budget {budget:g} s/q",
+                    f"{scores.map_at_3:.4f}",
+                    f"{scores.accuracy:.4f}",
+                    f"{spent / n:.2f}",
+                    f"{counts[0]} with context, {counts[1]} in more orders",
+                ]
+            )
     return rows
 
 
@@ -149,13 +169,21 @@ def routed_set_rows(set_name: str, exam: Path, run: Path, model: str, budgets, t
     questions = [q for q in read_exam(exam) if q.id in records and all(q.id in r for r in readings.values())]
     if not questions:
         return [[set_name, f"no question recorded by both {run} and bench/letter_prior.py", "", "", "", ""]]
-    scored = [scored_question(q, {name: dict(zip(q.letters, r[q.id])) for name, r in readings.items()}
-                              | {run.name: records[q.id]["readers"]["letter"]}, "") for q in questions]
+    scored = [
+        scored_question(
+            q,
+            {name: dict(zip(q.letters, r[q.id])) for name, r in readings.items()}
+            | {run.name: records[q.id]["readers"]["letter"]},
+            "",
+        )
+        for q in questions
+    ]
     pace = TRIAGE_PACE | {run.name: measured_pace(run)}
     coverage = {q.id: coverage_of(q, records[q.id]) for q in questions}
     label = f"{set_name} ({len(scored)})"
-    return (routed_rows(label, scored, coverage, run.name, pace, [*budgets, math.inf], thresholds)
-            + [route_first_row(label, scored, coverage, run.name, pace, threshold) for threshold in thresholds])
+    return routed_rows(label, scored, coverage, run.name, pace, [*budgets, math.inf], thresholds) + [
+        route_first_row(label, scored, coverage, run.name, pace, threshold) for threshold in thresholds
+    ]
 
 
 def route_first_row(label, scored, coverage, main_stage, pace, threshold):
@@ -167,8 +195,14 @@ def route_first_row(label, scored, coverage, main_stage, pace, threshold):
         pairs.append((ranking_of(q.letters, q.readers[main_stage] if covered else q.readers[FULL_READING]), q.answer))
         seconds += pace[main_stage] if covered else pace[FULL_READING]
     scores = score_rankings(pairs)
-    return [label, f"route first: {main_stage} alone where coverage ≥ {threshold:g}, else 5 orders",
-            f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}", f"{seconds / len(scored):.2f}", ""]
+    return [
+        label,
+        f"route first: {main_stage} alone where coverage ≥ {threshold:g}, else 5 orders",
+        f"{scores.map_at_3:.4f}",
+        f"{scores.accuracy:.4f}",
+        f"{seconds / len(scored):.2f}",
+        "",
+    ]
 
 
 def measured_pace(run: Path) -> float:
@@ -179,17 +213,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--budgets", nargs="+", type=float, default=[10.0])
-    parser.add_argument("--runs", nargs="+", type=Path, default=None,
-                        help="real cascade runs (openbook eval --out DIR) to score both ways instead")
-    parser.add_argument("--main", nargs="+", default=["letter@bm25", "letter@bm25-500"],
-                        help="bench/ensemble.py members to replay as the main stage")
-    parser.add_argument("--coverage", nargs="+", type=float, default=None,
-                        help="replay the default cascade routed at these context-coverage thresholds instead, "
-                             "with the last --main member (e.g. letter@bm25-500) as its context reading")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="real cascade runs (openbook eval --out DIR) to score both ways instead",
+    )
+    parser.add_argument(
+        "--main",
+        nargs="+",
+        default=["letter@bm25", "letter@bm25-500"],
+        help="bench/ensemble.py members to replay as the main stage",
+    )
+    parser.add_argument(
+        "--coverage",
+        nargs="+",
+        type=float,
+        default=None,
+        help="replay the default cascade routed at these context-coverage thresholds instead, "
+        "with the last --main member (e.g. letter@bm25-500) as its context reading",
+    )
     args = parser.parse_args()
     if args.runs:
-        print(markdown_table(["run", "re-read questions decided by", "MAP@3", "accuracy", "questions", ""],
-                             [row for run in args.runs for row in decided_both_ways(run)]))
+        print(
+            markdown_table(
+                ["run", "re-read questions decided by", "MAP@3", "accuracy", "questions", ""],
+                [row for run in args.runs for row in decided_both_ways(run)],
+            )
+        )
         return
     rows = []
     for set_name, (readers_exam, exam) in SETS.items():
@@ -209,9 +261,15 @@ def main() -> None:
             print(f"{set_name}: no question recorded by every bench yet")
             continue
         pace = TRIAGE_PACE | {name: measured_pace(run) for name, run in runs.items()}
-        scored = [scored_question(q, {f"{name}@none": p for name, p in triage[q.id].items()}
-                                  | {name: found[q.id]["letter"] for name, found in mains.items()}, "")
-                  for q in questions]
+        scored = [
+            scored_question(
+                q,
+                {f"{name}@none": p for name, p in triage[q.id].items()}
+                | {name: found[q.id]["letter"] for name, found in mains.items()},
+                "",
+            )
+            for q in questions
+        ]
         label = f"{set_name} ({len(scored)})"
         for name in pace:
             alone = score_rankings((ranking_of(q.letters, q.readers[name]), q.answer) for q in scored)

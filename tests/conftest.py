@@ -10,14 +10,30 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 ARTICLES = [
-    ("1", "Photosynthesis", "Photosynthesis is the process by which green plants use sunlight to make glucose. "
-     "Chlorophyll absorbs mostly blue and red light. Oxygen is released as a by-product."),
-    ("2", "Mitochondrion", "The mitochondrion is the powerhouse of the cell. It produces ATP by cellular "
-     "respiration. Mitochondria have their own DNA, inherited from the mother."),
-    ("3", "Plate tectonics", "Plate tectonics describes the motion of the lithosphere. Earthquakes and volcanoes "
-     "occur mostly at plate boundaries. The theory was accepted in the 1960s."),
-    ("4", "Speed of light", "The speed of light in vacuum is exactly 299792458 metres per second. Nothing with "
-     "mass can travel at the speed of light. Light slows down in glass and water."),
+    (
+        "1",
+        "Photosynthesis",
+        "Photosynthesis is the process by which green plants use sunlight to make glucose. "
+        "Chlorophyll absorbs mostly blue and red light. Oxygen is released as a by-product.",
+    ),
+    (
+        "2",
+        "Mitochondrion",
+        "The mitochondrion is the powerhouse of the cell. It produces ATP by cellular "
+        "respiration. Mitochondria have their own DNA, inherited from the mother.",
+    ),
+    (
+        "3",
+        "Plate tectonics",
+        "Plate tectonics describes the motion of the lithosphere. Earthquakes and volcanoes "
+        "occur mostly at plate boundaries. The theory was accepted in the 1960s.",
+    ),
+    (
+        "4",
+        "Speed of light",
+        "The speed of light in vacuum is exactly 299792458 metres per second. Nothing with "
+        "mass can travel at the speed of light. Light slows down in glass and water.",
+    ),
 ]
 
 

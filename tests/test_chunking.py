@@ -12,8 +12,12 @@ TEXT = " ".join(SENTENCES[:20]) + "\n" + " ".join(SENTENCES[20:])
 
 def test_split_sentences_respects_paragraphs_and_abbreviations():
     text = "Dr. Smith visited Washington D.C. in 1990. He left.\nHeading\nNext paragraph here."
-    assert split_sentences(text) == ["Dr. Smith visited Washington D.C. in 1990.", "He left.", "Heading",
-                                     "Next paragraph here."]
+    assert split_sentences(text) == [
+        "Dr. Smith visited Washington D.C. in 1990.",
+        "He left.",
+        "Heading",
+        "Next paragraph here.",
+    ]
 
 
 @pytest.mark.parametrize("size", [256, 512, 1024])
@@ -40,7 +44,7 @@ def test_overlap_repeats_whole_sentences():
     for previous, current in zip(passages, passages[1:]):
         previous_sentences = previous.replace(". ", ".|").split("|")
         first = current.replace(". ", ".|").split("|")[0]
-        repeated = " ".join(previous_sentences[previous_sentences.index(first):])  # whole trailing sentences
+        repeated = " ".join(previous_sentences[previous_sentences.index(first) :])  # whole trailing sentences
         assert current.startswith(repeated) and 0 < len(repeated) <= 120
     no_overlap = pack_sentences(SENTENCES, ChunkSettings(size=256))
     assert len(passages) > len(no_overlap)

@@ -18,9 +18,21 @@ def invoke(*args: str):
 def test_version_and_help_for_every_command():
     assert invoke("--version").output.strip() == f"openbook {__version__}"
     assert invoke("--help").exit_code == 0
-    commands = [("index",), ("search",), ("check",), ("score",), ("answer",), ("eval",), ("eval-retrieval",),
-                ("models", "list"), ("models", "pull"), ("train", "encoder"), ("train", "llm"),
-                ("train", "cross-encoder"), ("ensemble", "fit")]
+    commands = [
+        ("index",),
+        ("search",),
+        ("check",),
+        ("score",),
+        ("answer",),
+        ("eval",),
+        ("eval-retrieval",),
+        ("models", "list"),
+        ("models", "pull"),
+        ("train", "encoder"),
+        ("train", "llm"),
+        ("train", "cross-encoder"),
+        ("ensemble", "fit"),
+    ]
     for command in commands:
         result = invoke(*command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output, (command, result.output)
@@ -39,8 +51,10 @@ def test_index_then_search(tmp_path, articles_jsonl):
 def test_config_file_supplies_flags_and_the_command_line_wins(tmp_path, articles_jsonl):
     out = tmp_path / "idx"
     config = tmp_path / "openbook.toml"
-    config.write_text(f'[index]\ninputs = ["{articles_jsonl}"]\nout = "{out}"\nchunk_size = 64\n'
-                      'engine = "tantivy"\nprogress = false\noverwrite = true\n[search]\nk = 2\n')
+    config.write_text(
+        f'[index]\ninputs = ["{articles_jsonl}"]\nout = "{out}"\nchunk_size = 64\n'
+        'engine = "tantivy"\nprogress = false\noverwrite = true\n[search]\nk = 2\n'
+    )
     assert invoke("index", "--config", config).exit_code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["chunking"]["size"] == 64 and manifest["indexes"]["bm25"]["engine"] == "tantivy"
@@ -77,9 +91,11 @@ def test_check_and_score(tmp_path):
     assert scores == {"map@3": pytest.approx((1 + 1 / 3) / 2), "accuracy": 0.5, "count": 2}
     unanswered = tmp_path / "unanswered.csv"
     unanswered.write_text("id,prompt,A,B\n1,p,a,b\n")
-    for args, problem in [((tmp_path / "nope.csv", exam), "nope.csv: submission file not found"),
-                          ((tmp_path, exam), "submission file not found"),
-                          ((submission, unanswered), "no question has an answer to score against")]:
+    for args, problem in [
+        ((tmp_path / "nope.csv", exam), "nope.csv: submission file not found"),
+        ((tmp_path, exam), "submission file not found"),
+        ((submission, unanswered), "no question has an answer to score against"),
+    ]:
         result = invoke("score", *args)
         assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
     (tmp_path / "latin1.csv").write_bytes(b"id,prediction\n1,A B \xff\n")
@@ -92,10 +108,12 @@ def test_search_and_eval_retrieval_refuse_bad_options_before_any_work(tmp_path, 
     assert invoke("index", articles_jsonl, "--out", index, "--quiet").exit_code == 0
     exam = tmp_path / "exam.csv"
     exam.write_text("id,prompt,A,B,answer,context\n1,How fast is light?,fast,slow,A,Light is fast.\n")
-    for args, problem in [(("search", index, "light", "-k", "0"), "-k must be a number of passages >= 1"),
-                          (("eval-retrieval", exam, "-i", index, "--limit", "0"), "--limit must be"),
-                          (("eval-retrieval", exam, "-i", index, "--out", tmp_path), "is a folder"),
-                          (("eval-retrieval", exam, "-i", index, "-p", "bm25+cross:"), "name the cross-encoder")]:
+    for args, problem in [
+        (("search", index, "light", "-k", "0"), "-k must be a number of passages >= 1"),
+        (("eval-retrieval", exam, "-i", index, "--limit", "0"), "--limit must be"),
+        (("eval-retrieval", exam, "-i", index, "--out", tmp_path), "is a folder"),
+        (("eval-retrieval", exam, "-i", index, "-p", "bm25+cross:"), "name the cross-encoder"),
+    ]:
         result = invoke(*args)
         assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
     (index / "passages.arrow").unlink()  # a half-copied index is named, not half-opened

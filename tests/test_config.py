@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-import tomllib
 
 import pytest
 
@@ -24,21 +24,25 @@ def test_defaults_then_file_then_command_line(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('[search]\nsize = 256\nratio = 1\nflag = true\nout = "runs/x"\ninputs = ["a.jsonl"]\n')
     options = resolve_options(Options, "search", config, {"size": None, "flag": False, "name": "given"})
-    assert options == Options(size=256, ratio=1.0, flag=False, name="given", out=Path("runs/x"),
-                              inputs=[Path("a.jsonl")])
+    assert options == Options(
+        size=256, ratio=1.0, flag=False, name="given", out=Path("runs/x"), inputs=[Path("a.jsonl")]
+    )
     assert resolve_options(Options, "search", None, {}) == Options()
     assert resolve_options(Options, "index", config, {}) == Options()
 
 
-@pytest.mark.parametrize("body, message", [
-    ("[search]\nsize = 'big'\n", "size: expected"),
-    ("[search]\nflag = 1\n", "flag: expected"),
-    ("[search]\nsise = 3\n", "unknown key(s) in [search]: sise"),
-    ("[cmd\n", "invalid TOML"),
-    ("size = 3\n[search]\n", "key(s) size outside any table"),
-    ("[serach]\nsize = 3\n", "unknown table(s) [serach]"),
-    ('[search]\ninputs = [1, 2]\n', "inputs[0]: expected"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("[search]\nsize = 'big'\n", "size: expected"),
+        ("[search]\nflag = 1\n", "flag: expected"),
+        ("[search]\nsise = 3\n", "unknown key(s) in [search]: sise"),
+        ("[cmd\n", "invalid TOML"),
+        ("size = 3\n[search]\n", "key(s) size outside any table"),
+        ("[serach]\nsize = 3\n", "unknown table(s) [serach]"),
+        ("[search]\ninputs = [1, 2]\n", "inputs[0]: expected"),
+    ],
+)
 def test_bad_files_are_named(tmp_path, body, message):
     config = tmp_path / "bad.toml"
     config.write_text(body)
@@ -80,8 +84,12 @@ def test_the_default_config_spells_out_the_defaults():
     from openbook.pipeline import AnswerOptions
 
     config = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
-    commands = {"index": IndexOptions, "search": SearchOptions, "answer": AnswerOptions,
-                "eval-retrieval": RetrievalEvalOptions}
+    commands = {
+        "index": IndexOptions,
+        "search": SearchOptions,
+        "answer": AnswerOptions,
+        "eval-retrieval": RetrievalEvalOptions,
+    }
     tables = tomllib.loads(config.read_text())
     assert set(tables) <= set(commands), f"a table this test does not check: {set(tables) - set(commands)}"
     for command in tables:
@@ -100,11 +108,14 @@ def test_a_config_turns_the_cascade_off_as_the_command_line_does(tmp_path):
     assert triage_readers(resolve_options(AnswerOptions, "answer", None, {"index": Path("runs/index")})) == ["letter"]
 
 
-@pytest.mark.parametrize("given, problem", [
-    ({"budget_seconds": 60.0}, "this run has none"),  # the default triage, but no index: no cascade to budget
-    ({"budget_per_question": 5.0, "triage_readers": ["none"]}, "needs triage readers"),
-    ({"index": Path("runs/index"), "budget_seconds": 1.0, "budget_per_question": 1.0}, "budget once"),
-])
+@pytest.mark.parametrize(
+    "given, problem",
+    [
+        ({"budget_seconds": 60.0}, "this run has none"),  # the default triage, but no index: no cascade to budget
+        ({"budget_per_question": 5.0, "triage_readers": ["none"]}, "needs triage readers"),
+        ({"index": Path("runs/index"), "budget_seconds": 1.0, "budget_per_question": 1.0}, "budget once"),
+    ],
+)
 def test_a_budget_no_cascade_would_spend_is_refused_not_ignored(given, problem):
     from openbook.pipeline import AnswerOptions, check_cascade
 

@@ -13,9 +13,11 @@ def hit(rank: int, title: str, text: str) -> Hit:
     return Hit(Passage(id=f"p{rank}", doc_id="d", title=title, text=text), score=10.0 - rank, rank=rank)
 
 
-HITS = [hit(0, "Alpha", "One two three. Four five six."),
-        hit(1, "Beta", "Seven eight nine. Ten eleven twelve. Thirteen fourteen."),
-        hit(2, "Gamma", "Never reached.")]
+HITS = [
+    hit(0, "Alpha", "One two three. Four five six."),
+    hit(1, "Beta", "Seven eight nine. Ten eleven twelve. Thirteen fourteen."),
+    hit(2, "Gamma", "Never reached."),
+]
 
 
 def test_whole_passages_in_rank_order_within_budget():

@@ -12,8 +12,15 @@ from openbook.index.dense import DENSE_DIR, DenseInfo, DenseWriter, ShardedMatmu
 
 def write_vectors(index_dir, vectors, shard_rows=100, complete=True, pieces=7):
     folder = index_dir / DENSE_DIR
-    info = DenseInfo(model="test", dimension=vectors.shape[1], query_prefix="", passage_prefix="",
-                     shard_rows=shard_rows, passages=len(vectors), complete=complete)
+    info = DenseInfo(
+        model="test",
+        dimension=vectors.shape[1],
+        query_prefix="",
+        passage_prefix="",
+        shard_rows=shard_rows,
+        passages=len(vectors),
+        complete=complete,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     info.save(folder)
     writer = DenseWriter(folder, info)
@@ -132,8 +139,11 @@ def test_the_lone_query_filter_stands_aside_where_its_bound_cannot_hold(tmp_path
     widened = []
     search = ShardedMatmulSearch(tmp_path / "crowded" / DENSE_DIR)
     search.MAX_CANDIDATES = 100
-    monkeypatch.setattr(search, "_widened_search", lambda queries, k: widened.append(k) or
-                        ShardedMatmulSearch._widened_search(search, queries, k))
+    monkeypatch.setattr(
+        search,
+        "_widened_search",
+        lambda queries, k: widened.append(k) or ShardedMatmulSearch._widened_search(search, queries, k),
+    )
     search.search(stores["crowded"][0], 10)
     assert widened == [10]  # 400 near-copies of the query's row: too many candidates, so it widened
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import ARTICLES
 from openbook.embed import EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
 from openbook.index.build import build_index
@@ -16,9 +17,9 @@ from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.dense import DenseRetriever
 from openbook.types import Question
 
-from conftest import ARTICLES
-
-pytest.importorskip("sentence_transformers", reason="dense retrieval needs sentence-transformers (pip install -e .[dev])")
+pytest.importorskip(
+    "sentence_transformers", reason="dense retrieval needs sentence-transformers (pip install -e .[dev])"
+)
 
 EMBEDDER = "all-minilm-l6-v2"
 # no word of the answer passage ("powerhouse", "ATP", "respiration") is in the query
@@ -61,7 +62,7 @@ def test_a_stopped_dense_build_resumes_and_gives_the_same_vectors(dense_index, t
     folder = dense_index / DENSE_DIR
     complete = np.concatenate([np.fromfile(p, dtype="<f2") for p in shard_paths(folder)]).reshape(-1, 384)
     first = shard_paths(folder)[0]
-    first.write_bytes(first.read_bytes()[:384 * 2 + 100])  # one row and a piece of the next, as at a stop
+    first.write_bytes(first.read_bytes()[: 384 * 2 + 100])  # one row and a piece of the next, as at a stop
     shard_paths(folder)[1].unlink()
     info = DenseInfo.load(folder)
     info.complete = False
@@ -112,13 +113,30 @@ def test_index_and_eval_retrieval_commands(tmp_path, articles_jsonl, minilm):
     assert again.exit_code == 0 and "kept" in again.output  # nothing rebuilt
     exam = tmp_path / "exam.csv"
     sources = {title: text for _, title, text in ARTICLES}  # each question written from a whole article
-    exam.write_text("id,prompt,A,B,context\n"
-                    f"1,Which part of a cell makes its energy?,nucleus,mitochondrion,\"{sources['Mitochondrion']}\"\n"
-                    f"2,How fast is light?,fast,slow,\"{sources['Speed of light']}\"\n"
-                    "3,No source here,a,b,\n")
+    exam.write_text(
+        "id,prompt,A,B,context\n"
+        f'1,Which part of a cell makes its energy?,nucleus,mitochondrion,"{sources["Mitochondrion"]}"\n'
+        f'2,How fast is light?,fast,slow,"{sources["Speed of light"]}"\n'
+        "3,No source here,a,b,\n"
+    )
     out = tmp_path / "retrieval.json"
-    result = runner.invoke(app, ["eval-retrieval", str(exam), "--index", str(index), "-p", "bm25", "-p", "dense",
-                                 "-p", "hybrid-rrf/per-option+edit", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "eval-retrieval",
+            str(exam),
+            "--index",
+            str(index),
+            "-p",
+            "bm25",
+            "-p",
+            "dense",
+            "-p",
+            "hybrid-rrf/per-option+edit",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = {row["pipeline"]: row for row in json.loads(out.read_text())["results"]}
     assert set(rows) == {"bm25", "dense", "hybrid-rrf/per-option+edit"}
@@ -155,34 +173,68 @@ def test_cross_encoder_trains_saves_and_reranks(tmp_path, articles_jsonl, minilm
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
     exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,context\n"
-                    "1,Which part of a cell makes its energy?,nucleus,mitochondrion,"
-                    "\"The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration.\"\n"
-                    "2,How fast is light?,fast,slow,\"The speed of light in vacuum is exactly 299792458 metres per second.\"\n")
+    exam.write_text(
+        "id,prompt,A,B,context\n"
+        "1,Which part of a cell makes its energy?,nucleus,mitochondrion,"
+        '"The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration."\n'
+        '2,How fast is light?,fast,slow,"The speed of light in vacuum is exactly 299792458 metres per second."\n'
+    )
     model = tmp_path / "cross"
-    result = CliRunner().invoke(app, ["train", "cross-encoder", str(exam), "--index", str(index), "--out", str(model),
-                                      "--negatives", "2", "--batch-size", "4", "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "cross-encoder",
+            str(exam),
+            "--index",
+            str(index),
+            "--out",
+            str(model),
+            "--negatives",
+            "2",
+            "--batch-size",
+            "4",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (model / "config.json").is_file() and "pairs" in result.output
     retrieval = Retrieval(index, candidates=4)
-    (reranked,) = retrieval.search([Question("q", SEMANTIC_QUERY, {"A": "x"})],
-                                   RetrievalSpec.parse(f"bm25+cross:{model}"), k=3)
+    (reranked,) = retrieval.search(
+        [Question("q", SEMANTIC_QUERY, {"A": "x"})], RetrievalSpec.parse(f"bm25+cross:{model}"), k=3
+    )
     assert reranked and reranked[0].retriever.endswith(f">cross:{model}")
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
     # an embedder is no cross-encoder: its scoring head would start random, its order noise
     with pytest.raises(OpenbookError, match="is not a cross-encoder with one relevance score"):
-        retrieval.search([Question("q", SEMANTIC_QUERY, {"A": "x"})], RetrievalSpec.parse(f"bm25+cross:{EMBEDDER}"), k=3)
+        retrieval.search(
+            [Question("q", SEMANTIC_QUERY, {"A": "x"})], RetrievalSpec.parse(f"bm25+cross:{EMBEDDER}"), k=3
+        )
     for flag, value in (("--epochs", "0"), ("--batch-size", "0"), ("--negatives", "-1")):
-        result = CliRunner().invoke(app, ["train", "cross-encoder", str(exam), "--index", str(index), "--out",
-                                          str(tmp_path / "bad"), flag, value, "--quiet"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "train",
+                "cross-encoder",
+                str(exam),
+                "--index",
+                str(index),
+                "--out",
+                str(tmp_path / "bad"),
+                flag,
+                value,
+                "--quiet",
+            ],
+        )
         assert result.exit_code == 2 and f"{flag} must be" in result.output, result.output
 
 
 def test_prefixes_from_configuration_are_recorded_and_used_for_queries(tmp_path, articles_jsonl, minilm):
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
-    info = build_dense_index(index, EmbedderSettings(EMBEDDER, query_prefix="query: ", passage_prefix="passage: "),
-                             show_progress=False)
+    info = build_dense_index(
+        index, EmbedderSettings(EMBEDDER, query_prefix="query: ", passage_prefix="passage: "), show_progress=False
+    )
     assert (info.query_prefix, info.passage_prefix) == ("query: ", "passage: ")
     retriever = DenseRetriever(index)
     assert (retriever.embedder.query_prefix, retriever.embedder.passage_prefix) == ("query: ", "passage: ")

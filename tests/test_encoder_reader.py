@@ -17,13 +17,29 @@ pytest.importorskip("transformers", reason="the encoder reader needs transformer
 
 BASE = "all-minilm-l6-v2"
 FACTS = [  # (prompt, right answer, wrong answers): each answerable from the fixture articles
-    ("Which organelle is the powerhouse of the cell?", "The mitochondrion", ["The nucleus", "The ribosome", "The vacuole", "The cell wall"]),
+    (
+        "Which organelle is the powerhouse of the cell?",
+        "The mitochondrion",
+        ["The nucleus", "The ribosome", "The vacuole", "The cell wall"],
+    ),
     ("What do green plants release during photosynthesis?", "Oxygen", ["Nitrogen", "Helium", "Methane", "Argon"]),
-    ("Where do earthquakes mostly occur?", "At plate boundaries", ["At the poles", "In deep oceans only", "On the Moon", "Inside the core"]),
-    ("What is the speed of light in vacuum?", "299792458 metres per second", ["340 metres per second", "1000 km per hour", "9.8 metres per second", "12 metres per second"]),
+    (
+        "Where do earthquakes mostly occur?",
+        "At plate boundaries",
+        ["At the poles", "In deep oceans only", "On the Moon", "Inside the core"],
+    ),
+    (
+        "What is the speed of light in vacuum?",
+        "299792458 metres per second",
+        ["340 metres per second", "1000 km per hour", "9.8 metres per second", "12 metres per second"],
+    ),
     ("What does chlorophyll mostly absorb?", "Blue and red light", ["Green light", "X-rays", "Radio waves", "Sound"]),
     ("What do mitochondria produce?", "ATP", ["Glucose", "Chlorophyll", "Oxygen", "Starch"]),
-    ("From whom is mitochondrial DNA inherited?", "The mother", ["The father", "Both parents", "Neither parent", "The grandfather"]),
+    (
+        "From whom is mitochondrial DNA inherited?",
+        "The mother",
+        ["The father", "Both parents", "Neither parent", "The grandfather"],
+    ),
     ("When was plate tectonics accepted?", "In the 1960s", ["In the 1860s", "In 1492", "In the 2010s", "In antiquity"]),
 ]
 
@@ -59,8 +75,16 @@ def trained(tmp_path_factory, index):
 
     ModelStore().pull(MODELS[BASE], log=lambda _: None)
     out = tmp_path_factory.mktemp("trained") / "encoder"
-    settings = EncoderTraining(base=BASE, epochs=6, batch_size=4, learning_rate=5e-4, max_tokens=96, context_tokens=48,
-                               validation_fraction=0.25, checkpoint_every=3)
+    settings = EncoderTraining(
+        base=BASE,
+        epochs=6,
+        batch_size=4,
+        learning_rate=5e-4,
+        max_tokens=96,
+        context_tokens=48,
+        validation_fraction=0.25,
+        checkpoint_every=3,
+    )
     summary = train_encoder(fact_exam(), index, out, settings, show_progress=False)
     return out, summary
 
@@ -68,8 +92,16 @@ def trained(tmp_path_factory, index):
 def option_probability_of_answers(model, index, questions) -> float:
     from openbook.pipeline import AnswerOptions, answer_exam
 
-    options = AnswerOptions(index=index, readers=["encoder"], encoder=str(model), encoder_tokens=96,
-                            context_tokens=48, model="no-such-llm", triage_readers=[], progress=False)
+    options = AnswerOptions(
+        index=index,
+        readers=["encoder"],
+        encoder=str(model),
+        encoder_tokens=96,
+        context_tokens=48,
+        model="no-such-llm",
+        triage_readers=[],
+        progress=False,
+    )
     run = answer_exam(questions, options)  # no language model is loaded for an encoder-only run
     return float(np.mean([r.prediction.probabilities[r.question.answer] for r in run.results]))
 
@@ -117,8 +149,10 @@ def test_truncation_cuts_context_then_the_question_start_never_the_option():
         assert tokenizer.decode(row).endswith(f"which fruit is it? the red {option} [SEP]")
     short = Question("s", "What do plants release?", {"A": "oxygen", "B": "argon"})
     features, _ = encode_options(tokenizer, [short], [Context("Plants release oxygen.", ("p",), 4)], 128)
-    assert tokenizer.decode(features["input_ids"][0][0], skip_special_tokens=True) == \
-        "plants release oxygen. what do plants release? oxygen"  # everything fits: nothing cut
+    assert (
+        tokenizer.decode(features["input_ids"][0][0], skip_special_tokens=True)
+        == "plants release oxygen. what do plants release? oxygen"
+    )  # everything fits: nothing cut
 
 
 def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypatch):
@@ -128,8 +162,15 @@ def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypat
     from openbook.errors import OpenbookError
     from openbook.readers.encoder import load_multiple_choice
 
-    settings = training.EncoderTraining(base=BASE, epochs=1, batch_size=2, max_tokens=64, context_tokens=32,
-                                        validation_fraction=0.25, checkpoint_every=2)
+    settings = training.EncoderTraining(
+        base=BASE,
+        epochs=1,
+        batch_size=2,
+        max_tokens=64,
+        context_tokens=32,
+        validation_fraction=0.25,
+        checkpoint_every=2,
+    )
     questions = fact_exam(1)
     training.train_encoder(questions, index, tmp_path / "whole", settings, show_progress=False)
 
@@ -162,11 +203,17 @@ def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypat
         training.train_encoder(questions, index, tmp_path / "stopped", other, resume=True, show_progress=False)
 
 
-@pytest.mark.parametrize("change, problem", [
-    ({"epochs": 0}, "--epochs must be >= 1"), ({"batch_size": 0}, "--batch-size must be >= 1"),
-    ({"checkpoint_every": 0}, "--checkpoint-every must be >= 1"), ({"validation_fraction": 1.0}, "0 to below 1"),
-    ({"max_questions": 0}, "--max-questions"), ({"learning_rate": 0.0}, "--learning-rate"),
-])
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"epochs": 0}, "--epochs must be >= 1"),
+        ({"batch_size": 0}, "--batch-size must be >= 1"),
+        ({"checkpoint_every": 0}, "--checkpoint-every must be >= 1"),
+        ({"validation_fraction": 1.0}, "0 to below 1"),
+        ({"max_questions": 0}, "--max-questions"),
+        ({"learning_rate": 0.0}, "--learning-rate"),
+    ],
+)
 def test_options_no_run_can_train_with_are_refused_before_anything_loads(tmp_path, change, problem):
     from openbook.train.encoder import EncoderTraining, train_encoder
 
@@ -192,15 +239,45 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
     runner = CliRunner()
     exam = tmp_path / "exam.csv"
     rows = ["id,prompt,A,B,C,D,E,answer"] + [
-        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}" for q in fact_exam(2)]
+        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}" for q in fact_exam(2)
+    ]
     exam.write_text("\n".join(rows) + "\n")
     out = tmp_path / "encoder"
-    result = runner.invoke(app, ["train", "encoder", str(exam), "--index", str(index), "--out", str(out),
-                                 "--max-tokens", "64", "--context-tokens", "32", "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "encoder",
+            str(exam),
+            "--index",
+            str(index),
+            "--out",
+            str(out),
+            "--max-tokens",
+            "64",
+            "--context-tokens",
+            "32",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "validation MAP@3" in result.output
-    result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(tmp_path / "run"),
-                                 "--reader", "encoder", "--encoder", str(out), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(exam),
+            "--index",
+            str(index),
+            "--out",
+            str(tmp_path / "run"),
+            "--reader",
+            "encoder",
+            "--encoder",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["count"] == 16 and 0 <= metrics["confidence"]["ece"] <= 1
@@ -209,18 +286,50 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
     assert result.exit_code == 2 and "--encoder" in result.output
     # an ensemble fitted on that run calibrates the confidence the next run reports
     ensemble = tmp_path / "ensemble.json"
-    result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "run"), "--out", str(ensemble), "--folds", "4",
-                                 "--method", "mean", "--method", "weighted"])
+    result = runner.invoke(
+        app,
+        [
+            "ensemble",
+            "fit",
+            str(tmp_path / "run"),
+            "--out",
+            str(ensemble),
+            "--folds",
+            "4",
+            "--method",
+            "mean",
+            "--method",
+            "weighted",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(tmp_path / "calibrated"),
-                                 "--reader", "encoder", "--encoder", str(out), "--ensemble", str(ensemble), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(exam),
+            "--index",
+            str(index),
+            "--out",
+            str(tmp_path / "calibrated"),
+            "--reader",
+            "encoder",
+            "--encoder",
+            str(out),
+            "--ensemble",
+            str(ensemble),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (tmp_path / "calibrated" / "predictions.jsonl").read_text().splitlines()]
     temperature = json.loads(ensemble.read_text())["temperature"]
     assert all(r["calibrated"] for r in records) and temperature > 0
     assert json.loads((tmp_path / "calibrated" / "metrics.json").read_text())["confidence"]["calibrated"] is True
     plain = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
-    assert [r["ranking"] for r in records] == [r["ranking"] for r in plain]  # one reader, no ranker: only the confidence changes
+    assert [r["ranking"] for r in records] == [
+        r["ranking"] for r in plain
+    ]  # one reader, no ranker: only the confidence changes
 
 
 def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, index, tmp_path):
@@ -230,9 +339,17 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
 
     ModelStore().pull(MODELS["smollm2-135m-instruct"], log=lambda _: None)
     questions = fact_exam(1)
-    base = AnswerOptions(index=index, readers=["encoder"], encoder=str(trained[0]), encoder_tokens=96,
-                         context_tokens=48, model="smollm2-135m-instruct", n_ctx=1024, triage_readers=[],
-                         progress=False)
+    base = AnswerOptions(
+        index=index,
+        readers=["encoder"],
+        encoder=str(trained[0]),
+        encoder_tokens=96,
+        context_tokens=48,
+        model="smollm2-135m-instruct",
+        n_ctx=1024,
+        triage_readers=[],
+        progress=False,
+    )
     cheap = answer_exam(questions, base)
     margins = {r.question.id: margin(r.prediction) for r in cheap.results}
     alone = {r.question.id: r.prediction.probabilities for r in cheap.results}
@@ -245,8 +362,10 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
     assert run.settings["cascade"]["escalated"] == 3 and run.settings["cascade"]["readers"] == ["letter"]
     assert run.settings["cascade"]["budget_seconds"] is None  # inf: the margin alone decides
     assert run.settings["reader_names"] == ["encoder@triage", "letter"]  # whichever questions were re-read
-    main_decides = answer_exam(questions, AnswerOptions(**{**cascade, "escalate_margin": threshold,
-                                                           "budget_seconds": math.inf, "average_stages": False}))
+    main_decides = answer_exam(
+        questions,
+        AnswerOptions(**{**cascade, "escalate_margin": threshold, "budget_seconds": math.inf, "average_stages": False}),
+    )
     for result, by_main in zip(run.results, main_decides.results, strict=True):
         assert result.outputs[0].reader == "encoder@triage"
         if result.question.id in escalated:  # unfitted, the mean of both stages decides, or the main reader alone
@@ -284,17 +403,24 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
     # a fitted ensemble decides the re-read questions; the triage outputs it was not fitted on are averaged
     ensemble = tmp_path / "ensemble.json"
     Ensemble("weighted", ["letter"], temperatures={"letter": 2.0}, weights={"letter": 1.0}).save(ensemble)
-    fitted = answer_exam(questions, AnswerOptions(**{**cascade, "escalate_margin": threshold,
-                                                     "budget_seconds": math.inf, "ensemble": str(ensemble)}))
+    fitted = answer_exam(
+        questions,
+        AnswerOptions(
+            **{**cascade, "escalate_margin": threshold, "budget_seconds": math.inf, "ensemble": str(ensemble)}
+        ),
+    )
     for result in fitted.results:
         assert result.prediction.calibrated == (result.question.id in escalated)
         if result.question.id not in escalated:
             assert result.prediction.probabilities == pytest.approx(alone[result.question.id])
     # a main stage that cannot load stops the run with every triage answer kept
-    broken = answer_exam(questions, AnswerOptions(**{**cascade, "model": str(tmp_path / "missing.gguf"),
-                                                     "triage_model": "smollm2-135m-instruct"}))
+    broken = answer_exam(
+        questions,
+        AnswerOptions(**{**cascade, "model": str(tmp_path / "missing.gguf"), "triage_model": "smollm2-135m-instruct"}),
+    )
     assert broken.failure.startswith("loading the main stage") and len(broken.results) == len(questions)
     # the main stage would read nothing new: no cascade
-    same = answer_exam(questions[:2], AnswerOptions(**{**base.__dict__, "triage_readers": ["encoder"],
-                                                       "triage_context_tokens": 48}))
+    same = answer_exam(
+        questions[:2], AnswerOptions(**{**base.__dict__, "triage_readers": ["encoder"], "triage_context_tokens": 48})
+    )
     assert same.settings["cascade"] is False and [o.reader for o in same.results[0].outputs] == ["encoder"]

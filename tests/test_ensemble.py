@@ -27,10 +27,15 @@ def synthetic_questions(count: int, seed: int = 0) -> list[ScoredQuestion]:
         good = rng.normal(0, 1, 5)
         good[answer] += 1.5
         noise = rng.normal(0, 1, 5)
-        questions.append(ScoredQuestion(
-            id=str(i), letters=LETTERS, answer=LETTERS[answer],
-            readers={"good": np.exp(good) / np.exp(good).sum(), "noise": np.exp(noise) / np.exp(noise).sum()},
-            coverage=rng.uniform(0, 1, 5)))
+        questions.append(
+            ScoredQuestion(
+                id=str(i),
+                letters=LETTERS,
+                answer=LETTERS[answer],
+                readers={"good": np.exp(good) / np.exp(good).sum(), "noise": np.exp(noise) / np.exp(noise).sum()},
+                coverage=rng.uniform(0, 1, 5),
+            )
+        )
     return questions
 
 
@@ -46,7 +51,8 @@ def test_expected_calibration_error():
     assert expected_calibration_error([0.9] * 10, [False] * 10) == pytest.approx(0.9)
     # two bins: 0.25 confident and right half the time, 0.95 confident and always right
     assert expected_calibration_error([0.25, 0.25, 0.95, 0.95], [True, False, True, True]) == pytest.approx(
-        0.5 * 0.25 + 0.5 * 0.05)
+        0.5 * 0.25 + 0.5 * 0.05
+    )
 
 
 def test_fitted_ensemble_trusts_the_informative_reader_and_saves_as_json(tmp_path):
@@ -91,8 +97,12 @@ def test_ensembles_and_missing_readers():
     with pytest.raises(OpenbookError, match="at least 2 folds"):
         fit_ensemble(questions, folds=1)
     # a cascade's run: the main readers read some questions only; fitted without them, they would be ignored
-    mixed = [ScoredQuestion(q.id, q.letters, q.answer, {**q.readers, **({"main": q.readers["good"]} if i % 2 else {})},
-                            q.coverage) for i, q in enumerate(questions)]
+    mixed = [
+        ScoredQuestion(
+            q.id, q.letters, q.answer, {**q.readers, **({"main": q.readers["good"]} if i % 2 else {})}, q.coverage
+        )
+        for i, q in enumerate(questions)
+    ]
     with pytest.raises(OpenbookError, match=r"readers \['main'\] read only some"):
         fit_ensemble(mixed)
     assert fit_ensemble(mixed, readers=["good", "noise"], methods=("mean",)).readers == ["good", "noise"]
@@ -111,8 +121,11 @@ def test_a_broken_ensemble_or_predictions_file_is_named(tmp_path):
     (run / "predictions.jsonl").write_text('{"id": "1", "readers": {}}\nnot json\n')
     with pytest.raises(OpenbookError, match="line 2"):
         scored_from_runs([run], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
-    for line in ('{"id": "1", "readers": {"letter": {"A": "x"}}}', '{"id": "1", "readers": [1]}',
-                 '{"id": "1", "readers": {}, "probabilities": {"A": null}}'):
+    for line in (
+        '{"id": "1", "readers": {"letter": {"A": "x"}}}',
+        '{"id": "1", "readers": [1]}',
+        '{"id": "1", "readers": {}, "probabilities": {"A": null}}',
+    ):
         (run / "predictions.jsonl").write_text(line + "\n")
         with pytest.raises(OpenbookError, match=r"predictions.jsonl, line 1: its (readers|probabilities) are not"):
             scored_from_runs([run], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
@@ -122,9 +135,14 @@ def test_a_broken_ensemble_or_predictions_file_is_named(tmp_path):
 
 def exam_of_synthetic(synthetic: list[ScoredQuestion], path: Path) -> tuple[list[Question], Path]:
     """The synthetic questions as an exam CSV (each option's text names its letter and question)."""
-    questions = [Question(q.id, f"question {q.id}", {l: f"option {l}{q.id}" for l in LETTERS}, q.answer) for q in synthetic]
-    path.write_text("id,prompt,A,B,C,D,E,answer\n" + "".join(
-        f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}\n" for q in questions))
+    questions = [
+        Question(q.id, f"question {q.id}", {letter: f"option {letter}{q.id}" for letter in LETTERS}, q.answer)
+        for q in synthetic
+    ]
+    path.write_text(
+        "id,prompt,A,B,C,D,E,answer\n"
+        + "".join(f"{q.id},{q.prompt},{','.join(q.options.values())},{q.answer}\n" for q in questions)
+    )
     return questions, path
 
 
@@ -133,9 +151,12 @@ def write_run(folder, questions: list[Question], readers: dict[str, list[np.ndar
     (folder / "run.json").write_text(json.dumps({"settings": {"exam": str(exam)}}))
     with (folder / "predictions.jsonl").open("w") as handle:
         for i, question in enumerate(questions):
-            record = {"id": question.id, "answer": question.answer,
-                      "readers": {name: dict(zip(question.letters, map(float, rows[i]))) for name, rows in readers.items()},
-                      "contexts": [{"passages": [{"text": f"{question.options['A']} is right"}]}]}
+            record = {
+                "id": question.id,
+                "answer": question.answer,
+                "readers": {name: dict(zip(question.letters, map(float, rows[i]))) for name, rows in readers.items()},
+                "contexts": [{"passages": [{"text": f"{question.options['A']} is right"}]}],
+            }
             handle.write(json.dumps(record) + "\n")
 
 
@@ -161,8 +182,9 @@ def test_fit_command_joins_runs_by_folder_and_reads_coverage(tmp_path):
     _, other_exam = exam_of_synthetic(synthetic, tmp_path / "other.csv")
     write_run(tmp_path / "three", questions, {"letter": [q.readers["good"] for q in synthetic]}, other_exam)
     for given in ([], ["--exam", str(exam)]):
-        result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "one"), str(tmp_path / "three"), "--out",
-                                     str(out), *given])
+        result = runner.invoke(
+            app, ["ensemble", "fit", str(tmp_path / "one"), str(tmp_path / "three"), "--out", str(out), *given]
+        )
         assert result.exit_code == 2 and "answered" in result.output and "other.csv" in result.output
     result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "typo"), "--out", str(out)])
     assert result.exit_code == 2 and "typo: not a run" in " ".join(result.output.split())
@@ -176,8 +198,10 @@ def test_coverage_is_computed_from_the_same_text_when_answering_and_when_fitting
     from openbook.retrieve.context import pack_context
     from openbook.types import Hit, Passage, Prediction
 
-    hits = [Hit(Passage(f"p{i}", f"d{i}", f"Title {i}", f"First sentence {i}. Second sentence {i}."), 1.0 / (i + 1), i)
-            for i in range(3)]
+    hits = [
+        Hit(Passage(f"p{i}", f"d{i}", f"Title {i}", f"First sentence {i}. Second sentence {i}."), 1.0 / (i + 1), i)
+        for i in range(3)
+    ]
     packed = pack_context(hits, budget_tokens=14, count_tokens=lambda text: len(text.split()))
     assert packed.passage_ids == ("p0", "p1")  # the second passage in part, the third left out
     question = Question("q", "Which?", {"A": "first", "B": "third"}, "A")
@@ -197,8 +221,16 @@ def write_final_run(folder, questions: list[Question], probabilities: list[np.nd
     with (folder / "predictions.jsonl").open("w") as handle:
         for question, row in zip(questions, probabilities):
             final = dict(zip(question.letters, map(float, row)))
-            handle.write(json.dumps({"id": question.id, "probabilities": final,
-                                     "readers": {"letter@triage": {letter: 0.2 for letter in question.letters}}}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": question.id,
+                        "probabilities": final,
+                        "readers": {"letter@triage": {letter: 0.2 for letter in question.letters}},
+                    }
+                )
+                + "\n"
+            )
 
 
 def test_combine_command_averages_whole_runs_or_weighs_them_by_a_fit_on_other_runs(tmp_path):
@@ -206,8 +238,12 @@ def test_combine_command_averages_whole_runs_or_weighs_them_by_a_fit_on_other_ru
     questions, exam = exam_of_synthetic(synthetic, tmp_path / "exam.csv")
     # validation runs and test runs live in folders of the same names, as the fitted readers are named
     for split, part in (("val", slice(0, 40)), ("test", slice(40, 60))):
-        write_final_run(tmp_path / split / "cascade", questions[part], [q.readers["good"] for q in synthetic[part]], exam)
-        write_final_run(tmp_path / split / "encoder", questions[part], [q.readers["noise"] for q in synthetic[part]], exam)
+        write_final_run(
+            tmp_path / split / "cascade", questions[part], [q.readers["good"] for q in synthetic[part]], exam
+        )
+        write_final_run(
+            tmp_path / split / "encoder", questions[part], [q.readers["noise"] for q in synthetic[part]], exam
+        )
     runner = CliRunner()
     test_runs = [str(tmp_path / "test" / "cascade"), str(tmp_path / "test" / "encoder")]
 
@@ -218,7 +254,7 @@ def test_combine_command_averages_whole_runs_or_weighs_them_by_a_fit_on_other_ru
     assert [r["id"] for r in records] == [q.id for q in questions[40:]]
     for record, q in zip(records, synthetic[40:]):
         expected = (q.readers["good"] + q.readers["noise"]) / 2
-        assert np.allclose([record["probabilities"][l] for l in LETTERS], expected)
+        assert np.allclose([record["probabilities"][letter] for letter in LETTERS], expected)
         assert set(record["readers"]) == {"cascade", "encoder"} and not record["calibrated"]
         assert record["prediction"] == " ".join(LETTERS[i] for i in np.argsort(-expected, kind="stable")[:3])
     submission = (tmp_path / "mean" / "submission.csv").read_text().splitlines()
@@ -227,27 +263,54 @@ def test_combine_command_averages_whole_runs_or_weighs_them_by_a_fit_on_other_ru
     assert metrics["count"] == 20
 
     fitted = tmp_path / "fitted.json"
-    result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "val" / "cascade"), str(tmp_path / "val" / "encoder"),
-                                 "--final", "--method", "weighted", "--out", str(fitted)])
+    result = runner.invoke(
+        app,
+        [
+            "ensemble",
+            "fit",
+            str(tmp_path / "val" / "cascade"),
+            str(tmp_path / "val" / "encoder"),
+            "--final",
+            "--method",
+            "weighted",
+            "--out",
+            str(fitted),
+        ],
+    )
     assert result.exit_code == 0, result.output
     weights = json.loads(fitted.read_text())["weights"]
     assert weights["cascade"] > weights["encoder"]  # the informative run
-    result = runner.invoke(app, ["ensemble", "combine", *test_runs, "--ensemble", str(fitted), "--out", str(tmp_path / "fit")])
+    result = runner.invoke(
+        app, ["ensemble", "combine", *test_runs, "--ensemble", str(fitted), "--out", str(tmp_path / "fit")]
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (tmp_path / "fit" / "predictions.jsonl").read_text().splitlines()]
     assert all(r["calibrated"] for r in records)
     ensemble = Ensemble.load(fitted)
     scored = scored_from_runs([tmp_path / "test" / "cascade", tmp_path / "test" / "encoder"], questions, final=True)
-    assert np.allclose([records[0]["probabilities"][l] for l in LETTERS], ensemble.probabilities(scored[0]))
+    assert np.allclose([records[0]["probabilities"][letter] for letter in LETTERS], ensemble.probabilities(scored[0]))
 
     # a fit on runs named otherwise, a run without final answers, runs with nothing in common: named
-    result = runner.invoke(app, ["ensemble", "combine", test_runs[0], "--ensemble", str(fitted), "--out", str(tmp_path / "x")])
+    result = runner.invoke(
+        app, ["ensemble", "combine", test_runs[0], "--ensemble", str(fitted), "--out", str(tmp_path / "x")]
+    )
     assert result.exit_code != 0 and "fitted on runs in folders named cascade, encoder" in result.output
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "predictions.jsonl").write_text(json.dumps({"id": questions[40].id, "readers": {}}) + "\n")
     with pytest.raises(OpenbookError, match="has no final probabilities"):
         scored_from_runs([broken], questions, final=True)
-    result = runner.invoke(app, ["ensemble", "combine", str(tmp_path / "val" / "cascade"), test_runs[1],
-                                 "--exam", str(exam), "--out", str(tmp_path / "y")])
+    result = runner.invoke(
+        app,
+        [
+            "ensemble",
+            "combine",
+            str(tmp_path / "val" / "cascade"),
+            test_runs[1],
+            "--exam",
+            str(exam),
+            "--out",
+            str(tmp_path / "y"),
+        ],
+    )
     assert result.exit_code != 0 and "was answered by every one of" in result.output

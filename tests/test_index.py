@@ -31,8 +31,12 @@ def build(tmp_path: Path, inputs: list[Path], engine: str = "bm25s", name: str =
 
 def test_search_finds_the_right_article(tmp_path, articles_jsonl, engine):
     retriever = BM25Retriever(build(tmp_path, [articles_jsonl], engine))
-    queries = ["Which organelle produces ATP?", "What do chlorophyll pigments absorb?",
-               "Where do earthquakes happen?", "How fast does light travel in vacuum?"]
+    queries = [
+        "Which organelle produces ATP?",
+        "What do chlorophyll pigments absorb?",
+        "Where do earthquakes happen?",
+        "How fast does light travel in vacuum?",
+    ]
     top = [hits[0].passage.title for hits in retriever.search(queries, k=2)]
     assert top == ["Mitochondrion", "Photosynthesis", "Plate tectonics", "Speed of light"]
     (hits,) = retriever.search(["zzzz qqqq"], k=3)
@@ -48,8 +52,9 @@ def test_bm25s_scores_match_a_reference_formula(tmp_path, articles_jsonl):
     out = build(tmp_path, [articles_jsonl])
     store = PassageStore(out)
     tokenizer = _english_tokenizer()
-    vocab_tokens = tokenizer.tokenize([p.indexed_text() for p in store.get(range(len(store)))],
-                                      return_as="tuple", show_progress=False)
+    vocab_tokens = tokenizer.tokenize(
+        [p.indexed_text() for p in store.get(range(len(store)))], return_as="tuple", show_progress=False
+    )
     inverse = {i: t for t, i in vocab_tokens.vocab.items()}
     docs = [Counter(inverse[i] for i in ids) for ids in vocab_tokens.ids]
     avg_len = sum(sum(d.values()) for d in docs) / len(docs)
@@ -75,8 +80,10 @@ def test_bm25s_scores_match_a_reference_formula(tmp_path, articles_jsonl):
 
 
 def test_manifest_describes_the_index(tmp_path, articles_jsonl, engine):
-    broken = write_jsonl(tmp_path / "broken.jsonl", [{"id": "1", "title": "Dup", "text": "Duplicate id."},
-                                                     {"id": "9", "title": "Empty", "text": ""}])
+    broken = write_jsonl(
+        tmp_path / "broken.jsonl",
+        [{"id": "1", "title": "Dup", "text": "Duplicate id."}, {"id": "9", "title": "Empty", "text": ""}],
+    )
     out = build(tmp_path, [articles_jsonl, broken], engine, chunk=ChunkSettings(size=256, overlap=40))
     manifest = Manifest.load(out)
     assert manifest.chunking == {"size": 256, "overlap": 40}
@@ -182,14 +189,21 @@ def test_inputs_that_share_a_file_name_keep_their_id_less_documents_apart(tmp_pa
     out = build(tmp_path, [tmp_path / "in"])
     manifest = Manifest.load(out)
     assert manifest.documents == 2 and not manifest.dropped
-    assert sorted(p.doc_id for batch in PassageStore(out).iter_batches() for p in batch) == ["a/part-0.jsonl:1",
-                                                                                             "b/part-0.jsonl:1"]
+    assert sorted(p.doc_id for batch in PassageStore(out).iter_batches() for p in batch) == [
+        "a/part-0.jsonl:1",
+        "b/part-0.jsonl:1",
+    ]
 
 
 def test_a_query_without_a_known_word_finds_nothing_not_the_wordless_passages(tmp_path, engine):
     corpus = tmp_path / "c.jsonl"
-    write_jsonl(corpus, [{"id": "1", "title": "", "text": "It is."},  # stopwords only: no word to index
-                         {"id": "2", "title": "Cells", "text": "Cells make energy from sugar."}])
+    write_jsonl(
+        corpus,
+        [
+            {"id": "1", "title": "", "text": "It is."},  # stopwords only: no word to index
+            {"id": "2", "title": "Cells", "text": "Cells make energy from sugar."},
+        ],
+    )
     retriever = BM25Retriever(build(tmp_path, [corpus], engine))
     assert retriever.search(["the of it is", "zzzz qqqq"], k=2) == [[], []]
     assert [h.passage.doc_id for h in retriever.search(["How do cells make energy?"], k=2)[0]] == ["2"]

@@ -8,11 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from openbook.readers import letter
 from openbook.pipeline import QuestionResult, apply_letter_prior, combine
-from openbook.readers import OrderReading, ReaderOutput
-from openbook.readers.letter import (PRIOR_PSEUDO_READINGS, complete_rotations, estimate_slot_prior,
-                                     option_probabilities, with_slot_prior)
+from openbook.readers import OrderReading, ReaderOutput, letter
+from openbook.readers.letter import (
+    complete_rotations,
+    estimate_slot_prior,
+    option_probabilities,
+    with_slot_prior,
+)
 from openbook.types import Question
 
 LETTERS5 = ("A", "B", "C", "D", "E")
@@ -75,8 +78,13 @@ def test_dividing_by_the_prior_removes_a_letter_preference():
 def test_orders_are_mapped_back_to_their_options_and_completion_shares_the_prior():
     """Rotation r shows option (s + r) mod n in slot s; a reading completed from two parts equals the
     reading of all its orders, calibrated or not."""
-    rows = [[0.5, 0.2, 0.1, 0.1, 0.1], [0.1, 0.6, 0.1, 0.1, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2],
-            [0.1, 0.1, 0.1, 0.1, 0.6], [0.3, 0.1, 0.2, 0.2, 0.2]]
+    rows = [
+        [0.5, 0.2, 0.1, 0.1, 0.1],
+        [0.1, 0.6, 0.1, 0.1, 0.1],
+        [0.2, 0.2, 0.2, 0.2, 0.2],
+        [0.1, 0.1, 0.1, 0.1, 0.6],
+        [0.3, 0.1, 0.2, 0.2, 0.2],
+    ]
     whole = reading(rows)
     # rotation 1 shows option B in slot A: its 0.1 in slot A counts for B
     second = option_probabilities(LETTERS5, reading(rows[1:2], first=1))
@@ -106,8 +114,10 @@ def test_the_pipeline_calibrates_the_first_pass_per_reader_and_reports_changed_a
         answer = i % 5
         question = Question(f"q{i}", "?", dict(zip(LETTERS5, "abcde")), LETTERS5[answer])
         orders = simulated(np.where(np.arange(5) == answer, 1.0, 0.0), bias, 3)
-        outputs = [ReaderOutput(question.id, "letter@triage", option_probabilities(LETTERS5, orders), orders=orders),
-                   ReaderOutput(question.id, "encoder@triage", {k: 0.2 for k in LETTERS5})]
+        outputs = [
+            ReaderOutput(question.id, "letter@triage", option_probabilities(LETTERS5, orders), orders=orders),
+            ReaderOutput(question.id, "encoder@triage", {k: 0.2 for k in LETTERS5}),
+        ]
         results.append(QuestionResult(question, combine(question, outputs, [], None), outputs, []))
     wrong_before = sum(r.prediction.ranking[0] != r.question.answer for r in results)
     assert wrong_before >= 8  # D and E lose to the options shown in slot A
@@ -118,7 +128,9 @@ def test_the_pipeline_calibrates_the_first_pass_per_reader_and_reports_changed_a
     assert len(seen) == 40 and all(r.prediction.ranking[0] == r.question.answer for r in results)
     for result in results:
         letter, encoder = result.outputs
-        assert letter.probabilities == pytest.approx(option_probabilities(LETTERS5, letter.orders, priors["letter@triage"]))
+        assert letter.probabilities == pytest.approx(
+            option_probabilities(LETTERS5, letter.orders, priors["letter@triage"])
+        )
         assert encoder.probabilities == {k: 0.2 for k in LETTERS5}  # no order reading: untouched
     # applied again, nothing changes and nothing is reported: the prior works from the raw readings
     again = []
@@ -137,8 +149,10 @@ def test_the_log_keeps_order_readings_so_a_resumed_run_can_calibrate_again():
 
     question = Question("q", "?", dict(zip(LETTERS5, "abcde")), "B")
     orders = reading([[0.5, 0.2, 0.1, 0.1, 0.1], [0.1, 0.6, 0.1, 0.1, 0.1]], first=1)
-    outputs = [ReaderOutput("q", "letter-rot3@triage", option_probabilities(LETTERS5, orders), orders=orders),
-               ReaderOutput("q", "yesno@triage", {k: 0.2 for k in LETTERS5})]
+    outputs = [
+        ReaderOutput("q", "letter-rot3@triage", option_probabilities(LETTERS5, orders), orders=orders),
+        ReaderOutput("q", "yesno@triage", {k: 0.2 for k in LETTERS5}),
+    ]
     record = _prediction_record(QuestionResult(question, combine(question, outputs, [], None), outputs, []))
     assert set(record["orders"]) == {"letter-rot3@triage"}
     back = result_from_record(json.loads(json.dumps(record)), question)

@@ -6,9 +6,9 @@ cache; a no-op when it is already there)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,10 +28,21 @@ TINY_MODEL = "smollm2-135m-instruct"
 
 CONTEXT = Context(
     text="Mitochondrion: The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration.",
-    passage_ids=("2:0",), tokens=0)
-QUESTION = Question(id="q1", prompt="Which organelle produces most of the ATP in a cell?",
-                    options={"A": "The nucleus", "B": "The mitochondrion", "C": "The ribosome",
-                             "D": "The Golgi apparatus", "E": "The cell wall"}, answer="B")
+    passage_ids=("2:0",),
+    tokens=0,
+)
+QUESTION = Question(
+    id="q1",
+    prompt="Which organelle produces most of the ATP in a cell?",
+    options={
+        "A": "The nucleus",
+        "B": "The mitochondrion",
+        "C": "The ribosome",
+        "D": "The Golgi apparatus",
+        "E": "The cell wall",
+    },
+    answer="B",
+)
 
 
 def load_small_model(name: str):
@@ -62,9 +73,21 @@ def test_chat_template_comes_from_the_gguf(backend):
 def test_shared_prefix_equals_scoring_each_continuation_from_scratch(backend, batch_continuations, monkeypatch):
     monkeypatch.setattr(backend, "batch_continuations", batch_continuations)
     prefix = backend.tokenize(backend.template(None).head + "The capital of France is a city called", at_start=True)
-    continuations = [backend.tokenize(t, at_start=False) for t in
-                     [" Paris.", " Lyon, which", " Marseille", " the", " Nice and", " Lille", " Toulouse", " Brest",
-                      " Rouen", " Caen"]]  # more than one prefix group of max_sequences - 1
+    continuations = [
+        backend.tokenize(t, at_start=False)
+        for t in [
+            " Paris.",
+            " Lyon, which",
+            " Marseille",
+            " the",
+            " Nice and",
+            " Lille",
+            " Toulouse",
+            " Brest",
+            " Rouen",
+            " Caen",
+        ]
+    ]  # more than one prefix group of max_sequences - 1
     targets = backend.single_token_ids([" The", " It", ".", ","])
     shared = backend.next_token_logprobs(prefix, continuations, targets, share_prefix=True)
     naive = backend.next_token_logprobs(prefix, continuations, targets, share_prefix=False)
@@ -73,8 +96,9 @@ def test_shared_prefix_equals_scoring_each_continuation_from_scratch(backend, ba
 
 
 @pytest.mark.parametrize("batch_continuations, groups", [(False, [3]), (True, [1, 1, 1])])
-def test_long_continuations_share_one_prefix_evaluation_unless_batched(backend, batch_continuations, groups,
-                                                                       monkeypatch):
+def test_long_continuations_share_one_prefix_evaluation_unless_batched(
+    backend, batch_continuations, groups, monkeypatch
+):
     """Decoded one call each, continuations of 600 tokens (1,800 together, n_ctx 1,024) need one
     prefix evaluation; batched into one decode, at most n_ctx tokens go together."""
     monkeypatch.setattr(backend, "batch_continuations", batch_continuations)
@@ -125,8 +149,7 @@ def test_debiasing_with_all_rotations_is_invariant_to_cyclic_option_order(backen
     first = read(plain, Question("a", QUESTION.prompt, dict(zip("ABCDE", texts))))
     moved = read(plain, Question("b", QUESTION.prompt, dict(zip("ABCDE", texts[1:] + texts[:1]))))
     # without debiasing the order matters (the test above is not vacuous)
-    assert max(abs(first.probabilities[l1] - moved.probabilities[l2])
-               for l1, l2 in zip("ABCDE", "EABCD")) > 1e-3
+    assert max(abs(first.probabilities[l1] - moved.probabilities[l2]) for l1, l2 in zip("ABCDE", "EABCD")) > 1e-3
 
 
 def test_a_reading_over_some_orders_is_completed_to_the_reading_over_all(backend):
@@ -137,8 +160,13 @@ def test_a_reading_over_some_orders_is_completed_to_the_reading_over_all(backend
     four = Question("q4", QUESTION.prompt, {k: v for k, v in QUESTION.options.items() if k != "E"})
     for question in (QUESTION, four):
         n = len(question.options)
-        few, rest = read(LetterReader(backend, rotations=3), question), read(LetterReader(backend, 5, first_rotation=3), question)
-        assert LetterReader(backend, 5, first_rotation=3).orders(n) == [[(j + r) % n for j in range(n)] for r in range(3, n)]
+        few, rest = (
+            read(LetterReader(backend, rotations=3), question),
+            read(LetterReader(backend, 5, first_rotation=3), question),
+        )
+        assert LetterReader(backend, 5, first_rotation=3).orders(n) == [
+            [(j + r) % n for j in range(n)] for r in range(3, n)
+        ]
         assert orders_read(5, 3, n) == n - 3 and orders_read(5, 3, 3) == 0
         full = complete_rotations(few, rest, 5, question.letters)
         direct = read(LetterReader(backend, rotations=5), question)
@@ -194,16 +222,24 @@ def test_user_text_is_never_parsed_for_special_tokens(backend):
 
 
 def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
-    from openbook.index.build import build_index
     from openbook.evaluate.report import write_run
+    from openbook.index.build import build_index
     from openbook.pipeline import AnswerOptions, answer_exam
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
-    questions = [QUESTION, Question(id="q2", prompt="What is released by photosynthesis?",
-                                    options={"A": "Oxygen", "B": "Nitrogen", "C": "Helium"}, answer="A")]
-    options = AnswerOptions(index=index, readers=["letter", "yesno"], rotations=2, context_tokens=120,
-                            triage_readers=[], progress=False)
+    questions = [
+        QUESTION,
+        Question(
+            id="q2",
+            prompt="What is released by photosynthesis?",
+            options={"A": "Oxygen", "B": "Nitrogen", "C": "Helium"},
+            answer="A",
+        ),
+    ]
+    options = AnswerOptions(
+        index=index, readers=["letter", "yesno"], rotations=2, context_tokens=120, triage_readers=[], progress=False
+    )
     run = answer_exam(questions, options, backend=backend)
     metrics = write_run(run, tmp_path / "out")
     lines = (tmp_path / "out" / "submission.csv").read_text().splitlines()
@@ -227,8 +263,9 @@ def test_several_contexts_per_question_are_read_and_averaged(backend, tmp_path, 
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
-    options = AnswerOptions(index=index, retrieval=["bm25", "bm25/per-option+edit"], context_tokens=120,
-                            triage_readers=[], progress=False)
+    options = AnswerOptions(
+        index=index, retrieval=["bm25", "bm25/per-option+edit"], context_tokens=120, triage_readers=[], progress=False
+    )
     (result,) = answer_exam([QUESTION], options, backend=backend).results
     assert [c.retrieval for c in result.contexts] == ["bm25", "bm25/per-option+edit"]
     assert {o.reader for o in result.outputs} == {"letter@bm25", "letter@bm25/per-option+edit"}
@@ -247,12 +284,16 @@ def cli_index(tmp_path, articles_jsonl):
 def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl):
     runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,C,D,E,answer\n"
-                    "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,,,B\n"
-                    "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,Xenon,Radon,A\n")
+    exam.write_text(
+        "id,prompt,A,B,C,D,E,answer\n"
+        "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,,,B\n"
+        "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,Xenon,Radon,A\n"
+    )
     config = tmp_path / "run.toml"
-    config.write_text(f'[answer]\nmodel = "{TINY_MODEL}"\nreaders = ["letter", "yesno"]\nrotations = 2\n'
-                      'context_tokens = 200\nn_ctx = 1024\nprogress = false\n')
+    config.write_text(
+        f'[answer]\nmodel = "{TINY_MODEL}"\nreaders = ["letter", "yesno"]\nrotations = 2\n'
+        "context_tokens = 200\nn_ctx = 1024\nprogress = false\n"
+    )
     out = tmp_path / "run"
     result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(out), "--config", str(config)])
     assert result.exit_code == 0, result.output
@@ -267,7 +308,9 @@ def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl)
     assert result.exit_code == 2 and "no answers to evaluate against" in result.output
     partly = tmp_path / "partly.csv"  # answers only after the questions --limit keeps
     partly.write_text("id,prompt,A,B,answer\n1,Is the sky blue?,Yes,No,\n2,Is grass green?,Yes,No,A\n")
-    result = runner.invoke(app, ["eval", str(partly), "--out", str(tmp_path / "z"), "--limit", "1", "--config", str(config)])
+    result = runner.invoke(
+        app, ["eval", str(partly), "--out", str(tmp_path / "z"), "--limit", "1", "--config", str(config)]
+    )
     assert result.exit_code == 2 and "in its first 1 questions" in " ".join(result.output.split())
     result = runner.invoke(app, ["answer", str(unlabelled), "--out", str(tmp_path / "y"), "--config", str(config)])
     assert result.exit_code == 0 and (tmp_path / "y" / "submission.csv").exists()
@@ -277,15 +320,30 @@ def test_eval_command_writes_the_run_and_prints_scores(tmp_path, articles_jsonl)
 def test_a_stopped_run_resumes_with_its_answers_kept(tmp_path, articles_jsonl):
     runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,C,answer\n"
-                    "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
-                    "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
-                    "3,What is the speed of light in vacuum?,299792458 m/s,12 m/s,340 m/s,A\n")
+    exam.write_text(
+        "id,prompt,A,B,C,answer\n"
+        "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
+        "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
+        "3,What is the speed of light in vacuum?,299792458 m/s,12 m/s,340 m/s,A\n"
+    )
     out = tmp_path / "run"
 
     def command(context_tokens: int = 120) -> list[str]:
-        return ["eval", str(exam), "--index", str(index), "--out", str(out), "--model", TINY_MODEL,
-                "--context-tokens", str(context_tokens), "--n-ctx", "1024", "--quiet"]
+        return [
+            "eval",
+            str(exam),
+            "--index",
+            str(index),
+            "--out",
+            str(out),
+            "--model",
+            TINY_MODEL,
+            "--context-tokens",
+            str(context_tokens),
+            "--n-ctx",
+            "1024",
+            "--quiet",
+        ]
 
     assert runner.invoke(app, [*command(), "--limit", "2"]).exit_code == 0  # stands for a run stopped after 2
     first = (out / "predictions.jsonl").read_text().splitlines()
@@ -312,15 +370,34 @@ def test_a_resumed_letter_prior_run_answers_as_one_uninterrupted_run(tmp_path):
     """The prior is fitted over the whole pass: answers logged before the stop are divided by the
     prior fitted over every question, as if the run had not stopped."""
     exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,C,answer\n"
-                    "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
-                    "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
-                    "3,What is the speed of light in vacuum?,299792458 m/s,12 m/s,340 m/s,A\n")
+    exam.write_text(
+        "id,prompt,A,B,C,answer\n"
+        "1,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
+        "2,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
+        "3,What is the speed of light in vacuum?,299792458 m/s,12 m/s,340 m/s,A\n"
+    )
 
     def run(out: Path, *extra: str) -> list[dict]:
-        result = CliRunner().invoke(app, ["eval", str(exam), "--out", str(out), "--model", TINY_MODEL,
-                                          "--n-ctx", "1024", "--triage", "none", "--rotations", "3", "--letter-prior",
-                                          "--quiet", *extra])
+        result = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                str(exam),
+                "--out",
+                str(out),
+                "--model",
+                TINY_MODEL,
+                "--n-ctx",
+                "1024",
+                "--triage",
+                "none",
+                "--rotations",
+                "3",
+                "--letter-prior",
+                "--quiet",
+                *extra,
+            ],
+        )
         assert result.exit_code == 0, result.output
         return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
 
@@ -336,41 +413,97 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
     runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
     # the Photosynthesis article holds 3 of the prompt's 4 words: the re-read reads that context
-    exam.write_text("id,prompt,A,B,C,answer\n1,Which gas is released as a by-product of photosynthesis?,Oxygen,Argon,Neon,A\n")
+    exam.write_text(
+        "id,prompt,A,B,C,answer\n1,Which gas is released as a by-product of photosynthesis?,Oxygen,Argon,Neon,A\n"
+    )
 
     def run(out: str, *extra: str) -> dict:
-        result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(tmp_path / out),
-                                     "--model", TINY_MODEL, "--context-tokens", "120", "--n-ctx", "1024",
-                                     "--quiet", *extra])
+        result = runner.invoke(
+            app,
+            [
+                "eval",
+                str(exam),
+                "--index",
+                str(index),
+                "--out",
+                str(tmp_path / out),
+                "--model",
+                TINY_MODEL,
+                "--context-tokens",
+                "120",
+                "--n-ctx",
+                "1024",
+                "--quiet",
+                *extra,
+            ],
+        )
         assert result.exit_code == 0, result.output
         return json.loads((tmp_path / out / "run.json").read_text())["settings"]
 
     cascaded = run("default", "--budget-seconds", "inf")  # a loaded CPU may spend 10 s on the triage pass
     assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter-rot3@triage", "letter"]
     assert run("single", "--triage", "none")["cascade"] is False
-    debiased = run("debiased", "--triage-rotations", "2", "--budget-seconds", "inf")  # a debiased triage pass, a plain main stage
+    debiased = run(
+        "debiased", "--triage-rotations", "2", "--budget-seconds", "inf"
+    )  # a debiased triage pass, a plain main stage
     assert debiased["reader_names"] == ["letter-rot2@triage", "letter"]
     assert cascaded["letter_prior"] is False and run("prior", "--letter-prior")["letter_prior"] is True
     logged = [json.loads(line) for line in (tmp_path / "prior" / "predictions.jsonl").read_text().splitlines()]
     assert len(logged[0]["orders"]["letter-rot3@triage"]["logprobs"]) == 3  # the reading the prior was fitted on
-    result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--model", TINY_MODEL,
-                                 "--triage", "none", "--budget-seconds", "5"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(exam),
+            "--out",
+            str(tmp_path / "x"),
+            "--model",
+            TINY_MODEL,
+            "--triage",
+            "none",
+            "--budget-seconds",
+            "5",
+        ],
+    )
     assert result.exit_code == 2 and "needs triage readers" in result.output
 
 
-def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_triage_answers(tmp_path, articles_jsonl,
-                                                                                            monkeypatch):
+def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_triage_answers(
+    tmp_path, articles_jsonl, monkeypatch
+):
     runner, index = cli_index(tmp_path, articles_jsonl)
     exam = tmp_path / "exam.csv"
-    exam.write_text("id,prompt,A,B,C,answer\n1,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
-                    "2,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n")
+    exam.write_text(
+        "id,prompt,A,B,C,answer\n1,What do plants release in photosynthesis?,Oxygen,Argon,Neon,A\n"
+        "2,Which organelle is the powerhouse of the cell?,Nucleus,Mitochondrion,Ribosome,B\n"
+    )
 
     triage_model = str(resolve_model(TINY_MODEL))  # the same weights under another name: a separate triage model
 
     def run(out: Path, *extra: str) -> str:
-        result = runner.invoke(app, ["eval", str(exam), "--index", str(index), "--out", str(out), "--model", TINY_MODEL,
-                                     "--triage-model", triage_model, "--context-tokens", "120", "--n-ctx", "1024",
-                                     "--budget-seconds", "inf", "--quiet", *extra])
+        result = runner.invoke(
+            app,
+            [
+                "eval",
+                str(exam),
+                "--index",
+                str(index),
+                "--out",
+                str(out),
+                "--model",
+                TINY_MODEL,
+                "--triage-model",
+                triage_model,
+                "--context-tokens",
+                "120",
+                "--n-ctx",
+                "1024",
+                "--budget-seconds",
+                "inf",
+                "--quiet",
+                *extra,
+            ],
+        )
         assert result.exit_code == 0, result.output
         return " ".join(result.output.split())
 
@@ -423,8 +556,7 @@ def test_a_failing_question_stops_the_run_without_losing_the_answers_before_it(b
     from openbook.pipeline import AnswerOptions, answer_exam
 
     too_long = Question(id="long", prompt="Why? " + "very " * 1500, options={"A": "a", "B": "b"}, answer="A")
-    run = answer_exam([QUESTION, too_long, QUESTION], AnswerOptions(context_tokens=0, progress=False),
-                      backend=backend)
+    run = answer_exam([QUESTION, too_long, QUESTION], AnswerOptions(context_tokens=0, progress=False), backend=backend)
     assert [r.question.id for r in run.results] == ["q1"]
     assert run.failure.startswith("question 'long': prompt of") and "context window" in run.failure
     metrics = write_run(run, tmp_path / "run")
@@ -437,29 +569,36 @@ def test_the_cli_reports_a_stopped_run_and_keeps_its_files(tmp_path):
     exam = tmp_path / "exam.csv"
     exam.write_text("id,prompt,A,B,answer\nok,Is the sky blue?,Yes,No,A\nlong,Why? " + "very " * 1500 + ",a,b,A\n")
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["eval", str(exam), "--out", str(out), "--model", TINY_MODEL, "--n-ctx", "512",
-                                      "--quiet"])
+    result = CliRunner().invoke(
+        app, ["eval", str(exam), "--out", str(out), "--model", TINY_MODEL, "--n-ctx", "512", "--quiet"]
+    )
     assert result.exit_code == 2
     assert "stopped at question 'long'" in result.output and "1 questions answered before it" in result.output
     assert json.loads((out / "metrics.json").read_text())["count"] == 1
 
 
-def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_context(backend, tmp_path, articles_jsonl):
+def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_context(
+    backend, tmp_path, articles_jsonl
+):
     """The default options: the letter reader answers without context over 3 option orders (outputs
     named letter-rot3@triage), then re-reads the hardest: a question its retrieved context covers with
     that context, decided by the mean of both readings; one it does not cover without context, in
     the two option orders left, decided by the 5-order reading. Every answer reaches `on_result` as
     soon as it is made and again when the cascade improves it."""
+    from openbook.evaluate.report import _prediction_record, result_from_record
     from openbook.index.build import build_index
     from openbook.pipeline import AnswerOptions, answer_exam, cascade_budget
     from openbook.readers.letter import estimate_slot_prior, option_probabilities
-    from openbook.evaluate.report import _prediction_record, result_from_record
     from openbook.retrieve.context import question_coverage
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
-    off_topic = Question("q2", "What do plants release in photosynthesis?",
-                         {"A": "Water vapour", "B": "Argon", "C": "Neon", "D": "Helium", "E": "Xenon"}, "A")
+    off_topic = Question(
+        "q2",
+        "What do plants release in photosynthesis?",
+        {"A": "Water vapour", "B": "Argon", "C": "Neon", "D": "Helium", "E": "Xenon"},
+        "A",
+    )
     # with its best option the Photosynthesis article holds 2 of off_topic's 6 words (plants,
     # photosynthesis; not argon), the Mitochondrion one 4 of QUESTION's 6 (produces, atp, cell, mitochondrion)
     articles = [conftest_article(title) for title in ("Photosynthesis", "Mitochondrion", "Plate tectonics")]
@@ -497,8 +636,9 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     assert unchanged.context_coverage is None
     logged = [json.loads(json.dumps(_prediction_record(r))) for r in run.results]
     assert [record.get("context_coverage") for record in logged] == [r.context_coverage for r in run.results]
-    assert [result_from_record(record, r.question).context_coverage for record, r in zip(logged, run.results)] \
-        == [r.context_coverage for r in run.results]
+    assert [result_from_record(record, r.question).context_coverage for record, r in zip(logged, run.results)] == [
+        r.context_coverage for r in run.results
+    ]
     five_orders = read(LetterReader(backend, rotations=5), off_topic, Context("", (), 0)).probabilities
     assert uncovered.prediction.probabilities == uncovered.outputs[1].probabilities  # it holds the triage's orders
     for letter, probability in five_orders.items():
@@ -506,15 +646,20 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     # with the letter prior: each triage answer as read, again once the prior fitted over the whole
     # pass is divided out, then re-read; the 5-order re-read shares the triage's prior
     seen.clear()
-    calibrated = answer_exam(questions, replace(options, letter_prior=True),
-                             on_result=lambda r: seen.append((r.question.id, len(r.outputs))))
+    calibrated = answer_exam(
+        questions, replace(options, letter_prior=True), on_result=lambda r: seen.append((r.question.id, len(r.outputs)))
+    )
     assert seen[:6] == [("q1", 1), ("q2", 1), ("q3", 1)] * 2 and len(seen) == 8
     prior = estimate_slot_prior(r.outputs[0].orders for r in calibrated.results)
     for result, as_read in zip(calibrated.results, run.results):
         triage = result.outputs[0]
         assert triage.orders.first_order == 0 and len(triage.orders.logprobs) == 3
-        assert triage.probabilities == pytest.approx(option_probabilities(result.question.letters, triage.orders, prior))
-        assert max(abs(triage.probabilities[k] - as_read.outputs[0].probabilities[k]) for k in triage.probabilities) > 1e-4
+        assert triage.probabilities == pytest.approx(
+            option_probabilities(result.question.letters, triage.orders, prior)
+        )
+        assert (
+            max(abs(triage.probabilities[k] - as_read.outputs[0].probabilities[k]) for k in triage.probabilities) > 1e-4
+        )
     direct = read(LetterReader(backend, rotations=5), off_topic, Context("", (), 0))
     rot5 = next(o for o in calibrated.results[1].outputs if o.reader == "letter-rot5@none")
     assert rot5.probabilities == pytest.approx(option_probabilities(off_topic.letters, direct.orders, prior), abs=1e-3)
@@ -541,9 +686,16 @@ def test_rereads_without_context_only_complete_a_no_context_letter_triage_of_the
     completion = order_completion(defaults, backend, None)
     assert completion.triage_name == "letter-rot3@triage" and completion.read == 3
     assert (completion.reader.rotations, completion.reader.first_rotation) == (5, 3)
-    for changed in (dict(context_coverage=0.0), dict(index=None), dict(context_tokens=0),
-                    dict(readers=["letter", "yesno"], triage_readers=["letter"]), dict(triage_readers=["yesno"]),
-                    dict(triage_model="another.gguf"), dict(triage_context_tokens=100), dict(triage_rotations=5)):
+    for changed in (
+        dict(context_coverage=0.0),
+        dict(index=None),
+        dict(context_tokens=0),
+        dict(readers=["letter", "yesno"], triage_readers=["letter"]),
+        dict(triage_readers=["yesno"]),
+        dict(triage_model="another.gguf"),
+        dict(triage_context_tokens=100),
+        dict(triage_rotations=5),
+    ):
         assert order_completion(replace(defaults, **changed), backend, None) is None, changed
     assert order_completion(defaults, None, None) is None
     assert order_completion(defaults, backend, object()) is None  # a fitted ensemble knows its readers

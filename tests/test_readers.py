@@ -53,7 +53,7 @@ def test_a_truncated_or_mislabelled_compressed_file_is_named_not_half_read(tmp_p
     lines = [json.dumps({"id": str(i), "title": f"T{i}", "text": f"Passage number {i} " * 8}) for i in range(3000)]
     whole = compress("\n".join(lines).encode() + b"\n", tmp_path / f"whole.jsonl{suffix}")
     cut = tmp_path / f"cut.jsonl{suffix}"
-    cut.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) * 2 // 3])
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) * 2 // 3])
     assert len(list(read_documents(whole))) == 3000
     with pytest.raises(InputError, match=rf"cut.jsonl{suffix}:\d+: damaged or truncated") as caught:
         list(read_documents(cut, "jsonl"))
@@ -61,7 +61,7 @@ def test_a_truncated_or_mislabelled_compressed_file_is_named_not_half_read(tmp_p
     if suffix == ".gz":  # damaged inside, not cut short: a bad deflate block (zlib.error), a bad checksum
         for start in (12, len(whole.read_bytes()) // 2):
             data = bytearray(whole.read_bytes())
-            data[start:start + 16] = b"\xff" * 16
+            data[start : start + 16] = b"\xff" * 16
             damaged = tmp_path / "damaged.jsonl.gz"
             damaged.write_bytes(bytes(data))
             with pytest.raises(InputError, match="damaged.jsonl.gz"):
@@ -76,7 +76,9 @@ def test_a_truncated_or_mislabelled_compressed_file_is_named_not_half_read(tmp_p
 
 
 def test_wikiextractor_undecodable_block_is_dropped_not_fatal(tmp_path):
-    data = WIKIEXTRACTOR.replace("It has many currents.", "It has many curr\udce9nts.").encode("utf-8", "surrogateescape")
+    data = WIKIEXTRACTOR.replace("It has many currents.", "It has many curr\udce9nts.").encode(
+        "utf-8", "surrogateescape"
+    )
     tally = DropTally()
     documents = list(read_documents(compress(data, tmp_path / "w.txt"), tally=tally))
     assert [d.id for d in documents] == ["25"]
@@ -84,15 +86,29 @@ def test_wikiextractor_undecodable_block_is_dropped_not_fatal(tmp_path):
 
 
 def cirrus_lines() -> list[dict]:
-    page = {"namespace": 0, "title": "Photosynthesis", "text": "Plants make sugar from light.",
-            "opening_text": None, "page_id": 101, "redirect": [{"namespace": 0, "title": "Photosynthetic"}],
-            "version": 3, "namespace_text": "", "source_text": "'''Plants''' ...", "coordinates": []}
+    page = {
+        "namespace": 0,
+        "title": "Photosynthesis",
+        "text": "Plants make sugar from light.",
+        "opening_text": None,
+        "page_id": 101,
+        "redirect": [{"namespace": 0, "title": "Photosynthetic"}],
+        "version": 3,
+        "namespace_text": "",
+        "source_text": "'''Plants''' ...",
+        "coordinates": [],
+    }
     return [
-        {"index": {"_type": "page", "_id": "101"}}, page,
-        {"index": {"_id": "102"}}, {"namespace": 4, "title": "Wikipedia:About", "text": "About us.", "page_id": 102},
-        {"index": {"_id": "103"}}, {"namespace": 0, "title": "Old name", "text": "#REDIRECT [[New name]]"},
-        {"index": {"_id": "104"}}, {"namespace": 0, "title": "No text", "text": None, "opening_text": None},
-        {"index": {"_id": "105"}}, {"namespace": 0, "title": "Lead only", "opening_text": "Only a lead."},
+        {"index": {"_type": "page", "_id": "101"}},
+        page,
+        {"index": {"_id": "102"}},
+        {"namespace": 4, "title": "Wikipedia:About", "text": "About us.", "page_id": 102},
+        {"index": {"_id": "103"}},
+        {"namespace": 0, "title": "Old name", "text": "#REDIRECT [[New name]]"},
+        {"index": {"_id": "104"}},
+        {"namespace": 0, "title": "No text", "text": None, "opening_text": None},
+        {"index": {"_id": "105"}},
+        {"namespace": 0, "title": "Lead only", "opening_text": "Only a lead."},
     ]
 
 
@@ -104,9 +120,15 @@ def test_cirrussearch_layout(tmp_path):
     tally = DropTally()
     documents = list(read_documents(path, tally=tally))
     assert [(d.id, d.title, d.text) for d in documents] == [
-        ("101", "Photosynthesis", "Plants make sugar from light."), ("105", "Lead only", "Only a lead.")]
-    assert tally.counts == {"namespace 4 (not an article)": 1, "redirect": 1, "missing 'text' field": 1,
-                            "invalid JSON (Expecting property name enclosed in double quotes)": 1}
+        ("101", "Photosynthesis", "Plants make sugar from light."),
+        ("105", "Lead only", "Only a lead."),
+    ]
+    assert tally.counts == {
+        "namespace 4 (not an article)": 1,
+        "redirect": 1,
+        "missing 'text' field": 1,
+        "invalid JSON (Expecting property name enclosed in double quotes)": 1,
+    }
 
 
 def test_real_cirrussearch_sample(shared_data):
@@ -154,12 +176,17 @@ def test_csv_bad_rows_counted(tmp_path):
 
 def test_tsv_takes_quotes_as_text_and_a_leading_blank_line_keeps_the_header(tmp_path):
     tsv = tmp_path / "q.tsv"
-    tsv.write_text('id\ttitle\ttext\n1\tHamlet\t"To be, or not to be" is a line.\n2\tInch\t"12 inch records.\n'
-                   '3\tVinyl\tVinyl is a plastic.\n')
+    tsv.write_text(
+        'id\ttitle\ttext\n1\tHamlet\t"To be, or not to be" is a line.\n2\tInch\t"12 inch records.\n'
+        "3\tVinyl\tVinyl is a plastic.\n"
+    )
     tally = DropTally()
     documents = list(read_documents(tsv, tally=tally))
-    assert [d.text for d in documents] == ['"To be, or not to be" is a line.', '"12 inch records.',
-                                           "Vinyl is a plastic."]
+    assert [d.text for d in documents] == [
+        '"To be, or not to be" is a line.',
+        '"12 inch records.',
+        "Vinyl is a plastic.",
+    ]
     assert tally.total == 0
     blank_first = tmp_path / "b.csv"
     blank_first.write_text('\n\nid,title,text\n1,A,"one\n\ntwo"\n2,B,x,extra\n')

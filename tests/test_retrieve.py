@@ -21,8 +21,10 @@ QUESTION = Question(id="q", prompt="What do green plants release?", options={"A"
 
 
 def hits(*ids_scores, retriever="x"):
-    return [Hit(Passage(pid, pid, "", f"text {pid}"), score, rank, retriever)
-            for rank, (pid, score) in enumerate(ids_scores)]
+    return [
+        Hit(Passage(pid, pid, "", f"text {pid}"), score, rank, retriever)
+        for rank, (pid, score) in enumerate(ids_scores)
+    ]
 
 
 def ids(hit_list):
@@ -43,8 +45,8 @@ def test_rrf_rewards_agreement_and_follows_its_formula():
 
 
 def test_weighted_fusion_normalises_each_list_before_weighting():
-    bm25 = hits(("a", 30.0), ("b", 20.0), ("c", 10.0))   # normalised 1, .5, 0
-    dense = hits(("c", 0.9), ("b", 0.8), ("d", 0.5))     # normalised 1, .75, 0
+    bm25 = hits(("a", 30.0), ("b", 20.0), ("c", 10.0))  # normalised 1, .5, 0
+    dense = hits(("c", 0.9), ("b", 0.8), ("d", 0.5))  # normalised 1, .75, 0
     fused = weighted_score_fusion([bm25, dense], k=4, weights=[1.0, 1.0])
     assert ids(fused) == ["b", "a", "c", "d"]
     assert [h.score for h in fused] == pytest.approx([1.25, 1.0, 1.0, 0.0])
@@ -80,17 +82,23 @@ def test_spec_grammar_and_errors():
     assert (spec.retriever, spec.query, spec.rerank) == ("hybrid-rrf", "both", "embed")
     assert spec.label() == "hybrid-rrf/both+embed" and RetrievalSpec.parse("bm25").label() == "bm25"
     assert RetrievalSpec.parse("dense+cross:/models/ce").rerank == "cross:/models/ce"
-    for bad, problem in [("sparse", "unknown retriever"), ("bm25/all", "unknown query form"),
-                         ("bm25+magic", "unknown reranker")]:
+    for bad, problem in [
+        ("sparse", "unknown retriever"),
+        ("bm25/all", "unknown query form"),
+        ("bm25+magic", "unknown reranker"),
+    ]:
         with pytest.raises(ConfigError, match=problem):
             RetrievalSpec.parse(bad)
 
 
 def test_edit_distance_reranker_puts_the_closest_passage_first():
     question = Question("q", "Which organelle produces ATP?", {"A": "mitochondrion", "B": "ribosome"})
-    candidates = [Hit(Passage("x", "x", "Volcano", "Volcanoes erupt lava at plate boundaries."), 5.0, 0, "bm25"),
-                  Hit(Passage("y", "y", "Mitochondrion", "The mitochondrion is the organelle that produces ATP."),
-                      4.0, 1, "bm25")]
+    candidates = [
+        Hit(Passage("x", "x", "Volcano", "Volcanoes erupt lava at plate boundaries."), 5.0, 0, "bm25"),
+        Hit(
+            Passage("y", "y", "Mitochondrion", "The mitochondrion is the organelle that produces ATP."), 4.0, 1, "bm25"
+        ),
+    ]
     (reranked,) = EditDistanceReranker().rerank([question], [candidates])
     assert ids(reranked) == ["y", "x"] and reranked[0].retriever == "bm25>edit" and reranked[0].rank == 0
 
@@ -99,7 +107,9 @@ def test_bm25_pipeline_with_reranker_keeps_k_of_the_candidates(tmp_path, article
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
     retrieval = Retrieval(index, candidates=4)
-    question = Question("q", "How fast does light travel in vacuum?", {"A": "299792458 metres per second", "B": "slowly"})
+    question = Question(
+        "q", "How fast does light travel in vacuum?", {"A": "299792458 metres per second", "B": "slowly"}
+    )
     (plain,) = retrieval.search([question], RetrievalSpec.parse("bm25"), k=2)
     (reranked,) = retrieval.search([question], RetrievalSpec.parse("bm25/both+edit"), k=2)
     assert plain[0].passage.title == reranked[0].passage.title == "Speed of light"
@@ -130,19 +140,25 @@ def test_hybrid_retriever_asks_each_retriever_for_depth_candidates():
     assert ids(fused) == ["b", "a"] and fused[0].retriever == "hybrid-rrf"
 
 
-SOURCE = ("The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration. "
-          "Mitochondria have their own DNA, inherited from the mother.")
+SOURCE = (
+    "The mitochondrion is the powerhouse of the cell. It produces ATP by cellular respiration. "
+    "Mitochondria have their own DNA, inherited from the mother."
+)
 
 
 def test_source_matching_by_word_five_gram_containment():
     chunk = "It produces ATP by cellular respiration. Mitochondria have their own DNA"
     assert overlap_with_source(chunk, SOURCE) == 1.0
-    assert overlap_with_source("Mitochondria have their own DNA. Volcanoes erupt lava at plate boundaries often.",
-                               SOURCE) < 0.5
+    assert (
+        overlap_with_source("Mitochondria have their own DNA. Volcanoes erupt lava at plate boundaries often.", SOURCE)
+        < 0.5
+    )
     assert overlap_with_source("the powerhouse", SOURCE) == 1.0  # shorter than a 5-gram: all its words, in order
     assert overlap_with_source("", SOURCE) == 0.0
-    ranked = [Hit(Passage("x", "x", "", "Volcanoes erupt lava at plate boundaries."), 2, 0),
-              Hit(Passage("y", "y", "", chunk), 1, 1)]
+    ranked = [
+        Hit(Passage("x", "x", "", "Volcanoes erupt lava at plate boundaries."), 2, 0),
+        Hit(Passage("y", "y", "", chunk), 1, 1),
+    ]
     assert first_source_rank(ranked, SOURCE) == 1 and first_source_rank(ranked[:1], SOURCE) is None
 
 
@@ -160,8 +176,21 @@ def test_answer_refuses_a_bad_retrieval_before_loading_a_model(tmp_path):
 
     exam = tmp_path / "exam.csv"
     exam.write_text("id,prompt,A,B\n1,Why?,a,b\n")
-    result = CliRunner().invoke(app, ["answer", str(exam), "--out", str(tmp_path / "out"), "--model", "/nonexistent.gguf",
-                                      "--retrieval", "bm25", "--retrieval", "dense/every"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "answer",
+            str(exam),
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            "/nonexistent.gguf",
+            "--retrieval",
+            "bm25",
+            "--retrieval",
+            "dense/every",
+        ],
+    )
     assert result.exit_code == 2 and "unknown query form 'every'" in result.output
 
 
@@ -169,13 +198,19 @@ def test_rows_whose_context_does_not_carry_them_are_not_grounded():
     def row(qid, prompt, answer, context):
         return Question(qid, prompt, {"A": answer, "B": "nothing"}, answer="A", extra={"context": context})
 
-    questions = [row("1", "Where is the university?", "Orlando Florida", "The university is in Orlando, Florida."),
-                 row("2", "What research did the university do?", "modeling and simulation",
-                     "The university is in Orlando, Florida. Its research covers modeling and simulation."),
-                 row("3", "What research does industry fund at the university?", "applied research",
-                     "Volcanoes erupt lava."),
-                 row("4", "Who proposed PIXE?", "Sven Johansson", "Pise may refer to a village in India.")]
+    questions = [
+        row("1", "Where is the university?", "Orlando Florida", "The university is in Orlando, Florida."),
+        row(
+            "2",
+            "What research did the university do?",
+            "modeling and simulation",
+            "The university is in Orlando, Florida. Its research covers modeling and simulation.",
+        ),
+        row("3", "What research does industry fund at the university?", "applied research", "Volcanoes erupt lava."),
+        row("4", "Who proposed PIXE?", "Sven Johansson", "Pise may refer to a village in India."),
+    ]
     from openbook.evaluate.retrieval import grounded_questions
+
     assert [q.id for q in grounded_questions(questions)] == ["1", "2"]
 
 
@@ -199,14 +234,24 @@ def test_what_a_resumed_run_takes_over(tmp_path):
 
     def record(qid, readers, seconds):
         orders = {name: {"first": 0, "logprobs": [[-0.5, -1.0]]} for name in readers}
-        return {"id": qid, "ranking": ["A", "B"], "probabilities": {"A": 0.6, "B": 0.4}, "answer": "A",
-                "readers": {name: {"A": 0.6, "B": 0.4} for name in readers}, "orders": orders, "run_seconds": seconds}
+        return {
+            "id": qid,
+            "ranking": ["A", "B"],
+            "probabilities": {"A": 0.6, "B": 0.4},
+            "answer": "A",
+            "readers": {name: {"A": 0.6, "B": 0.4} for name in readers},
+            "orders": orders,
+            "run_seconds": seconds,
+        }
 
     questions = [Question(qid, "p?", {"A": "a", "B": "b"}, answer="A") for qid in "123"]
     # a cascade stopped while re-reading: 1 re-read, 2 and 3 triaged only
     PredictionLog(tmp_path, {"model": "m"}).close()
-    lines = [record("1", ["letter-rot3@triage", "letter"], 40.0), record("2", ["letter-rot3@triage"], 20.0),
-             record("3", ["letter-rot3@triage"], 30.0)]
+    lines = [
+        record("1", ["letter-rot3@triage", "letter"], 40.0),
+        record("2", ["letter-rot3@triage"], 20.0),
+        record("3", ["letter-rot3@triage"], 30.0),
+    ]
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
     earlier = log.earlier(questions[:2])  # resumed with a smaller --limit
@@ -234,12 +279,18 @@ def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(t
 
     PredictionLog(tmp_path, {"model": "m"}).close()
     triaged = {"id": "1", "ranking": ["A", "B"], "readers": {"letter@triage": {"A": 0.6, "B": 0.4}}}
-    reread = {"id": "1", "ranking": ["B", "A"], "readers": {"letter@triage": {"A": 0.6, "B": 0.4},
-                                                           "letter": {"A": 0.1, "B": 0.9}}}
+    reread = {
+        "id": "1",
+        "ranking": ["B", "A"],
+        "readers": {"letter@triage": {"A": 0.6, "B": 0.4}, "letter": {"A": 0.1, "B": 0.9}},
+    }
     other = {"id": "2", "ranking": ["A", "B"], "readers": {"letter@triage": {"A": 0.9, "B": 0.1}}}
     # re-read in the remaining option orders, without context
-    in_more_orders = {"id": "3", "ranking": ["A", "B"], "readers": {"letter-rot3@triage": {"A": 0.6, "B": 0.4},
-                                                                    "letter-rot5@none": {"A": 0.7, "B": 0.3}}}
+    in_more_orders = {
+        "id": "3",
+        "ranking": ["A", "B"],
+        "readers": {"letter-rot3@triage": {"A": 0.6, "B": 0.4}, "letter-rot5@none": {"A": 0.7, "B": 0.3}},
+    }
     lines = [json.dumps(r) for r in (triaged, other, reread, in_more_orders)]
     (tmp_path / "predictions.jsonl").write_text("\n".join(lines) + "\n")
     log = PredictionLog(tmp_path, {"model": "m"}, resume=True)

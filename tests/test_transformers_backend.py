@@ -18,12 +18,25 @@ TINY_MODEL = "smollm2-135m-instruct"
 # float32 on the CPU: the three ways differ only in summation order (batch shapes, cache vs one
 # pass), which moves log-probabilities by ~1e-6; 1e-4 on probabilities leaves room for other BLAS
 TOLERANCE = 1e-4
-CONTEXT = Context("Mitochondrion: The mitochondrion is the powerhouse of the cell. It produces ATP by cellular "
-                  "respiration. Photosynthesis: green plants release oxygen.", ("2:0",), 0)
+CONTEXT = Context(
+    "Mitochondrion: The mitochondrion is the powerhouse of the cell. It produces ATP by cellular "
+    "respiration. Photosynthesis: green plants release oxygen.",
+    ("2:0",),
+    0,
+)
 QUESTIONS = [
-    Question("q1", "Which organelle produces most of the ATP in a cell?",
-             {"A": "The nucleus", "B": "The mitochondrion", "C": "The ribosome", "D": "The Golgi apparatus",
-              "E": "The cell wall"}, "B"),
+    Question(
+        "q1",
+        "Which organelle produces most of the ATP in a cell?",
+        {
+            "A": "The nucleus",
+            "B": "The mitochondrion",
+            "C": "The ribosome",
+            "D": "The Golgi apparatus",
+            "E": "The cell wall",
+        },
+        "B",
+    ),
     Question("q2", "What do green plants release?", {"A": "Oxygen", "B": "Argon", "D": "Neon"}, "A"),
 ]
 
@@ -78,7 +91,9 @@ def test_the_output_head_runs_where_a_continuation_ends_only(backend):
     run everywhere."""
     assert backend.keeps_logits
     rows = []
-    hook = backend.network.lm_head.register_forward_hook(lambda _, inputs, __: rows.append(inputs[0].shape[:-1].numel()))
+    hook = backend.network.lm_head.register_forward_hook(
+        lambda _, inputs, __: rows.append(inputs[0].shape[:-1].numel())
+    )
     readers = [YesNoReader(backend)]
     runs = {}
     try:
@@ -104,11 +119,7 @@ def test_packed_layout_lets_each_option_see_the_prefix_and_itself_only():
 
     ids, positions, mask, last = packed_layout([7, 8], [[1, 2], [3]])
     assert ids.tolist() == [7, 8, 1, 2, 3] and positions.tolist() == [0, 1, 2, 3, 2] and last == [3, 4]
-    assert mask.int().tolist() == [[1, 0, 0, 0, 0],
-                                   [1, 1, 0, 0, 0],
-                                   [1, 1, 1, 0, 0],
-                                   [1, 1, 1, 1, 0],
-                                   [1, 1, 0, 0, 1]]
+    assert mask.int().tolist() == [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 1]]
 
 
 def test_layer_by_layer_gives_the_same_probabilities(backend):
@@ -123,8 +134,10 @@ def test_layer_by_layer_gives_the_same_probabilities(backend):
     assert layered.peak_layer_bytes * 20 < total
     # many questions in one walk through the layers give what one question at a time gives
     prefix = backend.tokenize("Question: which is a gas?\n", at_start=True)
-    requests = [(prefix, [backend.tokenize(" Oxygen", False), backend.tokenize(" Iron", False)], [1, 2]),
-                (prefix[:-1], [backend.tokenize(" Neon", False)], [3])]
+    requests = [
+        (prefix, [backend.tokenize(" Oxygen", False), backend.tokenize(" Iron", False)], [1, 2]),
+        (prefix[:-1], [backend.tokenize(" Neon", False)], [3]),
+    ]
     together = layered.score_many(requests)
     for request, scores in zip(requests, together):
         assert np.allclose(scores, layered.score_many([request])[0], atol=1e-4)
@@ -143,8 +156,15 @@ def test_lora_yes_no_training_resumes_and_loads_back_into_the_reader(tmp_path, a
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
     questions = fact_exam(1)
-    settings = LLMTraining(model=TINY_MODEL, epochs=2, batch_size=2, learning_rate=1e-3, context_tokens=48,
-                           validation_fraction=0.25, checkpoint_every=2)
+    settings = LLMTraining(
+        model=TINY_MODEL,
+        epochs=2,
+        batch_size=2,
+        learning_rate=1e-3,
+        context_tokens=48,
+        validation_fraction=0.25,
+        checkpoint_every=2,
+    )
     summary = train_llm(questions, index, tmp_path / "lora", settings, show_progress=False)
     history = summary["history"]
     assert [h["epoch"] for h in history] == [1, 2] and history[1]["final_loss"] < history[0]["final_loss"]
@@ -188,12 +208,17 @@ def test_questions_batched_together_score_as_one_at_a_time(backend, tmp_path, ar
     for share_prefix in (True, False):
         together = read_questions(readers, backend, QUESTIONS, contexts, share_prefix)
         alone = [read_question(readers, backend, q, c, share_prefix) for q, c in zip(QUESTIONS, contexts)]
-        assert_same([[o.probabilities for o in outputs] for outputs in together],
-                    [[o.probabilities for o in outputs] for outputs in alone])
+        assert_same(
+            [[o.probabilities for o in outputs] for outputs in together],
+            [[o.probabilities for o in outputs] for outputs in alone],
+        )
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
-    options = AnswerOptions(index=index, model=TINY_MODEL, backend="transformers", context_tokens=120, progress=False,
-                            triage_readers=[])
+    options = AnswerOptions(
+        index=index, model=TINY_MODEL, backend="transformers", context_tokens=120, progress=False, triage_readers=[]
+    )
     one = answer_exam(QUESTIONS, options, backend=backend)
     batched = answer_exam(QUESTIONS, AnswerOptions(**{**options.__dict__, "question_batch": 2}), backend=backend)
-    assert_same([[r.prediction.probabilities] for r in batched.results], [[r.prediction.probabilities] for r in one.results])
+    assert_same(
+        [[r.prediction.probabilities] for r in batched.results], [[r.prediction.probabilities] for r in one.results]
+    )

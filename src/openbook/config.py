@@ -50,18 +50,23 @@ def resolve_options(options_type: type[T], command: str, config_path: Path | Non
     config = read_config_file(config_path)
     stray = sorted(key for key, value in config.items() if not isinstance(value, dict))
     if stray:  # a key above every table belongs to none: a mistake, not a setting
-        raise ConfigError(f"{config_path}: key(s) {', '.join(stray)} outside any table; put them under "
-                          f"[{command}] (tables: {', '.join(TABLES)})")
+        raise ConfigError(
+            f"{config_path}: key(s) {', '.join(stray)} outside any table; put them under "
+            f"[{command}] (tables: {', '.join(TABLES)})"
+        )
     unknown_tables = sorted(set(config) - set(TABLES))
     if unknown_tables:
-        raise ConfigError(f"{config_path}: unknown table(s) {', '.join(f'[{t}]' for t in unknown_tables)}; "
-                          f"known: {', '.join(f'[{t}]' for t in TABLES)}")
+        raise ConfigError(
+            f"{config_path}: unknown table(s) {', '.join(f'[{t}]' for t in unknown_tables)}; "
+            f"known: {', '.join(f'[{t}]' for t in TABLES)}"
+        )
     section = config.get(command, {})
     known = {f.name: f for f in fields(options_type)}
     unknown = sorted(set(section) - set(known))
     if unknown:
-        raise ConfigError(f"{config_path}: unknown key(s) in [{command}]: {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{config_path}: unknown key(s) in [{command}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     hints = typing.get_type_hints(options_type)
     values: dict[str, Any] = {}
     for name, value in section.items():

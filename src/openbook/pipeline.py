@@ -19,19 +19,33 @@ from openbook.config import check_at_least
 from openbook.ensemble import Ensemble, average_probabilities, prediction_from, scored_question
 from openbook.errors import OpenbookError
 from openbook.progress import meter
-from openbook.readers import EncoderReader, LetterReader, OrderReading, Reader, ReaderOutput, YesNoReader, read_questions
-from openbook.readers.letter import (SlotPrior, complete_rotations, estimate_slot_prior, orders_read,
-                                    rotation_reader_name, with_slot_prior)
+from openbook.readers import (
+    EncoderReader,
+    LetterReader,
+    OrderReading,
+    Reader,
+    ReaderOutput,
+    YesNoReader,
+    read_questions,
+)
+from openbook.readers.letter import (
+    SlotPrior,
+    complete_rotations,
+    estimate_slot_prior,
+    orders_read,
+    rotation_reader_name,
+    with_slot_prior,
+)
 from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.context import Context, pack_context, packed_texts, question_coverage
 from openbook.types import LETTERS, Hit, Prediction, Question
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_BUDGET_PER_QUESTION = 10.0  # seconds: the CPU target the default cascade was measured against
-TRIAGE_SUFFIX = "@triage"           # names the triage pass's outputs in predictions.jsonl
-AUTO_TRIAGE = "auto"                # the triage pass: the same language-model readers, no context
-NO_TRIAGE = "none"                  # no triage pass: one stage
-ESCALATION_RETRIEVAL_BATCH = 16     # contexts the main stage retrieves at a time (batched queries are cheaper)
+TRIAGE_SUFFIX = "@triage"  # names the triage pass's outputs in predictions.jsonl
+AUTO_TRIAGE = "auto"  # the triage pass: the same language-model readers, no context
+NO_TRIAGE = "none"  # no triage pass: one stage
+ESCALATION_RETRIEVAL_BATCH = 16  # contexts the main stage retrieves at a time (batched queries are cheaper)
 
 
 @dataclass
@@ -42,41 +56,41 @@ class AnswerOptions:
     index: Path | None = None
     out: Path | None = None
     model: str = DEFAULT_MODEL
-    backend: str = "llama.cpp"       # or transformers, transformers-layered (models larger than memory)
-    adapter: str | None = None       # transformers: a LoRA adapter from `openbook train llm`
-    packed: bool = False             # transformers: a question's options in one sequence (4-D mask)
+    backend: str = "llama.cpp"  # or transformers, transformers-layered (models larger than memory)
+    adapter: str | None = None  # transformers: a LoRA adapter from `openbook train llm`
+    packed: bool = False  # transformers: a question's options in one sequence (4-D mask)
     readers: list[str] = field(default_factory=lambda: ["letter"])
-    encoder: str | None = None       # the `encoder` reader's multiple-choice model (`openbook train encoder`)
-    encoder_tokens: int = 384        # the encoder reads at most this many tokens per option
-    rotations: int = 1               # letter reader: option orders averaged (permutation debiasing)
-    share_prefix: bool = True        # evaluate context + question once per question (KV cache reuse)
+    encoder: str | None = None  # the `encoder` reader's multiple-choice model (`openbook train encoder`)
+    encoder_tokens: int = 384  # the encoder reads at most this many tokens per option
+    rotations: int = 1  # letter reader: option orders averaged (permutation debiasing)
+    share_prefix: bool = True  # evaluate context + question once per question (KV cache reuse)
     # one context per pipeline (plan.py grammar). `auto`: hybrid-rrf+embed where the index has a dense
     # part, else bm25 (README, "Choosing the default": the cascade answers as well with either, and the
     # hybrid finds the source passage far more often)
     retrieval: list[str] = field(default_factory=lambda: ["auto"])
-    candidates: int = 50             # per retriever before fusion or reranking
+    candidates: int = 50  # per retriever before fusion or reranking
     dense_engine: str = "matmul"
-    passages: int = 8                # retrieved per question, before packing
-    context_tokens: int = 500        # token budget of the packed context; 0 = no context (README: why 500)
-    n_ctx: int = 2048                # tokens per sequence: context + question + one option listing
-    question_batch: int = 1          # questions read together (the transformers backends batch across them)
+    passages: int = 8  # retrieved per question, before packing
+    context_tokens: int = 500  # token budget of the packed context; 0 = no context (README: why 500)
+    n_ctx: int = 2048  # tokens per sequence: context + question + one option listing
+    question_batch: int = 1  # questions read together (the transformers backends batch across them)
     threads: int | None = None
-    limit: int | None = None         # answer only the first N questions
-    resume: bool = False             # keep the answers a stopped run left in `out`; answer the rest
-    ensemble: Path | None = None     # from `openbook ensemble fit`: how readers combine, calibrated confidence
+    limit: int | None = None  # answer only the first N questions
+    resume: bool = False  # keep the answers a stopped run left in `out`; answer the rest
+    ensemble: Path | None = None  # from `openbook ensemble fit`: how readers combine, calibrated confidence
     # cascade (3rd and 5th place): a cheap triage pass answers every question first; the readers above
     # re-read only the hardest (smallest top-1/top-2 margin) while the time budget lasts. The default,
     # "auto", is the best measured under 10 s/question on 2 cores (README, "Ensembles, confidence and
     # cascades"): the same language-model readers without context, then with retrieved context where it
     # covers the question (`context_coverage`), else in more option orders.
     triage_readers: list[str] = field(default_factory=lambda: [AUTO_TRIAGE])  # [] or ["none"]: no cascade
-    triage_model: str | None = None      # the triage pass's language model (default: `model`)
-    triage_context_tokens: int = 0       # the triage pass's context budget
+    triage_model: str | None = None  # the triage pass's language model (default: `model`)
+    triage_context_tokens: int = 0  # the triage pass's context budget
     # the triage pass's letter rotations (None: `rotations`). 3: a debiased triage answers better
     # without context, and with both stages deciding it won the real runs on both exams (README,
     # "Which triage pass"), though it leaves fewer questions to re-read
     triage_rotations: int | None = 3
-    escalate_margin: float = 1.0         # only questions whose top-1 minus top-2 probability is below this
+    escalate_margin: float = 1.0  # only questions whose top-1 minus top-2 probability is below this
     # unfitted, a re-read question is decided by the mean of both stages' outputs (the reading without
     # context and the one with it), else by the main readers alone; a fitted ensemble always weighs both.
     # The mean won in every replay on two exams and in the recorded real runs (README, "Who decides")
@@ -98,7 +112,7 @@ class AnswerOptions:
 
 @dataclass(frozen=True)
 class RetrievedContext:
-    retrieval: str   # the pipeline that found it ("none" without an index)
+    retrieval: str  # the pipeline that found it ("none" without an index)
     hits: list[Hit]
     context: Context
 
@@ -178,8 +192,12 @@ def settings_of(options: AnswerOptions) -> dict[str, object]:
     return {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}
 
 
-def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None, options: AnswerOptions,
-                      count_tokens: Callable[[str], int]) -> list[list[RetrievedContext]]:
+def retrieve_contexts(
+    questions: Sequence[Question],
+    retrieval: Retrieval | None,
+    options: AnswerOptions,
+    count_tokens: Callable[[str], int],
+) -> list[list[RetrievedContext]]:
     """Per question, one packed context per retrieval pipeline (several: readers ensemble over them);
     `count_tokens` measures the budget in the tokens of the model that reads it."""
     if retrieval is None or options.context_tokens <= 0:
@@ -188,8 +206,12 @@ def retrieve_contexts(questions: Sequence[Question], retrieval: Retrieval | None
     per_pipeline = []
     for spec in resolve_retrievals(options.retrieval, retrieval):
         hit_lists = retrieval.search(questions, spec, options.passages)
-        per_pipeline.append([RetrievedContext(spec.label(), hits, pack_context(hits, options.context_tokens, count_tokens))
-                             for hits in hit_lists])
+        per_pipeline.append(
+            [
+                RetrievedContext(spec.label(), hits, pack_context(hits, options.context_tokens, count_tokens))
+                for hits in hit_lists
+            ]
+        )
     return [list(contexts) for contexts in zip(*per_pipeline)]
 
 
@@ -200,8 +222,9 @@ def resolve_retrievals(texts: Sequence[str], retrieval: Retrieval) -> list[Retri
     labels = [spec.label() for spec in specs]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        raise ValueError(f"--retrieval {' '.join(texts)} names the pipeline {', '.join(repeated)} twice "
-                         f"on {retrieval.index}")
+        raise ValueError(
+            f"--retrieval {' '.join(texts)} names the pipeline {', '.join(repeated)} twice on {retrieval.index}"
+        )
     return specs
 
 
@@ -212,8 +235,13 @@ def token_counter(backend: Backend | None, readers: Sequence[AnyReader]) -> Call
     return next(r for r in readers if isinstance(r, EncoderReader)).count_tokens
 
 
-def read_batch(readers: Sequence[AnyReader], backend: Backend | None, questions: Sequence[Question],
-               contexts_per_question: Sequence[Sequence[RetrievedContext]], share_prefix: bool) -> list[list[ReaderOutput]]:
+def read_batch(
+    readers: Sequence[AnyReader],
+    backend: Backend | None,
+    questions: Sequence[Question],
+    contexts_per_question: Sequence[Sequence[RetrievedContext]],
+    share_prefix: bool,
+) -> list[list[ReaderOutput]]:
     """Every reader on every context of every question, in the readers' order. Language-model readers
     share one prefix pass per question, and all the questions go to the backend in one call per
     context where it batches across questions. With several contexts each output is named reader@pipeline."""
@@ -221,14 +249,21 @@ def read_batch(readers: Sequence[AnyReader], backend: Backend | None, questions:
     outputs: list[list[ReaderOutput]] = [[] for _ in questions]
     for k in range(len(contexts_per_question[0])):
         retrieved = [contexts[k] for contexts in contexts_per_question]
-        read = (read_questions(language, backend, questions, [r.context for r in retrieved], share_prefix)
-                if language else [[] for _ in questions])
+        read = (
+            read_questions(language, backend, questions, [r.context for r in retrieved], share_prefix)
+            if language
+            else [[] for _ in questions]
+        )
         for i, question in enumerate(questions):
             from_language = iter(read[i])
             for reader in readers:
                 if isinstance(reader, EncoderReader):
-                    output = ReaderOutput(question.id, reader.name, reader.read(question, retrieved[i].context),
-                                          evidence=retrieved[i].context.passage_ids)
+                    output = ReaderOutput(
+                        question.id,
+                        reader.name,
+                        reader.read(question, retrieved[i].context),
+                        evidence=retrieved[i].context.passage_ids,
+                    )
                 else:
                     output = next(from_language)
                 if len(contexts_per_question[i]) > 1:
@@ -237,26 +272,37 @@ def read_batch(readers: Sequence[AnyReader], backend: Backend | None, questions:
     return outputs
 
 
-def read_contexts(readers: Sequence[AnyReader], backend: Backend | None, question: Question,
-                  contexts: Sequence[RetrievedContext], share_prefix: bool) -> list[ReaderOutput]:
+def read_contexts(
+    readers: Sequence[AnyReader],
+    backend: Backend | None,
+    question: Question,
+    contexts: Sequence[RetrievedContext],
+    share_prefix: bool,
+) -> list[ReaderOutput]:
     return read_batch(readers, backend, [question], [contexts], share_prefix)[0]
 
 
-def combine(question: Question, outputs: Sequence[ReaderOutput], contexts: Sequence[RetrievedContext],
-            ensemble: Ensemble | None) -> Prediction:
+def combine(
+    question: Question, outputs: Sequence[ReaderOutput], contexts: Sequence[RetrievedContext], ensemble: Ensemble | None
+) -> Prediction:
     """One prediction from every reader output: a fitted ensemble (calibrated confidence) or the mean."""
     if ensemble is None:
         return prediction_from(question.id, average_probabilities(outputs))
     scored = scored_question(question, {o.reader: o.probabilities for o in outputs}, evidence_text(contexts))
-    return prediction_from(question.id, dict(zip(question.letters, map(float, ensemble.probabilities(scored)))),
-                           calibrated=True)
+    return prediction_from(
+        question.id, dict(zip(question.letters, map(float, ensemble.probabilities(scored)))), calibrated=True
+    )
 
 
 def evidence_text(contexts: Sequence[RetrievedContext]) -> str:
     """The passages that went into the contexts, whole, as predictions.jsonl logs them: the text the
     ensemble's coverage features are computed from, alike when fitting (from the log) and answering."""
-    return "\n".join(hit.passage.text for retrieved in contexts for hit in retrieved.hits
-                     if hit.passage.id in retrieved.context.passage_ids)
+    return "\n".join(
+        hit.passage.text
+        for retrieved in contexts
+        for hit in retrieved.hits
+        if hit.passage.id in retrieved.context.passage_ids
+    )
 
 
 def margin(prediction: Prediction) -> float:
@@ -277,13 +323,15 @@ class Stage:
         return model_seconds(self.backend, self.readers)
 
 
-def load_stage(options: AnswerOptions, backend: Backend | None = None,
-               readers: Sequence[AnyReader] | None = None) -> Stage:
+def load_stage(
+    options: AnswerOptions, backend: Backend | None = None, readers: Sequence[AnyReader] | None = None
+) -> Stage:
     if readers is None:
         check_readers(options)
     if backend is None and needs_backend(options) and readers is None:
-        backend = load_backend(options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads,
-                               **backend_extras(options))
+        backend = load_backend(
+            options.backend, options.model, n_ctx=options.n_ctx, n_threads=options.threads, **backend_extras(options)
+        )
     return Stage(backend, list(readers) if readers is not None else build_readers(options, backend))
 
 
@@ -310,8 +358,14 @@ def triage_readers(options: AnswerOptions) -> list[str]:
 def triage_options(options: AnswerOptions) -> AnswerOptions:
     """The cascade's cheap pass: its readers, model and context budget; the rest as the main stage."""
     rotations = options.rotations if options.triage_rotations is None else options.triage_rotations
-    return replace(options, readers=triage_readers(options), model=options.triage_model or options.model,
-                   context_tokens=options.triage_context_tokens, rotations=rotations, triage_readers=[])
+    return replace(
+        options,
+        readers=triage_readers(options),
+        model=options.triage_model or options.model,
+        context_tokens=options.triage_context_tokens,
+        rotations=rotations,
+        triage_readers=[],
+    )
 
 
 def check_counts(options: AnswerOptions) -> None:
@@ -320,7 +374,10 @@ def check_counts(options: AnswerOptions) -> None:
 
 
 def check_cascade(options: AnswerOptions) -> None:
-    for name, budget in (("--budget-seconds", options.budget_seconds), ("--budget-per-question", options.budget_per_question)):
+    for name, budget in (
+        ("--budget-seconds", options.budget_seconds),
+        ("--budget-per-question", options.budget_per_question),
+    ):
         if budget is not None and not budget >= 0:  # NaN too
             raise ValueError(f"{name} must be a number of seconds >= 0 (inf: no limit); got {budget}")
     budgeted = options.budget_seconds is not None or options.budget_per_question is not None
@@ -329,12 +386,16 @@ def check_cascade(options: AnswerOptions) -> None:
             raise ValueError("a time budget plans a cascade, which needs triage readers (--triage READER)")
         return
     if budgeted and not runs_cascade(options):  # said, not ignored
-        raise ValueError("a time budget plans a cascade's re-reading, and this run has none: the main stage would "
-                         "read nothing the triage pass does not (no --index to read context from, and the same "
-                         "readers and model)")
+        raise ValueError(
+            "a time budget plans a cascade's re-reading, and this run has none: the main stage would "
+            "read nothing the triage pass does not (no --index to read context from, and the same "
+            "readers and model)"
+        )
     if not 0 <= options.context_coverage <= 1:
-        raise ValueError("--context-coverage is a share of the question's words (prompt and one option), 0-1; "
-                         f"got {options.context_coverage}")
+        raise ValueError(
+            "--context-coverage is a share of the question's words (prompt and one option), 0-1; "
+            f"got {options.context_coverage}"
+        )
     if options.budget_seconds is not None and options.budget_per_question is not None:
         raise ValueError("give the cascade's budget once: --budget-seconds or --budget-per-question")
     check_readers(triage_options(options))
@@ -351,8 +412,11 @@ def runs_cascade(options: AnswerOptions) -> bool:
     if not triage_readers(options):
         return False
     triage = triage_options(options)
-    return not (set(options.readers) <= set(triage.readers) and triage.model == options.model
-                and context_read(options) <= context_read(triage))
+    return not (
+        set(options.readers) <= set(triage.readers)
+        and triage.model == options.model
+        and context_read(options) <= context_read(triage)
+    )
 
 
 def cascade_budget(options: AnswerOptions, questions: int) -> float:
@@ -362,9 +426,14 @@ def cascade_budget(options: AnswerOptions, questions: int) -> float:
     return (DEFAULT_BUDGET_PER_QUESTION if per_question is None else per_question) * questions
 
 
-def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: Backend | None = None,
-                readers: Sequence[AnyReader] | None = None, on_result: Callable[[QuestionResult], None] | None = None,
-                earlier: EarlierRun = EarlierRun()) -> Run:
+def answer_exam(
+    questions: Sequence[Question],
+    options: AnswerOptions,
+    backend: Backend | None = None,
+    readers: Sequence[AnyReader] | None = None,
+    on_result: Callable[[QuestionResult], None] | None = None,
+    earlier: EarlierRun = EarlierRun(),
+) -> Run:
     """Answer `questions` (the first `options.limit`, less those `earlier` runs answered); `on_result`
     sees each answer as soon as it is made, and again if a cascade or letter prior changes it. A
     backend for `options.model`, or readers of a run without triage (benchmarks, tests), may be passed in.
@@ -383,7 +452,7 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
         raise ValueError("readers passed in serve a run without triage: set triage_readers=[]")
     ensemble = Ensemble.load(Path(options.ensemble)) if options.ensemble is not None else None
     if options.limit is not None:
-        questions = questions[:options.limit]
+        questions = questions[: options.limit]
     answered_before = sum(q.id in earlier.answered for q in questions)
     taken_up = {result.question.id for result in earlier.first_pass}
     questions = [q for q in questions if q.id not in earlier.answered and q.id not in taken_up]
@@ -395,8 +464,13 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     else:  # nothing for the triage model to read: not loaded
         stage = Stage(first_backend, [])
     loaded = time.perf_counter()
-    contexts_per_question = (retrieve_contexts(questions, retrieval_for(first_options), first_options,
-                                               token_counter(stage.backend, stage.readers)) if questions else [])
+    contexts_per_question = (
+        retrieve_contexts(
+            questions, retrieval_for(first_options), first_options, token_counter(stage.backend, stage.readers)
+        )
+        if questions
+        else []
+    )
     retrieved = time.perf_counter()
     results: list[QuestionResult] = list(earlier.first_pass)
     failure = None
@@ -404,7 +478,7 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
     batch = max(1, options.question_batch)
     with meter("triage" if cascade else "answering", len(questions), ("questions",), enabled=options.progress) as m:
         for start in range(0, len(questions), batch):
-            chunk, chunk_contexts = questions[start:start + batch], contexts_per_question[start:start + batch]
+            chunk, chunk_contexts = questions[start : start + batch], contexts_per_question[start : start + batch]
             answered: list[QuestionResult] = []
             try:
                 read = read_batch(stage.readers, stage.backend, chunk, chunk_contexts, options.share_prefix)
@@ -424,22 +498,25 @@ def answer_exam(questions: Sequence[Question], options: AnswerOptions, backend: 
                 break
             m.advance(completed=len(results) - len(earlier.first_pass), questions=len(chunk))
     spent = stage.model_seconds - seconds_before
-    priors = (apply_letter_prior(results, ensemble, cascade, on_result, earlier.readings)
-              if options.letter_prior else {})
+    priors = apply_letter_prior(results, ensemble, cascade, on_result, earlier.readings) if options.letter_prior else {}
     escalation: dict[str, object] = {"triage_readers": triage_readers(options), "escalated": 0}  # if triage failed
     if cascade and failure is None:
         # the main stage reuses the triage pass's model when it is the same one
         shared = stage.backend if first_options.model == options.model else backend
         budget = cascade_budget(options, len(results) + answered_before)
-        escalation, escalated_seconds, failure = escalate(results, options, ensemble, started - earlier.seconds,
-                                                          budget, shared, on_result, priors)
+        escalation, escalated_seconds, failure = escalate(
+            results, options, ensemble, started - earlier.seconds, budget, shared, on_result, priors
+        )
         escalation["earlier_runs_seconds"] = earlier.seconds
         spent += escalated_seconds
     finished = time.perf_counter()
     reading = finished - retrieved
     seconds = {
-        "total": finished - started, "load_model": loaded - started, "retrieve_and_pack": retrieved - loaded,
-        "read": reading, "model": spent,
+        "total": finished - started,
+        "load_model": loaded - started,
+        "retrieve_and_pack": retrieved - loaded,
+        "read": reading,
+        "model": spent,
         # over the whole run: a resumed one's earlier parts and the questions they answered included
         "earlier_runs": earlier.seconds,
         "per_question": (earlier.seconds + finished - loaded) / max(len(results) + answered_before, 1),
@@ -464,9 +541,13 @@ def first_pass_decider(ensemble: Ensemble | None, outputs: Sequence[ReaderOutput
     return ensemble
 
 
-def apply_letter_prior(results: list[QuestionResult], ensemble: Ensemble | None, cascade: bool,
-                       on_result: Callable[[QuestionResult], None] | None,
-                       earlier_readings: Sequence[tuple[str, OrderReading]] = ()) -> dict[str, SlotPrior]:
+def apply_letter_prior(
+    results: list[QuestionResult],
+    ensemble: Ensemble | None,
+    cascade: bool,
+    on_result: Callable[[QuestionResult], None] | None,
+    earlier_readings: Sequence[tuple[str, OrderReading]] = (),
+) -> dict[str, SlotPrior]:
     """Every letter reading of the first pass divided by its reader's slot prior over the whole pass
     (with `earlier_readings`: those of questions earlier runs answered for good), in place on
     `results`; the changed answers are handed to `on_result` again. Returns the prior per reader output name."""
@@ -481,8 +562,10 @@ def apply_letter_prior(results: list[QuestionResult], ensemble: Ensemble | None,
     for i, result in enumerate(results):
         if not any(o.orders is not None for o in result.outputs):
             continue
-        outputs = [with_slot_prior(o, result.question.letters, priors[o.reader]) if o.orders is not None else o
-                   for o in result.outputs]
+        outputs = [
+            with_slot_prior(o, result.question.letters, priors[o.reader]) if o.orders is not None else o
+            for o in result.outputs
+        ]
         prediction = combine(result.question, outputs, result.contexts, first_pass_decider(ensemble, outputs, cascade))
         results[i] = replace(result, prediction=prediction, outputs=outputs)
         if on_result is not None and prediction != result.prediction:
@@ -507,19 +590,31 @@ class OrderCompletion:
     reader: LetterReader
 
 
-def order_completion(options: AnswerOptions, backend: Backend | None, ensemble: Ensemble | None) -> OrderCompletion | None:
+def order_completion(
+    options: AnswerOptions, backend: Backend | None, ensemble: Ensemble | None
+) -> OrderCompletion | None:
     """None where every re-read question reads its context: no coverage threshold, a fitted ensemble
     (it knows the readers it was fitted on), a main stage that adds more than context (other readers,
     or no context to add), a triage pass that read context, used another model or no letter reader,
     or already read every order."""
     triage = triage_options(options)
-    if (options.context_coverage <= 0 or ensemble is not None or backend is None
-            or not set(options.readers) <= set(triage.readers) or context_read(options) <= 0
-            or context_read(triage) > 0 or triage.model != options.model or "letter" not in triage.readers
-            or triage.rotations >= len(LETTERS)):
+    if (
+        options.context_coverage <= 0
+        or ensemble is not None
+        or backend is None
+        or not set(options.readers) <= set(triage.readers)
+        or context_read(options) <= 0
+        or context_read(triage) > 0
+        or triage.model != options.model
+        or "letter" not in triage.readers
+        or triage.rotations >= len(LETTERS)
+    ):
         return None
-    return OrderCompletion(rotation_reader_name(triage.rotations) + TRIAGE_SUFFIX, triage.rotations,
-                           LetterReader(backend, rotations=len(LETTERS), first_rotation=triage.rotations))
+    return OrderCompletion(
+        rotation_reader_name(triage.rotations) + TRIAGE_SUFFIX,
+        triage.rotations,
+        LetterReader(backend, rotations=len(LETTERS), first_rotation=triage.rotations),
+    )
 
 
 def triage_reading(completion: OrderCompletion | None, result: QuestionResult) -> ReaderOutput | None:
@@ -530,9 +625,14 @@ def triage_reading(completion: OrderCompletion | None, result: QuestionResult) -
     return next((o for o in result.outputs if o.reader == completion.triage_name and o.orders is not None), None)
 
 
-def read_remaining_orders(completion: OrderCompletion, backend: Backend, result: QuestionResult,
-                          triage: ReaderOutput, share_prefix: bool,
-                          prior: SlotPrior | None = None) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
+def read_remaining_orders(
+    completion: OrderCompletion,
+    backend: Backend,
+    result: QuestionResult,
+    triage: ReaderOutput,
+    share_prefix: bool,
+    prior: SlotPrior | None = None,
+) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
     """The question's outputs with the full-order reading added (named `letter-rot5@none`, apart from
     a main reader with 5 rotations, which reads context), and the outputs that decide it: the
     full-order reading in place of the triage letter reading it contains. `prior`: the triage
@@ -548,9 +648,16 @@ def mean_pace(seconds: Sequence[float]) -> float:
     return sum(seconds) / len(seconds) if seconds else 0.0
 
 
-def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: Ensemble | None, started: float,
-             budget: float, backend: Backend | None, on_result: Callable[[QuestionResult], None] | None,
-             priors: dict[str, SlotPrior]) -> tuple[dict[str, object], float, str | None]:
+def escalate(
+    results: list[QuestionResult],
+    options: AnswerOptions,
+    ensemble: Ensemble | None,
+    started: float,
+    budget: float,
+    backend: Backend | None,
+    on_result: Callable[[QuestionResult], None] | None,
+    priors: dict[str, SlotPrior],
+) -> tuple[dict[str, object], float, str | None]:
     """The cascade's main stage on the hardest triaged questions, in place on `results`, while
     `budget` seconds since `started` last; returns what it did, its model seconds and a failure
     (None when it finished). Nothing is loaded or retrieved
@@ -561,11 +668,18 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
     letter reader's remaining option orders without context (`OrderCompletion`). Each kind of re-read
     keeps its own pace, and a question goes ahead while its kind's pace fits the budget left; while
     the cheaper kind still fits, contexts go on being retrieved (a batch at a time) to route the rest."""
-    hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < options.escalate_margin)
+    hardest = sorted(
+        (margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < options.escalate_margin
+    )
     budget = budget if hardest else 0.0
-    record: dict[str, object] = {"triage_readers": triage_readers(options), "candidates": len(hardest),
-                                 "escalated": 0, "read_without_context": 0, "stopped_by_budget": False,
-                                 "budget_seconds": None if math.isinf(budget) else budget}
+    record: dict[str, object] = {
+        "triage_readers": triage_readers(options),
+        "candidates": len(hardest),
+        "escalated": 0,
+        "read_without_context": 0,
+        "stopped_by_budget": False,
+        "budget_seconds": None if math.isinf(budget) else budget,
+    }
     if not hardest:
         return record, 0.0, None
     if time.perf_counter() - started >= budget:
@@ -594,12 +708,17 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
             result = results[i]
             try:
                 if i not in own_contexts:  # a batch's retrieval counts in the elapsed time, not in one question's pace
-                    coming = [j for _, j in hardest[position:position + ESCALATION_RETRIEVAL_BATCH]]
+                    coming = [j for _, j in hardest[position : position + ESCALATION_RETRIEVAL_BATCH]]
                     found = retrieve_contexts([results[j].question for j in coming], retrieval, main, count_tokens)
                     own_contexts.update(zip(coming, found))
                 triage = triage_reading(completion, result)
-                coverage = None if triage is None else max(
-                    question_coverage(result.question, packed_texts(c.hits, c.context)) for c in own_contexts[i])
+                coverage = (
+                    None
+                    if triage is None
+                    else max(
+                        question_coverage(result.question, packed_texts(c.hits, c.context)) for c in own_contexts[i]
+                    )
+                )
                 kind = "orders" if coverage is not None and coverage < options.context_coverage else "context"
                 if kind == "orders" and orders_read(len(LETTERS), completion.read, len(result.question.options)) == 0:
                     continue  # its triage reading saw every order already, and its context is off the question
@@ -608,11 +727,14 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
                     continue  # a cheaper kind may still fit
                 began = time.perf_counter()
                 if kind == "orders":
-                    outputs, decided_by = read_remaining_orders(completion, stage.backend, result, triage,
-                                                                options.share_prefix, priors.get(triage.reader))
+                    outputs, decided_by = read_remaining_orders(
+                        completion, stage.backend, result, triage, options.share_prefix, priors.get(triage.reader)
+                    )
                     every_context = result.contexts
                 else:
-                    more = read_contexts(stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix)
+                    more = read_contexts(
+                        stage.readers, stage.backend, result.question, own_contexts[i], options.share_prefix
+                    )
                     outputs = [*result.outputs, *more]
                     decided_by = outputs if ensemble is not None or options.average_stages else more
                     every_context = [*result.contexts, *own_contexts[i]]
@@ -620,8 +742,9 @@ def escalate(results: list[QuestionResult], options: AnswerOptions, ensemble: En
             except (ValueError, RuntimeError, OpenbookError) as error:
                 failure = f"escalating question {result.question.id!r}: {error}"
                 break
-            results[i] = replace(result, prediction=prediction, outputs=outputs, contexts=every_context,
-                                 context_coverage=coverage)
+            results[i] = replace(
+                result, prediction=prediction, outputs=outputs, contexts=every_context, context_coverage=coverage
+            )
             if on_result is not None:
                 on_result(results[i])
             pace[kind].append(time.perf_counter() - began)

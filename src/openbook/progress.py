@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
 
@@ -54,8 +53,15 @@ def meter(description: str, total: int | None, counters: tuple[str, ...], enable
     if not enabled:
         yield Meter(None, None, counters)
         return
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), TaskProgressColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[rates]}")]
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=20),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[rates]}"),
+    ]
     with Progress(*columns, console=console, transient=False) as progress:
         task_id = progress.add_task(description, total=total, rates="")
         m = Meter(progress, task_id, counters)

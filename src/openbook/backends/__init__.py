@@ -6,9 +6,11 @@ from importlib import import_module
 
 from openbook.backends.base import Backend, PromptTemplate
 
-_BACKENDS = {"llama.cpp": "openbook.backends.llama_cpp:LlamaCppBackend",
-             "transformers": "openbook.backends.transformers_backend:TransformersBackend",
-             "transformers-layered": "openbook.backends.layered:LayeredBackend"}
+_BACKENDS = {
+    "llama.cpp": "openbook.backends.llama_cpp:LlamaCppBackend",
+    "transformers": "openbook.backends.transformers_backend:TransformersBackend",
+    "transformers-layered": "openbook.backends.layered:LayeredBackend",
+}
 
 
 def load_backend(name: str, model: str, **options: object) -> Backend:

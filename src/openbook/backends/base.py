@@ -36,8 +36,13 @@ class Backend(Protocol):
         """The ids of the texts that are exactly one token (e.g. "A", " A", "Yes"), others skipped."""
         ...
 
-    def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
-                            targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
+    def next_token_logprobs(
+        self,
+        prefix: Sequence[int],
+        continuations: Sequence[Sequence[int]],
+        targets: Sequence[int],
+        share_prefix: bool = True,
+    ) -> np.ndarray:
         """Log-probabilities (over the whole vocabulary) of each target token right after
         `prefix + continuation`, shape (len(continuations), len(targets)).
 

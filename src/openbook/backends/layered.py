@@ -44,7 +44,9 @@ class SafetensorsLayers:
             with safe_open(folder / "model.safetensors", "pt") as handle:
                 self.file_of = {name: folder / "model.safetensors" for name in handle.keys()}
         else:
-            raise OpenbookError(f"{folder}: no safetensors weights (model.safetensors or its index) to read layer by layer")
+            raise OpenbookError(
+                f"{folder}: no safetensors weights (model.safetensors or its index) to read layer by layer"
+            )
 
     def read(self, prefix: str, dtype) -> dict:
         from safetensors import safe_open
@@ -57,15 +59,22 @@ class SafetensorsLayers:
         for file, names in wanted.items():
             with safe_open(file, "pt") as handle:
                 for name in names:
-                    tensors[name[len(prefix):]] = handle.get_tensor(name).to(dtype)
+                    tensors[name[len(prefix) :]] = handle.get_tensor(name).to(dtype)
         return tensors
 
 
 class LayeredBackend(TransformersBackend):
     name = "transformers-layered"
 
-    def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, device: str | None = None,
-                 dtype: str | None = None, **_: object):
+    def __init__(
+        self,
+        model: str,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        **_: object,
+    ):
         require_modules("train", "torch", "transformers", "safetensors")
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -81,13 +90,17 @@ class LayeredBackend(TransformersBackend):
         self.config = AutoConfig.from_pretrained(location)
         self.config._attn_implementation = "sdpa"  # layers built one by one read it from their config
         if getattr(self.config, "layer_types", None) and len(set(self.config.layer_types)) > 1:
-            raise OpenbookError(f"{model}: layers of different attention kinds ({sorted(set(self.config.layer_types))}) "
-                                "are not supported layer by layer")
+            raise OpenbookError(
+                f"{model}: layers of different attention kinds ({sorted(set(self.config.layer_types))}) "
+                "are not supported layer by layer"
+            )
         self.layers = SafetensorsLayers(location)
         shell_config = copy.deepcopy(self.config)
         shell_config.num_hidden_layers = 0  # embeddings, norm, rotary embedding and head only
         self.shell = AutoModelForCausalLM.from_config(shell_config, dtype=self.dtype, attn_implementation="sdpa")
-        resident = {f"model.embed_tokens.{k}": v for k, v in self.layers.read("model.embed_tokens.", self.dtype).items()}
+        resident = {
+            f"model.embed_tokens.{k}": v for k, v in self.layers.read("model.embed_tokens.", self.dtype).items()
+        }
         resident |= {f"model.norm.{k}": v for k, v in self.layers.read("model.norm.", self.dtype).items()}
         head = self.layers.read("lm_head.", self.dtype)
         resident |= {f"lm_head.{k}": v for k, v in head.items()}
@@ -119,8 +132,13 @@ class LayeredBackend(TransformersBackend):
         self.peak_layer_bytes = max(self.peak_layer_bytes, sum(t.numel() * t.element_size() for t in weights.values()))
         return layer.to(self.device).eval()
 
-    def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
-                            targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
+    def next_token_logprobs(
+        self,
+        prefix: Sequence[int],
+        continuations: Sequence[Sequence[int]],
+        targets: Sequence[int],
+        share_prefix: bool = True,
+    ) -> np.ndarray:
         return self.score_many([(prefix, continuations, targets)], share_prefix)[0]
 
     def score_many(self, requests: Sequence[Request], share_prefix: bool = True) -> list[np.ndarray]:
@@ -130,15 +148,19 @@ class LayeredBackend(TransformersBackend):
         from transformers import DynamicCache
 
         if not share_prefix:  # the reference: prefix and continuation as one sequence each, no sharing
-            requests = [([], [[*prefix, *c] for c in continuations], targets) for prefix, continuations, targets in requests]
+            requests = [
+                ([], [[*prefix, *c] for c in continuations], targets) for prefix, continuations, targets in requests
+            ]
 
         for prefix, continuations, _ in requests:
             if not continuations or not all(continuations):
                 raise ValueError("every question needs continuations of at least one token")
             longest = len(prefix) + max(len(c) for c in continuations)
             if longest > self.n_ctx:
-                raise ValueError(f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
-                                 "lower the context budget or raise n_ctx")
+                raise ValueError(
+                    f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
+                    "lower the context budget or raise n_ctx"
+                )
         started = time.perf_counter()
         embed, rotary = self.shell.model.embed_tokens, self.shell.model.rotary_emb
         states = []
@@ -153,31 +175,49 @@ class LayeredBackend(TransformersBackend):
                 # continuation rows see the whole prefix, their own earlier tokens, and no padding
                 own = torch.ones(width, width, dtype=torch.bool).tril()[None] & pad_mask.bool()[:, None, :]
                 mask = torch.cat([torch.ones(len(continuations), width, p, dtype=torch.bool), own], dim=2)[:, None]
-                states.append({
-                    "prefix": embed(prefix_ids.to(self.device)) if p else None,
-                    "prefix_rope": rotary(embed.weight[:1][None], prefix_positions.to(self.device)) if p else None,
-                    "prefix_mask": torch.ones(p, p, dtype=torch.bool).tril()[None, None].to(self.device),
-                    "hidden": embed(ids.to(self.device)),
-                    "rope": rotary(embed.weight[:1][None], positions.to(self.device)),
-                    "mask": mask.to(self.device), "last": last, "count": len(continuations),
-                    "prefix_positions": prefix_positions.to(self.device), "positions": positions.to(self.device)})
+                states.append(
+                    {
+                        "prefix": embed(prefix_ids.to(self.device)) if p else None,
+                        "prefix_rope": rotary(embed.weight[:1][None], prefix_positions.to(self.device)) if p else None,
+                        "prefix_mask": torch.ones(p, p, dtype=torch.bool).tril()[None, None].to(self.device),
+                        "hidden": embed(ids.to(self.device)),
+                        "rope": rotary(embed.weight[:1][None], positions.to(self.device)),
+                        "mask": mask.to(self.device),
+                        "last": last,
+                        "count": len(continuations),
+                        "prefix_positions": prefix_positions.to(self.device),
+                        "positions": positions.to(self.device),
+                    }
+                )
             for index in range(self.config.num_hidden_layers):
                 layer = self.load_layer(index)
                 for state in states:
                     cache = None
                     if state["prefix"] is not None:
                         cache = DynamicCache()
-                        state["prefix"] = layer(state["prefix"], attention_mask=state["prefix_mask"],
-                                                position_ids=state["prefix_positions"], cache=cache, use_cache=True,
-                                                position_embeddings=state["prefix_rope"])
+                        state["prefix"] = layer(
+                            state["prefix"],
+                            attention_mask=state["prefix_mask"],
+                            position_ids=state["prefix_positions"],
+                            cache=cache,
+                            use_cache=True,
+                            position_embeddings=state["prefix_rope"],
+                        )
                         cache.batch_repeat_interleave(state["count"])
-                    state["hidden"] = layer(state["hidden"], attention_mask=state["mask"], position_ids=state["positions"],
-                                            cache=cache, use_cache=cache is not None,
-                                            position_embeddings=state["rope"])
+                    state["hidden"] = layer(
+                        state["hidden"],
+                        attention_mask=state["mask"],
+                        position_ids=state["positions"],
+                        cache=cache,
+                        use_cache=cache is not None,
+                        position_embeddings=state["rope"],
+                    )
                 del layer
             results = []
             for state, (_, _, targets) in zip(states, requests):
-                hidden = self.shell.model.norm(state["hidden"][torch.arange(state["count"]), torch.tensor(state["last"])])
+                hidden = self.shell.model.norm(
+                    state["hidden"][torch.arange(state["count"]), torch.tensor(state["last"])]
+                )
                 logits = self.shell.lm_head(hidden).float().cpu().numpy()
                 results.append(log_softmax_at(logits, targets))
         self.model_seconds += time.perf_counter() - started

@@ -34,8 +34,16 @@ _MARKER = "\x00OPENBOOK-USER-TEXT\x00"
 class LlamaCppBackend:
     name = "llama.cpp"
 
-    def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, max_sequences: int = 12,
-                 n_gpu_layers: int = 0, batch_continuations: bool = False, verbose: bool = False):
+    def __init__(
+        self,
+        model: str,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        max_sequences: int = 12,
+        n_gpu_layers: int = 0,
+        batch_continuations: bool = False,
+        verbose: bool = False,
+    ):
         """`n_ctx`: tokens per sequence (prefix + one continuation); `max_sequences`: the prefix plus
         up to `max_sequences - 1` continuations sharing it; `batch_continuations`: decode those
         continuations in one call (several sequences in one batch) instead of one call each."""
@@ -114,12 +122,17 @@ class LlamaCppBackend:
             rendered = formatter(messages=[{"role": "user", "content": f"{system}\n\n{_MARKER}"}]).prompt
         head, tail = rendered.split(_MARKER)
         if bos and head.startswith(bos) and self._model.add_bos_token():
-            head = head[len(bos):]  # tokenize(at_start=True) adds BOS itself: not twice
+            head = head[len(bos) :]  # tokenize(at_start=True) adds BOS itself: not twice
         return PromptTemplate(head=head, tail=tail)
 
     # -- scoring ---------------------------------------------------------------------------
-    def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
-                            targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
+    def next_token_logprobs(
+        self,
+        prefix: Sequence[int],
+        continuations: Sequence[Sequence[int]],
+        targets: Sequence[int],
+        share_prefix: bool = True,
+    ) -> np.ndarray:
         if share_prefix:
             groups = [(prefix, group) for group in self._groups(continuations)]
         else:  # the reference: for every continuation the prefix is evaluated again, in a fresh cache
@@ -142,15 +155,18 @@ class LlamaCppBackend:
             tokens += len(continuation)
         return groups if groups[0] else []
 
-    def _score(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
-               targets: Sequence[int]) -> np.ndarray:
+    def _score(
+        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], targets: Sequence[int]
+    ) -> np.ndarray:
         if not all(continuations):
             raise ValueError("every continuation needs at least one token")
         prefix = list(prefix)
         longest = len(prefix) + max(len(c) for c in continuations)
         if longest > self.n_ctx:
-            raise ValueError(f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
-                             "lower the context budget or raise n_ctx")
+            raise ValueError(
+                f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
+                "lower the context budget or raise n_ctx"
+            )
         self._lib.llama_memory_clear(self._memory, True)
         if prefix:
             self._fill([(token, position, 0, False) for position, token in enumerate(prefix)])
@@ -159,8 +175,10 @@ class LlamaCppBackend:
         for seq, continuation in enumerate(continuations, start=1):
             if prefix:
                 self._lib.llama_memory_seq_cp(self._memory, 0, seq, -1, -1)
-            entries = [(token, len(prefix) + offset, seq, offset == len(continuation) - 1)
-                       for offset, token in enumerate(continuation)]
+            entries = [
+                (token, len(prefix) + offset, seq, offset == len(continuation) - 1)
+                for offset, token in enumerate(continuation)
+            ]
             if self.batch_continuations and batches:
                 batches[-1].extend(entries)
             else:
@@ -192,4 +210,3 @@ class LlamaCppBackend:
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = seq
             batch.logits[i] = wants_logits
-

@@ -80,9 +80,18 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, device: str | None = None,
-                 dtype: str | None = None, max_sequences: int = 16, packed: bool = False, adapter: str | None = None,
-                 **_: object):
+    def __init__(
+        self,
+        model: str,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_sequences: int = 16,
+        packed: bool = False,
+        adapter: str | None = None,
+        **_: object,
+    ):
         """`device`: cuda when there is one, else cpu; `dtype`: bfloat16 on CUDA, float32 on the CPU;
         `max_sequences`: continuations per batch; `packed`: score a prefix's continuations in one
         sequence with a 4-D mask; `adapter`: a LoRA adapter folder from `openbook train llm`."""
@@ -136,22 +145,31 @@ class TransformersBackend:
         try:
             rendered = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception:  # templates that refuse a system role
-            rendered = self.tokenizer.apply_chat_template([{"role": "user", "content": f"{system}\n\n{_MARKER}"}],
-                                                          tokenize=False, add_generation_prompt=True)
+            rendered = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": f"{system}\n\n{_MARKER}"}], tokenize=False, add_generation_prompt=True
+            )
         head, tail = rendered.split(_MARKER)
         bos = self.tokenizer.bos_token
         added = self.tokenizer("", add_special_tokens=True)["input_ids"]
         if bos and head.startswith(bos) and added and added[0] == self.tokenizer.bos_token_id:
-            head = head[len(bos):]  # tokenize(at_start=True) adds BOS itself: not twice
+            head = head[len(bos) :]  # tokenize(at_start=True) adds BOS itself: not twice
         return PromptTemplate(head=head, tail=tail)
 
     # -- scoring ---------------------------------------------------------------------------
-    def next_token_logprobs(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
-                            targets: Sequence[int], share_prefix: bool = True) -> np.ndarray:
+    def next_token_logprobs(
+        self,
+        prefix: Sequence[int],
+        continuations: Sequence[Sequence[int]],
+        targets: Sequence[int],
+        share_prefix: bool = True,
+    ) -> np.ndarray:
         return self.score_many([(prefix, continuations, targets)], share_prefix)[0]
 
-    def score_many(self, requests: Sequence[tuple[Sequence[int], Sequence[Sequence[int]], Sequence[int]]],
-                   share_prefix: bool = True) -> list[np.ndarray]:
+    def score_many(
+        self,
+        requests: Sequence[tuple[Sequence[int], Sequence[Sequence[int]], Sequence[int]]],
+        share_prefix: bool = True,
+    ) -> list[np.ndarray]:
         """Several questions' (prefix, continuations, targets) at once. Shared KV: the prefixes run
         as one padded batch, then every question's continuations as one batch on their question's
         cache rows (padding masked), `max_sequences` continuations per forward pass."""
@@ -159,11 +177,13 @@ class TransformersBackend:
             if not all(continuations):
                 raise ValueError("every continuation needs at least one token")
             if continuations and len(prefix) + max(len(c) for c in continuations) > self.n_ctx:
-                raise ValueError(f"prompt of {len(prefix) + max(len(c) for c in continuations)} tokens exceeds the "
-                                 f"context window of {self.n_ctx}; lower the context budget or raise n_ctx")
+                raise ValueError(
+                    f"prompt of {len(prefix) + max(len(c) for c in continuations)} tokens exceeds the "
+                    f"context window of {self.n_ctx}; lower the context budget or raise n_ctx"
+                )
         started = time.perf_counter()
         rows: list[tuple[int, Sequence[int]]] = [(q, c) for q, (_, conts, _) in enumerate(requests) for c in conts]
-        groups = [rows[i:i + self.max_sequences] for i in range(0, len(rows), self.max_sequences)]
+        groups = [rows[i : i + self.max_sequences] for i in range(0, len(rows), self.max_sequences)]
         if not share_prefix or not all(prefix for prefix, _, _ in requests):  # nothing to share
             logits = [self._from_scratch([(requests[q][0], c) for q, c in group]) for group in groups]
         elif self.packed:
@@ -175,7 +195,7 @@ class TransformersBackend:
         self.model_seconds += time.perf_counter() - started
         results, start = [], 0
         for _, conts, targets in requests:
-            block = flat[start:start + len(conts)]
+            block = flat[start : start + len(conts)]
             start += len(conts)
             if not len(block):
                 results.append(np.zeros((0, len(targets)), dtype=np.float32))
@@ -187,8 +207,9 @@ class TransformersBackend:
         import torch
 
         with torch.inference_mode():
-            return self.network(**{k: (v.to(self.device) if isinstance(v, torch.Tensor) else v)
-                                   for k, v in inputs.items()})
+            return self.network(
+                **{k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+            )
 
     def logits_only_at(self, positions: Sequence[int]) -> tuple[dict, list[int]]:
         """Forward arguments that run the output head at these sequence positions alone (in every row
@@ -207,7 +228,9 @@ class TransformersBackend:
         lengths. A pad position's query still sees its row's real tokens, so no row is all masked."""
         ids, mask, _ = _right_padded(prefixes)
         keep = {"logits_to_keep": 1} if self.keeps_logits else {}  # only the cache is wanted
-        return self._forward(input_ids=ids, attention_mask=mask, use_cache=True, **keep).cache, [len(p) for p in prefixes]
+        return self._forward(input_ids=ids, attention_mask=mask, use_cache=True, **keep).cache, [
+            len(p) for p in prefixes
+        ]
 
     def _on_caches(self, cache, lengths: Sequence[int], group: Sequence[tuple[int, Sequence[int]]]) -> np.ndarray:
         """Continuations batched on copies of their question's prefix cache rows."""
@@ -221,8 +244,9 @@ class TransformersBackend:
         prefix_mask = torch.arange(max(lengths))[None, :] < torch.tensor([lengths[q] for q, _ in group])[:, None]
         mask = torch.cat([prefix_mask.to(mask.dtype), mask], dim=1)
         keep, columns = self.logits_only_at(last)
-        out = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                            **keep)
+        out = self._forward(
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, **keep
+        )
         return _rows_at(out.logits, columns)
 
     def _from_scratch(self, sequences: Sequence[tuple[Sequence[int], Sequence[int]]]) -> np.ndarray:
@@ -234,8 +258,9 @@ class TransformersBackend:
         """prefix + c1 + … + ck as one sequence; ci attends to the prefix and to ci's earlier tokens."""
         ids, positions, mask, last = packed_layout(prefix, group)
         keep, columns = self.logits_only_at(last)
-        out = self._forward(input_ids=ids[None], position_ids=positions[None], attention_mask=mask[None, None],
-                            use_cache=False, **keep)
+        out = self._forward(
+            input_ids=ids[None], position_ids=positions[None], attention_mask=mask[None, None], use_cache=False, **keep
+        )
         return out.logits[0, columns].float().cpu().numpy()
 
 
@@ -269,8 +294,8 @@ def _right_padded(sequences: Sequence[Sequence[int]]):
     ids = torch.zeros(len(sequences), width, dtype=torch.long)
     mask = torch.zeros(len(sequences), width, dtype=torch.long)
     for row, sequence in enumerate(sequences):
-        ids[row, :len(sequence)] = torch.tensor(list(sequence))
-        mask[row, :len(sequence)] = 1
+        ids[row, : len(sequence)] = torch.tensor(list(sequence))
+        mask[row, : len(sequence)] = 1
     return ids, mask, [len(s) - 1 for s in sequences]
 
 

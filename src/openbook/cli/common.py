@@ -20,8 +20,13 @@ results = Console()  # results go to stdout; progress and messages to stderr
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML file whose \\[command] table gives defaults for these options.",
-                 exists=False, dir_okay=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML file whose \\[command] table gives defaults for these options.",
+        exists=False,
+        dir_okay=False,
+    ),
 ]
 
 

@@ -36,8 +36,9 @@ def exam_of_runs(runs: list[Path], given: Path | None) -> Path:
     named = {run: exam_of(run) for run in runs}
     exam = given or named[runs[0]]
     if exam is None:
-        raise OpenbookError(f"{predictions_path(runs[0]).parent / 'run.json'}: cannot tell which exam the run "
-                            "answered; pass --exam")
+        raise OpenbookError(
+            f"{predictions_path(runs[0]).parent / 'run.json'}: cannot tell which exam the run answered; pass --exam"
+        )
     for run, other in named.items():
         if other is not None and not _same_file(other, exam):
             raise OpenbookError(f"{run} answered {other}, not {exam}: combine runs of one exam")
@@ -55,11 +56,19 @@ def fit(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (or predictions.jsonl) of validation questions.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Ensemble JSON to write; use with answer --ensemble.")],
     exam: Annotated[Path | None, typer.Option(help="The exam the runs answered (default: from run.json).")] = None,
-    method: Annotated[list[str] | None, typer.Option(help=f"Methods to compare ({', '.join(METHODS)}); default all.")] = None,
+    method: Annotated[
+        list[str] | None, typer.Option(help=f"Methods to compare ({', '.join(METHODS)}); default all.")
+    ] = None,
     folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the folds and the ranker.")] = 13,
-    final: Annotated[bool, typer.Option("--final", help="Each run is one reader, its final answers, named by its "
-                                                        "folder: the file then works with `ensemble combine`.")] = False,
+    final: Annotated[
+        bool,
+        typer.Option(
+            "--final",
+            help="Each run is one reader, its final answers, named by its "
+            "folder: the file then works with `ensemble combine`.",
+        ),
+    ] = False,
 ) -> None:
     """Cross-validate mean, weighted and ranker ensembles; save the best, calibrated on held-out folds.
 
@@ -70,11 +79,23 @@ def fit(
     scored = scored_from_runs(runs, questions, final=final)
     ensemble = fit_ensemble(scored, methods=method or METHODS, folds=folds, seed=seed)
     ensemble.save(out)
-    table = Table("method", "MAP@3", "accuracy", "NLL", "ECE", title=f"{folds}-fold cross-validation, "
-                  f"{ensemble.validation['questions']} questions, readers {', '.join(ensemble.readers)}")
+    table = Table(
+        "method",
+        "MAP@3",
+        "accuracy",
+        "NLL",
+        "ECE",
+        title=f"{folds}-fold cross-validation, "
+        f"{ensemble.validation['questions']} questions, readers {', '.join(ensemble.readers)}",
+    )
     for name, score in ensemble.validation["cross_validation"].items():
-        table.add_row(name + (" (chosen)" if name == ensemble.method else ""), f"{score['map_at_3']:.4f}",
-                      f"{score['accuracy']:.4f}", f"{score['nll']:.4f}", f"{score['ece']:.3f}")
+        table.add_row(
+            name + (" (chosen)" if name == ensemble.method else ""),
+            f"{score['map_at_3']:.4f}",
+            f"{score['accuracy']:.4f}",
+            f"{score['nll']:.4f}",
+            f"{score['ece']:.3f}",
+        )
     results.print(table)
     results.print(f"wrote {out}", highlight=False)
 
@@ -83,11 +104,22 @@ def fit(
 @reports_errors
 def combine(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (or predictions.jsonl) of the same exam.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for submission.csv, predictions.jsonl, run.json "
-                                                          "(and metrics.json when the exam has answers).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for submission.csv, predictions.jsonl, run.json (and metrics.json when the exam has answers).",
+        ),
+    ],
     exam: Annotated[Path | None, typer.Option(help="The exam the runs answered (default: from run.json).")] = None,
-    ensemble: Annotated[Path | None, typer.Option(help="From `ensemble fit --final` on validation runs in folders of "
-                                                       "the same names (default: the mean of the runs).")] = None,
+    ensemble: Annotated[
+        Path | None,
+        typer.Option(
+            help="From `ensemble fit --final` on validation runs in folders of "
+            "the same names (default: the mean of the runs)."
+        ),
+    ] = None,
 ) -> None:
     """One submission from whole runs of the same exam (e.g. the default cascade and an encoder run):
     each run's final answers are one reader, named by its folder, averaged or weighed by a fitted
@@ -104,16 +136,27 @@ def combine(
     names = sorted(scored[0].readers)
     combiner = Ensemble.load(ensemble) if ensemble is not None else Ensemble("mean", names)
     if set(combiner.readers) != set(names):
-        raise OpenbookError(f"{ensemble} was fitted on runs in folders named {', '.join(sorted(combiner.readers))}; "
-                            f"these are named {', '.join(names)} (fit it with `ensemble fit --final` on runs named alike)")
+        raise OpenbookError(
+            f"{ensemble} was fitted on runs in folders named {', '.join(sorted(combiner.readers))}; "
+            f"these are named {', '.join(names)} (fit it with `ensemble fit --final` on runs named alike)"
+        )
     combined = []
     for q in scored:
         probabilities = dict(zip(q.letters, map(float, combiner.probabilities(q))))
         outputs = [ReaderOutput(q.id, name, dict(zip(q.letters, map(float, q.readers[name])))) for name in names]
-        combined.append(QuestionResult(questions[q.id], prediction_from(q.id, probabilities, calibrated=ensemble is not None),
-                                       outputs, contexts=[]))
-    settings = {"exam": str(exam_path), "combined_runs": [str(run) for run in runs],
-                "ensemble": str(ensemble) if ensemble is not None else None}
+        combined.append(
+            QuestionResult(
+                questions[q.id],
+                prediction_from(q.id, probabilities, calibrated=ensemble is not None),
+                outputs,
+                contexts=[],
+            )
+        )
+    settings = {
+        "exam": str(exam_path),
+        "combined_runs": [str(run) for run in runs],
+        "ensemble": str(ensemble) if ensemble is not None else None,
+    }
     metrics = write_run(Run(combined, seconds={}, settings=settings), out)
     if len(scored) < len(questions):
         results.print(f"[yellow]combined the {len(scored)} of {len(questions)} questions every run answered[/yellow]")

@@ -23,9 +23,12 @@ def check(exam: Annotated[Path, typer.Argument(help="Exam CSV or JSONL.")]) -> N
     option_counts = Counter(len(q.options) for q in questions)
     answered = sum(q.answer is not None for q in questions)
     extra = sorted({key for q in questions for key in q.extra})
-    results.print(f"{exam}: {len(questions)} questions, options per question "
-                  f"{dict(sorted(option_counts.items()))}, {answered} with answers, "
-                  f"extra columns: {', '.join(extra) or 'none'}", highlight=False)
+    results.print(
+        f"{exam}: {len(questions)} questions, options per question "
+        f"{dict(sorted(option_counts.items()))}, {answered} with answers, "
+        f"extra columns: {', '.join(extra) or 'none'}",
+        highlight=False,
+    )
 
 
 @reports_errors

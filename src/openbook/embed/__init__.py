@@ -16,24 +16,36 @@ def load_embedder(settings: EmbedderSettings) -> Embedder:
     (sentence-transformers, only where the hub cache already holds it: nothing is downloaded)."""
     spec = MODELS.get(settings.model)
     if spec is not None and spec.kind != "embedder":
-        raise OpenbookError(f"{settings.model} is a language model, not an embedder; "
-                            f"embedders: {', '.join(n for n, s in MODELS.items() if s.kind == 'embedder')}")
+        raise OpenbookError(
+            f"{settings.model} is a language model, not an embedder; "
+            f"embedders: {', '.join(n for n, s in MODELS.items() if s.kind == 'embedder')}"
+        )
     query_prefix = settings.query_prefix if settings.query_prefix is not None else (spec.query_prefix if spec else "")
-    passage_prefix = (settings.passage_prefix if settings.passage_prefix is not None
-                      else (spec.passage_prefix if spec else ""))
+    passage_prefix = (
+        settings.passage_prefix if settings.passage_prefix is not None else (spec.passage_prefix if spec else "")
+    )
     path = Path(settings.model).expanduser()
     if spec is not None or path.exists():
         location = str(resolve_model(settings.model))
     else:
         location = settings.model  # a hub id, for users whose hub cache holds it
-    common = dict(name=settings.model, location=location, query_prefix=query_prefix, passage_prefix=passage_prefix,
-                  batch_size=settings.batch_size, max_tokens=settings.max_tokens, threads=settings.threads)
+    common = dict(
+        name=settings.model,
+        location=location,
+        query_prefix=query_prefix,
+        passage_prefix=passage_prefix,
+        batch_size=settings.batch_size,
+        max_tokens=settings.max_tokens,
+        threads=settings.threads,
+    )
     if location.endswith(".gguf"):
         require_modules("llm", "llama_cpp")
         from openbook.embed.gguf import GGUFEmbedder
+
         return GGUFEmbedder(**common)
     require_modules("dense", "sentence_transformers")
     from openbook.embed.sentence_transformers import SentenceTransformerEmbedder
+
     try:
         return SentenceTransformerEmbedder(**common)
     except OSError as error:

@@ -17,16 +17,16 @@ TextKind = Literal["query", "passage"]
 
 @dataclass(frozen=True, slots=True)
 class EmbedderSettings:
-    model: str                        # registered name, local path (folder or GGUF) or hub id
-    query_prefix: str | None = None   # None: the registered model's own prefix ("" if unknown)
+    model: str  # registered name, local path (folder or GGUF) or hub id
+    query_prefix: str | None = None  # None: the registered model's own prefix ("" if unknown)
     passage_prefix: str | None = None
     batch_size: int = 64
-    max_tokens: int | None = None     # None: the model's own limit
+    max_tokens: int | None = None  # None: the model's own limit
     threads: int | None = None
 
 
 class Embedder(Protocol):
-    name: str        # what the index records, to refuse a query embedder that does not match
+    name: str  # what the index records, to refuse a query embedder that does not match
     dimension: int
     query_prefix: str
     passage_prefix: str
@@ -59,4 +59,3 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
-

@@ -8,8 +8,17 @@ from openbook.embed.base import PrefixedEmbedder
 
 
 class SentenceTransformerEmbedder(PrefixedEmbedder):
-    def __init__(self, name: str, location: str, query_prefix: str, passage_prefix: str, batch_size: int = 64,
-                 max_tokens: int | None = None, threads: int | None = None, device: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        location: str,
+        query_prefix: str,
+        passage_prefix: str,
+        batch_size: int = 64,
+        max_tokens: int | None = None,
+        threads: int | None = None,
+        device: str | None = None,
+    ):
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -18,8 +27,9 @@ class SentenceTransformerEmbedder(PrefixedEmbedder):
         if threads:
             torch.set_num_threads(threads)
         self.name = name
-        self.model = SentenceTransformer(location, device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
-                                         local_files_only=True)
+        self.model = SentenceTransformer(
+            location, device=device or ("cuda" if torch.cuda.is_available() else "cpu"), local_files_only=True
+        )
         if max_tokens:
             self.model.max_seq_length = max_tokens
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension

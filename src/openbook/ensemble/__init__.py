@@ -5,5 +5,14 @@ from openbook.ensemble.average import average_probabilities, prediction_from, ra
 from openbook.ensemble.features import ScoredQuestion, scored_from_runs, scored_question
 from openbook.ensemble.learned import METHODS, Ensemble, fit_ensemble
 
-__all__ = ["METHODS", "Ensemble", "ScoredQuestion", "average_probabilities", "fit_ensemble", "prediction_from", "rank",
-           "scored_from_runs", "scored_question"]
+__all__ = [
+    "METHODS",
+    "Ensemble",
+    "ScoredQuestion",
+    "average_probabilities",
+    "fit_ensemble",
+    "prediction_from",
+    "rank",
+    "scored_from_runs",
+    "scored_question",
+]

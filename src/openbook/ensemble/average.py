@@ -8,8 +8,9 @@ from openbook.readers.base import ReaderOutput
 from openbook.types import Prediction
 
 
-def average_probabilities(outputs: Sequence[ReaderOutput],
-                          weights: Mapping[str, float] | None = None) -> dict[str, float]:
+def average_probabilities(
+    outputs: Sequence[ReaderOutput], weights: Mapping[str, float] | None = None
+) -> dict[str, float]:
     if not outputs:
         raise ValueError("nothing to average")
     total_weight = 0.0
@@ -32,5 +33,6 @@ def rank(probabilities: Mapping[str, float]) -> tuple[str, ...]:
 def prediction_from(question_id: str, probabilities: Mapping[str, float], calibrated: bool = False) -> Prediction:
     """The prediction these probabilities make: letters ranked, the top one's probability as confidence."""
     ranking = rank(probabilities)
-    return Prediction(question_id, ranking, dict(probabilities), confidence=probabilities[ranking[0]],
-                      calibrated=calibrated)
+    return Prediction(
+        question_id, ranking, dict(probabilities), confidence=probabilities[ranking[0]], calibrated=calibrated
+    )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-FLOOR = 1e-9          # probabilities are clipped here before logs
+FLOOR = 1e-9  # probabilities are clipped here before logs
 ECE_BINS = 10
 TEMPERATURE_RANGE = (0.05, 20.0)
 
@@ -41,8 +41,11 @@ def fit_temperature(score_rows: Sequence[np.ndarray], answers: Sequence[int]) ->
     if not answers:
         return 1.0
     low, high = np.log(TEMPERATURE_RANGE)
-    found = minimize_scalar(lambda log_t: negative_log_likelihood(score_rows, answers, float(np.exp(log_t))),
-                            bounds=(low, high), method="bounded")
+    found = minimize_scalar(
+        lambda log_t: negative_log_likelihood(score_rows, answers, float(np.exp(log_t))),
+        bounds=(low, high),
+        method="bounded",
+    )
     return float(np.exp(found.x))
 
 

@@ -21,15 +21,21 @@ class ScoredQuestion:
     letters: tuple[str, ...]
     answer: str | None
     readers: dict[str, np.ndarray]  # reader -> probabilities in `letters` order
-    coverage: np.ndarray            # per option: share of its words found in the retrieved context
+    coverage: np.ndarray  # per option: share of its words found in the retrieved context
 
 
-def scored_question(question: Question, readers: Mapping[str, Mapping[str, float]], context_text: str) -> ScoredQuestion:
+def scored_question(
+    question: Question, readers: Mapping[str, Mapping[str, float]], context_text: str
+) -> ScoredQuestion:
     letters = question.letters
     return ScoredQuestion(
-        id=question.id, letters=letters, answer=question.answer,
-        readers={name: np.array([float(probabilities.get(letter, 0.0)) for letter in letters])
-                 for name, probabilities in readers.items()},
+        id=question.id,
+        letters=letters,
+        answer=question.answer,
+        readers={
+            name: np.array([float(probabilities.get(letter, 0.0)) for letter in letters])
+            for name, probabilities in readers.items()
+        },
         coverage=np.array([word_coverage(question.options[letter], context_text) for letter in letters]),
     )
 
@@ -44,8 +50,9 @@ def predictions_path(run: Path) -> Path:
     """A run's predictions.jsonl: in its folder, or the file itself."""
     path = run / "predictions.jsonl" if run.is_dir() else run
     if not path.is_file():
-        raise OpenbookError(f"{run}: not a run of `openbook answer`/`eval` (no {path.name}); pass its folder "
-                            "or its predictions.jsonl")
+        raise OpenbookError(
+            f"{run}: not a run of `openbook answer`/`eval` (no {path.name}); pass its folder or its predictions.jsonl"
+        )
     return path
 
 
@@ -73,8 +80,9 @@ def read_predictions(path: Path) -> list[dict[str, object]]:
 
 
 def _probabilities(value: object) -> bool:
-    return isinstance(value, dict) and all(isinstance(p, (int, float)) and not isinstance(p, bool)
-                                           for p in value.values())
+    return isinstance(value, dict) and all(
+        isinstance(p, (int, float)) and not isinstance(p, bool) for p in value.values()
+    )
 
 
 def context_text(record: Mapping[str, object]) -> str:
@@ -93,8 +101,10 @@ def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question], final:
     paths = [predictions_path(run) for run in runs]
     labels = [path.parent.name for path in paths]
     if len(runs) > 1 and len(set(labels)) < len(labels):
-        raise OpenbookError(f"runs {', '.join(map(str, runs))} share folder names ({', '.join(sorted(labels))}), "
-                            "which name their readers: give each run its own folder name")
+        raise OpenbookError(
+            f"runs {', '.join(map(str, runs))} share folder names ({', '.join(sorted(labels))}), "
+            "which name their readers: give each run its own folder name"
+        )
     for path in paths:
         ids = set()
         for record in read_predictions(path):
@@ -107,8 +117,10 @@ def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question], final:
                     raise OpenbookError(f"{path}: question {qid!r} has no final probabilities")
                 read = {path.parent.name: record["probabilities"]}
             else:
-                read = {f"{path.parent.name}/{reader}" if len(runs) > 1 else reader: probabilities
-                        for reader, probabilities in record["readers"].items()}
+                read = {
+                    f"{path.parent.name}/{reader}" if len(runs) > 1 else reader: probabilities
+                    for reader, probabilities in record["readers"].items()
+                }
             merged.setdefault(qid, {}).update(read)
             contexts[qid] = contexts.get(qid, "") + "\n" + context_text(record)
         present.append(ids)

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openbook.ensemble.calibrate import (expected_calibration_error, fit_temperature, log_scores,
-                                         with_temperature)
+from openbook.ensemble.calibrate import expected_calibration_error, fit_temperature, log_scores, with_temperature
 from openbook.ensemble.features import ScoredQuestion
 from openbook.errors import OpenbookError, require_modules
 from openbook.evaluate.metrics import score_rankings
@@ -47,11 +46,11 @@ class Ensemble:
     method: str
     readers: list[str]
     temperatures: dict[str, float] = field(default_factory=dict)  # weighted: per reader
-    weights: dict[str, float] = field(default_factory=dict)       # weighted: per reader
-    coefficients: list[float] = field(default_factory=list)        # ranker: per feature
+    weights: dict[str, float] = field(default_factory=dict)  # weighted: per reader
+    coefficients: list[float] = field(default_factory=list)  # ranker: per feature
     intercept: float = 0.0
     temperature: float = 1.0
-    validation: dict[str, object] = field(default_factory=dict)   # what the fit measured
+    validation: dict[str, object] = field(default_factory=dict)  # what the fit measured
 
     def covers(self, readers: set[str]) -> bool:
         """Whether outputs of these readers are enough for it: all of the readers it was fitted on
@@ -61,16 +60,22 @@ class Ensemble:
     def scores(self, question: ScoredQuestion) -> np.ndarray:
         missing = sorted(set(self.readers) - set(question.readers))
         if missing:
-            raise OpenbookError(f"question {question.id}: the ensemble was fitted on readers {self.readers}; "
-                                f"{missing} were not run (it has {sorted(question.readers)})")
+            raise OpenbookError(
+                f"question {question.id}: the ensemble was fitted on readers {self.readers}; "
+                f"{missing} were not run (it has {sorted(question.readers)})"
+            )
         if self.method == "ranker":
             return option_features(question, self.readers) @ np.asarray(self.coefficients) + self.intercept
         if self.method == "mean":
             pooled = sum(question.readers[name] for name in self.readers) / len(self.readers)
         else:
             total = sum(self.weights.values()) or 1.0
-            pooled = sum(self.weights[name] / total * with_temperature(log_scores(question.readers[name]),
-                                                                       self.temperatures[name]) for name in self.readers)
+            pooled = sum(
+                self.weights[name]
+                / total
+                * with_temperature(log_scores(question.readers[name]), self.temperatures[name])
+                for name in self.readers
+            )
         return log_scores(pooled)
 
     def probabilities(self, question: ScoredQuestion) -> np.ndarray:
@@ -118,10 +123,12 @@ def _fit_weighted(questions: Sequence[ScoredQuestion], readers: Sequence[str]) -
     from scipy.optimize import minimize
 
     answers = [_answer_index(q) for q in questions]
-    temperatures = {name: fit_temperature([log_scores(q.readers[name]) for q in questions], answers)
-                    for name in readers}
-    calibrated = {name: [with_temperature(log_scores(q.readers[name]), temperatures[name]) for q in questions]
-                  for name in readers}
+    temperatures = {
+        name: fit_temperature([log_scores(q.readers[name]) for q in questions], answers) for name in readers
+    }
+    calibrated = {
+        name: [with_temperature(log_scores(q.readers[name]), temperatures[name]) for q in questions] for name in readers
+    }
 
     def loss(raw: np.ndarray) -> float:
         weights = np.exp(raw - raw.max())
@@ -134,8 +141,12 @@ def _fit_weighted(questions: Sequence[ScoredQuestion], readers: Sequence[str]) -
     found = minimize(loss, np.zeros(len(readers)), method="L-BFGS-B")
     weights = np.exp(found.x - found.x.max())
     weights /= weights.sum()
-    return Ensemble("weighted", list(readers), temperatures=temperatures,
-                    weights={name: float(w) for name, w in zip(readers, weights)})
+    return Ensemble(
+        "weighted",
+        list(readers),
+        temperatures=temperatures,
+        weights={name: float(w) for name, w in zip(readers, weights)},
+    )
 
 
 def _fit_ranker(questions: Sequence[ScoredQuestion], readers: Sequence[str], seed: int) -> Ensemble:
@@ -144,8 +155,9 @@ def _fit_ranker(questions: Sequence[ScoredQuestion], readers: Sequence[str], see
     features = np.concatenate([option_features(q, readers) for q in questions])
     labels = np.concatenate([[letter == q.answer for letter in q.letters] for q in questions]).astype(int)
     model = LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit(features, labels)
-    return Ensemble("ranker", list(readers), coefficients=[float(c) for c in model.coef_[0]],
-                    intercept=float(model.intercept_[0]))
+    return Ensemble(
+        "ranker", list(readers), coefficients=[float(c) for c in model.coef_[0]], intercept=float(model.intercept_[0])
+    )
 
 
 def fit_method(method: str, questions: Sequence[ScoredQuestion], readers: Sequence[str], seed: int = 13) -> Ensemble:
@@ -172,8 +184,9 @@ def _folds(count: int, folds: int, seed: int) -> list[np.ndarray]:
     return [order[i::folds] for i in range(folds)]
 
 
-def out_of_fold_scores(method: str, questions: Sequence[ScoredQuestion], readers: Sequence[str],
-                       folds: int = 5, seed: int = 13) -> list[np.ndarray]:
+def out_of_fold_scores(
+    method: str, questions: Sequence[ScoredQuestion], readers: Sequence[str], folds: int = 5, seed: int = 13
+) -> list[np.ndarray]:
     """Each question's ensemble scores from a fit that did not see it."""
     scores: list[np.ndarray | None] = [None] * len(questions)
     for held_out in _folds(len(questions), folds, seed):
@@ -184,8 +197,9 @@ def out_of_fold_scores(method: str, questions: Sequence[ScoredQuestion], readers
     return scores  # type: ignore[return-value]
 
 
-def evaluate_scores(questions: Sequence[ScoredQuestion], score_rows: Sequence[np.ndarray], method: str,
-                    folds: int = 5, seed: int = 13) -> tuple[MethodScore, float]:
+def evaluate_scores(
+    questions: Sequence[ScoredQuestion], score_rows: Sequence[np.ndarray], method: str, folds: int = 5, seed: int = 13
+) -> tuple[MethodScore, float]:
     """How the out-of-fold `score_rows` rank and how well calibrated they are, and the temperature
     fitted on all of them (the one an ensemble keeps). The calibration reported is measured like the
     ranking, out of fold: each fold's scores under a temperature fitted on the other folds'."""
@@ -201,13 +215,17 @@ def evaluate_scores(questions: Sequence[ScoredQuestion], score_rows: Sequence[np
     rankings = [(ranking_of(q.letters, p), q.answer) for q, p in zip(questions, probabilities)]
     scores = score_rankings(rankings)
     nll = float(np.mean([-np.log(max(p[a], 1e-12)) for p, a in zip(probabilities, answers)]))
-    ece = expected_calibration_error([float(p.max()) for p in probabilities],
-                                     [r[0] == a for (r, a) in rankings])
+    ece = expected_calibration_error([float(p.max()) for p in probabilities], [r[0] == a for (r, a) in rankings])
     return MethodScore(method, scores.map_at_3, scores.accuracy, nll, ece), temperature
 
 
-def fit_ensemble(questions: Sequence[ScoredQuestion], readers: Sequence[str] | None = None,
-                 methods: Sequence[str] = METHODS, folds: int = 5, seed: int = 13) -> Ensemble:
+def fit_ensemble(
+    questions: Sequence[ScoredQuestion],
+    readers: Sequence[str] | None = None,
+    methods: Sequence[str] = METHODS,
+    folds: int = 5,
+    seed: int = 13,
+) -> Ensemble:
     """Cross-validate `methods`, keep the best by MAP@3 (then NLL, then simplicity), refit it on all
     questions and calibrate its confidence on its out-of-fold scores."""
     require_modules("train", "scipy", *(("sklearn",) if "ranker" in methods else ()))
@@ -220,19 +238,27 @@ def fit_ensemble(questions: Sequence[ScoredQuestion], readers: Sequence[str] | N
         on_every = set.intersection(*(set(q.readers) for q in answered))
         on_some = sorted(set.union(*(set(q.readers) for q in answered)) - on_every)
         if on_some:  # fitted without them, an ensemble would ignore them where they were run
-            raise OpenbookError(f"readers {on_some} read only some of the questions (a cascade re-reads the hardest): "
-                                "fit on runs that read every question alike (e.g. --triage none), or name the readers")
+            raise OpenbookError(
+                f"readers {on_some} read only some of the questions (a cascade re-reads the hardest): "
+                "fit on runs that read every question alike (e.g. --triage none), or name the readers"
+            )
         readers = sorted(on_every)
     if not readers:
         raise OpenbookError("no reader was run on every validation question")
     table, temperatures = {}, {}
     for method in methods:
         table[method], temperatures[method] = evaluate_scores(
-            answered, out_of_fold_scores(method, answered, readers, folds, seed), method, folds, seed)
+            answered, out_of_fold_scores(method, answered, readers, folds, seed), method, folds, seed
+        )
     best = min(methods, key=lambda m: (-round(table[m].map_at_3, 6), round(table[m].nll, 6), SIMPLICITY[m]))
     ensemble = fit_method(best, answered, readers, seed)
     ensemble.temperature = temperatures[best]
-    ensemble.validation = {"questions": len(answered), "folds": folds, "seed": seed, "chosen": best,
-                           "features": feature_names(readers) if best == "ranker" else [],
-                           "cross_validation": {m: asdict(s) for m, s in table.items()}}
+    ensemble.validation = {
+        "questions": len(answered),
+        "folds": folds,
+        "seed": seed,
+        "chosen": best,
+        "features": feature_names(readers) if best == "ranker" else [],
+        "cross_validation": {m: asdict(s) for m, s in table.items()},
+    }
     return ensemble

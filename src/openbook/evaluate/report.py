@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from openbook.ensemble.calibrate import ECE_BINS, expected_calibration_error
@@ -26,8 +26,10 @@ def _evidence(retrieved: RetrievedContext) -> dict[str, object]:
     return {
         "retrieval": retrieved.retrieval,
         "tokens": retrieved.context.tokens,
-        "passages": [{"id": pid, "title": hits[pid].passage.title, "score": hits[pid].score,
-                      "text": hits[pid].passage.text} for pid in retrieved.context.passage_ids],
+        "passages": [
+            {"id": pid, "title": hits[pid].passage.title, "score": hits[pid].score, "text": hits[pid].passage.text}
+            for pid in retrieved.context.passage_ids
+        ],
     }
 
 
@@ -42,8 +44,11 @@ def _prediction_record(result: QuestionResult) -> dict[str, object]:
         "answer": result.question.answer,
         "readers": {o.reader: o.probabilities for o in result.outputs},
         # letter readers' uncalibrated readings, so a resumed run can estimate the letter prior again
-        "orders": {o.reader: {"first": o.orders.first_order, "logprobs": o.orders.logprobs}
-                   for o in result.outputs if o.orders is not None},
+        "orders": {
+            o.reader: {"first": o.orders.first_order, "logprobs": o.orders.logprobs}
+            for o in result.outputs
+            if o.orders is not None
+        },
         "contexts": [_evidence(retrieved) for retrieved in result.contexts],
         **({} if result.context_coverage is None else {"context_coverage": result.context_coverage}),
     }
@@ -54,11 +59,33 @@ PREVIOUS_PREDICTIONS_FILE = "predictions.previous.jsonl"
 RUN_FILE = "run.json"
 RUN_SECONDS_FIELD = "run_seconds"  # in each logged answer: the run's seconds so far, earlier parts included
 # settings that change answers: a run may only be resumed with the same ones
-ANSWER_SETTINGS = ("exam", "index", "model", "backend", "readers", "rotations", "retrieval", "candidates",
-                   "dense_engine", "passages", "context_tokens", "encoder", "encoder_tokens", "ensemble",
-                   "triage_readers", "triage_model", "triage_context_tokens", "triage_rotations",
-                   "escalate_margin", "average_stages", "context_coverage", "letter_prior", "adapter", "packed",
-                   "n_ctx")
+ANSWER_SETTINGS = (
+    "exam",
+    "index",
+    "model",
+    "backend",
+    "readers",
+    "rotations",
+    "retrieval",
+    "candidates",
+    "dense_engine",
+    "passages",
+    "context_tokens",
+    "encoder",
+    "encoder_tokens",
+    "ensemble",
+    "triage_readers",
+    "triage_model",
+    "triage_context_tokens",
+    "triage_rotations",
+    "escalate_margin",
+    "average_stages",
+    "context_coverage",
+    "letter_prior",
+    "adapter",
+    "packed",
+    "n_ctx",
+)
 # settings added since runs were first logged, and what a run.json without them was made with
 ABSENT_SETTINGS = {"average_stages": False, "context_coverage": 0.0, "letter_prior": False}
 
@@ -114,8 +141,12 @@ class PredictionLog:
         self.previous += [record for record in self.triaged if str(record["id"]) not in by_id]
         self.triaged = [record for record in self.triaged if str(record["id"]) in by_id]
         readings = [(name, reading) for record in self.previous for name, reading in _order_readings(record).items()]
-        return EarlierRun(self.answered, [result_from_record(r, by_id[str(r["id"])]) for r in self.triaged],
-                          readings, self.seconds_before)
+        return EarlierRun(
+            self.answered,
+            [result_from_record(r, by_id[str(r["id"])]) for r in self.triaged],
+            readings,
+            self.seconds_before,
+        )
 
     def add(self, result: QuestionResult) -> None:
         self._write(_prediction_record(result))
@@ -146,25 +177,39 @@ def _first_pass_only(record: dict[str, object]) -> bool:
 
 
 def _order_readings(record: dict[str, object]) -> dict[str, OrderReading]:
-    return {name: OrderReading(int(o["first"]), tuple(map(tuple, o["logprobs"])))
-            for name, o in (record.get("orders") or {}).items()}
+    return {
+        name: OrderReading(int(o["first"]), tuple(map(tuple, o["logprobs"])))
+        for name, o in (record.get("orders") or {}).items()
+    }
 
 
 def result_from_record(record: dict[str, object], question: Question) -> QuestionResult:
     """A logged answer back as a result (the inverse of `_prediction_record`; a context's text is
     rebuilt from its logged passages, whole)."""
     orders = _order_readings(record)
-    outputs = [ReaderOutput(question.id, name, probabilities, orders=orders.get(name))
-               for name, probabilities in record["readers"].items()]
+    outputs = [
+        ReaderOutput(question.id, name, probabilities, orders=orders.get(name))
+        for name, probabilities in record["readers"].items()
+    ]
     contexts = []
     for evidence in record.get("contexts", []):
-        hits = [Hit(Passage(p["id"], "", p["title"], p["text"]), p["score"], rank)
-                for rank, p in enumerate(evidence["passages"])]
+        hits = [
+            Hit(Passage(p["id"], "", p["title"], p["text"]), p["score"], rank)
+            for rank, p in enumerate(evidence["passages"])
+        ]
         text = "\n\n".join(render_passage(hit, hit.passage.text) for hit in hits)
-        contexts.append(RetrievedContext(evidence["retrieval"], hits,
-                                         Context(text, tuple(hit.passage.id for hit in hits), evidence["tokens"])))
-    prediction = Prediction(question.id, tuple(record["ranking"]), record["probabilities"],
-                            record.get("confidence"), bool(record.get("calibrated")))
+        contexts.append(
+            RetrievedContext(
+                evidence["retrieval"], hits, Context(text, tuple(hit.passage.id for hit in hits), evidence["tokens"])
+            )
+        )
+    prediction = Prediction(
+        question.id,
+        tuple(record["ranking"]),
+        record["probabilities"],
+        record.get("confidence"),
+        bool(record.get("calibrated")),
+    )
     coverage = record.get("context_coverage")
     return QuestionResult(question, prediction, outputs, contexts, None if coverage is None else float(coverage))
 
@@ -186,8 +231,10 @@ def _read_complete_records(path: Path) -> list[dict[str, object]]:
 def _check_same_settings(run_file: Path, settings: dict[str, object]) -> dict[str, object]:
     """The earlier run's run.json, if it was made with the same settings."""
     if not run_file.is_file():
-        raise OpenbookError(f"{run_file.parent} has answers but no {RUN_FILE} saying how they were made; "
-                            "cannot resume them safely: choose another --out")
+        raise OpenbookError(
+            f"{run_file.parent} has answers but no {RUN_FILE} saying how they were made; "
+            "cannot resume them safely: choose another --out"
+        )
     try:
         earlier = json.loads(run_file.read_text())
     except json.JSONDecodeError as error:
@@ -196,30 +243,48 @@ def _check_same_settings(run_file: Path, settings: dict[str, object]) -> dict[st
     changed = [key for key in ANSWER_SETTINGS if key in before and before[key] != settings.get(key)]
     if changed:
         details = ", ".join(f"{key} {before[key]!r} -> {settings.get(key)!r}" for key in changed)
-        raise OpenbookError(f"{run_file.parent} holds a run with other settings ({details}); "
-                            "resume with the same settings or choose another --out")
+        raise OpenbookError(
+            f"{run_file.parent} holds a run with other settings ({details}); "
+            "resume with the same settings or choose another --out"
+        )
     return earlier
 
 
-def write_run(run: Run, out: Path, previous: list[dict[str, object]] | tuple = (),
-              seconds_before: float = 0.0) -> dict[str, object]:
+def write_run(
+    run: Run, out: Path, previous: list[dict[str, object]] | tuple = (), seconds_before: float = 0.0
+) -> dict[str, object]:
     """Write the run's files, predictions.jsonl whole (a `PredictionLog` wrote it line by line while
     answering); `previous` are the records of questions answered by an earlier, resumed run, which
     took `seconds_before`. Return the metrics (empty when the exam has no answers)."""
     out.mkdir(parents=True, exist_ok=True)
     run_seconds = round(seconds_before + run.seconds.get("total", 0.0), 3)
     with (out / PREDICTIONS_FILE).open("w", encoding="utf-8") as handle:
-        for record in [*previous, *({**_prediction_record(result), RUN_SECONDS_FIELD: run_seconds}
-                                    for result in run.results)]:
+        for record in [
+            *previous,
+            *({**_prediction_record(result), RUN_SECONDS_FIELD: run_seconds} for result in run.results),
+        ]:
             handle.write(_jsonl_line(record))
-    earlier = [Prediction(str(r["id"]), tuple(r["ranking"]), r["probabilities"],
-                          r.get("confidence", max(r["probabilities"].values())),
-                          bool(r.get("calibrated"))) for r in previous]
+    earlier = [
+        Prediction(
+            str(r["id"]),
+            tuple(r["ranking"]),
+            r["probabilities"],
+            r.get("confidence", max(r["probabilities"].values())),
+            bool(r.get("calibrated")),
+        )
+        for r in previous
+    ]
     write_submission([*earlier, *(r.prediction for r in run.results)], out / "submission.csv")
-    provenance = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "settings": run.settings, "versions": library_versions(("llama_cpp_python", "tantivy"))}
-    status = {"questions_answered": len(run.results) + len(earlier), "answered_by_earlier_runs": len(earlier),
-              "failure": run.failure}
+    provenance = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": run.settings,
+        "versions": library_versions(("llama_cpp_python", "tantivy")),
+    }
+    status = {
+        "questions_answered": len(run.results) + len(earlier),
+        "answered_by_earlier_runs": len(earlier),
+        "failure": run.failure,
+    }
     (out / RUN_FILE).write_text(json.dumps({**provenance, **status, "seconds": run.seconds}, indent=2) + "\n")
     answers = {str(r["id"]): r["answer"] for r in previous if r.get("answer")}
     answers |= {r.question.id: r.question.answer for r in run.results if r.question.answer}
@@ -227,11 +292,21 @@ def write_run(run: Run, out: Path, previous: list[dict[str, object]] | tuple = (
     if not scored:
         return {}
     scores = score_rankings((p.ranking, answers[p.question_id]) for p in scored)
-    calibration = {"ece": expected_calibration_error([p.confidence or 0.0 for p in scored],
-                                                     [p.ranking[0] == answers[p.question_id] for p in scored]),
-                   "calibrated": all(p.calibrated for p in scored), "bins": ECE_BINS}
-    metrics = {"map@3": scores.map_at_3, "accuracy": scores.accuracy, "count": scores.count,
-               "confidence": calibration,
-               "complete": run.failure is None, "seconds": run.seconds, **provenance}
+    calibration = {
+        "ece": expected_calibration_error(
+            [p.confidence or 0.0 for p in scored], [p.ranking[0] == answers[p.question_id] for p in scored]
+        ),
+        "calibrated": all(p.calibrated for p in scored),
+        "bins": ECE_BINS,
+    }
+    metrics = {
+        "map@3": scores.map_at_3,
+        "accuracy": scores.accuracy,
+        "count": scores.count,
+        "confidence": calibration,
+        "complete": run.failure is None,
+        "seconds": run.seconds,
+        **provenance,
+    }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

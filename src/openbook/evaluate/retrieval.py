@@ -37,7 +37,7 @@ RECALL_AT = (1, 5, 20)
 
 
 def _shingles(sequence: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(sequence[i:i + n]) for i in range(len(sequence) - n + 1)}
+    return {tuple(sequence[i : i + n]) for i in range(len(sequence) - n + 1)}
 
 
 def overlap_with_source(passage_text: str, context: str) -> float:
@@ -58,8 +58,9 @@ def first_source_rank(hits: Sequence[Hit], context: str) -> int | None:
     return None
 
 
-def grounded_questions(questions: Sequence[Question], context_column: str = "context", min_coverage: float = 0.5,
-                       margin: float = 0.1) -> list[Question]:
+def grounded_questions(
+    questions: Sequence[Question], context_column: str = "context", min_coverage: float = 0.5, margin: float = 0.1
+) -> list[Question]:
     """The questions whose own context carries them (see the module's docstring); questions
     without an answer are kept, since there is nothing to check."""
     kept = []
@@ -69,8 +70,11 @@ def grounded_questions(questions: Sequence[Question], context_column: str = "con
             continue
         text = f"{question.prompt} {question.options[question.answer]}"
         own = word_coverage(text, question.extra.get(context_column, ""))
-        neighbours = [word_coverage(text, questions[j].extra.get(context_column, ""))
-                      for j in (i - 2, i - 1, i + 1, i + 2) if 0 <= j < len(questions)]
+        neighbours = [
+            word_coverage(text, questions[j].extra.get(context_column, ""))
+            for j in (i - 2, i - 1, i + 1, i + 2)
+            if 0 <= j < len(questions)
+        ]
         if own >= min_coverage and (not neighbours or max(neighbours) <= own + margin):
             kept.append(question)
     return kept
@@ -85,9 +89,13 @@ class RetrievalScores:
     ms_per_question: float
 
     def as_dict(self) -> dict[str, object]:
-        return {"pipeline": self.pipeline, "questions": self.questions, "mrr": round(self.mrr, 4),
-                "ms_per_question": round(self.ms_per_question, 1),
-                **{f"recall@{k}": round(v, 4) for k, v in self.recall.items()}}
+        return {
+            "pipeline": self.pipeline,
+            "questions": self.questions,
+            "mrr": round(self.mrr, 4),
+            "ms_per_question": round(self.ms_per_question, 1),
+            **{f"recall@{k}": round(v, 4) for k, v in self.recall.items()},
+        }
 
 
 def score_ranks(pipeline: str, ranks: Sequence[int | None], seconds: float) -> RetrievalScores:
@@ -97,9 +105,13 @@ def score_ranks(pipeline: str, ranks: Sequence[int | None], seconds: float) -> R
     return RetrievalScores(pipeline, len(ranks), recall, mrr, 1000 * seconds / count)
 
 
-def evaluate_retrieval(questions: Sequence[Question], retrieval: Retrieval, specs: Sequence[RetrievalSpec],
-                       context_column: str = "context", grounded_ids: frozenset[str] | None = None
-                       ) -> list[RetrievalScores]:
+def evaluate_retrieval(
+    questions: Sequence[Question],
+    retrieval: Retrieval,
+    specs: Sequence[RetrievalSpec],
+    context_column: str = "context",
+    grounded_ids: frozenset[str] | None = None,
+) -> list[RetrievalScores]:
     """Each pipeline over the questions that carry their source passage (and, given `grounded_ids`,
     once more over those, labelled so: compute them with `grounded_questions` on the whole exam in
     file order, since grounding compares a row with its neighbours). The first search of a pipeline

@@ -89,8 +89,14 @@ class Bm25sBuilder:
         engine.save(str(self.directory))
         self._tokenizer.save_vocab(str(self.directory))
         self._tokenizer.save_stopwords(str(self.directory))
-        params = {"engine": "bm25s", "k1": self.k1, "b": self.b, "method": "lucene", "stemmer": "snowball-english",
-                  "stopwords": "bm25s-en"}
+        params = {
+            "engine": "bm25s",
+            "k1": self.k1,
+            "b": self.b,
+            "method": "lucene",
+            "stemmer": "snowball-english",
+            "stopwords": "bm25s-en",
+        }
         (self.directory / PARAMS_FILE).write_text(json.dumps(params, indent=2))
         return params
 
@@ -113,14 +119,17 @@ class Bm25sIndex:
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.size)
-        token_ids = self._tokenizer.tokenize(list(queries), update_vocab=False, return_as="ids", show_progress=False,
-                                             allow_empty=False)
+        token_ids = self._tokenizer.tokenize(
+            list(queries), update_vocab=False, return_as="ids", show_progress=False, allow_empty=False
+        )
         rows = np.full((len(queries), k), -1, dtype=np.int64)
         scores = np.zeros((len(queries), k), dtype=np.float32)
         # a query with no known word (all stopwords, or unseen) finds nothing, as with tantivy
         asked = [i for i, ids in enumerate(token_ids) if ids]
         if asked and k > 0:
-            found, found_scores = self._engine.retrieve([token_ids[i] for i in asked], k=k, show_progress=False, n_threads=1)
+            found, found_scores = self._engine.retrieve(
+                [token_ids[i] for i in asked], k=k, show_progress=False, n_threads=1
+            )
             rows[asked], scores[asked] = found, found_scores
         return rows, scores
 
@@ -143,12 +152,14 @@ def _register_analyzer(index):
     Returns the analyzer."""
     import tantivy
 
-    analyzer = (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-                .filter(tantivy.Filter.remove_long(40))
-                .filter(tantivy.Filter.lowercase())
-                .filter(tantivy.Filter.stopword("english"))
-                .filter(tantivy.Filter.stemmer("english"))
-                .build())
+    analyzer = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stopword("english"))
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
     index.register_tokenizer(_TANTIVY_ANALYZER, analyzer)
     return analyzer
 
@@ -179,8 +190,11 @@ class TantivyBuilder:
     def finish(self) -> dict[str, object]:
         self._writer.commit()
         self._writer.wait_merging_threads()
-        params = {"engine": "tantivy", "tokenizer": "simple+lowercase+stopwords+snowball-english",
-                  "similarity": "bm25 (k1=1.2, b=0.75)"}
+        params = {
+            "engine": "tantivy",
+            "tokenizer": "simple+lowercase+stopwords+snowball-english",
+            "similarity": "bm25 (k1=1.2, b=0.75)",
+        }
         (self.directory / PARAMS_FILE).write_text(json.dumps(params, indent=2))
         return params
 

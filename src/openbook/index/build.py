@@ -10,7 +10,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from openbook.corpus import ChunkSettings, DropTally, FieldMap, chunk_document
@@ -73,22 +73,31 @@ def _built_from(out: Path, records: list[InputRecord], settings: IndexSettings) 
         return None
     manifest = Manifest.load(out)
     same_inputs = [(r.path, r.sha256) for r in manifest.inputs] == [(r.path, r.sha256) for r in records]
-    same_settings = (manifest.chunking == settings.chunk.as_dict()
-                     and manifest.indexes.get("bm25", {}).get("engine") == settings.bm25_engine
-                     and manifest.fields == asdict(settings.fields)
-                     and [r.format for r in manifest.inputs] == [r.format for r in records])
+    same_settings = (
+        manifest.chunking == settings.chunk.as_dict()
+        and manifest.indexes.get("bm25", {}).get("engine") == settings.bm25_engine
+        and manifest.fields == asdict(settings.fields)
+        and [r.format for r in manifest.inputs] == [r.format for r in records]
+    )
     return manifest if same_inputs and same_settings else None
 
 
-def build_index(inputs: list[Path], out: Path, settings: IndexSettings = IndexSettings(),
-                show_progress: bool = True, overwrite: bool = False) -> Manifest:
+def build_index(
+    inputs: list[Path],
+    out: Path,
+    settings: IndexSettings = IndexSettings(),
+    show_progress: bool = True,
+    overwrite: bool = False,
+) -> Manifest:
     """Passages + BM25 into `out`. An index already there from the same inputs and settings is kept
     (so `openbook index … --dense MODEL` run again resumes the embedding, not the whole build)."""
     files = expand_inputs(inputs)
     tally = DropTally()
     # open (and so validate) every input before any work, so a bad last file costs nothing
-    readers = [DocumentReader(path, settings.corpus_format, settings.fields, tally, label)
-               for path, label in zip(files, _labels(files))]
+    readers = [
+        DocumentReader(path, settings.corpus_format, settings.fields, tally, label)
+        for path, label in zip(files, _labels(files))
+    ]
     records = [InputRecord(path=str(r.path), format=r.format, bytes=r.size, sha256=sha256_of(r.path)) for r in readers]
     if not overwrite and (existing := _built_from(out, records, settings)) is not None:
         console.print(f"{out} already holds these passages and their BM25 index: kept")
@@ -130,7 +139,7 @@ def build_index(inputs: list[Path], out: Path, settings: IndexSettings = IndexSe
     params = bm25.finish()
     bm25_seconds = time.perf_counter() - bm25_started
     manifest = Manifest(
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         chunking=settings.chunk.as_dict(),
         fields=asdict(settings.fields),
         inputs=records,
@@ -138,8 +147,11 @@ def build_index(inputs: list[Path], out: Path, settings: IndexSettings = IndexSe
         passages=passages_written,
         dropped=tally.as_dict(),
         indexes={"bm25": params},
-        seconds={"read_and_chunk": round(read_seconds, 2), "bm25": round(bm25_seconds, 2),
-                 "total": round(time.perf_counter() - started, 2)},
+        seconds={
+            "read_and_chunk": round(read_seconds, 2),
+            "bm25": round(bm25_seconds, 2),
+            "total": round(time.perf_counter() - started, 2),
+        },
         versions=library_versions(("tantivy",) if settings.bm25_engine == "tantivy" else ()),
     )
     manifest.save(out)

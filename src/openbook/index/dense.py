@@ -60,9 +60,9 @@ class DenseInfo:
     query_prefix: str
     passage_prefix: str
     shard_rows: int = 65536
-    passages: int = 0          # rows the store has, so the dense index is complete when it has as many
+    passages: int = 0  # rows the store has, so the dense index is complete when it has as many
     complete: bool = False
-    seconds: float = 0.0       # embedding time over all runs that built it
+    seconds: float = 0.0  # embedding time over all runs that built it
     versions: dict[str, str] | None = None
     max_row_norm: float | None = None  # of the stored fp16 rows, set when complete (a lone query's error bound)
 
@@ -115,7 +115,7 @@ class DenseWriter:
             shard, offset = divmod(self.rows, self.info.shard_rows)
             take = min(self.info.shard_rows - offset, len(data) - start)
             with (self.folder / f"shard-{shard:05d}.f16").open("ab") as sink:
-                sink.write(data[start:start + take].tobytes())
+                sink.write(data[start : start + take].tobytes())
                 sink.flush()
                 os.fsync(sink.fileno())  # so a power cut leaves rows or nothing, never a zero-filled tail
             self.rows += take
@@ -124,7 +124,7 @@ class DenseWriter:
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    rows: np.ndarray    # int64 (queries, k), -1 where fewer than k vectors exist
+    rows: np.ndarray  # int64 (queries, k), -1 where fewer than k vectors exist
     scores: np.ndarray  # float32 (queries, k), best first
 
 
@@ -143,8 +143,9 @@ class ShardedMatmulSearch(VectorSearch):
     BLOCK_ROWS = 4096  # widened block of 6 MiB at 384-d: stays in cache for a lone query (bench/dense_search.py)
     MAX_CANDIDATES = 16384  # a lone query's candidates kept for exact scoring; more: the widened search
 
-    def __init__(self, folder: Path, block_rows: int = BLOCK_ROWS, query_batch: int = 1024,
-                 filter_lone_queries: bool = True):
+    def __init__(
+        self, folder: Path, block_rows: int = BLOCK_ROWS, query_batch: int = 1024, filter_lone_queries: bool = True
+    ):
         self.folder = folder
         self.info = DenseInfo.load(folder)
         self.row_bytes = ROW_DTYPE.itemsize * self.info.dimension
@@ -168,7 +169,7 @@ class ShardedMatmulSearch(VectorSearch):
                 continue
             mapped, shard = self.map_shard(path, rows)
             for start in range(0, rows, block_rows):
-                yield offset + start, shard[start:start + block_rows]
+                yield offset + start, shard[start : start + block_rows]
             mapped.madvise(mmap.MADV_DONTNEED)  # drop its pages from this process (the page cache keeps them)
             offset += rows
 
@@ -182,9 +183,12 @@ class ShardedMatmulSearch(VectorSearch):
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """The stored vectors of some rows (fp32), read from their shards."""
         if self._mapped is None:
-            self._mapped = [np.memmap(path, dtype=ROW_DTYPE, mode="r", shape=(count, self.info.dimension))
-                            if count else np.zeros((0, self.info.dimension), dtype=ROW_DTYPE)
-                            for path, count in self.shards]
+            self._mapped = [
+                np.memmap(path, dtype=ROW_DTYPE, mode="r", shape=(count, self.info.dimension))
+                if count
+                else np.zeros((0, self.info.dimension), dtype=ROW_DTYPE)
+                for path, count in self.shards
+            ]
         out = np.empty((len(rows), self.info.dimension), dtype=np.float32)
         for i, row in enumerate(rows):
             if not 0 <= row < self.count:
@@ -293,7 +297,7 @@ class ShardedMatmulSearch(VectorSearch):
                 kept.clear()
 
         for number, (first_row, block) in enumerate(self.blocks(), start=1):
-            wide = widened[:len(block)]
+            wide = widened[: len(block)]
             wide.copy_(torch.from_numpy(block))  # once per block, shared by every query
             for batch, kept in zip(batches, found):
                 scores, rows = torch.topk(queries[batch] @ wide.T, min(k, len(block)), dim=1)
@@ -309,14 +313,20 @@ def _check_shards(folder: Path, info: DenseInfo, shards: list[tuple[Path, int]],
     later row would be read as another passage's)."""
     for number, (path, rows) in enumerate(shards):
         if path.name != f"shard-{number:05d}.f16":
-            raise OpenbookError(f"{folder}: shard {number} is missing (found {path.name}); the dense index is "
-                                f"damaged: delete {folder} and run the same `openbook index` again")
+            raise OpenbookError(
+                f"{folder}: shard {number} is missing (found {path.name}); the dense index is "
+                f"damaged: delete {folder} and run the same `openbook index` again"
+            )
         if number < len(shards) - 1 and rows != info.shard_rows:
-            raise OpenbookError(f"{path}: {rows:,} rows in a shard that is not the last (expected "
-                                f"{info.shard_rows:,}); delete {folder} and run the same `openbook index` again")
+            raise OpenbookError(
+                f"{path}: {rows:,} rows in a shard that is not the last (expected "
+                f"{info.shard_rows:,}); delete {folder} and run the same `openbook index` again"
+            )
     if info.complete and count != info.passages:
-        raise OpenbookError(f"{folder}: {count:,} vectors for {info.passages:,} passages; delete {folder} and "
-                            "run the same `openbook index` again")
+        raise OpenbookError(
+            f"{folder}: {count:,} vectors for {info.passages:,} passages; delete {folder} and "
+            "run the same `openbook index` again"
+        )
 
 
 def _fp16_score_bound(query: torch.Tensor, half_query: torch.Tensor, max_row_norm: float) -> float:
@@ -372,11 +382,14 @@ def open_vector_search(index_dir: Path, engine: str = "matmul") -> VectorSearch:
     folder = index_dir / DENSE_DIR
     info = DenseInfo.load(folder)
     if not info.complete:
-        raise OpenbookError(f"the dense index in {folder} is incomplete ({_rows_on_disk(folder, info):,} of "
-                            f"{info.passages:,} passages); run the same `openbook index` again to finish it")
+        raise OpenbookError(
+            f"the dense index in {folder} is incomplete ({_rows_on_disk(folder, info):,} of "
+            f"{info.passages:,} passages); run the same `openbook index` again to finish it"
+        )
     if engine == "matmul":
         return ShardedMatmulSearch(folder)
     from openbook.index.faiss_search import FaissSearch
+
     return FaissSearch(folder, engine)
 
 
@@ -388,29 +401,45 @@ def check_shard_rows(shard_rows: int | None) -> None:
     check_at_least("--shard-rows", shard_rows, unit="vectors")
 
 
-def build_dense_index(index_dir: Path, settings: EmbedderSettings, shard_rows: int = 65536, batch_passages: int = 1024,
-                      show_progress: bool = True) -> DenseInfo:
+def build_dense_index(
+    index_dir: Path,
+    settings: EmbedderSettings,
+    shard_rows: int = 65536,
+    batch_passages: int = 1024,
+    show_progress: bool = True,
+) -> DenseInfo:
     """Embed every passage of the index's store (title kept) into `<index>/dense`; resumes a stopped
     run. A dense part built otherwise (model, prefixes, shard size) is refused, never mixed."""
     check_shard_rows(shard_rows)
     folder = index_dir / DENSE_DIR
     store = PassageStore(index_dir)
     # a path is recorded absolute, so the index works from any folder; names and hub ids as given
-    model = settings.model if settings.model in MODELS or not Path(settings.model).exists() else \
-        str(Path(settings.model).resolve())
+    model = (
+        settings.model
+        if settings.model in MODELS or not Path(settings.model).exists()
+        else str(Path(settings.model).resolve())
+    )
     found = DenseInfo.load(folder) if (folder / INFO_FILE).is_file() else None
     if found is not None:  # before loading the embedder, which takes a while
         _check_same_build(folder, found, model, shard_rows, len(store))
     embedder = load_embedder(settings)
-    info = DenseInfo(model=model, dimension=embedder.dimension, query_prefix=embedder.query_prefix,
-                     passage_prefix=embedder.passage_prefix, shard_rows=shard_rows, passages=len(store),
-                     versions=library_versions(("torch", "sentence-transformers", "llama-cpp-python")))
+    info = DenseInfo(
+        model=model,
+        dimension=embedder.dimension,
+        query_prefix=embedder.query_prefix,
+        passage_prefix=embedder.passage_prefix,
+        shard_rows=shard_rows,
+        passages=len(store),
+        versions=library_versions(("torch", "sentence-transformers", "llama-cpp-python")),
+    )
     folder.mkdir(parents=True, exist_ok=True)
     if found is not None:
         for key in ("dimension", "query_prefix", "passage_prefix"):
             if getattr(found, key) != getattr(info, key):
-                raise OpenbookError(f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
-                                    f"{getattr(info, key)!r}; delete {folder} to rebuild it")
+                raise OpenbookError(
+                    f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
+                    f"{getattr(info, key)!r}; delete {folder} to rebuild it"
+                )
         info.seconds = found.seconds
     info.save(folder)
     writer = DenseWriter(folder, info)
@@ -434,8 +463,10 @@ def build_dense_index(index_dir: Path, settings: EmbedderSettings, shard_rows: i
 def _check_same_build(folder: Path, found: DenseInfo, model: str, shard_rows: int, passages: int) -> None:
     for key, wanted in (("model", model), ("shard_rows", shard_rows), ("passages", passages)):
         if getattr(found, key) != wanted:
-            raise OpenbookError(f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
-                                f"{wanted!r}; delete {folder} to rebuild it")
+            raise OpenbookError(
+                f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
+                f"{wanted!r}; delete {folder} to rebuild it"
+            )
 
 
 def _batched(batches: Iterator[list[Passage]], size: int) -> Iterator[list[Passage]]:

@@ -18,7 +18,9 @@ def _import_faiss():
     try:
         import faiss
     except ImportError:
-        raise OpenbookError("FAISS is not installed: pip install 'openbook[faiss]' (or use the matmul engine)") from None
+        raise OpenbookError(
+            "FAISS is not installed: pip install 'openbook[faiss]' (or use the matmul engine)"
+        ) from None
     return faiss
 
 
@@ -51,8 +53,9 @@ class FaissSearch(VectorSearch):
         self.index = faiss.read_index(str(path)) if path.is_file() else build_faiss_index(folder, engine)
         expected = DenseInfo.load(folder).passages
         if self.index.ntotal != expected:
-            raise OpenbookError(f"{path} holds {self.index.ntotal:,} vectors, the dense index {expected:,}; "
-                                "delete it to rebuild it")
+            raise OpenbookError(
+                f"{path} holds {self.index.ntotal:,} vectors, the dense index {expected:,}; delete it to rebuild it"
+            )
         if engine == "faiss-hnsw":
             self.index.hnsw.efSearch = ef_search
         self.count = int(self.index.ntotal)

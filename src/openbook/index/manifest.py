@@ -50,5 +50,7 @@ class Manifest:
             data["inputs"] = [InputRecord(**record) for record in data["inputs"]]
             return cls(**data)
         except (json.JSONDecodeError, TypeError, KeyError) as error:
-            raise OpenbookError(f"{path}: not an openbook index manifest ({type(error).__name__}: {error}); "
-                                "rebuild the index with `openbook index … --overwrite`") from None
+            raise OpenbookError(
+                f"{path}: not an openbook index manifest ({type(error).__name__}: {error}); "
+                "rebuild the index with `openbook index … --overwrite`"
+            ) from None

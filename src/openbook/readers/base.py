@@ -42,7 +42,9 @@ def rotation(n_options: int, r: int) -> list[int]:
     return [(slot + r) % n_options for slot in range(n_options)]
 
 
-def option_probabilities(letters: Sequence[str], reading: OrderReading, prior: SlotPrior | None = None) -> dict[str, float]:
+def option_probabilities(
+    letters: Sequence[str], reading: OrderReading, prior: SlotPrior | None = None
+) -> dict[str, float]:
     """Each option's probability, averaged over the orders read in its position there; each order's
     slot probabilities divided by the slot prior first, where one is given for this many options."""
     n = len(letters)
@@ -60,15 +62,15 @@ class ReaderOutput:
     question_id: str
     reader: str
     probabilities: dict[str, float]  # original option letter -> probability; sums to 1
-    evidence: tuple[str, ...] = ()   # passage ids the reader was given
-    prompt_tokens: int = 0           # shared prefix + this reader's continuations
+    evidence: tuple[str, ...] = ()  # passage ids the reader was given
+    prompt_tokens: int = 0  # shared prefix + this reader's continuations
     orders: OrderReading | None = None  # letter readers: the per-order reading behind `probabilities`
 
 
 @dataclass(frozen=True, slots=True)
 class ReadPlan:
     continuations: list[list[int]]  # token ids that follow the shared prefix
-    targets: list[int]              # token ids whose next-token log-probabilities are needed
+    targets: list[int]  # token ids whose next-token log-probabilities are needed
 
 
 class Reader(Protocol):
@@ -84,21 +86,25 @@ class Reader(Protocol):
 def question_block(question: Question, context: Context) -> str:
     """The text every option shares: passages, then the question."""
     if context.text:
-        return (f"Use the Wikipedia passages below to answer the multiple-choice question.\n\n"
-                f"Passages:\n{context.text}\n\nQuestion: {question.prompt}\n")
+        return (
+            f"Use the Wikipedia passages below to answer the multiple-choice question.\n\n"
+            f"Passages:\n{context.text}\n\nQuestion: {question.prompt}\n"
+        )
     return f"Answer the multiple-choice question.\n\nQuestion: {question.prompt}\n"
 
 
 def shared_prefix(backend: Backend, question: Question, context: Context) -> list[int]:
-    return (backend.tokenize(backend.template(SYSTEM_PROMPT).head, at_start=True)
-            + backend.tokenize(question_block(question, context), at_start=False, special=False))
+    return backend.tokenize(backend.template(SYSTEM_PROMPT).head, at_start=True) + backend.tokenize(
+        question_block(question, context), at_start=False, special=False
+    )
 
 
 def user_text_then_tail(backend: Backend, text: str) -> list[int]:
     """A continuation: the user's text (options: never parsed for special tokens), then the chat
     template's end of turn and the assistant's cue."""
-    return (backend.tokenize(text, at_start=False, special=False)
-            + backend.tokenize(backend.template(SYSTEM_PROMPT).tail, at_start=False))
+    return backend.tokenize(text, at_start=False, special=False) + backend.tokenize(
+        backend.template(SYSTEM_PROMPT).tail, at_start=False
+    )
 
 
 @dataclass
@@ -126,8 +132,9 @@ def plan_question(readers: Sequence[Reader], backend: Backend, question: Questio
     return QuestionPlan(prefix, [list(c) for c in row_of], list(column_of), plans, row_of, column_of)
 
 
-def interpret_question(readers: Sequence[Reader], merged: QuestionPlan, logprobs: np.ndarray, question: Question,
-                       context: Context) -> list[ReaderOutput]:
+def interpret_question(
+    readers: Sequence[Reader], merged: QuestionPlan, logprobs: np.ndarray, question: Question, context: Context
+) -> list[ReaderOutput]:
     outputs = []
     for reader, plan in zip(readers, merged.plans):
         rows = [merged.row_of[tuple(c)] for c in plan.continuations]
@@ -135,23 +142,35 @@ def interpret_question(readers: Sequence[Reader], merged: QuestionPlan, logprobs
         own = logprobs[np.ix_(rows, columns)]
         read_orders = getattr(reader, "read_orders", None)  # letter readers keep their per-order reading
         orders = read_orders(question, own) if read_orders is not None else None
-        probabilities = (option_probabilities(question.letters, orders) if orders is not None
-                         else reader.interpret(question, own))
-        outputs.append(ReaderOutput(
-            question_id=question.id, reader=reader.name, probabilities=probabilities,
-            evidence=context.passage_ids,
-            prompt_tokens=len(merged.prefix) + sum(len(c) for c in plan.continuations), orders=orders,
-        ))
+        probabilities = (
+            option_probabilities(question.letters, orders) if orders is not None else reader.interpret(question, own)
+        )
+        outputs.append(
+            ReaderOutput(
+                question_id=question.id,
+                reader=reader.name,
+                probabilities=probabilities,
+                evidence=context.passage_ids,
+                prompt_tokens=len(merged.prefix) + sum(len(c) for c in plan.continuations),
+                orders=orders,
+            )
+        )
     return outputs
 
 
-def read_question(readers: Sequence[Reader], backend: Backend, question: Question, context: Context,
-                  share_prefix: bool = True) -> list[ReaderOutput]:
+def read_question(
+    readers: Sequence[Reader], backend: Backend, question: Question, context: Context, share_prefix: bool = True
+) -> list[ReaderOutput]:
     return read_questions(readers, backend, [question], [context], share_prefix)[0]
 
 
-def read_questions(readers: Sequence[Reader], backend: Backend, questions: Sequence[Question],
-                   contexts: Sequence[Context], share_prefix: bool = True) -> list[list[ReaderOutput]]:
+def read_questions(
+    readers: Sequence[Reader],
+    backend: Backend,
+    questions: Sequence[Question],
+    contexts: Sequence[Context],
+    share_prefix: bool = True,
+) -> list[list[ReaderOutput]]:
     """Every reader on every question, one backend call for all of them where the backend batches
     across questions (`score_many`), else one call per question."""
     merged = [plan_question(readers, backend, q, c) for q, c in zip(questions, contexts)]
@@ -161,8 +180,10 @@ def read_questions(readers: Sequence[Reader], backend: Backend, questions: Seque
         matrices = score_many(requests, share_prefix)
     else:
         matrices = [backend.next_token_logprobs(p, c, t, share_prefix) for p, c, t in requests]
-    return [interpret_question(readers, m, logprobs, q, c)
-            for m, logprobs, q, c in zip(merged, matrices, questions, contexts)]
+    return [
+        interpret_question(readers, m, logprobs, q, c)
+        for m, logprobs, q, c in zip(merged, matrices, questions, contexts)
+    ]
 
 
 def logsumexp_rows(values: np.ndarray) -> np.ndarray:

@@ -58,18 +58,19 @@ def _head(text: str, offsets: list[tuple[int, int]], keep: int) -> str:
     """The start of `text` that takes at most `keep` of its tokens (`offsets`)."""
     if len(offsets) <= keep:
         return text
-    return text[:offsets[keep - 1][1]] if keep > 0 else ""
+    return text[: offsets[keep - 1][1]] if keep > 0 else ""
 
 
 def _tail(text: str, offsets: list[tuple[int, int]], keep: int) -> str:
     """The end of `text` that takes at most `keep` of its tokens (`offsets`)."""
     if len(offsets) <= keep:
         return text
-    return text[offsets[len(offsets) - keep][0]:] if keep > 0 else ""
+    return text[offsets[len(offsets) - keep][0] :] if keep > 0 else ""
 
 
-def encode_options(tokenizer, questions: list[Question], contexts: list[Context], max_tokens: int
-                   ) -> tuple[dict, list[int]]:
+def encode_options(
+    tokenizer, questions: list[Question], contexts: list[Context], max_tokens: int
+) -> tuple[dict, list[int]]:
     """Tokenised (questions × options × tokens) tensors and each question's option count. Questions
     with fewer options are padded with copies of their last option; mask those by the counts."""
     firsts, seconds, sizes = [], [], []
@@ -81,8 +82,9 @@ def encode_options(tokenizer, questions: list[Question], contexts: list[Context]
     width = max(sizes)
     flat_first = [f[min(j, len(f) - 1)] for f in firsts for j in range(width)]
     flat_second = [s[min(j, len(s) - 1)] for s in seconds for j in range(width)]
-    features = tokenizer(flat_first, flat_second, truncation="only_first", max_length=max_tokens,
-                         padding=True, return_tensors="pt")
+    features = tokenizer(
+        flat_first, flat_second, truncation="only_first", max_length=max_tokens, padding=True, return_tensors="pt"
+    )
     return {key: value.view(len(sizes), width, -1) for key, value in features.items()}, sizes
 
 
@@ -104,8 +106,13 @@ def load_multiple_choice(model: str, local_files_only: bool = True):
 class EncoderReader:
     """Scores a question's options with a multiple-choice encoder; needs no language-model backend."""
 
-    def __init__(self, model: str | Path, max_tokens: int = DEFAULT_MAX_TOKENS, device: str | None = None,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        model: str | Path,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        device: str | None = None,
+        threads: int | None = None,
+    ):
         network, tokenizer = load_multiple_choice(str(model))  # first: names the extra if torch is missing
         import torch
 

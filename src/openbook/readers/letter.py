@@ -26,8 +26,17 @@ from dataclasses import replace
 import numpy as np
 
 from openbook.backends.base import Backend
-from openbook.readers.base import (OrderReading, ReaderOutput, ReadPlan, SlotPrior, logsumexp_rows,
-                                  option_probabilities, rotation, spelling_ids, user_text_then_tail)
+from openbook.readers.base import (
+    OrderReading,
+    ReaderOutput,
+    ReadPlan,
+    SlotPrior,
+    logsumexp_rows,
+    option_probabilities,
+    rotation,
+    spelling_ids,
+    user_text_then_tail,
+)
 from openbook.types import LETTERS, Question
 
 INSTRUCTION = "Answer with the letter of the correct option only."
@@ -53,20 +62,22 @@ class LetterReader:
     def plan(self, question: Question) -> ReadPlan:
         texts = list(question.options.values())
         if not self.orders(len(texts)):
-            raise ValueError(f"question {question.id!r} has {len(texts)} options: no order left after the "
-                             f"first {self.first_rotation}")
+            raise ValueError(
+                f"question {question.id!r} has {len(texts)} options: no order left after the "
+                f"first {self.first_rotation}"
+            )
         continuations = []
         for order in self.orders(len(texts)):
             listing = "\n".join(f"{LETTERS[slot]}. {texts[option]}" for slot, option in enumerate(order))
             continuations.append(user_text_then_tail(self.backend, f"{listing}\n{INSTRUCTION}"))
-        targets = [i for ids in self._letter_ids[:len(texts)] for i in ids]
+        targets = [i for ids in self._letter_ids[: len(texts)] for i in ids]
         return ReadPlan(continuations, targets)
 
     def read_orders(self, question: Question, logprobs: np.ndarray) -> OrderReading:
         """Each order's letter log-probabilities, every spelling of a letter pooled."""
         n = len(question.options)
         bounds = np.cumsum([0] + [len(ids) for ids in self._letter_ids[:n]])
-        pooled = np.stack([[logsumexp_rows(row[bounds[s]:bounds[s + 1]]) for s in range(n)] for row in logprobs])
+        pooled = np.stack([[logsumexp_rows(row[bounds[s] : bounds[s + 1]]) for s in range(n)] for row in logprobs])
         total = logsumexp_rows(pooled)[:, None]
         # an order where no letter is possible says nothing: uniform, not NaN
         normalised = np.where(np.isfinite(total), pooled - np.where(np.isfinite(total), total, 0.0), -np.log(n))
@@ -126,16 +137,25 @@ def orders_read(rotations: int, first_rotation: int, n_options: int) -> int:
     return max(0, min(rotations, n_options) - first_rotation)
 
 
-def complete_rotations(read: ReaderOutput, rest: ReaderOutput, rotations: int, letters: Sequence[str],
-                       prior: SlotPrior | None = None) -> ReaderOutput:
+def complete_rotations(
+    read: ReaderOutput, rest: ReaderOutput, rotations: int, letters: Sequence[str], prior: SlotPrior | None = None
+) -> ReaderOutput:
     """The `rotations`-order reading of a question from a reading over its first orders and one over
     the rest (`first_rotation` = the orders `read` holds): its order readings joined, so the result
     equals reading every order at once (under `prior`, when given)."""
     if read.orders is None or rest.orders is None:
         raise ValueError("completing a reading needs both order readings")
     if rest.orders.first_order != read.orders.first_order + len(read.orders.logprobs):
-        raise ValueError(f"orders from {rest.orders.first_order} do not follow the "
-                         f"{len(read.orders.logprobs)} read from {read.orders.first_order}")
+        raise ValueError(
+            f"orders from {rest.orders.first_order} do not follow the "
+            f"{len(read.orders.logprobs)} read from {read.orders.first_order}"
+        )
     orders = OrderReading(read.orders.first_order, read.orders.logprobs + rest.orders.logprobs)
-    return ReaderOutput(read.question_id, rotation_reader_name(rotations), option_probabilities(letters, orders, prior),
-                        read.evidence + rest.evidence, read.prompt_tokens + rest.prompt_tokens, orders)
+    return ReaderOutput(
+        read.question_id,
+        rotation_reader_name(rotations),
+        option_probabilities(letters, orders, prior),
+        read.evidence + rest.evidence,
+        read.prompt_tokens + rest.prompt_tokens,
+        orders,
+    )

@@ -29,16 +29,16 @@ class YesNoReader:
 
     def plan(self, question: Question) -> ReadPlan:
         continuations = [
-            user_text_then_tail(self.backend, f"Proposed answer: {text}\n{CHECK}")
-            for text in question.options.values()
+            user_text_then_tail(self.backend, f"Proposed answer: {text}\n{CHECK}") for text in question.options.values()
         ]
         return ReadPlan(continuations, self.yes_ids + self.no_ids)
 
     def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:
-        yes = logsumexp_rows(logprobs[:, :len(self.yes_ids)])
-        no = logsumexp_rows(logprobs[:, len(self.yes_ids):])
+        yes = logsumexp_rows(logprobs[:, : len(self.yes_ids)])
+        no = logsumexp_rows(logprobs[:, len(self.yes_ids) :])
         with np.errstate(invalid="ignore"):  # both -inf: no evidence either way, log-odds 0
-            log_odds = np.nan_to_num(np.asarray(yes - no, dtype=np.float64), nan=0.0, posinf=LOG_ODDS_LIMIT,
-                                     neginf=-LOG_ODDS_LIMIT)
+            log_odds = np.nan_to_num(
+                np.asarray(yes - no, dtype=np.float64), nan=0.0, posinf=LOG_ODDS_LIMIT, neginf=-LOG_ODDS_LIMIT
+            )
         probabilities = softmax(log_odds)
         return {letter: float(p) for letter, p in zip(question.letters, probabilities)}

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from openbook.corpus.chunking import split_sentences
 from openbook.types import Hit, Question
 
-
 _WORD = re.compile(r"[a-z0-9]+")
 _COMMON = frozenset("the a an of and in to is it its by for as with on that are was were be this which".split())
 

@@ -17,16 +17,25 @@ from openbook.types import Hit
 class DenseRetriever:
     name = "dense"
 
-    def __init__(self, directory: str | Path, engine: str = "matmul", embedder: Embedder | None = None,
-                 store: PassageStore | None = None):
+    def __init__(
+        self,
+        directory: str | Path,
+        engine: str = "matmul",
+        embedder: Embedder | None = None,
+        store: PassageStore | None = None,
+    ):
         directory = Path(directory)
         check_index_folder(directory)
         self.info = DenseInfo.load(directory / DENSE_DIR)
         if embedder is not None and embedder.name != self.info.model:
-            raise OpenbookError(f"{directory} was embedded with {self.info.model}, not {embedder.name}: "
-                                "queries must use the same model")
-        self.embedder = embedder or load_embedder(EmbedderSettings(
-            self.info.model, query_prefix=self.info.query_prefix, passage_prefix=self.info.passage_prefix))
+            raise OpenbookError(
+                f"{directory} was embedded with {self.info.model}, not {embedder.name}: queries must use the same model"
+            )
+        self.embedder = embedder or load_embedder(
+            EmbedderSettings(
+                self.info.model, query_prefix=self.info.query_prefix, passage_prefix=self.info.passage_prefix
+            )
+        )
         self.vectors = open_vector_search(directory, engine)
         self.store = store or PassageStore(directory)
 

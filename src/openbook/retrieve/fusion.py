@@ -30,8 +30,13 @@ def _ranked(scored: dict[str, float], lists: Sequence[Sequence[Hit]], k: int, na
     return [replace(first[pid], score=scored[pid], rank=i, retriever=name) for i, pid in enumerate(order)]
 
 
-def reciprocal_rank_fusion(lists: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None,
-                           constant: float = 60.0, name: str = "rrf") -> list[Hit]:
+def reciprocal_rank_fusion(
+    lists: Sequence[Sequence[Hit]],
+    k: int,
+    weights: Sequence[float] | None = None,
+    constant: float = 60.0,
+    name: str = "rrf",
+) -> list[Hit]:
     weights = weights or [1.0] * len(lists)
     scored: dict[str, float] = {}
     for hits, weight in zip(lists, weights):
@@ -41,8 +46,9 @@ def reciprocal_rank_fusion(lists: Sequence[Sequence[Hit]], k: int, weights: Sequ
     return _ranked(scored, lists, k, name)
 
 
-def weighted_score_fusion(lists: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None,
-                          name: str = "weighted") -> list[Hit]:
+def weighted_score_fusion(
+    lists: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None, name: str = "weighted"
+) -> list[Hit]:
     weights = weights or [1.0] * len(lists)
     scored: dict[str, float] = {}
     for hits, weight in zip(lists, weights):
@@ -57,8 +63,9 @@ def weighted_score_fusion(lists: Sequence[Sequence[Hit]], k: int, weights: Seque
     return _ranked(scored, lists, k, name)
 
 
-def fuse(lists: Sequence[Sequence[Hit]], k: int, method: str, weights: Sequence[float] | None = None,
-         name: str | None = None) -> list[Hit]:
+def fuse(
+    lists: Sequence[Sequence[Hit]], k: int, method: str, weights: Sequence[float] | None = None, name: str | None = None
+) -> list[Hit]:
     if method == "rrf":
         return reciprocal_rank_fusion(lists, k, weights, name=name or "rrf")
     if method == "weighted":
@@ -69,8 +76,13 @@ def fuse(lists: Sequence[Sequence[Hit]], k: int, method: str, weights: Sequence[
 class HybridRetriever:
     """Several retrievers' top `depth` fused into one list (BM25 + dense: the winners' retrieval)."""
 
-    def __init__(self, retrievers: Sequence[Retriever], method: str = "rrf", weights: Sequence[float] | None = None,
-                 depth: int = 50):
+    def __init__(
+        self,
+        retrievers: Sequence[Retriever],
+        method: str = "rrf",
+        weights: Sequence[float] | None = None,
+        depth: int = 50,
+    ):
         if method not in FUSIONS:
             raise ValueError(f"unknown fusion {method!r}; choose from {', '.join(FUSIONS)}")
         self.retrievers, self.method, self.weights, self.depth = list(retrievers), method, weights, depth
@@ -78,5 +90,7 @@ class HybridRetriever:
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         per_retriever = [r.search(queries, max(k, self.depth)) for r in self.retrievers]
-        return [fuse([lists[q] for lists in per_retriever], k, self.method, self.weights, self.name)
-                for q in range(len(queries))]
+        return [
+            fuse([lists[q] for lists in per_retriever], k, self.method, self.weights, self.name)
+            for q in range(len(queries))
+        ]

@@ -47,18 +47,32 @@ class RetrievalSpec:
         retriever, _, query = head.partition("/")
         spec = cls(retriever=retriever or "bm25", query=query or "joint", rerank=rerank or None)
         if spec.retriever not in RETRIEVERS:
-            raise ConfigError(f"retrieval {text!r}: unknown retriever {spec.retriever!r}; choose from {', '.join(RETRIEVERS)}")
+            raise ConfigError(
+                f"retrieval {text!r}: unknown retriever {spec.retriever!r}; choose from {', '.join(RETRIEVERS)}"
+            )
         if spec.query not in QUERY_FORMS:
-            raise ConfigError(f"retrieval {text!r}: unknown query form {spec.query!r}; choose from {', '.join(QUERY_FORMS)}")
+            raise ConfigError(
+                f"retrieval {text!r}: unknown query form {spec.query!r}; choose from {', '.join(QUERY_FORMS)}"
+            )
         if spec.rerank == "cross:":
             raise ConfigError(f"retrieval {text!r}: name the cross-encoder (cross:MODEL, a folder or hub id)")
-        if spec.rerank and spec.rerank not in EmbeddingReranker.MODES + ("edit",) and not spec.rerank.startswith("cross:"):
-            raise ConfigError(f"retrieval {text!r}: unknown reranker {spec.rerank!r}; choose from edit, "
-                              f"{', '.join(EmbeddingReranker.MODES)}, cross:MODEL")
+        if (
+            spec.rerank
+            and spec.rerank not in EmbeddingReranker.MODES + ("edit",)
+            and not spec.rerank.startswith("cross:")
+        ):
+            raise ConfigError(
+                f"retrieval {text!r}: unknown reranker {spec.rerank!r}; choose from edit, "
+                f"{', '.join(EmbeddingReranker.MODES)}, cross:MODEL"
+            )
         return spec
 
     def label(self) -> str:
-        return self.retriever + ("" if self.query == "joint" else f"/{self.query}") + (f"+{self.rerank}" if self.rerank else "")
+        return (
+            self.retriever
+            + ("" if self.query == "joint" else f"/{self.query}")
+            + (f"+{self.rerank}" if self.rerank else "")
+        )
 
 
 @dataclass
@@ -66,7 +80,7 @@ class Retrieval:
     """Builds retrievers and rerankers for an index on first use and keeps them for the next spec."""
 
     index: Path
-    candidates: int = 50             # per retriever before fusion, and what a reranker reorders
+    candidates: int = 50  # per retriever before fusion, and what a reranker reorders
     dense_engine: str = "matmul"
     hybrid_weights: tuple[float, float] = (1.0, 1.0)  # BM25, dense
     _parts: dict[str, object] = field(default_factory=dict, repr=False)
@@ -89,19 +103,32 @@ class Retrieval:
             return self._part("bm25", lambda: BM25Retriever(self.index, store=self.store()))
         if name == "dense":
             from openbook.retrieve.dense import DenseRetriever
-            return self._part("dense", lambda: DenseRetriever(self.index, self.dense_engine, store=self.store(),
-                                                              embedder=self._index_embedder()))
+
+            return self._part(
+                "dense",
+                lambda: DenseRetriever(
+                    self.index, self.dense_engine, store=self.store(), embedder=self._index_embedder()
+                ),
+            )
         method = name.removeprefix("hybrid-")
-        return self._part(name, lambda: HybridRetriever([self.retriever("bm25"), self.retriever("dense")], method,
-                                                        self.hybrid_weights, depth=self.candidates))
+        return self._part(
+            name,
+            lambda: HybridRetriever(
+                [self.retriever("bm25"), self.retriever("dense")], method, self.hybrid_weights, depth=self.candidates
+            ),
+        )
 
     def _index_embedder(self) -> Embedder | None:
         """The dense index's own model, shared by the dense retriever and embedding rerankers."""
         if not self.has_dense():
             return None
         info = DenseInfo.load(self.index / DENSE_DIR)
-        return self._part(f"embedder:{info.model}", lambda: load_embedder(EmbedderSettings(
-            info.model, query_prefix=info.query_prefix, passage_prefix=info.passage_prefix)))
+        return self._part(
+            f"embedder:{info.model}",
+            lambda: load_embedder(
+                EmbedderSettings(info.model, query_prefix=info.query_prefix, passage_prefix=info.passage_prefix)
+            ),
+        )
 
     def reranker(self, name: str) -> Reranker:
         if name == "edit":
@@ -111,6 +138,7 @@ class Retrieval:
         embedder = self._index_embedder()
         if embedder is not None:  # the index's own model: its stored passage vectors serve the reranker
             from openbook.index.dense import ShardedMatmulSearch
+
             stored = self._part("stored", lambda: ShardedMatmulSearch(self.index / DENSE_DIR)).vectors
             return self._part(name, lambda: EmbeddingReranker(embedder, name, stored))
         embedder = self._part(f"embedder:{DEFAULT_EMBEDDER}", lambda: load_embedder(EmbedderSettings(DEFAULT_EMBEDDER)))

@@ -42,7 +42,7 @@ def search_questions(retriever: Retriever, questions: Sequence[Question], form: 
     merged: list[list[Hit]] = []
     start = 0
     for queries in per_question:
-        own = lists[start:start + len(queries)]
+        own = lists[start : start + len(queries)]
         start += len(queries)
         merged.append(own[0] if len(own) == 1 else reciprocal_rank_fusion(own, k, name=retriever.name))
     return merged

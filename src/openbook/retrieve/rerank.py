@@ -22,6 +22,7 @@ from openbook.models import local_model_location
 from openbook.retrieve.query import joint_query, option_queries
 from openbook.types import Hit, Question
 
+
 class Reranker(Protocol):
     name: str
 
@@ -32,8 +33,10 @@ class Reranker(Protocol):
 
 def _reordered(hits: Sequence[Hit], scores: Sequence[float], name: str) -> list[Hit]:
     order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].rank))  # ties keep retrieval order
-    return [replace(hits[i], score=float(scores[i]), rank=rank, retriever=f"{hits[i].retriever}>{name}")
-            for rank, i in enumerate(order)]
+    return [
+        replace(hits[i], score=float(scores[i]), rank=rank, retriever=f"{hits[i].retriever}>{name}")
+        for rank, i in enumerate(order)
+    ]
 
 
 class EditDistanceReranker:
@@ -42,9 +45,10 @@ class EditDistanceReranker:
     def rerank(self, questions: Sequence[Question], hit_lists: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
         from rapidfuzz import fuzz
 
-        return [_reordered(hits, [fuzz.token_set_ratio(joint_query(q), h.passage.indexed_text()) for h in hits],
-                           self.name)
-                for q, hits in zip(questions, hit_lists)]
+        return [
+            _reordered(hits, [fuzz.token_set_ratio(joint_query(q), h.passage.indexed_text()) for h in hits], self.name)
+            for q, hits in zip(questions, hit_lists)
+        ]
 
 
 class EmbeddingReranker:
@@ -54,8 +58,13 @@ class EmbeddingReranker:
 
     MODES = ("embed-question", "embed-options", "embed")
 
-    def __init__(self, embedder: Embedder, mode: str = "embed", stored: Callable[[list[int]], np.ndarray] | None = None,
-                 cache_limit: int = 200_000):
+    def __init__(
+        self,
+        embedder: Embedder,
+        mode: str = "embed",
+        stored: Callable[[list[int]], np.ndarray] | None = None,
+        cache_limit: int = 200_000,
+    ):
         if mode not in self.MODES:
             raise ValueError(f"unknown embedding reranker {mode!r}; choose from {', '.join(self.MODES)}")
         self.embedder, self.name, self.stored = embedder, mode, stored
@@ -83,8 +92,8 @@ class EmbeddingReranker:
         per_option = [option_queries(q) for q in questions]
         options = self.embedder.encode([text for texts in per_option for text in texts], "query")
         reranked, start = [], 0
-        for number, (question, hits) in enumerate(zip(questions, hit_lists)):
-            own_options = options[start:start + len(per_option[number])]
+        for number, hits in enumerate(hit_lists):
+            own_options = options[start : start + len(per_option[number])]
             start += len(per_option[number])
             if not hits:
                 reranked.append([])
@@ -92,8 +101,9 @@ class EmbeddingReranker:
             passages = self._passage_vectors(hits)
             to_prompt = passages @ prompts[number]
             to_options = (passages @ own_options.T).max(axis=1)
-            scores = {"embed-question": to_prompt, "embed-options": to_options,
-                      "embed": (to_prompt + to_options) / 2}[self.name]
+            scores = {"embed-question": to_prompt, "embed-options": to_options, "embed": (to_prompt + to_options) / 2}[
+                self.name
+            ]
             reranked.append(_reordered(hits, scores.tolist(), self.name))
         return reranked
 
@@ -106,9 +116,11 @@ def check_cross_encoder(model: str, location: str) -> None:
     config = AutoConfig.from_pretrained(location, local_files_only=True)
     classifier = any(name.endswith("ForSequenceClassification") for name in config.architectures or [])
     if not classifier or config.num_labels != 1:
-        raise OpenbookError(f"{model} is not a cross-encoder with one relevance score (architectures "
-                            f"{config.architectures}, {config.num_labels} labels): train one with "
-                            "`openbook train cross-encoder`, or name a pretrained one")
+        raise OpenbookError(
+            f"{model} is not a cross-encoder with one relevance score (architectures "
+            f"{config.architectures}, {config.num_labels} labels): train one with "
+            "`openbook train cross-encoder`, or name a pretrained one"
+        )
 
 
 class CrossEncoderReranker:
@@ -129,6 +141,6 @@ class CrossEncoderReranker:
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False) if pairs else []
         reranked, start = [], 0
         for hits in hit_lists:
-            reranked.append(_reordered(hits, [float(s) for s in scores[start:start + len(hits)]], self.name))
+            reranked.append(_reordered(hits, [float(s) for s in scores[start : start + len(hits)]], self.name))
             start += len(hits)
         return reranked

@@ -18,7 +18,9 @@ def check_index_folder(directory: Path) -> Manifest:
     for part in (MANIFEST_FILE, PASSAGES_FILE, f"{BM25_DIR}/{PARAMS_FILE}"):
         if not (directory / part).is_file():
             what = "an" if part == MANIFEST_FILE else "a whole"  # a half-copied index is named as such
-            raise OpenbookError(f"{directory} is not {what} openbook index (no {part}); build one with `openbook index`")
+            raise OpenbookError(
+                f"{directory} is not {what} openbook index (no {part}); build one with `openbook index`"
+            )
     return Manifest.load(directory)
 
 

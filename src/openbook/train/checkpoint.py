@@ -31,8 +31,9 @@ def save_checkpoint(out: Path, network, tokenizer, optimiser, scheduler, state: 
     rng = {"torch_rng": torch.get_rng_state()}  # dropout continues as it would have, on the GPU too
     if torch.cuda.is_available():
         rng["cuda_rng"] = torch.cuda.get_rng_state_all()
-    torch.save({"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), **rng},
-               partial / "optimiser.pt")
+    torch.save(
+        {"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), **rng}, partial / "optimiser.pt"
+    )
     (partial / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     if (final / STATE_FILE).is_file():
         shutil.rmtree(previous, ignore_errors=True)
@@ -66,14 +67,18 @@ def resumable_state(out: Path, settings: dict, resume: bool) -> dict | None:
     folder = checkpoint_folder(out)
     if not resume:
         if folder is not None:
-            raise OpenbookError(f"{out} holds a training checkpoint: pass --resume to continue it or choose another --out")
+            raise OpenbookError(
+                f"{out} holds a training checkpoint: pass --resume to continue it or choose another --out"
+            )
         return None
     if folder is None:
         return None
     state = json.loads((folder / STATE_FILE).read_text())
     if state.get("settings") != settings:
-        raise OpenbookError(f"{out} holds a training run with other settings ({state.get('settings')}); "
-                            "resume with the same settings or choose another --out")
+        raise OpenbookError(
+            f"{out} holds a training run with other settings ({state.get('settings')}); "
+            "resume with the same settings or choose another --out"
+        )
     return state
 
 

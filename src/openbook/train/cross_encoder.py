@@ -31,9 +31,9 @@ from openbook.types import Question
 
 @dataclass(frozen=True)
 class CrossEncoderTraining:
-    base: str = "all-minilm-l6-v2"   # registered embedder, folder or hub id
-    candidates: int = 20             # BM25 candidates per question to draw pairs from
-    negatives: int = 3               # hard negatives per question
+    base: str = "all-minilm-l6-v2"  # registered embedder, folder or hub id
+    candidates: int = 20  # BM25 candidates per question to draw pairs from
+    negatives: int = 3  # hard negatives per question
     epochs: int = 1
     batch_size: int = 16
     learning_rate: float = 3e-5
@@ -42,8 +42,9 @@ class CrossEncoderTraining:
     context_column: str = "context"
 
 
-def training_pairs(questions: Sequence[Question], retrieval: Retrieval, settings: CrossEncoderTraining
-                   ) -> list[tuple[str, str, float]]:
+def training_pairs(
+    questions: Sequence[Question], retrieval: Retrieval, settings: CrossEncoderTraining
+) -> list[tuple[str, str, float]]:
     """(query, passage, label) pairs: the source passages found among the candidates, and hard negatives."""
     rng = random.Random(settings.seed)
     with_source = [q for q in questions if q.extra.get(settings.context_column, "").strip()]
@@ -58,13 +59,20 @@ def training_pairs(questions: Sequence[Question], retrieval: Retrieval, settings
         # the source passage itself is a positive even when BM25 missed it
         pairs.append((query, context, 1.0))
         pairs += [(query, h.passage.indexed_text(), 1.0) for h in positive[:1]]
-        pairs += [(query, h.passage.indexed_text(), 0.0) for h in rng.sample(negative, min(settings.negatives, len(negative)))]
+        pairs += [
+            (query, h.passage.indexed_text(), 0.0) for h in rng.sample(negative, min(settings.negatives, len(negative)))
+        ]
     rng.shuffle(pairs)
     return pairs
 
 
-def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
-                        settings: CrossEncoderTraining = CrossEncoderTraining(), show_progress: bool = True) -> dict:
+def train_cross_encoder(
+    questions: Sequence[Question],
+    index: Path,
+    out: Path,
+    settings: CrossEncoderTraining = CrossEncoderTraining(),
+    show_progress: bool = True,
+) -> dict:
     import torch
     from sentence_transformers import CrossEncoder
 
@@ -73,10 +81,13 @@ def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
     torch.manual_seed(settings.seed)
     pairs = training_pairs(questions, Retrieval(index), settings)
     if not pairs:
-        raise OpenbookError(f"no training pairs: none of the {len(questions)} questions has a "
-                            f"{settings.context_column!r} source passage")
-    model = CrossEncoder(local_model_location(settings.base), num_labels=1, max_length=settings.max_tokens,
-                         local_files_only=True)
+        raise OpenbookError(
+            f"no training pairs: none of the {len(questions)} questions has a "
+            f"{settings.context_column!r} source passage"
+        )
+    model = CrossEncoder(
+        local_model_location(settings.base), num_labels=1, max_length=settings.max_tokens, local_files_only=True
+    )
     network, tokenizer = model.model, model.tokenizer
     device = next(network.parameters()).device
     network.train()
@@ -88,9 +99,15 @@ def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
     for epoch in range(settings.epochs):
         with meter(f"cross-encoder epoch {epoch + 1}/{settings.epochs}", steps, ("pairs",), enabled=show_progress) as m:
             for step in range(steps):
-                batch = pairs[step * settings.batch_size:(step + 1) * settings.batch_size]
-                features = tokenizer([q for q, _, _ in batch], [p for _, p, _ in batch], padding=True,
-                                     truncation=True, max_length=settings.max_tokens, return_tensors="pt").to(device)
+                batch = pairs[step * settings.batch_size : (step + 1) * settings.batch_size]
+                features = tokenizer(
+                    [q for q, _, _ in batch],
+                    [p for _, p, _ in batch],
+                    padding=True,
+                    truncation=True,
+                    max_length=settings.max_tokens,
+                    return_tensors="pt",
+                ).to(device)
                 logits = network(**features).logits.squeeze(-1)
                 loss = loss_function(logits, torch.tensor([label for _, _, label in batch], device=device))
                 optimiser.zero_grad()
@@ -101,9 +118,15 @@ def train_cross_encoder(questions: Sequence[Question], index: Path, out: Path,
         random.Random(settings.seed + epoch + 1).shuffle(pairs)
     network.eval()
     model.save(str(out))
-    summary = {"pairs": len(pairs), "positives": int(sum(label for _, _, label in pairs)), "epochs": settings.epochs,
-               "seconds": round(time.perf_counter() - started, 1), "final_loss": round(sum(losses[-20:]) / max(len(losses[-20:]), 1), 4),
-               "base": settings.base, "seed": settings.seed}
+    summary = {
+        "pairs": len(pairs),
+        "positives": int(sum(label for _, _, label in pairs)),
+        "epochs": settings.epochs,
+        "seconds": round(time.perf_counter() - started, 1),
+        "final_loss": round(sum(losses[-20:]) / max(len(losses[-20:]), 1), 4),
+        "base": settings.base,
+        "seed": settings.seed,
+    }
     if show_progress:
         console.print(f"cross-encoder saved to {out}: {summary}")
     return summary

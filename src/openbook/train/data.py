@@ -44,28 +44,43 @@ def split(questions: Sequence[Question], fraction: float, seed: int) -> tuple[li
 
 
 def _question_record(question: Question, context: Context, part: str) -> dict[str, object]:
-    return {"id": question.id, "prompt": question.prompt, "options": question.options, "answer": question.answer,
-            "context": context.text, "passages": list(context.passage_ids), "part": part}
+    return {
+        "id": question.id,
+        "prompt": question.prompt,
+        "options": question.options,
+        "answer": question.answer,
+        "context": context.text,
+        "passages": list(context.passage_ids),
+        "part": part,
+    }
 
 
-def prepare_data(questions: Sequence[Question], index: Path, settings, count_tokens: Callable[[str], int],
-                 out: Path, show_progress: bool) -> None:
+def prepare_data(
+    questions: Sequence[Question],
+    index: Path,
+    settings,
+    count_tokens: Callable[[str], int],
+    out: Path,
+    show_progress: bool,
+) -> None:
     """Split, retrieve and pack every question's context once, into OUT/data.jsonl. `settings` names
     retrieval, passages, context_tokens (counted by `count_tokens`, the trained model's tokens),
     validation_fraction, max_questions and seed."""
     train, validation = split(questions, settings.validation_fraction, settings.seed)
     if settings.max_questions is not None:
-        train = train[:settings.max_questions]
+        train = train[: settings.max_questions]
     retrieval = Retrieval(index)
     spec = retrieval.resolve(settings.retrieval)
     records = []
     every = [*((q, "train") for q in train), *((q, "validation") for q in validation)]
     with meter("retrieving contexts", len(every), ("questions",), enabled=show_progress) as m:
         for start in range(0, len(every), 256):
-            batch = every[start:start + 256]
+            batch = every[start : start + 256]
             hit_lists = retrieval.search([q for q, _ in batch], spec, settings.passages)
             for (question, part), hits in zip(batch, hit_lists):
-                records.append(_question_record(question, pack_context(hits, settings.context_tokens, count_tokens), part))
+                records.append(
+                    _question_record(question, pack_context(hits, settings.context_tokens, count_tokens), part)
+                )
             m.advance(completed=start + len(batch), questions=len(batch))
     partial = out / (DATA_FILE + ".partial")
     partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
@@ -78,6 +93,7 @@ def load_data(out: Path) -> tuple[list[tuple[Question, Context]], list[tuple[Que
         if not line:
             continue
         r = json.loads(line)
-        parts[r["part"]].append((Question(r["id"], r["prompt"], r["options"], r["answer"]),
-                                 Context(r["context"], tuple(r["passages"]), 0)))
+        parts[r["part"]].append(
+            (Question(r["id"], r["prompt"], r["options"], r["answer"]), Context(r["context"], tuple(r["passages"]), 0))
+        )
     return parts["train"], parts["validation"]

@@ -23,11 +23,10 @@ import numpy as np
 from openbook.errors import OpenbookError, require_modules
 from openbook.evaluate.metrics import score_rankings
 from openbook.readers.encoder import encode_options, load_multiple_choice
-from openbook.train.data import DATA_FILE, load_data, prepare_data
 from openbook.train.checkpoint import checkpoint_folder, resumable_state, run_record
+from openbook.train.data import DATA_FILE, load_data, prepare_data
 from openbook.train.loop import check_training, seed_everything, train_loop
 from openbook.types import Question
-
 
 
 @dataclass(frozen=True)
@@ -35,12 +34,12 @@ class EncoderTraining:
     base: str = "all-minilm-l6-v2"  # registered embedder, folder or hub id (DeBERTa-v3 …)
     retrieval: str = "bm25"
     passages: int = 6
-    context_tokens: int = 256        # packed context, in the encoder's tokens
-    max_tokens: int = 320            # per option: context + question + option
+    context_tokens: int = 256  # packed context, in the encoder's tokens
+    max_tokens: int = 320  # per option: context + question + option
     epochs: int = 1
-    batch_size: int = 4              # questions per step
+    batch_size: int = 4  # questions per step
     learning_rate: float = 5e-5
-    warmup: float = 0.1              # share of the steps
+    warmup: float = 0.1  # share of the steps
     validation_fraction: float = 0.1
     max_questions: int | None = None  # after the split is drawn, the first N training questions
     checkpoint_every: int = 100
@@ -52,8 +51,9 @@ def option_loss(logits, sizes: Sequence[int], answers: Sequence[int]):
     import torch
 
     mask = torch.arange(logits.shape[1])[None, :] >= torch.tensor(sizes)[:, None]
-    return torch.nn.functional.cross_entropy(logits.masked_fill(mask.to(logits.device), -1e4),
-                                             torch.tensor(answers, device=logits.device))
+    return torch.nn.functional.cross_entropy(
+        logits.masked_fill(mask.to(logits.device), -1e4), torch.tensor(answers, device=logits.device)
+    )
 
 
 def validation_map3(network, tokenizer, data, settings: EncoderTraining, device: str) -> float:
@@ -62,8 +62,10 @@ def validation_map3(network, tokenizer, data, settings: EncoderTraining, device:
     pairs = []
     with torch.inference_mode():
         for start in range(0, len(data), 8):
-            batch = data[start:start + 8]
-            features, sizes = encode_options(tokenizer, [q for q, _ in batch], [c for _, c in batch], settings.max_tokens)
+            batch = data[start : start + 8]
+            features, sizes = encode_options(
+                tokenizer, [q for q, _ in batch], [c for _, c in batch], settings.max_tokens
+            )
             logits = network(**{k: v.to(device) for k, v in features.items()}).logits.float().cpu().numpy()
             for (question, _), row, size in zip(batch, logits, sizes):
                 order = np.argsort(-row[:size], kind="stable")
@@ -71,8 +73,14 @@ def validation_map3(network, tokenizer, data, settings: EncoderTraining, device:
     return score_rankings(pairs).map_at_3
 
 
-def train_encoder(questions: Sequence[Question], index: Path, out: Path, settings: EncoderTraining = EncoderTraining(),
-                  resume: bool = False, show_progress: bool = True) -> dict:
+def train_encoder(
+    questions: Sequence[Question],
+    index: Path,
+    out: Path,
+    settings: EncoderTraining = EncoderTraining(),
+    resume: bool = False,
+    show_progress: bool = True,
+) -> dict:
     require_modules("train", "torch", "transformers")
     import torch
 
@@ -85,8 +93,14 @@ def train_encoder(questions: Sequence[Question], index: Path, out: Path, setting
     if state is None or not (out / DATA_FILE).is_file():
         if len(questions) < 2:
             raise OpenbookError(f"only {len(questions)} answered questions to train on")
-        prepare_data(questions, index, settings,
-                     lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]), out, show_progress)
+        prepare_data(
+            questions,
+            index,
+            settings,
+            lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+            out,
+            show_progress,
+        )
     train, validation = load_data(out)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     network.to(device)
@@ -96,5 +110,17 @@ def train_encoder(questions: Sequence[Question], index: Path, out: Path, setting
         logits = network(**{k: v.to(device) for k, v in features.items()}).logits
         return option_loss(logits, sizes, [q.letters.index(q.answer) for q, _ in batch])
 
-    return train_loop("encoder", network, tokenizer, train, validation, settings, record, out, batch_loss,
-                      lambda: validation_map3(network, tokenizer, validation, settings, device), state, show_progress)
+    return train_loop(
+        "encoder",
+        network,
+        tokenizer,
+        train,
+        validation,
+        settings,
+        record,
+        out,
+        batch_loss,
+        lambda: validation_map3(network, tokenizer, validation, settings, device),
+        state,
+        show_progress,
+    )

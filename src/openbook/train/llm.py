@@ -28,7 +28,7 @@ class LLMTraining:
     passages: int = 6
     context_tokens: int = 384
     epochs: int = 1
-    batch_size: int = 2                   # questions per step
+    batch_size: int = 2  # questions per step
     learning_rate: float = 2e-4
     warmup: float = 0.1
     lora_rank: int = 8
@@ -52,8 +52,17 @@ def yes_no_scores(backend, reader, question: Question, context):
     ids, positions, mask, last = packed_layout(prefix, continuations)
     device = backend.device
     keep, columns = backend.logits_only_at(last)  # the head (and its gradient) at the options' last tokens only
-    logits = backend.network(input_ids=ids[None].to(device), position_ids=positions[None].to(device),
-                             attention_mask=mask[None, None].to(device), use_cache=False, **keep).logits[0, columns].float()
+    logits = (
+        backend.network(
+            input_ids=ids[None].to(device),
+            position_ids=positions[None].to(device),
+            attention_mask=mask[None, None].to(device),
+            use_cache=False,
+            **keep,
+        )
+        .logits[0, columns]
+        .float()
+    )
     yes = torch.logsumexp(logits[:, reader.yes_ids], dim=1)
     no = torch.logsumexp(logits[:, reader.no_ids], dim=1)
     return yes - no
@@ -69,8 +78,14 @@ def validation_map3(backend, reader, data) -> float:
     return score_rankings(pairs).map_at_3
 
 
-def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: LLMTraining = LLMTraining(),
-              resume: bool = False, show_progress: bool = True) -> dict:
+def train_llm(
+    questions: Sequence[Question],
+    index: Path,
+    out: Path,
+    settings: LLMTraining = LLMTraining(),
+    resume: bool = False,
+    show_progress: bool = True,
+) -> dict:
     from openbook.errors import require_modules
 
     require_modules("train", "torch", "transformers", "peft")
@@ -92,8 +107,13 @@ def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: L
     seed_everything(settings.seed)
     backend = TransformersBackend(settings.model, n_ctx=4096)
     if state is None:
-        lora = LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                          target_modules="all-linear", task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=settings.lora_rank,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
         backend.network = get_peft_model(backend.network, lora)
     else:
         backend.network = PeftModel.from_pretrained(backend.network, checkpoint_folder(out), is_trainable=True)
@@ -101,8 +121,7 @@ def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: L
     if state is None or not (out / DATA_FILE).is_file():
         if len(questions) < 2:
             raise OpenbookError(f"only {len(questions)} answered questions to train on")
-        prepare_data(questions, index, settings, model_token_counter(backend),
-                     out, show_progress)
+        prepare_data(questions, index, settings, model_token_counter(backend), out, show_progress)
     train, validation = load_data(out)
     loss_function = torch.nn.BCEWithLogitsLoss()
 
@@ -110,12 +129,26 @@ def train_llm(questions: Sequence[Question], index: Path, out: Path, settings: L
         losses = []
         for question, context in batch:
             scores = yes_no_scores(backend, reader, question, context)
-            labels = torch.tensor([float(letter == question.answer) for letter in question.letters], device=scores.device)
+            labels = torch.tensor(
+                [float(letter == question.answer) for letter in question.letters], device=scores.device
+            )
             losses.append(loss_function(scores, labels))
         return torch.stack(losses).mean()
 
-    summary = train_loop("llm", backend.network, backend.tokenizer, train, validation, settings, record, out, batch_loss,
-                         lambda: validation_map3(backend, reader, validation), state, show_progress)
+    summary = train_loop(
+        "llm",
+        backend.network,
+        backend.tokenizer,
+        train,
+        validation,
+        settings,
+        record,
+        out,
+        batch_loss,
+        lambda: validation_map3(backend, reader, validation),
+        state,
+        show_progress,
+    )
     summary["adapter"] = str(out)
     summary["trainable_parameters"] = sum(p.numel() for p in backend.network.parameters() if p.requires_grad)
     return summary

@@ -31,14 +31,27 @@ def check_training(settings) -> None:
     """Options no run can train with, refused before any model loads."""
     check_fields_at_least(settings, ("epochs", "batch_size", "checkpoint_every", "max_questions"))
     if not 0 <= settings.validation_fraction < 1:
-        raise ValueError(f"--validation-fraction is the share held out, 0 to below 1; got {settings.validation_fraction}")
+        raise ValueError(
+            f"--validation-fraction is the share held out, 0 to below 1; got {settings.validation_fraction}"
+        )
     if not settings.learning_rate > 0:
         raise ValueError(f"--learning-rate must be > 0; got {settings.learning_rate}")
 
 
-def train_loop(label: str, network, tokenizer, train: Sequence, validation: Sequence, settings, record: dict,
-               out: Path, batch_loss: Callable[[list], object], validate: Callable[[], float | None],
-               state: dict | None, show_progress: bool) -> dict:
+def train_loop(
+    label: str,
+    network,
+    tokenizer,
+    train: Sequence,
+    validation: Sequence,
+    settings,
+    record: dict,
+    out: Path,
+    batch_loss: Callable[[list], object],
+    validate: Callable[[], float | None],
+    state: dict | None,
+    show_progress: bool,
+) -> dict:
     """Train `network` on `train` in batches of `settings.batch_size`; `batch_loss(batch)` returns the
     loss tensor of one batch. `settings` also names epochs, learning_rate, warmup, checkpoint_every
     and seed; `record` (`run_record`) is kept with each checkpoint. Writes the final weights (or
@@ -62,11 +75,12 @@ def train_loop(label: str, network, tokenizer, train: Sequence, validation: Sequ
         order = list(range(len(train)))
         random.Random(settings.seed + epoch).shuffle(order)  # the same order on resume
         started, losses = time.perf_counter(), []
-        with meter(f"{label} epoch {epoch + 1}/{settings.epochs}", steps_per_epoch, ("questions",),
-                   enabled=show_progress) as m:
+        with meter(
+            f"{label} epoch {epoch + 1}/{settings.epochs}", steps_per_epoch, ("questions",), enabled=show_progress
+        ) as m:
             m.advance(completed=within)
             for position in range(within, steps_per_epoch):
-                batch = [train[i] for i in order[position * settings.batch_size:(position + 1) * settings.batch_size]]
+                batch = [train[i] for i in order[position * settings.batch_size : (position + 1) * settings.batch_size]]
                 loss = batch_loss(batch)
                 optimiser.zero_grad()
                 loss.backward()
@@ -77,26 +91,44 @@ def train_loop(label: str, network, tokenizer, train: Sequence, validation: Sequ
                 step += 1
                 m.advance(completed=position + 1, questions=len(batch))
                 if step % settings.checkpoint_every == 0 and step % steps_per_epoch:
-                    save_checkpoint(out, network, tokenizer, optimiser, scheduler,
-                                    {"step": step, "history": history, "settings": record})
+                    save_checkpoint(
+                        out,
+                        network,
+                        tokenizer,
+                        optimiser,
+                        scheduler,
+                        {"step": step, "history": history, "settings": record},
+                    )
         seconds = time.perf_counter() - started
         network.eval()
         score = validate() if validation else None
         network.train()
-        history.append({"epoch": epoch + 1, "seconds": round(seconds, 1), "steps": steps_per_epoch - within,
-                        "train_questions": len(train),
-                        "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else None,
-                        "validation_map@3": score, "validation_questions": len(validation)})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "seconds": round(seconds, 1),
+                "steps": steps_per_epoch - within,
+                "train_questions": len(train),
+                "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else None,
+                "validation_map@3": score,
+                "validation_questions": len(validation),
+            }
+        )
         if torch.cuda.is_available():  # what the tensors needed (nvidia-smi also counts the allocator's reserve)
             history[-1]["peak_gpu_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
         console.print(f"epoch {epoch + 1}: {history[-1]}")
-        save_checkpoint(out, network, tokenizer, optimiser, scheduler,
-                        {"step": step, "history": history, "settings": record})
+        save_checkpoint(
+            out, network, tokenizer, optimiser, scheduler, {"step": step, "history": history, "settings": record}
+        )
     network.eval()
     network.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    summary = {"settings": record, "history": history, "train_questions": len(train),
-               "validation_questions": len(validation),
-               "validation_ids": [item[0].id for item in validation]}
+    summary = {
+        "settings": record,
+        "history": history,
+        "train_questions": len(train),
+        "validation_questions": len(validation),
+        "validation_ids": [item[0].id for item in validation],
+    }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
