@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from openbook.exam import read_exam
-from openbook.types import Question
+from openbook.records import Question
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

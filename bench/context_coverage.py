@@ -38,8 +38,8 @@ from openbook.ensemble.learned import ranking_of
 from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
+from openbook.records import Question
 from openbook.retrieve.context import coverage_texts, covered_words, packed_texts, word_coverage
-from openbook.types import Question
 from triage import recorded_passages
 
 REPORTED = {

@@ -45,8 +45,8 @@ from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.report import PredictionLog, write_run
 from openbook.exam import read_exam
 from openbook.pipeline import AnswerOptions, answer_exam, settings_of
+from openbook.records import Question
 from openbook.train.loop import SUMMARY_FILE
-from openbook.types import Question
 
 HEADER = ["set", "reader / ensemble", "MAP@3", "accuracy", "s/question", "notes"]
 DEFAULT_EXAM = Path("src/openbook/resources/default-exam.csv")

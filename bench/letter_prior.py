@@ -32,10 +32,9 @@ from common import OUT, ROOT, markdown_table, reconstructed_6k_validation, sampl
 from openbook.evaluate.metrics import average_precision_at_3
 from openbook.exam import read_exam
 from openbook.progress import meter
-from openbook.readers import OrderReading
 from openbook.readers.base import logsumexp_rows
 from openbook.readers.letter import SlotPrior, estimate_slot_prior, option_probabilities, rotation
-from openbook.types import Question
+from openbook.records import OrderReading, Question
 
 DEFAULT_EXAM = ROOT / "src" / "openbook" / "resources" / "default-exam.csv"
 ORDERS = 5
@@ -58,7 +57,7 @@ def record(questions: list[Question], path: Path, model: str) -> list[dict]:
     if todo:
         from openbook.backends import load_backend
         from openbook.readers import LetterReader, read_question
-        from openbook.retrieve.context import Context
+        from openbook.records import Context
 
         backend = load_backend("llama.cpp", model, n_ctx=4096)
         reader = LetterReader(backend, rotations=ORDERS)

@@ -51,9 +51,8 @@ from openbook.ensemble.learned import ranking_of
 from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
 from openbook.pipeline import TRIAGE_SUFFIX
-from openbook.readers.base import ReaderOutput
+from openbook.records import Question, ReaderOutput
 from openbook.retrieve.context import question_coverage
-from openbook.types import Question
 
 # seconds/question of each reader alone, uncontended (bench/readers.py speed section, llmse-stem-1k)
 TRIAGE_PACE = {"letter@none": 3.0, "letter-rot3@none": 6.3, "letter-rot5@none": 9.1, "yesno@none": 5.5}

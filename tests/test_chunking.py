@@ -4,7 +4,7 @@ import pytest
 
 from openbook.corpus import ChunkSettings, chunk_document
 from openbook.corpus.chunking import pack_sentences, split_sentences
-from openbook.types import Document
+from openbook.records import Document
 
 SENTENCES = [f"Sentence number {i} talks about topic {i * 7} in some detail." for i in range(40)]
 TEXT = " ".join(SENTENCES[:20]) + "\n" + " ".join(SENTENCES[20:])

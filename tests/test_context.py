@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from openbook.records import Hit, Passage, Question
 from openbook.retrieve.context import pack_context, packed_texts, question_coverage, word_coverage
 from openbook.retrieve.query import joint_query
-from openbook.types import Hit, Passage, Question
 
 
 def words(text: str) -> int:

@@ -13,9 +13,9 @@ from openbook.errors import OpenbookError
 from openbook.index.build import build_index
 from openbook.index.dense import DENSE_DIR, DenseInfo, build_dense_index, shard_paths
 from openbook.models import MODELS, ModelStore, resolve_model
+from openbook.records import Question
 from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.dense import DenseRetriever
-from openbook.types import Question
 
 pytest.importorskip(
     "sentence_transformers", reason="dense retrieval needs sentence-transformers (pip install -e .[dev])"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from openbook.cli.main import app
 from openbook.models import MODELS, ModelStore
-from openbook.types import Question
+from openbook.records import Question
 
 pytest.importorskip("transformers", reason="the encoder reader needs transformers (pip install -e .[dev])")
 
@@ -121,7 +121,7 @@ def test_training_writes_a_model_that_learnt_the_training_questions(trained, ind
 
 def test_encoder_reader_handles_missing_options_and_counts_its_time(trained):
     from openbook.readers import EncoderReader
-    from openbook.retrieve.context import Context
+    from openbook.records import Context
 
     reader = EncoderReader(trained[0], max_tokens=96)
     question = Question("q", "What do mitochondria produce?", {"A": "ATP", "B": "Glucose", "D": "Starch"}, "A")
@@ -138,7 +138,7 @@ def test_encoder_reader_handles_missing_options_and_counts_its_time(trained):
 
 def test_truncation_cuts_context_then_the_question_start_never_the_option():
     from openbook.readers.encoder import encode_options, load_multiple_choice
-    from openbook.retrieve.context import Context
+    from openbook.records import Context
 
     _, tokenizer = load_multiple_choice(BASE)
     question = Question("q", "word " * 230 + "which fruit is it?", {"A": "the red apple", "B": "the red pear"})

@@ -13,7 +13,7 @@ from openbook.cli.main import app
 from openbook.ensemble import Ensemble, ScoredQuestion, fit_ensemble, scored_from_runs
 from openbook.ensemble.calibrate import expected_calibration_error, fit_temperature, with_temperature
 from openbook.errors import OpenbookError
-from openbook.types import Question
+from openbook.records import Question
 
 LETTERS = ("A", "B", "C", "D", "E")
 
@@ -194,9 +194,9 @@ def test_coverage_is_computed_from_the_same_text_when_answering_and_when_fitting
     """`combine` (answering) and `ensemble fit` (from predictions.jsonl) must see the same evidence."""
     from openbook.ensemble.features import context_text, read_predictions
     from openbook.evaluate.report import PredictionLog
-    from openbook.pipeline import QuestionResult, RetrievedContext, evidence_text
+    from openbook.pipeline import evidence_text
+    from openbook.records import Hit, Passage, Prediction, QuestionResult, RetrievedContext
     from openbook.retrieve.context import pack_context
-    from openbook.types import Hit, Passage, Prediction
 
     hits = [
         Hit(Passage(f"p{i}", f"d{i}", f"Title {i}", f"First sentence {i}. Second sentence {i}."), 1.0 / (i + 1), i)

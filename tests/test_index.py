@@ -159,7 +159,7 @@ def test_numba_and_numpy_scorers_agree(tmp_path, articles_jsonl):
 
 def test_store_lookup_across_record_batches(tmp_path):
     from openbook.index.store import PassageWriter
-    from openbook.types import Passage
+    from openbook.records import Passage
 
     writer = PassageWriter(tmp_path, batch_rows=3)
     passages = [Passage(id=f"d:{i}", doc_id="d", title="T", text=f"text {i}", chunk=i) for i in range(10)]

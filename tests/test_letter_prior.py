@@ -8,15 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from openbook.pipeline import QuestionResult, apply_letter_prior, combine
-from openbook.readers import OrderReading, ReaderOutput, letter
+from openbook.pipeline import apply_letter_prior, combine
+from openbook.readers import letter
 from openbook.readers.letter import (
     complete_rotations,
     estimate_slot_prior,
     option_probabilities,
     with_slot_prior,
 )
-from openbook.types import Question
+from openbook.records import OrderReading, Question, QuestionResult, ReaderOutput
 
 LETTERS5 = ("A", "B", "C", "D", "E")
 

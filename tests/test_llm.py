@@ -19,8 +19,7 @@ from openbook.backends import load_backend
 from openbook.cli.main import app
 from openbook.models import MODELS, ModelStore, resolve_model
 from openbook.readers import LetterReader, YesNoReader, read_question
-from openbook.retrieve.context import Context
-from openbook.types import Question
+from openbook.records import Context, Question
 
 pytest.importorskip("llama_cpp", reason="the llama.cpp backend needs llama-cpp-python (pip install -e .[dev])")
 

@@ -5,7 +5,7 @@ import pytest
 from openbook.errors import InputError
 from openbook.evaluate.metrics import average_precision_at_3, score_rankings
 from openbook.evaluate.submission import read_submission, submission_letters, write_submission
-from openbook.types import Prediction
+from openbook.records import Prediction
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,11 @@ import pytest
 from openbook.errors import ConfigError
 from openbook.evaluate.retrieval import first_source_rank, overlap_with_source, score_ranks
 from openbook.index.build import build_index
+from openbook.records import Hit, Passage, Question
 from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.fusion import HybridRetriever, reciprocal_rank_fusion, weighted_score_fusion
 from openbook.retrieve.query import joint_query, option_queries, queries_for, search_questions
 from openbook.retrieve.rerank import EditDistanceReranker
-from openbook.types import Hit, Passage, Question
 
 QUESTION = Question(id="q", prompt="What do green plants release?", options={"A": "oxygen", "B": "argon", "D": "neon"})
 
@@ -230,7 +230,7 @@ def test_resuming_answers_without_a_record_of_their_settings_is_refused(tmp_path
 
 def test_what_a_resumed_run_takes_over(tmp_path):
     from openbook.evaluate.report import PredictionLog, write_run
-    from openbook.pipeline import Run
+    from openbook.records import Run
 
     def record(qid, readers, seconds):
         orders = {name: {"first": 0, "logprobs": [[-0.5, -1.0]]} for name in readers}

@@ -8,8 +8,7 @@ import pytest
 
 from openbook.models import MODELS, ModelStore
 from openbook.readers import LetterReader, YesNoReader, read_question
-from openbook.retrieve.context import Context
-from openbook.types import Question
+from openbook.records import Context, Question
 
 pytest.importorskip("transformers", reason="the transformers backend needs transformers (pip install -e .[dev])")
 pytest.importorskip("gguf", reason="dequantizing the shipped GGUF needs gguf (pip install -e .[dev])")

@@ -19,15 +19,7 @@ from openbook.config import check_at_least
 from openbook.ensemble import Ensemble, average_probabilities, prediction_from, scored_question
 from openbook.errors import OpenbookError
 from openbook.progress import meter
-from openbook.readers import (
-    EncoderReader,
-    LetterReader,
-    OrderReading,
-    Reader,
-    ReaderOutput,
-    YesNoReader,
-    read_questions,
-)
+from openbook.readers import EncoderReader, LetterReader, Reader, YesNoReader, read_questions
 from openbook.readers.letter import (
     SlotPrior,
     complete_rotations,
@@ -36,9 +28,9 @@ from openbook.readers.letter import (
     rotation_reader_name,
     with_slot_prior,
 )
+from openbook.records import LETTERS, Context, Hit, OrderReading, Prediction, Question, ReaderOutput
 from openbook.retrieve import Retrieval, RetrievalSpec
-from openbook.retrieve.context import Context, pack_context, packed_texts, question_coverage
-from openbook.types import LETTERS, Hit, Prediction, Question
+from openbook.retrieve.context import pack_context, packed_texts, question_coverage
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_BUDGET_PER_QUESTION = 10.0  # seconds: the CPU target the default cascade was measured against

@@ -125,8 +125,7 @@ def combine(
     each run's final answers are one reader, named by its folder, averaged or weighed by a fitted
     ensemble. Only the questions every run answered are combined."""
     from openbook.evaluate.report import write_run
-    from openbook.pipeline import QuestionResult, Run
-    from openbook.readers import ReaderOutput
+    from openbook.records import QuestionResult, ReaderOutput, Run
 
     exam_path = exam_of_runs(runs, exam)
     questions = {q.id: q for q in read_exam(exam_path)}

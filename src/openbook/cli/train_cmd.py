@@ -11,11 +11,11 @@ from openbook.cli.common import reports_errors, results
 from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import grounded_questions
 from openbook.exam import read_exam
+from openbook.records import Question
 from openbook.train.cross_encoder import CrossEncoderTraining, train_cross_encoder
 from openbook.train.data import training_questions
 from openbook.train.encoder import EncoderTraining, train_encoder
 from openbook.train.llm import LLMTraining, train_llm
-from openbook.types import Question
 
 app = typer.Typer(
     help="Fine-tune models: the encoder multiple-choice reader, LoRA yes/no language models, a cross-encoder reranker.",

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import blingfire
 
-from openbook.types import Document, Passage
+from openbook.records import Document, Passage
 
 
 @dataclass(frozen=True, slots=True)

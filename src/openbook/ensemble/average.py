@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from openbook.readers.base import ReaderOutput
-from openbook.types import Prediction
+from openbook.records import Prediction, ReaderOutput
 
 
 def average_probabilities(

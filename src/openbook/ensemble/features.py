@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from openbook.errors import OpenbookError
+from openbook.records import Question
 from openbook.retrieve.context import word_coverage
-from openbook.types import Question
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,21 @@ from openbook.ensemble.features import latest_per_id
 from openbook.errors import OpenbookError
 from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
-from openbook.pipeline import TRIAGE_SUFFIX, EarlierRun, QuestionResult, RetrievedContext, Run
+from openbook.pipeline import TRIAGE_SUFFIX, EarlierRun
 from openbook.provenance import library_versions
-from openbook.readers import OrderReading, ReaderOutput
-from openbook.retrieve.context import Context, render_passage
-from openbook.types import Hit, Passage, Prediction, Question
+from openbook.records import (
+    Context,
+    Hit,
+    OrderReading,
+    Passage,
+    Prediction,
+    Question,
+    QuestionResult,
+    ReaderOutput,
+    RetrievedContext,
+    Run,
+)
+from openbook.retrieve.context import render_passage
 
 
 def _evidence(retrieved: RetrievedContext) -> dict[str, object]:

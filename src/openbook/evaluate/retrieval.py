@@ -27,9 +27,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from openbook.records import Hit, Question
 from openbook.retrieve.context import word_coverage, words
 from openbook.retrieve.plan import Retrieval, RetrievalSpec
-from openbook.types import Hit, Question
 
 SHINGLE = 5
 MATCH_THRESHOLD = 0.5

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from openbook.errors import InputError
-from openbook.types import LETTERS, Prediction
+from openbook.records import LETTERS, Prediction
 
 
 def submission_letters(ranking: Iterable[str]) -> str:

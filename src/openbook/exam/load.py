@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from openbook.errors import InputError
-from openbook.types import LETTERS, Question
+from openbook.records import LETTERS, Question
 
 REQUIRED_COLUMNS = ("id", "prompt", "A", "B")
 KNOWN_COLUMNS = frozenset(("id", "prompt", "answer", *LETTERS))

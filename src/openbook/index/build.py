@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from openbook.corpus import ChunkSettings, DropTally, FieldMap, chunk_document
-from openbook.corpus.readers import DocumentReader
+from openbook.corpus.formats import DocumentReader
 from openbook.errors import OpenbookError
 from openbook.index.bm25 import new_builder
 from openbook.index.manifest import MANIFEST_FILE, InputRecord, Manifest

@@ -43,7 +43,7 @@ from openbook.index.store import PassageStore
 from openbook.models import MODELS
 from openbook.progress import console, meter
 from openbook.provenance import library_versions
-from openbook.types import Passage
+from openbook.records import Passage
 
 if TYPE_CHECKING:
     import torch

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from openbook.types import Passage
+from openbook.records import Passage
 
 PASSAGES_FILE = "passages.arrow"
 SCHEMA = pa.schema(

@@ -18,20 +18,9 @@ from typing import Protocol
 import numpy as np
 
 from openbook.backends.base import Backend
-from openbook.retrieve.context import Context
-from openbook.types import Question
+from openbook.records import Context, OrderReading, Question, ReaderOutput
 
 SYSTEM_PROMPT = "You are an expert in science. You answer multiple-choice questions accurately."
-
-
-@dataclass(frozen=True, slots=True)
-class OrderReading:
-    """What a letter reader saw, before any calibration: for each option order it read (cyclic
-    rotations `first_order`, `first_order` + 1, ...), the log-probabilities of the displayed letters,
-    normalised over them. Row r, column s: display slot s of rotation `first_order` + r."""
-
-    first_order: int
-    logprobs: tuple[tuple[float, ...], ...]
 
 
 SlotPrior = dict[int, np.ndarray]  # number of options -> log preference of each display slot (mean 0)
@@ -55,16 +44,6 @@ def option_probabilities(
     for r, slot_probabilities in enumerate(softmax(scores), start=reading.first_order):
         probabilities[rotation(n, r)] += slot_probabilities / len(scores)
     return {letter: float(p) for letter, p in zip(letters, probabilities)}
-
-
-@dataclass(frozen=True, slots=True)
-class ReaderOutput:
-    question_id: str
-    reader: str
-    probabilities: dict[str, float]  # original option letter -> probability; sums to 1
-    evidence: tuple[str, ...] = ()  # passage ids the reader was given
-    prompt_tokens: int = 0  # shared prefix + this reader's continuations
-    orders: OrderReading | None = None  # letter readers: the per-order reading behind `probabilities`
 
 
 @dataclass(frozen=True, slots=True)

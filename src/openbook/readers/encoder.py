@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from openbook.readers.base import softmax
-from openbook.retrieve.context import Context
-from openbook.types import Question
+from openbook.records import Context, Question
 
 DEFAULT_MAX_TOKENS = 384
 

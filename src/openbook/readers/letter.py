@@ -27,8 +27,6 @@ import numpy as np
 
 from openbook.backends.base import Backend
 from openbook.readers.base import (
-    OrderReading,
-    ReaderOutput,
     ReadPlan,
     SlotPrior,
     logsumexp_rows,
@@ -37,7 +35,7 @@ from openbook.readers.base import (
     spelling_ids,
     user_text_then_tail,
 )
-from openbook.types import LETTERS, Question
+from openbook.records import LETTERS, OrderReading, Question, ReaderOutput
 
 INSTRUCTION = "Answer with the letter of the correct option only."
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from openbook.backends.base import Backend
 from openbook.readers.base import ReadPlan, logsumexp_rows, softmax, user_text_then_tail
-from openbook.types import Question
+from openbook.records import Question
 
 CHECK = "Is the proposed answer correct? Answer yes or no."
 LOG_ODDS_LIMIT = 700.0  # an impossible yes (or no) is this sure, not infinitely: exp() stays finite

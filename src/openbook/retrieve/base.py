@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from openbook.index.store import PassageStore
-from openbook.types import Hit
+from openbook.records import Hit
 
 
 class Retriever(Protocol):

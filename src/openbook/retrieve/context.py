@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from openbook.corpus.chunking import split_sentences
-from openbook.types import Hit, Question
+from openbook.records import Context, Hit, Question
 
 _WORD = re.compile(r"[a-z0-9]+")
 _COMMON = frozenset("the a an of and in to is it its by for as with on that are was were be this which".split())
@@ -37,13 +36,6 @@ def word_coverage(text: str, context: str) -> float:
     """The share of `text`'s words (less the commonest) that occur in `context`."""
     covered, wanted = covered_words(text, context)
     return covered / max(wanted, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    text: str
-    passage_ids: tuple[str, ...]  # the passages that went in, whole or in part
-    tokens: int
 
 
 def render_passage(hit: Hit, text: str) -> str:

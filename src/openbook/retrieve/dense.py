@@ -9,9 +9,9 @@ from openbook.embed import Embedder, EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
 from openbook.index.dense import DENSE_DIR, DenseInfo, open_vector_search
 from openbook.index.store import PassageStore
+from openbook.records import Hit
 from openbook.retrieve.base import hits_from_rows
 from openbook.retrieve.sparse import check_index_folder
-from openbook.types import Hit
 
 
 class DenseRetriever:

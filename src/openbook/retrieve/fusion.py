@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from openbook.records import Hit
 from openbook.retrieve.base import Retriever
-from openbook.types import Hit
 
 FUSIONS = ("rrf", "weighted")
 

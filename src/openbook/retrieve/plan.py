@@ -20,12 +20,12 @@ from openbook.embed import DEFAULT_EMBEDDER, Embedder, EmbedderSettings, load_em
 from openbook.errors import ConfigError
 from openbook.index.dense import DENSE_DIR, DenseInfo, check_engine
 from openbook.index.store import PassageStore
+from openbook.records import Hit, Question
 from openbook.retrieve.base import Retriever
 from openbook.retrieve.fusion import HybridRetriever
 from openbook.retrieve.query import QUERY_FORMS, search_questions
 from openbook.retrieve.rerank import CrossEncoderReranker, EditDistanceReranker, EmbeddingReranker, Reranker
 from openbook.retrieve.sparse import BM25Retriever, check_index_folder
-from openbook.types import Hit, Question
 
 RETRIEVERS = ("bm25", "dense", "hybrid-rrf", "hybrid-weighted")
 # `auto`: the pipeline the default cascade reads (bench/cascade_retrieval.py) that the index supports

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from openbook.records import Hit, Question
 from openbook.retrieve.base import Retriever
 from openbook.retrieve.fusion import reciprocal_rank_fusion
-from openbook.types import Hit, Question
 
 QUERY_FORMS = ("joint", "per-option", "both")
 

@@ -19,8 +19,8 @@ import numpy as np
 from openbook.embed import Embedder
 from openbook.errors import OpenbookError
 from openbook.models import local_model_location
+from openbook.records import Hit, Question
 from openbook.retrieve.query import joint_query, option_queries
-from openbook.types import Hit, Question
 
 
 class Reranker(Protocol):

@@ -9,8 +9,8 @@ from openbook.errors import OpenbookError
 from openbook.index.bm25 import BM25_DIR, PARAMS_FILE, open_index
 from openbook.index.manifest import MANIFEST_FILE, Manifest
 from openbook.index.store import PASSAGES_FILE, PassageStore
+from openbook.records import Hit
 from openbook.retrieve.base import hits_from_rows
-from openbook.types import Hit
 
 
 def check_index_folder(directory: Path) -> Manifest:

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from openbook.errors import OpenbookError
-from openbook.types import Question
+from openbook.records import Question
 
 CHECKPOINT = "checkpoint"
 PARTIAL, PREVIOUS = CHECKPOINT + ".partial", CHECKPOINT + ".previous"  # being written; set aside for it

@@ -24,9 +24,9 @@ from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import MATCH_THRESHOLD, overlap_with_source
 from openbook.models import local_model_location
 from openbook.progress import console, meter
+from openbook.records import Question
 from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.query import joint_query
-from openbook.types import Question
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from openbook.progress import meter
+from openbook.records import Context, Question
 from openbook.retrieve import Retrieval
-from openbook.retrieve.context import Context, pack_context
-from openbook.types import Question
+from openbook.retrieve.context import pack_context
 
 DATA_FILE = "data.jsonl"
 

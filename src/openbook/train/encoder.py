@@ -23,10 +23,10 @@ import numpy as np
 from openbook.errors import OpenbookError, require_modules
 from openbook.evaluate.metrics import score_rankings
 from openbook.readers.encoder import encode_options, load_multiple_choice
+from openbook.records import Question
 from openbook.train.checkpoint import checkpoint_folder, resumable_state, run_record
 from openbook.train.data import DATA_FILE, load_data, prepare_data
 from openbook.train.loop import check_training, seed_everything, train_loop
-from openbook.types import Question
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openbook.evaluate.metrics import score_rankings
-from openbook.types import Question
+from openbook.records import Question
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from openbook.corpus.compression import InputStream, strip_compression_suffix
 from openbook.corpus.drops import DropTally
 from openbook.errors import InputError
-from openbook.types import Document
+from openbook.records import Document
 
 FORMATS = ("wikiextractor", "cirrussearch", "jsonl", "parquet", "csv")
 _DOC_OPEN = re.compile(rb"^<doc\s+([^>]*)>\s*$")
