@@ -35,8 +35,8 @@ from ensemble import run_member, write_exam
 from openbook.backends import load_backend
 from openbook.backends.base import model_token_counter
 from openbook.ensemble.features import read_predictions
-from openbook.evaluate.metrics import average_precision_at_3
 from openbook.exam import read_exam
+from openbook.metrics import average_precision_at_3
 from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
 from openbook.retrieve.context import packed_texts, question_coverage
 from triage import re_read

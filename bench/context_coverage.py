@@ -35,8 +35,8 @@ from openbook.backends import load_backend
 from openbook.backends.base import model_token_counter
 from openbook.ensemble.features import read_predictions
 from openbook.ensemble.learned import ranking_of
-from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
+from openbook.metrics import score_rankings
 from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
 from openbook.records import Question
 from openbook.retrieve.context import coverage_texts, covered_words, packed_texts, word_coverage

@@ -41,9 +41,9 @@ from common import OUT, ROOT, SHARED, markdown_table, sample_exam
 from openbook.ensemble import scored_from_runs, scored_question
 from openbook.ensemble.calibrate import with_temperature
 from openbook.ensemble.learned import evaluate_scores, out_of_fold_scores, ranking_of
-from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.report import PredictionLog, write_run
 from openbook.exam import read_exam
+from openbook.metrics import score_rankings
 from openbook.pipeline import AnswerOptions, answer_exam, settings_of
 from openbook.records import Question
 from openbook.train.loop import SUMMARY_FILE

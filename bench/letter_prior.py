@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from common import OUT, ROOT, markdown_table, reconstructed_6k_validation, sample_exam
-from openbook.evaluate.metrics import average_precision_at_3
 from openbook.exam import read_exam
+from openbook.metrics import average_precision_at_3
 from openbook.progress import meter
 from openbook.readers.base import logsumexp_rows
 from openbook.readers.letter import SlotPrior, estimate_slot_prior, option_probabilities, rotation

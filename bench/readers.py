@@ -24,8 +24,8 @@ from common import OUT, full_index, markdown_table, sample_exam
 from openbook.backends import load_backend
 from openbook.ensemble import rank
 from openbook.ensemble.features import read_predictions
-from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.report import PredictionLog
+from openbook.metrics import score_rankings
 from openbook.pipeline import AnswerOptions, answer_exam, retrieve_contexts, token_counter
 from openbook.readers import LetterReader, YesNoReader, read_question
 from openbook.retrieve import Retrieval

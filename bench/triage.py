@@ -48,8 +48,8 @@ from ensemble import cascade_rows, recorded_readers
 from openbook.ensemble.average import average_probabilities, rank
 from openbook.ensemble.features import read_predictions, scored_question
 from openbook.ensemble.learned import ranking_of
-from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
+from openbook.metrics import score_rankings
 from openbook.pipeline import TRIAGE_SUFFIX
 from openbook.records import Question, ReaderOutput
 from openbook.retrieve.context import question_coverage

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from openbook.errors import InputError
-from openbook.evaluate.metrics import average_precision_at_3, score_rankings
 from openbook.evaluate.submission import read_submission, submission_letters, write_submission
+from openbook.metrics import average_precision_at_3, score_rankings
 from openbook.records import Prediction
 
 

@@ -15,8 +15,8 @@ from openbook.ensemble import METHODS, Ensemble, fit_ensemble, prediction_from, 
 from openbook.ensemble.features import predictions_path
 from openbook.ensemble.learned import ranking_of
 from openbook.errors import OpenbookError
-from openbook.evaluate.metrics import score_rankings
 from openbook.exam import read_exam
+from openbook.metrics import score_rankings
 
 app = typer.Typer(help="Fit reader ensembles with calibrated confidence.", no_args_is_help=True)
 

@@ -11,9 +11,9 @@ import typer
 
 from openbook.cli.common import reports_errors, results
 from openbook.errors import InputError
-from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import read_submission
 from openbook.exam import read_exam
+from openbook.metrics import score_rankings
 
 
 @reports_errors

@@ -27,7 +27,7 @@ import numpy as np
 from openbook.ensemble.calibrate import expected_calibration_error, fit_temperature, log_scores, with_temperature
 from openbook.ensemble.features import ScoredQuestion
 from openbook.errors import OpenbookError, require_modules
-from openbook.evaluate.metrics import score_rankings
+from openbook.metrics import score_rankings
 
 METHODS = ("mean", "weighted", "ranker")
 SIMPLICITY = {name: i for i, name in enumerate(METHODS)}

@@ -12,8 +12,8 @@ from pathlib import Path
 from openbook.ensemble.calibrate import ECE_BINS, expected_calibration_error
 from openbook.ensemble.features import latest_per_id
 from openbook.errors import OpenbookError
-from openbook.evaluate.metrics import score_rankings
 from openbook.evaluate.submission import submission_letters, write_submission
+from openbook.metrics import score_rankings
 from openbook.pipeline import TRIAGE_SUFFIX, EarlierRun
 from openbook.provenance import library_versions
 from openbook.records import (

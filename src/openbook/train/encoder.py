@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from openbook.errors import OpenbookError, require_modules
-from openbook.evaluate.metrics import score_rankings
+from openbook.metrics import score_rankings
 from openbook.readers.encoder import encode_options, load_multiple_choice
 from openbook.records import Question
 from openbook.train.checkpoint import checkpoint_folder, resumable_state, run_record

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from openbook.evaluate.metrics import score_rankings
+from openbook.metrics import score_rankings
 from openbook.records import Question
 
 
