@@ -39,6 +39,7 @@ import numpy as np
 from openbook.config import check_at_least
 from openbook.embed import EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
+from openbook.index.engines import MATMUL, SearchResult, VectorSearch, check_engine
 from openbook.index.store import PassageStore
 from openbook.models import MODELS
 from openbook.progress import console, meter
@@ -122,24 +123,8 @@ class DenseWriter:
             start += take
 
 
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    rows: np.ndarray  # int64 (queries, k), -1 where fewer than k vectors exist
-    scores: np.ndarray  # float32 (queries, k), best first
-
-
-class VectorSearch:
-    """What every dense search engine offers (the sharded matmul here, FAISS in `index/faiss_search.py`)."""
-
-    name: str
-    count: int
-
-    def search(self, queries: np.ndarray, k: int) -> SearchResult:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
 class ShardedMatmulSearch(VectorSearch):
-    name = "matmul"
+    name = MATMUL
     BLOCK_ROWS = 4096  # widened block of 6 MiB at 384-d: stays in cache for a lone query (bench/dense_search.py)
     MAX_CANDIDATES = 16384  # a lone query's candidates kept for exact scoring; more: the widened search
 
@@ -155,7 +140,7 @@ class ShardedMatmulSearch(VectorSearch):
         self.block_rows = block_rows
         self.query_batch = query_batch
         self.filter_lone_queries = filter_lone_queries
-        self._mapped: list[np.memmap] | None = None  # for `vectors`: random access to single rows
+        self._mapped: list[np.ndarray] | None = None  # for `vectors`: random access to single rows
 
     def blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, fp16 block) over the whole store, in row order: views of one memory-mapped shard
@@ -369,15 +354,9 @@ def _best_first(rows: np.ndarray, scores: np.ndarray) -> SearchResult:
     return SearchResult(np.take_along_axis(rows, order, axis=1), np.take_along_axis(scores, order, axis=1))
 
 
-DENSE_ENGINES = ("matmul", "faiss-flat", "faiss-hnsw")
-
-
-def check_engine(engine: str) -> None:
-    if engine not in DENSE_ENGINES:
-        raise OpenbookError(f"unknown dense engine {engine!r}; choose from {', '.join(DENSE_ENGINES)}")
-
-
-def open_vector_search(index_dir: Path, engine: str = "matmul") -> VectorSearch:
+def open_vector_search(index_dir: Path, engine: str = MATMUL) -> VectorSearch:
+    """A search engine (`index/engines.py`) over the complete dense store of an index; a FAISS
+    engine is handed the store's dimension, size and fp16 blocks, so it needs nothing of this module."""
     check_engine(engine)
     folder = index_dir / DENSE_DIR
     info = DenseInfo.load(folder)
@@ -386,11 +365,17 @@ def open_vector_search(index_dir: Path, engine: str = "matmul") -> VectorSearch:
             f"the dense index in {folder} is incomplete ({_rows_on_disk(folder, info):,} of "
             f"{info.passages:,} passages); run the same `openbook index` again to finish it"
         )
-    if engine == "matmul":
+    if engine == MATMUL:
         return ShardedMatmulSearch(folder)
     from openbook.index.faiss_search import FaissSearch
 
-    return FaissSearch(folder, engine)
+    return FaissSearch(
+        folder,
+        engine,
+        dimension=info.dimension,
+        count=info.passages,
+        blocks=lambda: (block for _, block in ShardedMatmulSearch(folder, block_rows=65536).blocks()),
+    )
 
 
 def _rows_on_disk(folder: Path, info: DenseInfo) -> int:

@@ -1,20 +1,24 @@
 """FAISS behind the same `VectorSearch` interface: exact flat inner product, and HNSW (approximate,
-for stores whose queries must be fast one at a time). Built from the fp16 shards, widened to fp32,
-and saved beside them (`faiss-flat.index`, `faiss-hnsw.index`) so it is built once."""
+for stores whose queries must be fast one at a time). Built from the dense store's fp16 blocks,
+widened to fp32, and saved beside its shards (`faiss-flat.index`, `faiss-hnsw.index`) so it is built
+once. The store is opened by `index/dense.py` (`open_vector_search`), which hands this module its
+dimension, size and blocks; this module imports nothing of it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from openbook.errors import OpenbookError
-from openbook.index.dense import DenseInfo, SearchResult, ShardedMatmulSearch, VectorSearch
+from openbook.index.engines import FAISS_ENGINES, SearchResult, VectorSearch, check_engine
 
-FAISS_ENGINES = ("faiss-flat", "faiss-hnsw")
+Blocks = Callable[[], Iterable[np.ndarray]]  # the store's rows in order, block by block (fp16 or fp32)
 
 
-def _import_faiss():
+def _import_faiss() -> Any:
     try:
         import faiss
     except ImportError:
@@ -24,17 +28,20 @@ def _import_faiss():
     return faiss
 
 
-def build_faiss_index(folder: Path, engine: str, hnsw_m: int = 32, ef_construction: int = 80):
+def build_faiss_index(
+    folder: Path, engine: str, dimension: int, blocks: Iterable[np.ndarray], hnsw_m: int = 32, ef_construction: int = 80
+) -> Any:
+    """The FAISS index of `engine` over the blocks' rows, written to `<folder>/<engine>.index`."""
+    check_engine(engine)
+    if engine not in FAISS_ENGINES:
+        raise ValueError(f"{engine} is not a FAISS engine")  # a caller's bug: open_vector_search sends the others
     faiss = _import_faiss()
-    info = DenseInfo.load(folder)
     if engine == "faiss-flat":
-        index = faiss.IndexFlatIP(info.dimension)
-    elif engine == "faiss-hnsw":
-        index = faiss.IndexHNSWFlat(info.dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
+        index = faiss.IndexFlatIP(dimension)
     else:
-        raise OpenbookError(f"unknown dense engine {engine!r}; choose from matmul, {', '.join(FAISS_ENGINES)}")
-    for _, block in ShardedMatmulSearch(folder, block_rows=65536).blocks():
+        index = faiss.IndexHNSWFlat(dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+    for block in blocks:
         index.add(np.asarray(block, dtype=np.float32))
     partial = folder / f"{engine}.index.partial"
     try:
@@ -46,15 +53,19 @@ def build_faiss_index(folder: Path, engine: str, hnsw_m: int = 32, ef_constructi
 
 
 class FaissSearch(VectorSearch):
-    def __init__(self, folder: Path, engine: str, ef_search: int = 128):
+    """A FAISS index of a dense store of `count` vectors of `dimension`, read from `<folder>/<engine>.index`,
+    or built from `blocks()` the first time."""
+
+    def __init__(self, folder: Path, engine: str, dimension: int, count: int, blocks: Blocks, ef_search: int = 128):
         faiss = _import_faiss()
         self.name = engine
         path = folder / f"{engine}.index"
-        self.index = faiss.read_index(str(path)) if path.is_file() else build_faiss_index(folder, engine)
-        expected = DenseInfo.load(folder).passages
-        if self.index.ntotal != expected:
+        self.index = (
+            faiss.read_index(str(path)) if path.is_file() else build_faiss_index(folder, engine, dimension, blocks())
+        )
+        if self.index.ntotal != count:
             raise OpenbookError(
-                f"{path} holds {self.index.ntotal:,} vectors, the dense index {expected:,}; delete it to rebuild it"
+                f"{path} holds {self.index.ntotal:,} vectors, the dense index {count:,}; delete it to rebuild it"
             )
         if engine == "faiss-hnsw":
             self.index.hnsw.efSearch = ef_search

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from openbook.embed import DEFAULT_EMBEDDER, Embedder, EmbedderSettings, load_embedder
 from openbook.errors import ConfigError
-from openbook.index.dense import DENSE_DIR, DenseInfo, check_engine
+from openbook.index.dense import DENSE_DIR, DenseInfo
+from openbook.index.engines import check_engine
 from openbook.index.store import PassageStore
 from openbook.records import Hit, Question
 from openbook.retrieve.base import Retriever
