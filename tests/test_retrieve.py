@@ -8,14 +8,15 @@ import json
 
 import pytest
 
-from openbook.errors import ConfigError
-from openbook.evaluate.retrieval import first_source_rank, overlap_with_source, score_ranks
+from openbook.errors import ConfigError, OpenbookError
+from openbook.evaluate.retrieval import score_ranks
 from openbook.index.build import build_index
 from openbook.records import Hit, Passage, Question
 from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.fusion import HybridRetriever, reciprocal_rank_fusion, weighted_score_fusion
 from openbook.retrieve.query import joint_query, option_queries, queries_for, search_questions
 from openbook.retrieve.rerank import EditDistanceReranker
+from openbook.retrieve.source import first_source_rank, overlap_with_source
 
 QUESTION = Question(id="q", prompt="What do green plants release?", options={"A": "oxygen", "B": "argon", "D": "neon"})
 
@@ -57,7 +58,7 @@ def test_query_forms():
     assert joint_query(QUESTION) == "What do green plants release? oxygen argon neon"
     assert option_queries(QUESTION)[2] == "What do green plants release? neon"
     assert len(queries_for(QUESTION, "both")) == 4
-    with pytest.raises(ValueError, match="unknown query form"):
+    with pytest.raises(ConfigError, match="unknown query form"):
         queries_for(QUESTION, "all")
 
 
@@ -121,7 +122,7 @@ def test_bm25_pipeline_with_reranker_keeps_k_of_the_candidates(tmp_path, article
 
     assert [s.label() for s in resolve_retrievals(["auto", "bm25/both"], retrieval)] == ["bm25", "bm25/both"]
     for twice in (["bm25", "bm25/joint"], ["auto", "bm25"]):  # one pipeline under two spellings
-        with pytest.raises(ValueError, match="names the pipeline bm25 twice"):
+        with pytest.raises((ValueError, OpenbookError), match="names the pipeline bm25 twice"):
             resolve_retrievals(twice, retrieval)
 
 
@@ -209,7 +210,7 @@ def test_rows_whose_context_does_not_carry_them_are_not_grounded():
         row("3", "What research does industry fund at the university?", "applied research", "Volcanoes erupt lava."),
         row("4", "Who proposed PIXE?", "Sven Johansson", "Pise may refer to a village in India."),
     ]
-    from openbook.evaluate.retrieval import grounded_questions
+    from openbook.retrieve.source import grounded_questions
 
     assert [q.id for q in grounded_questions(questions)] == ["1", "2"]
 
@@ -303,7 +304,6 @@ def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(t
 
 
 def test_a_run_logged_before_a_setting_existed_resumes_only_with_what_it_was_made_with(tmp_path):
-    from openbook.errors import OpenbookError
     from openbook.evaluate.report import PredictionLog
 
     (tmp_path / "predictions.jsonl").write_text('{"id": "1", "ranking": ["A"], "probabilities": {}, "readers": {}}\n')

@@ -1,7 +1,7 @@
 """Fine-tune a cross-encoder reranker from a shipped encoder, since no cross-encoder ships offline.
 
 Data: an exam whose rows carry the passage they were written from (llmse-stem-1k's `context`;
-`openbook train cross-encoder` keeps only its grounded rows, see `openbook.evaluate.retrieval`).
+`openbook train cross-encoder` keeps only its grounded rows, see `openbook.retrieve.source`).
 For each question, BM25 retrieves candidates for the joint query from the index; candidates drawn
 from the source passage (the same 5-gram rule as `openbook eval-retrieval`) are positives, the
 others hard negatives (`negatives` per question). The encoder (e.g. all-MiniLM-L6-v2's BERT) gets
@@ -21,12 +21,12 @@ from pathlib import Path
 
 from openbook.config import check_fields_at_least
 from openbook.errors import OpenbookError
-from openbook.evaluate.retrieval import MATCH_THRESHOLD, overlap_with_source
 from openbook.models import local_model_location
 from openbook.progress import console, meter
 from openbook.records import Question
 from openbook.retrieve import Retrieval, RetrievalSpec
 from openbook.retrieve.query import joint_query
+from openbook.retrieve.source import MATCH_THRESHOLD, overlap_with_source
 
 
 @dataclass(frozen=True)
