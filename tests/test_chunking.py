@@ -4,6 +4,7 @@ import pytest
 
 from openbook.corpus import ChunkSettings, chunk_document
 from openbook.corpus.chunking import pack_sentences, split_sentences
+from openbook.errors import ConfigError
 from openbook.records import Document
 
 SENTENCES = [f"Sentence number {i} talks about topic {i * 7} in some detail." for i in range(40)]
@@ -64,5 +65,5 @@ def test_short_tail_joins_previous_passage():
 
 @pytest.mark.parametrize("size, overlap", [(16, 0), (256, 128), (256, -1)])
 def test_invalid_settings(size, overlap):
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         ChunkSettings(size=size, overlap=overlap)

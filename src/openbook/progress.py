@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console(stderr=True)
 
@@ -15,7 +23,7 @@ console = Console(stderr=True)
 class Meter:
     """Counts named quantities and shows them per second beside a bar of `total` units."""
 
-    def __init__(self, progress: Progress | None, task_id: int | None, counters: tuple[str, ...]):
+    def __init__(self, progress: Progress | None, task_id: TaskID | None, counters: tuple[str, ...]):
         self._progress = progress
         self._task = task_id
         self._started = time.perf_counter()
@@ -26,15 +34,12 @@ class Meter:
         for name, amount in increments.items():
             self.counts[name] += amount
         now = time.perf_counter()
-        if self._progress is None or (now - self._last_refresh < 0.2 and completed is None):
+        if self._progress is None or self._task is None or (now - self._last_refresh < 0.2 and completed is None):
             return
         self._last_refresh = now
         elapsed = max(now - self._started, 1e-9)
         rates = "  ".join(f"{count:,} {name} {_rate(count / elapsed)}" for name, count in self.counts.items())
-        kwargs = {"rates": rates}
-        if completed is not None:
-            kwargs["completed"] = completed
-        self._progress.update(self._task, **kwargs)
+        self._progress.update(self._task, completed=completed, rates=rates)  # completed None: left as it is
 
     def seconds(self) -> float:
         return time.perf_counter() - self._started

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from openbook.backends.base import Backend, PromptTemplate
+from openbook.errors import ConfigError
 
 _BACKENDS = {
     "llama.cpp": "openbook.backends.llama_cpp:LlamaCppBackend",
@@ -15,7 +16,7 @@ _BACKENDS = {
 
 def load_backend(name: str, model: str, **options: object) -> Backend:
     if name not in _BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose from {', '.join(_BACKENDS)}")
+        raise ConfigError(f"unknown backend {name!r}; choose from {', '.join(_BACKENDS)}")
     module_name, class_name = _BACKENDS[name].split(":")
     return getattr(import_module(module_name), class_name)(model, **options)
 

@@ -56,7 +56,7 @@ def model_token_counter(backend: Backend) -> Callable[[str], int]:
     return lambda text: len(backend.tokenize(text, at_start=False, special=False))
 
 
-def log_softmax_at(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+def log_softmax_at(logits: np.ndarray, targets: Sequence[int] | np.ndarray) -> np.ndarray:
     """Log-softmax over the vocabulary (last axis, in float64) of `logits`, taken at `targets`."""
     shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))

@@ -26,7 +26,7 @@ import numpy as np
 
 from openbook.backends.base import device_and_dtype, log_softmax_at
 from openbook.backends.transformers_backend import TransformersBackend, _right_padded, transformers_folder
-from openbook.errors import OpenbookError, require_modules
+from openbook.errors import ConfigError, OpenbookError, require_modules
 
 Request = tuple[Sequence[int], Sequence[Sequence[int]], Sequence[int]]  # prefix, continuations, targets
 
@@ -157,7 +157,7 @@ class LayeredBackend(TransformersBackend):
                 raise ValueError("every question needs continuations of at least one token")
             longest = len(prefix) + max(len(c) for c in continuations)
             if longest > self.n_ctx:
-                raise ValueError(
+                raise ConfigError(  # the user's context budget and n_ctx
                     f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
                     "lower the context budget or raise n_ctx"
                 )

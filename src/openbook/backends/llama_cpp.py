@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from openbook.backends.base import PromptTemplate, log_softmax_at
-from openbook.errors import OpenbookError
+from openbook.errors import ConfigError, OpenbookError
 from openbook.models import MODELS, resolve_model
 
 _MARKER = "\x00OPENBOOK-USER-TEXT\x00"
@@ -163,7 +163,7 @@ class LlamaCppBackend:
         prefix = list(prefix)
         longest = len(prefix) + max(len(c) for c in continuations)
         if longest > self.n_ctx:
-            raise ValueError(
+            raise ConfigError(  # the user's context budget and n_ctx
                 f"prompt of {longest} tokens exceeds the context window of {self.n_ctx}; "
                 "lower the context budget or raise n_ctx"
             )
@@ -183,7 +183,7 @@ class LlamaCppBackend:
                 batches[-1].extend(entries)
             else:
                 batches.append(entries)
-        targets = np.asarray(targets, dtype=np.int64)
+        target_ids = np.asarray(targets, dtype=np.int64)
         rows = []
         for entries in batches:
             self._fill(entries)
@@ -191,7 +191,7 @@ class LlamaCppBackend:
             for index, (_, _, _, wants_logits) in enumerate(entries):
                 if wants_logits:
                     logits = np.ctypeslib.as_array(self._context.get_logits_ith(index), shape=(self.n_vocab,))
-                    rows.append(log_softmax_at(logits, targets))
+                    rows.append(log_softmax_at(logits, target_ids))
         self._lib.llama_memory_clear(self._memory, True)
         return np.stack(rows)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from openbook.backends.base import PromptTemplate, device_and_dtype, log_softmax_at
-from openbook.errors import OpenbookError, require_modules
+from openbook.errors import ConfigError, OpenbookError, require_modules
 from openbook.models import MODELS, ModelStore, resolve_model
 from openbook.models.store import exclusive
 
@@ -177,7 +177,7 @@ class TransformersBackend:
             if not all(continuations):
                 raise ValueError("every continuation needs at least one token")
             if continuations and len(prefix) + max(len(c) for c in continuations) > self.n_ctx:
-                raise ValueError(
+                raise ConfigError(  # the user's context budget and n_ctx
                     f"prompt of {len(prefix) + max(len(c) for c in continuations)} tokens exceeds the "
                     f"context window of {self.n_ctx}; lower the context budget or raise n_ctx"
                 )

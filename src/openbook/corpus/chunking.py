@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import blingfire
 
+from openbook.errors import ConfigError
 from openbook.records import Document, Passage
 
 
@@ -24,9 +25,9 @@ class ChunkSettings:
 
     def __post_init__(self) -> None:
         if self.size < 32:
-            raise ValueError(f"chunk size must be at least 32 characters, got {self.size}")
+            raise ConfigError(f"chunk size must be at least 32 characters, got {self.size}")
         if not 0 <= self.overlap < self.size // 2:
-            raise ValueError(f"overlap must be in [0, size/2), got {self.overlap} for size {self.size}")
+            raise ConfigError(f"overlap must be in [0, size/2), got {self.overlap} for size {self.size}")
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

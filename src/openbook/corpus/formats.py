@@ -226,7 +226,7 @@ class DocumentReader:
                 last_line[0] = number
                 yield text + "\n"
 
-        reader = csv.DictReader(_after_blank_lines(lines()), **self._csv_dialect())
+        reader = csv.DictReader(_after_blank_lines(lines()), dialect=self._csv_dialect())
         f = self.fields
         for row in reader:
             # the record's first line: its last one less the line breaks quoted inside its fields
@@ -239,11 +239,11 @@ class DocumentReader:
             if document is not None:
                 yield document
 
-    def _csv_dialect(self) -> dict[str, object]:
+    def _csv_dialect(self) -> type[csv.Dialect]:
         """CSV quotes fields; TSV (as databases and pandas write it) does not: a `"` is text there."""
         if strip_compression_suffix(self.path).suffix.lower() == ".tsv":
-            return {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
-        return {"delimiter": ","}
+            return _UnquotedTabs
+        return csv.excel
 
     def _check_columns(self) -> None:
         """A table without its text column is refused up front, before any file is read."""
@@ -251,7 +251,7 @@ class DocumentReader:
             columns = self._parquet_file().schema_arrow.names
         else:
             header = _first_line(self.path).decode("utf-8", errors="replace")
-            columns = next(csv.reader([header], **self._csv_dialect()))
+            columns = next(csv.reader([header], dialect=self._csv_dialect()))
         if self.fields.text not in columns:
             raise InputError(self.path, f"no {self.fields.text!r} column; found {', '.join(columns)}", 1)
 
@@ -284,6 +284,12 @@ class DocumentReader:
                 )
                 if document is not None:
                     yield document
+
+
+class _UnquotedTabs(csv.excel_tab):
+    """TSV: tab-separated, and a `"` is text, not a quote."""
+
+    quoting = csv.QUOTE_NONE
 
 
 def _after_blank_lines(lines: Iterator[str]) -> Iterator[str]:

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 from openbook.embed.base import Embedder, EmbedderSettings, TextKind, unit_rows
 from openbook.errors import OpenbookError, require_modules
 from openbook.models import MODELS, resolve_model
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
+
+
+class _EmbedderArguments(TypedDict):
+    """What every embedder class is built with (`GGUFEmbedder`, `SentenceTransformerEmbedder`)."""
+
+    name: str
+    location: str
+    query_prefix: str
+    passage_prefix: str
+    batch_size: int
+    max_tokens: int | None
+    threads: int | None
 
 
 def load_embedder(settings: EmbedderSettings) -> Embedder:
@@ -29,7 +42,7 @@ def load_embedder(settings: EmbedderSettings) -> Embedder:
         location = str(resolve_model(settings.model))
     else:
         location = settings.model  # a hub id, for users whose hub cache holds it
-    common = dict(
+    common = _EmbedderArguments(
         name=settings.model,
         location=location,
         query_prefix=query_prefix,

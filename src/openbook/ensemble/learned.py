@@ -67,14 +67,16 @@ class Ensemble:
         if self.method == "ranker":
             return option_features(question, self.readers) @ np.asarray(self.coefficients) + self.intercept
         if self.method == "mean":
-            pooled = sum(question.readers[name] for name in self.readers) / len(self.readers)
+            pooled = np.asarray(sum(question.readers[name] for name in self.readers)) / len(self.readers)
         else:
             total = sum(self.weights.values()) or 1.0
-            pooled = sum(
-                self.weights[name]
-                / total
-                * with_temperature(log_scores(question.readers[name]), self.temperatures[name])
-                for name in self.readers
+            pooled = np.asarray(
+                sum(
+                    self.weights[name]
+                    / total
+                    * with_temperature(log_scores(question.readers[name]), self.temperatures[name])
+                    for name in self.readers
+                )
             )
         return log_scores(pooled)
 
@@ -212,7 +214,7 @@ def evaluate_scores(
         fold_temperature = fit_temperature([score_rows[i] for i in rest], [answers[i] for i in rest])
         for i in held_out:
             probabilities[i] = with_temperature(score_rows[i], fold_temperature)
-    rankings = [(ranking_of(q.letters, p), q.answer) for q, p in zip(questions, probabilities)]
+    rankings = [(ranking_of(q.letters, p), q.letters[a]) for q, p, a in zip(questions, probabilities, answers)]
     scores = score_rankings(rankings)
     nll = float(np.mean([-np.log(max(p[a], 1e-12)) for p, a in zip(probabilities, answers)]))
     ece = expected_calibration_error([float(p.max()) for p in probabilities], [r[0] == a for (r, a) in rankings])

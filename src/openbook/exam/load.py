@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import cast
 
 from openbook.errors import InputError
 from openbook.records import LETTERS, Question
@@ -61,10 +62,12 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, str]]]:
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}", 1)
     for row in reader:
-        values = [v for v in row.values() if isinstance(v, str)] + row.get(None, [])
+        # fields beyond the header: a list under the key None (typeshed types every value as str)
+        surplus = cast("list[str]", row.get(None) or [])
+        values = [v for v in row.values() if isinstance(v, str)] + surplus
         # line_num is the row's last physical line (blank lines are skipped); quoted newlines lead back to its first
         line = reader.line_num - sum(value.count("\n") for value in values)
-        fields = len(columns) + len(row.get(None, [])) - sum(value is None for value in row.values())
+        fields = len(columns) + len(surplus) - sum(value is None for value in row.values())
         if fields != len(columns):
             raise InputError(path, f"row has {fields} fields, header has {len(columns)}", line)
         yield line, row

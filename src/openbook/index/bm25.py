@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from openbook.errors import ConfigError
+
 BM25_DIR = "bm25"
 PARAMS_FILE = "openbook.bm25.json"
 ENGINES = ("bm25s", "tantivy")
@@ -41,7 +43,7 @@ def new_builder(engine: str, directory: Path, k1: float = 1.2, b: float = 0.75) 
         return Bm25sBuilder(directory / BM25_DIR, k1=k1, b=b)
     if engine == "tantivy":
         return TantivyBuilder(directory / BM25_DIR)
-    raise ValueError(f"unknown BM25 engine {engine!r}; choose from {', '.join(ENGINES)}")
+    raise ConfigError(f"unknown BM25 engine {engine!r}; choose from {', '.join(ENGINES)}")
 
 
 def open_index(directory: Path) -> SparseIndex:
@@ -190,7 +192,7 @@ class TantivyBuilder:
     def finish(self) -> dict[str, object]:
         self._writer.commit()
         self._writer.wait_merging_threads()
-        params = {
+        params: dict[str, object] = {
             "engine": "tantivy",
             "tokenizer": "simple+lowercase+stopwords+snowball-english",
             "similarity": "bm25 (k1=1.2, b=0.75)",

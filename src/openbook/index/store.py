@@ -77,13 +77,13 @@ class PassageStore:
     def __len__(self) -> int:
         return int(self._starts[-1])
 
-    def get(self, rows: Sequence[int]) -> list[Passage]:
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+    def get(self, rows: Sequence[int] | np.ndarray) -> list[Passage]:
+        wanted = np.asarray(rows, dtype=np.int64)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= len(self)):
             raise IndexError(f"passage row out of range 0..{len(self) - 1}")
-        batch_of = np.searchsorted(self._starts, rows, side="right") - 1
+        batch_of = np.searchsorted(self._starts, wanted, side="right") - 1
         passages = []
-        for row, b in zip(rows.tolist(), batch_of.tolist()):
+        for row, b in zip(wanted.tolist(), batch_of.tolist()):
             record = self._batches[b].slice(row - int(self._starts[b]), 1).to_pylist()[0]
             passages.append(Passage(**record))
         return passages

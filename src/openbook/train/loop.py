@@ -9,12 +9,17 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openbook.config import check_fields_at_least
+from openbook.errors import ConfigError
 from openbook.progress import console, meter
 from openbook.train.checkpoint import restore_optimiser, save_checkpoint
+
+if TYPE_CHECKING:
+    import torch
 
 SUMMARY_FILE = "training.json"
 
@@ -31,11 +36,11 @@ def check_training(settings) -> None:
     """Options no run can train with, refused before any model loads."""
     check_fields_at_least(settings, ("epochs", "batch_size", "checkpoint_every", "max_questions"))
     if not 0 <= settings.validation_fraction < 1:
-        raise ValueError(
+        raise ConfigError(
             f"--validation-fraction is the share held out, 0 to below 1; got {settings.validation_fraction}"
         )
     if not settings.learning_rate > 0:
-        raise ValueError(f"--learning-rate must be > 0; got {settings.learning_rate}")
+        raise ConfigError(f"--learning-rate must be > 0; got {settings.learning_rate}")
 
 
 def train_loop(
@@ -47,7 +52,7 @@ def train_loop(
     settings,
     record: dict,
     out: Path,
-    batch_loss: Callable[[list], object],
+    batch_loss: Callable[[list], torch.Tensor],
     validate: Callable[[], float | None],
     state: dict | None,
     show_progress: bool,
