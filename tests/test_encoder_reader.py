@@ -125,7 +125,7 @@ def test_encoder_reader_handles_missing_options_and_counts_its_time(trained):
 
     reader = EncoderReader(trained[0], max_tokens=96)
     question = Question("q", "What do mitochondria produce?", {"A": "ATP", "B": "Glucose", "D": "Starch"}, "A")
-    probabilities = reader.read(question, Context("The mitochondrion produces ATP.", ("2:0",), 0))
+    probabilities = reader.probabilities(question, Context("The mitochondrion produces ATP.", ("2:0",), 0))
     assert set(probabilities) == {"A", "B", "D"} and sum(probabilities.values()) == pytest.approx(1.0)
     assert reader.model_seconds > 0
     # batched scoring gives the same scores as one question at a time, padding notwithstanding

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from openbook import pipeline
+from openbook.answer import stages
 from openbook.backends import load_backend
 from openbook.cli.main import app
 from openbook.models import MODELS, ModelStore, resolve_model
 from openbook.readers import LetterReader, YesNoReader, read_question
-from openbook.records import Context, Question
+from openbook.records import Context, Question, Reread
 
 pytest.importorskip("llama_cpp", reason="the llama.cpp backend needs llama-cpp-python (pip install -e .[dev])")
 
@@ -221,9 +221,9 @@ def test_user_text_is_never_parsed_for_special_tokens(backend):
 
 
 def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
-    from openbook.evaluate.report import write_run
+    from openbook.answer import AnswerOptions
+    from openbook.evaluate.run import run_exam
     from openbook.index.build import build_index
-    from openbook.pipeline import AnswerOptions, answer_exam
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
@@ -237,10 +237,15 @@ def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
         ),
     ]
     options = AnswerOptions(
-        index=index, readers=["letter", "yesno"], rotations=2, context_tokens=120, triage_readers=[], progress=False
+        index=index,
+        readers=["letter", "yesno"],
+        rotations=2,
+        context_tokens=120,
+        triage_readers=[],
+        progress=False,
+        out=tmp_path / "out",
     )
-    run = answer_exam(questions, options, backend=backend)
-    metrics = write_run(run, tmp_path / "out")
+    metrics = run_exam(options, questions=questions, backend=backend).metrics
     lines = (tmp_path / "out" / "submission.csv").read_text().splitlines()
     assert lines[0] == "id,prediction" and [line.split(",")[0] for line in lines[1:]] == ["q1", "q2"]
     assert all(len(line.split(",")[1].split()) == 3 for line in lines[1:])
@@ -257,15 +262,15 @@ def test_answer_pipeline_end_to_end(backend, tmp_path, articles_jsonl):
 
 
 def test_several_contexts_per_question_are_read_and_averaged(backend, tmp_path, articles_jsonl):
+    from openbook.answer import AnswerOptions, execute, make_plan
     from openbook.index.build import build_index
-    from openbook.pipeline import AnswerOptions, answer_exam
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
     options = AnswerOptions(
         index=index, retrieval=["bm25", "bm25/per-option+edit"], context_tokens=120, triage_readers=[], progress=False
     )
-    (result,) = answer_exam([QUESTION], options, backend=backend).results
+    (result,) = execute(make_plan(options), [QUESTION], backend=backend).results
     assert [c.retrieval for c in result.contexts] == ["bm25", "bm25/per-option+edit"]
     assert {o.reader for o in result.outputs} == {"letter@bm25", "letter@bm25/per-option+edit"}
     expected = {letter: np.mean([o.probabilities[letter] for o in result.outputs]) for letter in QUESTION.options}
@@ -437,16 +442,16 @@ def test_the_cli_cascades_by_default_and_triage_none_turns_it_off(tmp_path, arti
             ],
         )
         assert result.exit_code == 0, result.output
-        return json.loads((tmp_path / out / "run.json").read_text())["settings"]
+        return json.loads((tmp_path / out / "run.json").read_text())
 
     cascaded = run("default", "--budget-seconds", "inf")  # a loaded CPU may spend 10 s on the triage pass
-    assert cascaded["cascade"]["escalated"] == 1 and cascaded["reader_names"] == ["letter-rot3@triage", "letter"]
+    assert cascaded["cascade"]["reread"] == 1 and cascaded["reader_names"] == ["letter-rot3@triage", "letter"]
     assert run("single", "--triage", "none")["cascade"] is False
     debiased = run(
         "debiased", "--triage-rotations", "2", "--budget-seconds", "inf"
     )  # a debiased triage pass, a plain main stage
     assert debiased["reader_names"] == ["letter-rot2@triage", "letter"]
-    assert cascaded["letter_prior"] is False and run("prior", "--letter-prior")["letter_prior"] is True
+    assert cascaded["plan"]["letter_prior"] is False and run("prior", "--letter-prior")["plan"]["letter_prior"] is True
     logged = [json.loads(line) for line in (tmp_path / "prior" / "predictions.jsonl").read_text().splitlines()]
     assert len(logged[0]["orders"]["letter-rot3@triage"]["logprobs"]) == 3  # the reading the prior was fitted on
     result = runner.invoke(
@@ -521,7 +526,7 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
     (out / "run.json").write_text(json.dumps({"settings": state["settings"], "status": "running"}))
     loaded = []  # every question was triaged already: only the main stage's model is loaded
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline, "load_backend", lambda *a, **k: loaded.append(a) or load_backend(*a, **k))
+        patch.setattr(stages, "load_backend", lambda *a, **k: loaded.append(a) or load_backend(*a, **k))
         assert "2 first-pass answers taken up again" in run(out, "--resume")
     assert [arguments[1] for arguments in loaded] == [TINY_MODEL]
     final = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -530,15 +535,15 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
         assert list(record["readers"]) == ["letter-rot3@triage", "letter"]
         assert record["readers"]["letter-rot3@triage"] == {"A": 0.34, "B": 0.33, "C": 0.33}
         assert [c["retrieval"] for c in record["contexts"]] == ["none", "bm25"]
-    resumed_settings = json.loads((out / "run.json").read_text())["settings"]
-    assert resumed_settings["cascade"]["escalated"] == 2
-    assert resumed_settings["triage_model_path"] is None and resumed_settings["model_path"].endswith(".gguf")
+    resumed_run = json.loads((out / "run.json").read_text())
+    assert resumed_run["cascade"]["reread"] == 2
+    assert resumed_run["model_paths"]["triage"] is None and resumed_run["model_paths"]["main"].endswith(".gguf")
     assert len((out / "submission.csv").read_text().splitlines()) == 3
     # a cascade that finished leaves its triage answers final: resuming it re-reads nothing
     kept = tmp_path / "kept"
     run(kept, "--escalate-margin", "0")
     resumed = run(kept, "--escalate-margin", "0", "--resume")
-    assert "2 questions already answered" in resumed and "taken up" not in resumed
+    assert "2 questions kept" in resumed and "taken up" not in resumed
 
 
 def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch):
@@ -551,14 +556,15 @@ def test_a_missing_model_names_the_command_that_fetches_it(tmp_path, monkeypatch
 
 
 def test_a_failing_question_stops_the_run_without_losing_the_answers_before_it(backend, tmp_path):
-    from openbook.evaluate.report import write_run
-    from openbook.pipeline import AnswerOptions, answer_exam
+    from openbook.answer import AnswerOptions
+    from openbook.evaluate.run import run_exam
 
     too_long = Question(id="long", prompt="Why? " + "very " * 1500, options={"A": "a", "B": "b"}, answer="A")
-    run = answer_exam([QUESTION, too_long, QUESTION], AnswerOptions(context_tokens=0, progress=False), backend=backend)
+    options = AnswerOptions(context_tokens=0, progress=False, out=tmp_path / "run")
+    outcome = run_exam(options, questions=[QUESTION, too_long, QUESTION], backend=backend)
+    run, metrics = outcome.run, outcome.metrics
     assert [r.question.id for r in run.results] == ["q1"]
     assert run.failure.startswith("question 'long': prompt of") and "context window" in run.failure
-    metrics = write_run(run, tmp_path / "run")
     assert metrics["count"] == 1 and metrics["complete"] is False
     assert (tmp_path / "run" / "submission.csv").read_text().splitlines()[1].startswith("q1,")
     assert json.loads((tmp_path / "run" / "run.json").read_text())["failure"] == run.failure
@@ -584,11 +590,12 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     that context, decided by the mean of both readings; one it does not cover without context, in
     the two option orders left, decided by the 5-order reading. Every answer reaches `on_result` as
     soon as it is made and again when the cascade improves it."""
-    from openbook.evaluate.report import _prediction_record, result_from_record
+    from openbook.answer import AnswerOptions, execute, make_plan
+    from openbook.errors import ConfigError
     from openbook.index.build import build_index
-    from openbook.pipeline import AnswerOptions, answer_exam, cascade_budget
     from openbook.readers.letter import estimate_slot_prior, option_probabilities
     from openbook.retrieve.context import question_coverage
+    from openbook.runlog import record_of, result_of
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
@@ -609,16 +616,16 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     assert defaults.triage_readers == ["auto"] and defaults.triage_context_tokens == 0  # the readers, no context
     assert defaults.triage_rotations == 3 and defaults.rotations == 1 and defaults.average_stages
     assert defaults.context_coverage == 0.5 and not defaults.letter_prior
-    assert cascade_budget(defaults, 3) == pytest.approx(3 * 10.0)  # DEFAULT_BUDGET_PER_QUESTION
+    assert make_plan(defaults).reread.budget.total(3) == pytest.approx(3 * 10.0)  # DEFAULT_BUDGET_PER_QUESTION
     options = replace(defaults, budget_seconds=math.inf)  # what fits the budget depends on the machine
     seen = []
-    run = answer_exam(questions, options, on_result=lambda r: seen.append((r.question.id, len(r.outputs))))
-    cascade = run.settings["cascade"]
+    run = execute(make_plan(options), questions, on_result=lambda r: seen.append((r.question.id, len(r.outputs))))
+    cascade = run.cascade
     # q3 is not re-read: its 3 orders are all a 3-option question has, and its context is off the question
-    assert cascade["candidates"] == 3 and cascade["escalated"] == 2
-    assert cascade["readers"] == ["letter"] and cascade["triage_readers"] == ["letter"]
-    assert cascade["read_without_context"] == 1 and cascade["context_coverage"] == 0.5
-    assert cascade["budget_seconds"] is None and set(cascade["seconds_per_question_read"]) == {"context", "orders"}
+    assert cascade.candidates == 3 and cascade.reread == 2
+    assert cascade.readers == ("letter",) and make_plan(options).first.readers == ("letter",)
+    assert cascade.read_without_context == 1 and cascade.context_coverage == 0.5
+    assert cascade.budget_seconds is None and set(cascade.seconds_per_kind) == {"context", "orders"}
     hardest_first = sorted(run.results[:2], key=lambda r: triage_margin(r.outputs[0].probabilities))
     assert seen == [("q1", 1), ("q2", 1), ("q3", 1), *[(r.question.id, 2) for r in hardest_first]]
     covered, uncovered, unchanged = run.results
@@ -631,12 +638,13 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     assert [o.reader for o in uncovered.outputs] == ["letter-rot3@triage", "letter-rot5@none"]
     assert [c.retrieval for c in uncovered.contexts] == ["none"]
     # the routing's measure is kept, and logged, for each re-read question (its context read or not)
-    assert covered.context_coverage == pytest.approx(4 / 6) and 0 <= uncovered.context_coverage < 0.5
-    assert unchanged.context_coverage is None
-    logged = [json.loads(json.dumps(_prediction_record(r))) for r in run.results]
-    assert [record.get("context_coverage") for record in logged] == [r.context_coverage for r in run.results]
-    assert [result_from_record(record, r.question).context_coverage for record, r in zip(logged, run.results)] == [
-        r.context_coverage for r in run.results
+    assert covered.reread == Reread("context", pytest.approx(4 / 6))
+    assert uncovered.reread.kind == "orders" and 0 <= uncovered.reread.coverage < 0.5
+    assert unchanged.reread is None
+    logged = [json.loads(json.dumps(record_of(r))) for r in run.results]
+    assert [record.get("reread") for record in logged] == ["context", "orders", None]
+    assert [result_of(record, r.question).reread for record, r in zip(logged, run.results)] == [
+        r.reread for r in run.results
     ]
     five_orders = read(LetterReader(backend, rotations=5), off_topic, Context("", (), 0)).probabilities
     assert uncovered.prediction.probabilities == uncovered.outputs[1].probabilities  # it holds the triage's orders
@@ -645,8 +653,10 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     # with the letter prior: each triage answer as read, again once the prior fitted over the whole
     # pass is divided out, then re-read; the 5-order re-read shares the triage's prior
     seen.clear()
-    calibrated = answer_exam(
-        questions, replace(options, letter_prior=True), on_result=lambda r: seen.append((r.question.id, len(r.outputs)))
+    calibrated = execute(
+        make_plan(replace(options, letter_prior=True)),
+        questions,
+        on_result=lambda r: seen.append((r.question.id, len(r.outputs))),
     )
     assert seen[:6] == [("q1", 1), ("q2", 1), ("q3", 1)] * 2 and len(seen) == 8
     prior = estimate_slot_prior(r.outputs[0].orders for r in calibrated.results)
@@ -663,42 +673,17 @@ def test_the_default_cascade_triages_without_context_and_rereads_with_retrieved_
     rot5 = next(o for o in calibrated.results[1].outputs if o.reader == "letter-rot5@none")
     assert rot5.probabilities == pytest.approx(option_probabilities(off_topic.letters, direct.orders, prior), abs=1e-3)
     # threshold 0: every re-read question reads its context, as before the threshold
-    always = answer_exam(questions[:2], replace(options, context_coverage=0.0))
-    assert always.settings["cascade"]["read_without_context"] == 0
-    assert always.settings["cascade"]["context_coverage"] is None
+    always = execute(make_plan(replace(options, context_coverage=0.0)), questions[:2])
+    assert always.cascade.read_without_context == 0
+    assert always.cascade.context_coverage is None
     assert all([o.reader for o in r.outputs] == ["letter-rot3@triage", "letter"] for r in always.results)
     # without an index both stages would read the same nothing: one stage, no cascade
-    (plain,) = answer_exam(questions[:1], AnswerOptions(model=TINY_MODEL, n_ctx=1024, progress=False)).results
+    (plain,) = execute(make_plan(AnswerOptions(model=TINY_MODEL, n_ctx=1024, progress=False)), questions[:1]).results
     assert [o.reader for o in plain.outputs] == ["letter"]
-    with pytest.raises(ValueError, match="needs triage readers"):
-        answer_exam(questions, AnswerOptions(index=index, model=TINY_MODEL, triage_readers=[], budget_seconds=5.0))
-    with pytest.raises(ValueError, match="context-coverage"):
-        answer_exam(questions, replace(options, context_coverage=1.5))
-
-
-def test_rereads_without_context_only_complete_a_no_context_letter_triage_of_the_same_model(backend, tmp_path):
-    """The remaining-orders re-read replaces the triage's letter reading, so it is only taken where the
-    main stage adds nothing but context to that triage; otherwise every re-read reads context."""
-    from openbook.pipeline import AnswerOptions, order_completion
-
-    defaults = AnswerOptions(index=tmp_path, model=TINY_MODEL)
-    completion = order_completion(defaults, backend, None)
-    assert completion.triage_name == "letter-rot3@triage" and completion.read == 3
-    assert (completion.reader.rotations, completion.reader.first_rotation) == (5, 3)
-    for changed in (
-        dict(context_coverage=0.0),
-        dict(index=None),
-        dict(context_tokens=0),
-        dict(readers=["letter", "yesno"], triage_readers=["letter"]),
-        dict(triage_readers=["yesno"]),
-        dict(triage_model="another.gguf"),
-        dict(triage_context_tokens=100),
-        dict(triage_rotations=5),
-    ):
-        assert order_completion(replace(defaults, **changed), backend, None) is None, changed
-    assert order_completion(defaults, None, None) is None
-    assert order_completion(defaults, backend, object()) is None  # a fitted ensemble knows its readers
-    assert order_completion(replace(defaults, readers=["letter", "yesno"]), backend, None) is not None
+    with pytest.raises(ConfigError, match="needs triage readers"):
+        make_plan(AnswerOptions(index=index, model=TINY_MODEL, triage_readers=[], budget_seconds=5.0))
+    with pytest.raises(ConfigError, match="context-coverage"):
+        make_plan(replace(options, context_coverage=1.5))
 
 
 def conftest_article(title: str) -> str:

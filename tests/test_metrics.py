@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from openbook.errors import InputError
-from openbook.evaluate.submission import read_submission, submission_letters, write_submission
+from openbook.evaluate.submission import read_submission, write_submission
 from openbook.metrics import average_precision_at_3, score_rankings
-from openbook.records import Prediction
+from openbook.records import Prediction, submission_letters
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ TABLES = ("index", "search", "answer", "eval-retrieval")  # the commands a file 
 def check_at_least(flag: str, value: float | None, minimum: float = 1, unit: str = "") -> None:
     """A number option below its minimum is refused, naming the flag (None: not given)."""
     if value is not None and value < minimum:
-        raise ValueError(f"{flag} must be {f'a number of {unit} ' if unit else ''}>= {minimum}; got {value}")
+        raise ConfigError(f"{flag} must be {f'a number of {unit} ' if unit else ''}>= {minimum}; got {value}")
 
 
 def check_fields_at_least(settings: Any, names: typing.Sequence[str], minimum: float = 1) -> None:

@@ -7,10 +7,12 @@ can be given the decision instead of the options that led to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 LETTERS = ("A", "B", "C", "D", "E")
+TRIAGE_SUFFIX = "@triage"  # names a cascade's first-pass outputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,11 @@ class Passage:
     def indexed_text(self) -> str:
         """What retrieval sees: the title kept with every passage of its article."""
         return f"{self.title}\n{self.text}" if self.title else self.text
+
+    def in_context(self, text: str | None = None) -> str:
+        """The passage as a reader's context shows it: its title, then its text (or the part given)."""
+        shown = self.text if text is None else text
+        return f"{self.title}: {shown}" if self.title else shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +81,18 @@ class Prediction:
     probabilities: dict[str, float] = field(default_factory=dict)
     confidence: float | None = None
     calibrated: bool = False
+
+
+def submission_letters(ranking: Sequence[str]) -> str:
+    """The three letters Kaggle expects. Rankings of fewer than three options (2-option questions)
+    are padded with absent letters, which can never be correct, so the score is unchanged."""
+    letters = list(dict.fromkeys(ranking))[:3]
+    for filler in LETTERS:
+        if len(letters) == 3:
+            break
+        if filler not in letters:
+            letters.append(filler)
+    return " ".join(letters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +208,19 @@ class Run:
     reader_names: tuple[str, ...]  # every output name in the run, first seen first
     cascade: CascadeReport | None = None
     failure: str | None = None  # why the run stopped early; `results` holds what was answered before
+    error: Exception | None = None  # what stopped it: a user's mistake (OpenbookError) or a bug
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierRun:
+    """What a resumed run takes over from the runs before it in the same folder."""
+
+    answered: frozenset[str] = frozenset()  # answered for good: not read again
+    # first-pass answers taken up again: a cascade's re-read candidates, and re-divided by a letter prior
+    first_pass: Sequence[QuestionResult] = ()
+    # the `answered` ones' letter readings (reader name, reading): a letter prior is fitted on them too
+    readings: Sequence[tuple[str, OrderReading]] = ()
+    seconds: float = 0.0  # what the earlier runs spent: a cascade's budget counts it as spent
+
+
+FRESH_RUN = EarlierRun()  # a run with nothing to take over

@@ -1,281 +1,163 @@
-"""`openbook answer` and `openbook eval`: retrieve, read, rank; write the submission and details."""
+"""`openbook answer` and `openbook eval`: plan, retrieve, read, rank; write the submission and details.
+
+Their options are derived from the options registry (`openbook.answer.options.AnswerOptions`): one
+flag, help text, panel and shown default per field, never listed here again."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import MISSING, Field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from openbook.answer import AnswerOptions, make_plan
+from openbook.answer.options import flags_of, option_fields
 from openbook.cli.common import ConfigOption, reports_errors, results
 from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
-from openbook.evaluate.report import PredictionLog, write_run
+from openbook.evaluate.run import run_exam
 from openbook.exam import read_exam
-from openbook.index.dense import check_engine
-from openbook.pipeline import (
-    AnswerOptions,
-    answer_exam,
-    backend_extras,
-    check_cascade,
-    check_counts,
-    check_readers,
-    resolve_retrievals,
-    settings_of,
-)
 from openbook.progress import console
-from openbook.retrieve import AUTO, Retrieval, RetrievalSpec
 
-ExamArg = Annotated[Path | None, typer.Argument(help="Exam CSV/JSONL (id,prompt,A..E[,answer]).", show_default=False)]
-IndexOpt = Annotated[
-    Path | None, typer.Option("--index", "-i", help="Index folder from `openbook index`; none: no context.")
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print the plan (stages, readers, context, budget, re-read rule) and stop."),
 ]
-OutOpt = Annotated[
-    Path | None, typer.Option("--out", "-o", help="Folder for submission.csv, predictions.jsonl, metrics.json.")
-]
-ModelOpt = Annotated[str | None, typer.Option(help="Model name (`openbook models list`) or a GGUF path.")]
-ReaderOpt = Annotated[
-    list[str] | None, typer.Option("--reader", "-r", help="letter, yesno and/or encoder (repeat to ensemble).")
-]
-EncoderOpt = Annotated[
-    str | None, typer.Option(help="The encoder reader's multiple-choice model (`openbook train encoder`).")
-]
-EncTokOpt = Annotated[int | None, typer.Option(help="Encoder reader: tokens read per option.")]
-BackendOpt = Annotated[str | None, typer.Option(help="llama.cpp, transformers or transformers-layered.")]
-AdapterOpt = Annotated[str | None, typer.Option(help="transformers: LoRA adapter folder from `openbook train llm`.")]
-PackedOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--packed/--no-packed",
-        help="transformers: score a question's options in one sequence with a 4-D attention mask.",
-    ),
-]
-EnsembleOpt = Annotated[
-    Path | None, typer.Option(help="Ensemble from `openbook ensemble fit`: weights, ranker, calibration.")
-]
-TriageOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--triage",
-        help="Cascade: the cheap pass's reader(s), which "
-        "answer every question before the readers of --reader re-read "
-        "the hardest (repeat; none: no cascade).",
-    ),
-]
-TriModelOpt = Annotated[str | None, typer.Option(help="Cascade: the triage pass's model (default: --model).")]
-TriCtxOpt = Annotated[int | None, typer.Option(help="Cascade: the triage pass's context budget in tokens.")]
-TriRotOpt = Annotated[
-    int | None,
-    typer.Option(help="Cascade: the triage pass's letter-reader rotations (default 3; 1: the plain, cheaper pass)."),
-]
-EscMarginOpt = Annotated[
-    float | None,
-    typer.Option(help="Cascade: re-read only questions whose top-1 minus top-2 probability is below this."),
-]
-AverageOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--average-stages/--main-decides",
-        help="Cascade: a re-read "
-        "question is decided by the mean of both stages (default) or by "
-        "the main readers alone (a fitted --ensemble always weighs both).",
-    ),
-]
-CoverageOpt = Annotated[
-    float | None,
-    typer.Option(
-        help="Cascade: a re-read question reads its retrieved context "
-        "only when one packed passage holds this share of the "
-        "words of its prompt with one of its options (default "
-        "0.5); otherwise the letter reader "
-        "reads its remaining option orders without context (0: "
-        "always context)."
-    ),
-]
-PriorOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--letter-prior/--no-letter-prior",
-        help="Letter readers: after the "
-        "first pass, divide each reading by the model's letter prior "
-        "fitted over that pass (default off).",
-    ),
-]
-PerQuestionOpt = Annotated[
-    float | None, typer.Option(help="Cascade: the budget as seconds per question answered (default 10).")
-]
-BudgetOpt = Annotated[
-    float | None,
-    typer.Option(
-        help="Cascade: seconds for the whole run; the hardest questions are "
-        "re-read first while the measured pace fits (inf: no limit)."
-    ),
-]
-RotOpt = Annotated[int | None, typer.Option(help="Letter reader: cyclic option orders averaged (1-5).")]
-ShareOpt = Annotated[
-    bool | None, typer.Option("--share-prefix/--no-share-prefix", help="Reuse the context's KV cache across options.")
-]
-RetrOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--retrieval",
-        help="RETRIEVER\\[/QUERY]\\[+RERANKER] (e.g. bm25, hybrid-rrf/both+embed) or auto (the default: "
-        "hybrid-rrf+embed where the index has a dense part, else bm25); repeat for one context per pipeline, read and averaged.",
-    ),
-]
-CandOpt = Annotated[int | None, typer.Option(help="Passages per retriever before fusion or reranking.")]
-EngineOpt = Annotated[str | None, typer.Option(help="Dense search: matmul (exact), faiss-flat or faiss-hnsw.")]
-PassOpt = Annotated[int | None, typer.Option(help="Passages retrieved per question.")]
-CtxOpt = Annotated[int | None, typer.Option(help="Token budget of the context (0: none).")]
-BatchOpt = Annotated[
-    int | None, typer.Option(help="Questions read together (transformers backends batch across them).")
-]
-NctxOpt = Annotated[int | None, typer.Option(help="Model context window per sequence (prompt + one option listing).")]
-ThreadOpt = Annotated[int | None, typer.Option(help="CPU threads (default: all).")]
-LimitOpt = Annotated[int | None, typer.Option(help="Answer only the first N questions.")]
-ResumeOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--resume/--no-resume", help="Keep the answers already in --out (a stopped run) and answer only the rest."
-    ),
-]
-ProgOpt = Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a progress bar.")]
 
 
-def _run(command: str, given: dict[str, object], config: Path | None, need_answers: bool) -> dict[str, object]:
-    given["readers"] = given.pop("reader") or None
-    given["triage_readers"] = given.pop("triage") or None
-    given["retrieval"] = given["retrieval"] or None
+def _default_text(spec: Field[Any]) -> str | bool:
+    """The default as --help shows it: a boolean by the flag that is on."""
+    default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
+    if isinstance(default, bool):
+        return flags_of(spec)[0] if default else str(spec.metadata["negative"])
+    if default is None:
+        return False
+    return " ".join(map(str, default)) if isinstance(default, list) else str(default)
+
+
+def _cli_annotation(spec: Field[Any]) -> Any:
+    """The typer annotation of an option: "not given" is None, so a config file may fill it."""
+    hint = {"list[str]": list[str], "bool": bool, "int": int, "int | None": int, "float": float}.get(
+        str(spec.type), None
+    )
+    if hint is None:
+        hint = {"float | None": float, "str": str, "str | None": str, "Path | None": Path}[str(spec.type)]
+    if spec.name == "exam":
+        return Annotated[Path | None, typer.Argument(help=spec.metadata["help"], show_default=False)]
+    flags = flags_of(spec)
+    if hint is bool:
+        flags = (f"{flags[0]}/{spec.metadata['negative']}", *flags[1:])
+    option = typer.Option(
+        *flags,
+        help=spec.metadata["help"],
+        rich_help_panel=spec.metadata["panel"],
+        show_default=_default_text(spec),
+    )
+    return Annotated[hint | None, option]  # type: ignore[valid-type]
+
+
+def _signature() -> inspect.Signature:
+    parameters = [
+        inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_cli_annotation(spec))
+        for spec in option_fields()
+    ]
+    parameters.append(
+        inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DryRunOption)
+    )
+    parameters.append(
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOption)
+    )
+    return inspect.Signature(parameters)
+
+
+def _run(command: str, given: dict[str, Any], need_answers: bool) -> dict[str, Any]:
+    config, dry_run = given.pop("config"), given.pop("dry_run")
     options = resolve_options(AnswerOptions, "answer", config, given)
+    plan = make_plan(options)  # every mistake in the options is reported here, before a model loads
+    if dry_run:
+        results.print(plan.describe(), highlight=False, soft_wrap=True)
+        return {}
     if options.exam is None:
         raise ConfigError(f"no exam: pass EXAM (or `exam` in the [answer] table) to `openbook {command}`")
     if options.out is None:
         raise ConfigError("no output folder: pass --out DIR (or `out` in the [answer] table)")
-    # mistakes are reported before the model loads
-    for text in options.retrieval:
-        if text != AUTO:
-            RetrievalSpec.parse(text)
-    if options.index is not None:
-        resolve_retrievals(options.retrieval, Retrieval(options.index))
-    check_engine(options.dense_engine)
-    check_counts(options)
-    check_readers(options)
-    check_cascade(options)
-    backend_extras(options)
     questions = read_exam(options.exam)
     if need_answers and not any(q.answer for q in questions[: options.limit]):
-        raise OpenbookError(
-            f"{options.exam}: no answers to evaluate against"
-            f"{' in its first ' + str(options.limit) + ' questions' if options.limit else ''}; "
-            "use `openbook answer`"
-        )
-    log = PredictionLog(options.out, settings_of(options), resume=options.resume, refit_first_pass=options.letter_prior)
-    earlier = log.earlier(questions[: options.limit])
-    if earlier.answered or earlier.first_pass:
+        within = f" in its first {options.limit} questions" if options.limit else ""
+        raise OpenbookError(f"{options.exam}: no answers to evaluate against{within}; use `openbook answer`")
+    outcome = run_exam(options, plan, questions)
+    run = outcome.run
+    if outcome.resumed:
         console.print(
-            f"resuming: {len(earlier.answered)} questions already answered in {options.out}"
-            + (f", {len(earlier.first_pass)} first-pass answers taken up again" if earlier.first_pass else "")
-            + f"; {earlier.seconds:.0f} s spent before"
+            f"resumed: {outcome.answered_before} questions kept from earlier runs in {options.out}"
+            + (
+                f", {len(outcome.earlier.first_pass)} first-pass answers taken up again"
+                if outcome.earlier.first_pass
+                else ""
+            )
+            + f"; {outcome.earlier.seconds:.0f} s spent before"
         )
-    try:
-        run = answer_exam(questions, options, on_result=log.add, earlier=earlier)
-    finally:
-        log.close()  # what was answered is on disk, whatever stopped the run
-    metrics = write_run(run, options.out, log.previous, log.seconds_before)
     if run.failure is not None:
-        raise OpenbookError(
-            f"stopped at {run.failure}; the {len(run.results)} questions answered before it are saved in {options.out}"
-        )
+        saved = f"the {len(run.results)} questions answered before it are saved in {options.out}"
+        if run.error is not None and not isinstance(run.error, OpenbookError):
+            console.print(f"[bold red]stopped by an internal error[/] at {run.failure}; {saved}")
+            raise run.error  # a bug: its traceback, not a user's mistake
+        raise OpenbookError(f"stopped at {run.failure}; {saved}")
     console.print(
         f"wrote {options.out}/submission.csv and predictions.jsonl ({len(run.results)} questions "
-        f"answered now, {len(log.previous)} before; {run.seconds['per_question']:.2f} s/question"
-        f"{' over the whole run' if earlier.answered or earlier.first_pass else ''})"
+        f"answered now, {outcome.answered_before} before; {run.seconds.per_question:.2f} s/question"
+        f"{' over the whole run' if outcome.resumed else ''})"
     )
-    return metrics
+    return outcome.metrics
 
 
-def _shared_options(
-    exam: ExamArg = None,
-    index: IndexOpt = None,
-    out: OutOpt = None,
-    model: ModelOpt = None,
-    backend: BackendOpt = None,
-    adapter: AdapterOpt = None,
-    packed: PackedOpt = None,
-    reader: ReaderOpt = None,
-    encoder: EncoderOpt = None,
-    encoder_tokens: EncTokOpt = None,
-    ensemble: EnsembleOpt = None,
-    triage: TriageOpt = None,
-    triage_model: TriModelOpt = None,
-    triage_context_tokens: TriCtxOpt = None,
-    triage_rotations: TriRotOpt = None,
-    escalate_margin: EscMarginOpt = None,
-    average_stages: AverageOpt = None,
-    context_coverage: CoverageOpt = None,
-    letter_prior: PriorOpt = None,
-    budget_seconds: BudgetOpt = None,
-    budget_per_question: PerQuestionOpt = None,
-    rotations: RotOpt = None,
-    share_prefix: ShareOpt = None,
-    retrieval: RetrOpt = None,
-    candidates: CandOpt = None,
-    dense_engine: EngineOpt = None,
-    passages: PassOpt = None,
-    context_tokens: CtxOpt = None,
-    n_ctx: NctxOpt = None,
-    question_batch: BatchOpt = None,
-    threads: ThreadOpt = None,
-    limit: LimitOpt = None,
-    resume: ResumeOpt = None,
-    progress: ProgOpt = None,
-    config: ConfigOption = None,
-) -> None:
-    """The options of `answer` and `eval`: one signature, which typer reads for both commands."""
+def _command(name: str, need_answers: bool, report: Callable[[dict[str, Any]], None], doc: str) -> Callable[..., None]:
+    """A command with the registry's options that runs the exam and hands the metrics to `report`."""
 
+    def command(**given: Any) -> None:
+        metrics = _run(name, given, need_answers)
+        if metrics:
+            report(metrics)
 
-def _command(
-    name: str, need_answers: bool, report: Callable[[dict[str, object]], None], doc: str
-) -> Callable[..., None]:
-    """A command with `_shared_options`' options that runs the exam and hands the metrics to `report`."""
-
-    def command(**given: object) -> None:
-        report(_run(name, given, given["config"], need_answers))  # type: ignore[arg-type]
-
-    command.__signature__ = inspect.signature(_shared_options, eval_str=True)  # type: ignore[attr-defined]
-    command.__annotations__ = dict(_shared_options.__annotations__)
+    signature = _signature()
+    command.__signature__ = signature  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     command.__name__ = command.__qualname__ = name
     command.__doc__ = doc
     return reports_errors(command)
 
 
-def _print_scores(metrics: dict[str, object]) -> None:
-    if metrics:
-        results.print(
-            f"MAP@3 {metrics['map@3']:.4f}  accuracy {metrics['accuracy']:.4f}  ({metrics['count']} questions)",
-            highlight=False,
-        )
+def _print_scores(metrics: dict[str, Any]) -> None:
+    results.print(
+        f"MAP@3 {metrics['map@3']:.4f}  accuracy {metrics['accuracy']:.4f}  ({metrics['count']} questions)",
+        highlight=False,
+    )
 
 
-def _print_table(metrics: dict[str, object]) -> None:
+def metrics_table(metrics: dict[str, Any]) -> Table:
+    """A run's scores and timings, one per row: readable in an 80-column terminal."""
     seconds = metrics["seconds"]
-    table = Table(
-        "exam", "questions", "MAP@3", "accuracy", "ECE", "s/question", "model s", "overhead", title="openbook eval"
-    )
-    table.add_row(
-        str(metrics["settings"]["exam"]),
-        str(metrics["count"]),
-        f"{metrics['map@3']:.4f}",
-        f"{metrics['accuracy']:.4f}",
-        f"{metrics['confidence']['ece']:.3f}",
-        f"{seconds['per_question']:.2f}",
-        f"{seconds['model']:.1f}",
-        f"{seconds['overhead_fraction']:.1%}",
-    )
-    results.print(table)
+    table = Table("measure", "value", title="openbook eval")
+    for measure, value in (
+        ("exam", str(metrics["settings"]["exam"])),
+        ("questions", str(metrics["count"])),
+        ("MAP@3", f"{metrics['map@3']:.4f}"),
+        ("accuracy", f"{metrics['accuracy']:.4f}"),
+        ("ECE (confidence)", f"{metrics['confidence']['ece']:.3f}"),
+        ("seconds per question", f"{seconds['per_question']:.2f}"),
+        ("model seconds", f"{seconds['model']:.1f}"),
+        ("overhead", f"{seconds['overhead_fraction']:.1%}"),
+    ):
+        table.add_row(measure, value)
+    return table
+
+
+def _print_table(metrics: dict[str, Any]) -> None:
+    results.print(metrics_table(metrics))
 
 
 answer = _command(

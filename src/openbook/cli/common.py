@@ -31,13 +31,14 @@ ConfigOption = Annotated[
 
 
 def reports_errors(command: F) -> F:
-    """Show an openbook error as one clear line and exit 2, instead of a traceback."""
+    """Show a user's mistake (an `OpenbookError`, or a path that is missing, a folder or unreadable) as
+    one clear line and exit 2. Any other exception is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return command(*args, **kwargs)
-        except (OpenbookError, ValueError, OSError) as error:  # OSError: a path that is missing, a folder, …
+        except (OpenbookError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
             console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 

@@ -12,11 +12,11 @@ from rich.table import Table
 
 from openbook.cli.common import reports_errors, results
 from openbook.ensemble import METHODS, Ensemble, fit_ensemble, prediction_from, scored_from_runs
-from openbook.ensemble.features import predictions_path
 from openbook.ensemble.learned import ranking_of
 from openbook.errors import OpenbookError
 from openbook.exam import read_exam
 from openbook.metrics import score_rankings
+from openbook.runlog import predictions_path
 
 app = typer.Typer(help="Fit reader ensembles with calibrated confidence.", no_args_is_help=True)
 
@@ -125,7 +125,7 @@ def combine(
     each run's final answers are one reader, named by its folder, averaged or weighed by a fitted
     ensemble. Only the questions every run answered are combined."""
     from openbook.evaluate.report import write_run
-    from openbook.records import QuestionResult, ReaderOutput, Run
+    from openbook.records import QuestionResult, ReaderOutput, Run, RunSeconds
 
     exam_path = exam_of_runs(runs, exam)
     questions = {q.id: q for q in read_exam(exam_path)}
@@ -156,7 +156,9 @@ def combine(
         "combined_runs": [str(run) for run in runs],
         "ensemble": str(ensemble) if ensemble is not None else None,
     }
-    metrics = write_run(Run(combined, seconds={}, settings=settings), out)
+    metrics = write_run(
+        Run(combined, RunSeconds(0, 0, 0, 0, 0, 0, 0, 0), {}, tuple(names)), out, {"settings": settings}
+    )
     if len(scored) < len(questions):
         results.print(f"[yellow]combined the {len(scored)} of {len(questions)} questions every run answered[/yellow]")
     if metrics:

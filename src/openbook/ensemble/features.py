@@ -1,9 +1,8 @@
 """What an ensemble sees of one question: each reader's probabilities and simple retrieval features,
-built either from a live answer (`QuestionResult`) or from a finished run's predictions.jsonl."""
+built either from a live answer or from a finished run's predictions.jsonl (`openbook.runlog`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from openbook.errors import OpenbookError
 from openbook.records import Question
 from openbook.retrieve.context import word_coverage
+from openbook.runlog import predictions_path, read_records
 
 
 @dataclass(frozen=True)
@@ -40,51 +40,6 @@ def scored_question(
     )
 
 
-def latest_per_id(records: list[dict[str, object]]) -> list[dict[str, object]]:
-    """One record per question, the last written: a cascade logs a question again when it re-reads it."""
-    latest = {str(record["id"]): record for record in records}
-    return list(latest.values())
-
-
-def predictions_path(run: Path) -> Path:
-    """A run's predictions.jsonl: in its folder, or the file itself."""
-    path = run / "predictions.jsonl" if run.is_dir() else run
-    if not path.is_file():
-        raise OpenbookError(
-            f"{run}: not a run of `openbook answer`/`eval` (no {path.name}); pass its folder or its predictions.jsonl"
-        )
-    return path
-
-
-def read_predictions(path: Path) -> list[dict[str, object]]:
-    """The records of a predictions.jsonl (the last per question, as a stopped cascade may have logged a
-    question twice), with the file and line named on a broken one."""
-    records = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise OpenbookError(f"{path}, line {number}: not JSON ({error.msg})") from None
-            if not isinstance(record, dict) or "id" not in record or "readers" not in record:
-                raise OpenbookError(f"{path}, line {number}: not an openbook prediction (needs id and readers)")
-            readers = record["readers"]
-            if not isinstance(readers, dict) or not all(map(_probabilities, readers.values())):
-                raise OpenbookError(f"{path}, line {number}: its readers are not letter -> probability tables")
-            if "probabilities" in record and not _probabilities(record["probabilities"]):
-                raise OpenbookError(f"{path}, line {number}: its probabilities are not a letter -> probability table")
-            records.append(record)
-    return latest_per_id(records)
-
-
-def _probabilities(value: object) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(p, (int, float)) and not isinstance(p, bool) for p in value.values()
-    )
-
-
 def context_text(record: Mapping[str, object]) -> str:
     return "\n".join(p["text"] for c in record.get("contexts", []) for p in c.get("passages", []))
 
@@ -107,7 +62,7 @@ def scored_from_runs(runs: Sequence[Path], questions: Sequence[Question], final:
         )
     for path in paths:
         ids = set()
-        for record in read_predictions(path):
+        for record in read_records(path):
             qid = str(record["id"])
             if qid not in by_id:
                 raise OpenbookError(f"{path}: question {qid!r} is not in the exam")

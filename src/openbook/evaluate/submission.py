@@ -8,19 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from openbook.errors import InputError
-from openbook.records import LETTERS, Prediction
-
-
-def submission_letters(ranking: Iterable[str]) -> str:
-    """The three letters Kaggle expects. Rankings of fewer than three options (2-option questions)
-    are padded with absent letters, which can never be correct, so the score is unchanged."""
-    letters = list(dict.fromkeys(ranking))[:3]
-    for filler in LETTERS:
-        if len(letters) == 3:
-            break
-        if filler not in letters:
-            letters.append(filler)
-    return " ".join(letters)
+from openbook.records import LETTERS, Prediction, submission_letters
 
 
 def write_submission(predictions: Iterable[Prediction], path: str | Path) -> Path:

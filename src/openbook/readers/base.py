@@ -1,13 +1,5 @@
-"""What readers share: the prompt prefix, the plan/interpret protocol, and `read_question`, which
-serves every reader of a question from one evaluation of the shared prefix.
-
-A reader never calls the model itself. It *plans* the continuations it needs after the shared
-prefix (context + question) and the target tokens whose log-probabilities it wants, then
-*interprets* the resulting matrix. `read_question` merges the plans of all readers (identical
-continuations, e.g. the first rotation of several letter readers, are evaluated once), makes one
-backend call, and hands each reader its rows and columns. An ensemble of readers therefore costs one
-prefix evaluation per question, not one per reader.
-"""
+"""What readers share: the `Reader` protocol every reader kind speaks, the `PromptReader` protocol of
+language-model prompts, the prompt's shared prefix, and the arithmetic of option orders."""
 
 from __future__ import annotations
 
@@ -53,12 +45,41 @@ class ReadPlan:
 
 
 class Reader(Protocol):
+    """What the answer path reads a stage with: every reader kind speaks this, whatever model it runs.
+    One reader may give several outputs per question (`names`): the prompt readers of one language
+    model are read together, served by one evaluation of each question's shared prefix."""
+
+    names: tuple[str, ...]  # its outputs' reader names, in the order `read` gives them
+
+    def read(self, questions: Sequence[Question], contexts: Sequence[Context]) -> list[list[ReaderOutput]]:
+        """Per question, one output per name, each question read with its context."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in this reader's model: the unit its context budget is counted in."""
+        ...
+
+    @property
+    def model_seconds(self) -> float:
+        """Time its model has spent evaluating so far."""
+        ...
+
+
+class PromptReader(Protocol):
+    """A language-model prompt over a question's options: it plans the continuations it needs after
+    the shared prefix (context + question) and the target tokens whose log-probabilities it wants,
+    then interprets the resulting matrix. It never calls the model itself (`PromptReaders` does)."""
+
     name: str
 
     def plan(self, question: Question) -> ReadPlan: ...
 
     def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:
         """`logprobs[i, j]`: log P(target j | prefix + continuation i), in the plan's order."""
+        ...
+
+    def order_reading(self, question: Question, logprobs: np.ndarray) -> OrderReading | None:
+        """The per-order reading behind `interpret` (letter readers), else None."""
         ...
 
 
@@ -84,85 +105,6 @@ def user_text_then_tail(backend: Backend, text: str) -> list[int]:
     return backend.tokenize(text, at_start=False, special=False) + backend.tokenize(
         backend.template(SYSTEM_PROMPT).tail, at_start=False
     )
-
-
-@dataclass
-class QuestionPlan:
-    """All readers' plans for one question, merged: identical continuations and targets once."""
-
-    prefix: list[int]
-    continuations: list[list[int]]
-    targets: list[int]
-    plans: list[ReadPlan]
-    row_of: dict[tuple[int, ...], int]
-    column_of: dict[int, int]
-
-
-def plan_question(readers: Sequence[Reader], backend: Backend, question: Question, context: Context) -> QuestionPlan:
-    prefix = shared_prefix(backend, question, context)
-    plans = [reader.plan(question) for reader in readers]
-    row_of: dict[tuple[int, ...], int] = {}
-    column_of: dict[int, int] = {}
-    for plan in plans:
-        for continuation in plan.continuations:
-            row_of.setdefault(tuple(continuation), len(row_of))
-        for target in plan.targets:
-            column_of.setdefault(target, len(column_of))
-    return QuestionPlan(prefix, [list(c) for c in row_of], list(column_of), plans, row_of, column_of)
-
-
-def interpret_question(
-    readers: Sequence[Reader], merged: QuestionPlan, logprobs: np.ndarray, question: Question, context: Context
-) -> list[ReaderOutput]:
-    outputs = []
-    for reader, plan in zip(readers, merged.plans):
-        rows = [merged.row_of[tuple(c)] for c in plan.continuations]
-        columns = [merged.column_of[t] for t in plan.targets]
-        own = logprobs[np.ix_(rows, columns)]
-        read_orders = getattr(reader, "read_orders", None)  # letter readers keep their per-order reading
-        orders = read_orders(question, own) if read_orders is not None else None
-        probabilities = (
-            option_probabilities(question.letters, orders) if orders is not None else reader.interpret(question, own)
-        )
-        outputs.append(
-            ReaderOutput(
-                question_id=question.id,
-                reader=reader.name,
-                probabilities=probabilities,
-                evidence=context.passage_ids,
-                prompt_tokens=len(merged.prefix) + sum(len(c) for c in plan.continuations),
-                orders=orders,
-            )
-        )
-    return outputs
-
-
-def read_question(
-    readers: Sequence[Reader], backend: Backend, question: Question, context: Context, share_prefix: bool = True
-) -> list[ReaderOutput]:
-    return read_questions(readers, backend, [question], [context], share_prefix)[0]
-
-
-def read_questions(
-    readers: Sequence[Reader],
-    backend: Backend,
-    questions: Sequence[Question],
-    contexts: Sequence[Context],
-    share_prefix: bool = True,
-) -> list[list[ReaderOutput]]:
-    """Every reader on every question, one backend call for all of them where the backend batches
-    across questions (`score_many`), else one call per question."""
-    merged = [plan_question(readers, backend, q, c) for q, c in zip(questions, contexts)]
-    requests = [(m.prefix, m.continuations, m.targets) for m in merged]
-    score_many = getattr(backend, "score_many", None)
-    if score_many is not None:
-        matrices = score_many(requests, share_prefix)
-    else:
-        matrices = [backend.next_token_logprobs(p, c, t, share_prefix) for p, c, t in requests]
-    return [
-        interpret_question(readers, m, logprobs, q, c)
-        for m, logprobs, q, c in zip(merged, matrices, questions, contexts)
-    ]
 
 
 def logsumexp_rows(values: np.ndarray) -> np.ndarray:

@@ -14,12 +14,13 @@ first tokens only then.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from openbook.readers.base import softmax
-from openbook.records import Context, Question
+from openbook.records import Context, Question, ReaderOutput
 
 DEFAULT_MAX_TOKENS = 384
 
@@ -119,6 +120,7 @@ class EncoderReader:
             torch.set_num_threads(threads)
         self.model_id = str(model)
         self.name = "encoder"
+        self.names = (self.name,)
         self.max_tokens = max_tokens
         self.network, self.tokenizer = network, tokenizer
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -128,7 +130,7 @@ class EncoderReader:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def scores(self, questions: list[Question], contexts: list[Context]) -> list[np.ndarray]:
+    def scores(self, questions: Sequence[Question], contexts: Sequence[Context]) -> list[np.ndarray]:
         """Raw option scores per question (one forward pass for the batch)."""
         import torch
 
@@ -139,6 +141,13 @@ class EncoderReader:
         self.model_seconds += time.perf_counter() - started
         return [row[:size] for row, size in zip(logits, sizes)]
 
-    def read(self, question: Question, context: Context) -> dict[str, float]:
+    def read(self, questions: Sequence[Question], contexts: Sequence[Context]) -> list[list[ReaderOutput]]:
+        """One output per question, each question scored alone (no padding across questions)."""
+        return [
+            [ReaderOutput(question.id, self.name, self.probabilities(question, context), evidence=context.passage_ids)]
+            for question, context in zip(questions, contexts)
+        ]
+
+    def probabilities(self, question: Question, context: Context) -> dict[str, float]:
         probabilities = softmax(self.scores([question], [context])[0])
         return {letter: float(p) for letter, p in zip(question.letters, probabilities)}

@@ -71,7 +71,7 @@ class LetterReader:
         targets = [i for ids in self._letter_ids[: len(texts)] for i in ids]
         return ReadPlan(continuations, targets)
 
-    def read_orders(self, question: Question, logprobs: np.ndarray) -> OrderReading:
+    def order_reading(self, question: Question, logprobs: np.ndarray) -> OrderReading:
         """Each order's letter log-probabilities, every spelling of a letter pooled."""
         n = len(question.options)
         bounds = np.cumsum([0] + [len(ids) for ids in self._letter_ids[:n]])
@@ -82,7 +82,7 @@ class LetterReader:
         return OrderReading(self.first_rotation, tuple(map(tuple, normalised.tolist())))
 
     def interpret(self, question: Question, logprobs: np.ndarray) -> dict[str, float]:
-        return option_probabilities(question.letters, self.read_orders(question, logprobs))
+        return option_probabilities(question.letters, self.order_reading(question, logprobs))
 
 
 PRIOR_PSEUDO_READINGS = 10.0  # the prior is shrunk towards none by this many readings' worth

@@ -42,3 +42,7 @@ class YesNoReader:
             )
         probabilities = softmax(log_odds)
         return {letter: float(p) for letter, p in zip(question.letters, probabilities)}
+
+    def order_reading(self, question: Question, logprobs: np.ndarray) -> None:
+        """Yes/no reads each option alone: there is no option order to keep."""
+        return None

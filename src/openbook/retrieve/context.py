@@ -38,18 +38,13 @@ def word_coverage(text: str, context: str) -> float:
     return covered / max(wanted, 1)
 
 
-def render_passage(hit: Hit, text: str) -> str:
-    """A passage as a context shows it: its title, then (part of) its text."""
-    return f"{hit.passage.title}: {text}" if hit.passage.title else text
-
-
 def pack_context(hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable[[str], int]) -> Context:
     pieces: list[str] = []
     used: list[str] = []
     total = 0
     separator = count_tokens("\n\n") if hits else 0
     for hit in hits:
-        whole = render_passage(hit, hit.passage.text)
+        whole = hit.passage.in_context()
         cost = count_tokens(whole) + (separator if pieces else 0)
         if total + cost <= budget_tokens:
             pieces.append(whole)
@@ -58,12 +53,12 @@ def pack_context(hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable
             continue
         sentences: list[str] = []
         for sentence in split_sentences(hit.passage.text):
-            candidate = render_passage(hit, " ".join([*sentences, sentence]))
+            candidate = hit.passage.in_context(" ".join([*sentences, sentence]))
             if total + count_tokens(candidate) + (separator if pieces else 0) > budget_tokens:
                 break
             sentences.append(sentence)
         if sentences:
-            partial = render_passage(hit, " ".join(sentences))
+            partial = hit.passage.in_context(" ".join(sentences))
             pieces.append(partial)
             used.append(hit.passage.id)
             total += count_tokens(partial) + (separator if len(pieces) > 1 else 0)

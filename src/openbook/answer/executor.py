@@ -1,0 +1,115 @@
+"""Runs a plan over an exam, question by question: retrieval batched across questions, then reading,
+every prompt reader of a question served by one evaluation of its shared prefix; then, for a cascade,
+the re-reading of the hardest questions while the budget lasts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from openbook.answer.cascade import reread
+from openbook.answer.decide import apply_letter_prior, decide, first_pass_ensemble
+from openbook.answer.plan import Plan
+from openbook.answer.stages import LoadedStage, load_stage, open_retrieval, read_stage, retrieve_contexts
+from openbook.backends import Backend
+from openbook.ensemble import Ensemble
+from openbook.progress import meter
+from openbook.readers import Reader
+from openbook.records import FRESH_RUN, CascadeReport, EarlierRun, Question, QuestionResult, Run, RunSeconds
+
+
+def execute(
+    plan: Plan,
+    questions: Sequence[Question],
+    *,
+    earlier: EarlierRun = FRESH_RUN,
+    on_result: Callable[[QuestionResult], None] | None = None,
+    backend: Backend | None = None,
+    readers: Sequence[Reader] | None = None,
+) -> Run:
+    """Answer `questions` (the plan's first `limit`, less those `earlier` runs answered); `on_result`
+    sees each answer as soon as it is made, and again if a re-read or the letter prior changes it.
+    `backend`: the main model, loaded already; `readers`: the readers of a one-stage plan, built
+    already (benchmarks). `earlier.first_pass` answers join this run's first pass, not read again; a
+    cascade's budget covers every question of the run, the earlier runs' time counted as spent.
+
+    A question that fails stops the run: the answers made before it are in the returned `Run`, with
+    the failure (and the exception) named there."""
+    started = time.perf_counter()
+    cascade = plan.reread is not None
+    if cascade and readers is not None:
+        raise ValueError("readers passed in serve a plan of one stage")
+    ensemble = Ensemble.load(plan.ensemble) if plan.ensemble is not None else None
+    if plan.limit is not None:
+        questions = questions[: plan.limit]
+    answered_before = sum(q.id in earlier.answered for q in questions)
+    taken_up = {result.question.id for result in earlier.first_pass}
+    questions = [q for q in questions if q.id not in earlier.answered and q.id not in taken_up]
+    first = plan.first
+    main_model = plan.stages()[-1].model
+    first_backend = (
+        backend if first.model is not None and main_model is not None and first.model.name == main_model.name else None
+    )
+    triaging = cascade and bool(questions)  # a resumed cascade may have triaged every question already
+    if readers is not None:
+        stage = LoadedStage(first, backend, tuple(readers))
+    elif triaging or not cascade:
+        stage = load_stage(first, plan.share_prefix, first_backend)
+    else:  # nothing for the first pass to read: its model is not loaded
+        stage = LoadedStage(first, first_backend, ())
+    loaded = time.perf_counter()
+    contexts_per_question = (
+        retrieve_contexts(questions, open_retrieval(first.context), first.context, stage.count_tokens)
+        if questions
+        else []
+    )
+    retrieved = time.perf_counter()
+    results: list[QuestionResult] = list(earlier.first_pass)
+    failure: str | None = None
+    error: Exception | None = None
+    seconds_before = stage.model_seconds
+    batch = max(1, plan.question_batch)
+    with meter("triage" if cascade else "answering", len(questions), ("questions",), enabled=plan.progress) as m:
+        for start in range(0, len(questions), batch):
+            chunk, chunk_contexts = questions[start : start + batch], contexts_per_question[start : start + batch]
+            answered: list[QuestionResult] = []
+            try:
+                for question, contexts, outputs in zip(chunk, chunk_contexts, read_stage(stage, chunk, chunk_contexts)):
+                    prediction = decide(question, outputs, contexts, first_pass_ensemble(ensemble, outputs, cascade))
+                    answered.append(QuestionResult(question, prediction, outputs, contexts))
+            except Exception as caught:  # keep what was answered; the caller reports
+                named = chunk[0].id if len(chunk) == 1 else f"{chunk[0].id}..{chunk[-1].id}"
+                failure, error = f"question {named!r}: {caught}", caught
+            for result in answered:
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+            if failure is not None:
+                break
+            m.advance(completed=len(results) - len(earlier.first_pass), questions=len(chunk))
+    spent = stage.model_seconds - seconds_before
+    priors = apply_letter_prior(results, ensemble, cascade, on_result, earlier.readings) if plan.letter_prior else {}
+    model_paths: dict[str, str | None] = {first.name: stage.model_path if stage.readers else None}
+    report = CascadeReport(candidates=0) if cascade else None  # as it stands when the first pass fails
+    if plan.reread is not None and failure is None:
+        shared = stage.backend if plan.reread.shares_model else backend
+        budget = plan.reread.budget.total(len(results) + answered_before)
+        outcome = reread(results, plan, ensemble, started - earlier.seconds, budget, shared, on_result, priors)
+        report = replace(outcome.report, earlier_runs_seconds=earlier.seconds)
+        model_paths[plan.reread.stage.name] = outcome.report.model_path
+        failure, error = outcome.failure, outcome.error
+        spent += outcome.model_seconds
+    finished = time.perf_counter()
+    seconds = RunSeconds(
+        total=finished - started,
+        load_model=loaded - started,
+        retrieve_and_pack=retrieved - loaded,
+        read=finished - retrieved,
+        model=spent,
+        earlier_runs=earlier.seconds,
+        per_question=(earlier.seconds + finished - loaded) / max(len(results) + answered_before, 1),
+        overhead_fraction=(finished - loaded - spent) / max(finished - loaded, 1e-9),
+    )
+    names = tuple(dict.fromkeys(output.reader for result in results for output in result.outputs))
+    return Run(results, seconds, model_paths, names, report, failure, error)

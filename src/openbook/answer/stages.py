@@ -1,0 +1,107 @@
+"""A stage of the plan made real: its model loaded and its readers built, and reading a batch of
+questions with their contexts into reader outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from openbook.answer.plan import ContextPlan, StagePlan
+from openbook.backends import Backend, load_backend
+from openbook.readers import EncoderReader, LetterReader, PromptReader, PromptReaders, Reader, YesNoReader
+from openbook.records import NO_CONTEXT, Question, ReaderOutput, RetrievedContext
+from openbook.retrieve import Retrieval
+from openbook.retrieve.context import pack_context
+
+# how each prompt reader kind is built for a stage (the encoder needs no language model)
+PROMPT_READER_FACTORIES: dict[str, Callable[[Backend, StagePlan], PromptReader]] = {
+    "letter": lambda backend, stage: LetterReader(backend, rotations=stage.rotations),
+    "yesno": lambda backend, stage: YesNoReader(backend),
+}
+
+
+@dataclass(frozen=True)
+class LoadedStage:
+    plan: StagePlan
+    backend: Backend | None  # the prompt readers' model; None when the stage has none
+    readers: tuple[Reader, ...]
+
+    @property
+    def model_seconds(self) -> float:
+        """Time its models have spent evaluating so far."""
+        return sum(reader.model_seconds for reader in self.readers)
+
+    @property
+    def model_path(self) -> str | None:
+        if self.backend is None:
+            return None
+        return str(getattr(self.backend, "model_path", self.backend.model_id))
+
+    def count_tokens(self, text: str) -> int:
+        """Context budgets are counted in the first reader's model: the language model where there is one."""
+        return self.readers[0].count_tokens(text)
+
+
+def load_stage(plan: StagePlan, share_prefix: bool, backend: Backend | None = None) -> LoadedStage:
+    """The stage's model (`backend`, where one is loaded already) and readers."""
+    readers: list[Reader] = []
+    prompt_kinds = [kind for kind in plan.readers if kind in PROMPT_READER_FACTORIES]
+    if plan.model is not None and prompt_kinds:
+        if backend is None:
+            extras = {
+                key: value for key, value in (("adapter", plan.model.adapter), ("packed", plan.model.packed)) if value
+            }
+            backend = load_backend(
+                plan.model.backend, plan.model.name, n_ctx=plan.model.n_ctx, n_threads=plan.model.threads, **extras
+            )
+        prompt = [PROMPT_READER_FACTORIES[kind](backend, plan) for kind in prompt_kinds]
+        readers.append(PromptReaders(backend, prompt, share_prefix))
+    if plan.encoder is not None:
+        readers.append(EncoderReader(plan.encoder.model, max_tokens=plan.encoder.tokens, threads=plan.encoder.threads))
+    return LoadedStage(plan, backend, tuple(readers))
+
+
+def open_retrieval(context: ContextPlan | None) -> Retrieval | None:
+    if context is None:
+        return None
+    return Retrieval(context.index, candidates=context.candidates, dense_engine=context.dense_engine)
+
+
+def retrieve_contexts(
+    questions: Sequence[Question],
+    retrieval: Retrieval | None,
+    context: ContextPlan | None,
+    count_tokens: Callable[[str], int],
+) -> list[list[RetrievedContext]]:
+    """Per question, one packed context per retrieval pipeline (several: readers ensemble over them);
+    `count_tokens` measures the budget in the tokens of the model that reads it."""
+    if retrieval is None or context is None:
+        return [[NO_CONTEXT] for _ in questions]
+    per_pipeline = []
+    for label in context.retrieval:
+        spec = retrieval.resolve(label)
+        hit_lists = retrieval.search(questions, spec, context.passages)
+        per_pipeline.append(
+            [
+                RetrievedContext(spec.label(), hits, pack_context(hits, context.tokens, count_tokens))
+                for hits in hit_lists
+            ]
+        )
+    return [list(contexts) for contexts in zip(*per_pipeline)]
+
+
+def read_stage(
+    stage: LoadedStage, questions: Sequence[Question], contexts_per_question: Sequence[Sequence[RetrievedContext]]
+) -> list[list[ReaderOutput]]:
+    """Every reader of the stage on every context of every question. With several contexts each
+    output is named reader@pipeline; every output takes the stage's suffix."""
+    outputs: list[list[ReaderOutput]] = [[] for _ in questions]
+    for k in range(len(contexts_per_question[0])):
+        retrieved = [contexts[k] for contexts in contexts_per_question]
+        for reader in stage.readers:
+            for i, read in enumerate(reader.read(questions, [r.context for r in retrieved])):
+                several = len(contexts_per_question[i]) > 1
+                for output in read:
+                    name = f"{output.reader}@{retrieved[i].retrieval}" if several else output.reader
+                    outputs[i].append(replace(output, reader=name + stage.plan.output_suffix))
+    return outputs
