@@ -31,8 +31,10 @@ test: setup
 bench: setup
 	$(BIN)/python bench/index_bm25.py
 	$(BIN)/python bench/dense_search.py
+	$(BIN)/python bench/dense_lone_query.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/readers.py
+	$(BIN)/python bench/transformers_backend.py
 
 clean:
 	rm -rf $(VENV) $(RUNS) .pytest_cache
