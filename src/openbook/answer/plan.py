@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -143,7 +144,9 @@ class Plan:
 
     def as_dict(self) -> dict[str, object]:
         """The plan as run.json records it (paths as text)."""
-        return _jsonable(asdict(self))
+        described = _jsonable(asdict(self))
+        assert isinstance(described, dict)
+        return described
 
     def describe(self) -> str:
         """The plan in a few lines, as `openbook answer --dry-run` prints it."""
@@ -238,7 +241,8 @@ def make_plan(options: AnswerOptions) -> Plan:
     if options.budget_seconds is not None and options.budget_per_question is not None:
         raise ConfigError("give the cascade's budget once: --budget-seconds or --budget-per-question")
     main = _stage("main", options, retrieval)
-    common = dict(
+    run_settings = partial(
+        Plan,
         letter_prior=options.letter_prior,
         ensemble=options.ensemble,
         limit=options.limit,
@@ -266,13 +270,13 @@ def make_plan(options: AnswerOptions) -> Plan:
                 budget=budget,
                 shares_model=first.model is not None and main.model is not None and first.model == main.model,
             )
-            return Plan(first=first, reread=reread, **common)
+            return run_settings(first=first, reread=reread)
         if budgeted:  # said, not ignored
             raise ConfigError(
                 "a time budget plans a cascade's re-reading, and this run has none: the main stage would read "
                 "nothing the triage pass does not (no --index to read context from, and the same readers and model)"
             )
-    return Plan(first=replace(main, name="answer"), reread=None, **common)
+    return run_settings(first=replace(main, name="answer"), reread=None)
 
 
 def _adds_a_reading(first: StagePlan, main: StagePlan) -> bool:

@@ -31,7 +31,7 @@ DryRunOption = Annotated[
 
 def _default_text(spec: Field[Any]) -> str | bool:
     """The default as --help shows it: a boolean by the flag that is on."""
-    default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
+    default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc,operator]
     if isinstance(default, bool):
         return flags_of(spec)[0] if default else str(spec.metadata["negative"])
     if default is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def scored_question(
     )
 
 
-def context_text(record: Mapping[str, object]) -> str:
+def context_text(record: Mapping[str, Any]) -> str:
     return "\n".join(p["text"] for c in record.get("contexts", []) for p in c.get("passages", []))
 
 

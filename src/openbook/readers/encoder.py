@@ -69,7 +69,7 @@ def _tail(text: str, offsets: list[tuple[int, int]], keep: int) -> str:
 
 
 def encode_options(
-    tokenizer, questions: list[Question], contexts: list[Context], max_tokens: int
+    tokenizer, questions: Sequence[Question], contexts: Sequence[Context], max_tokens: int
 ) -> tuple[dict, list[int]]:
     """Tokenised (questions × options × tokens) tensors and each question's option count. Questions
     with fewer options are padded with copies of their last option; mask those by the counts."""
@@ -120,7 +120,7 @@ class EncoderReader:
             torch.set_num_threads(threads)
         self.model_id = str(model)
         self.name = "encoder"
-        self.names = (self.name,)
+        self.names: tuple[str, ...] = (self.name,)
         self.max_tokens = max_tokens
         self.network, self.tokenizer = network, tokenizer
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
