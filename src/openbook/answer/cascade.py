@@ -61,9 +61,10 @@ def reread(
     backend: Backend | None,
     on_result: Callable[[QuestionResult], None] | None,
     priors: dict[str, SlotPrior],
+    clock: Callable[[], float] = time.perf_counter,
 ) -> RereadOutcome:
     """Re-read the hardest of `results`, in place, while `budget` seconds since `started` last;
-    `backend`: the main stage's model where it is loaded already."""
+    `backend`: the main stage's model where it is loaded already; `clock` measures the budget."""
     assert plan.reread is not None
     rule = plan.reread
     hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < rule.margin)
@@ -71,7 +72,7 @@ def reread(
     report = CascadeReport(candidates=len(hardest), budget_seconds=None if math.isinf(budget) else budget)
     if not hardest:
         return RereadOutcome(report, 0.0)
-    if time.perf_counter() - started >= budget:
+    if clock() - started >= budget:
         return RereadOutcome(replace(report, stopped_by_budget=True), 0.0)
     try:
         stage = load_stage(rule.stage, plan.share_prefix, backend)
@@ -92,7 +93,7 @@ def reread(
     failure, failed = None, None
     with meter("re-reading", len(hardest), ("questions",), enabled=plan.progress) as m:
         for position, (_, i) in enumerate(hardest):
-            elapsed = time.perf_counter() - started
+            elapsed = clock() - started
             if elapsed + min(mean_pace(seconds) for seconds in pace.values()) >= budget:  # no kind fits any more
                 report = replace(report, stopped_by_budget=True)
                 break
@@ -118,10 +119,10 @@ def reread(
                 )
                 if kind == "orders" and not _orders_left(rule, result):
                     continue  # its triage reading saw every order already, and its context is off the question
-                if time.perf_counter() - started + mean_pace(pace[kind]) >= budget:
+                if clock() - started + mean_pace(pace[kind]) >= budget:
                     report = replace(report, stopped_by_budget=True)
                     continue  # a cheaper kind may still fit
-                began = time.perf_counter()
+                began = clock()
                 if kind == "orders":
                     assert completer is not None and triage is not None
                     outputs, deciding = _read_remaining_orders(completer, result, triage, priors.get(triage.reader))
@@ -140,7 +141,7 @@ def reread(
             )
             if on_result is not None:
                 on_result(results[i])
-            pace[kind].append(time.perf_counter() - began)
+            pace[kind].append(clock() - began)
             counts[kind] += 1
             m.advance(completed=sum(counts.values()), questions=1)
     report = replace(

@@ -27,16 +27,17 @@ def execute(
     on_result: Callable[[QuestionResult], None] | None = None,
     backend: Backend | None = None,
     readers: Sequence[Reader] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Run:
     """Answer `questions` (the plan's first `limit`, less those `earlier` runs answered); `on_result`
     sees each answer as soon as it is made, and again if a re-read or the letter prior changes it.
     `backend`: the main model, loaded already; `readers`: the readers of a one-stage plan, built
-    already (benchmarks). `earlier.first_pass` answers join this run's first pass, not read again; a
+    already (benchmarks); `clock`: what the budget and timings are measured with. `earlier.first_pass` answers join this run's first pass, not read again; a
     cascade's budget covers every question of the run, the earlier runs' time counted as spent.
 
     A question that fails stops the run: the answers made before it are in the returned `Run`, with
     the failure (and the exception) named there."""
-    started = time.perf_counter()
+    started = clock()
     cascade = plan.reread is not None
     if cascade and readers is not None:
         raise ValueError("readers passed in serve a plan of one stage")
@@ -58,13 +59,13 @@ def execute(
         stage = load_stage(first, plan.share_prefix, first_backend)
     else:  # nothing for the first pass to read: its model is not loaded
         stage = LoadedStage(first, first_backend, ())
-    loaded = time.perf_counter()
+    loaded = clock()
     contexts_per_question = (
         retrieve_contexts(questions, open_retrieval(first.context), first.context, stage.count_tokens)
         if questions
         else []
     )
-    retrieved = time.perf_counter()
+    retrieved = clock()
     results: list[QuestionResult] = list(earlier.first_pass)
     failure: str | None = None
     error: Exception | None = None
@@ -95,12 +96,12 @@ def execute(
     if plan.reread is not None and failure is None:
         shared = stage.backend if plan.reread.shares_model else backend
         budget = plan.reread.budget.total(len(results) + answered_before)
-        outcome = reread(results, plan, ensemble, started - earlier.seconds, budget, shared, on_result, priors)
+        outcome = reread(results, plan, ensemble, started - earlier.seconds, budget, shared, on_result, priors, clock)
         report = replace(outcome.report, earlier_runs_seconds=earlier.seconds)
         model_paths[plan.reread.stage.name] = outcome.report.model_path
         failure, error = outcome.failure, outcome.error
         spent += outcome.model_seconds
-    finished = time.perf_counter()
+    finished = clock()
     seconds = RunSeconds(
         total=finished - started,
         load_model=loaded - started,
