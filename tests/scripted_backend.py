@@ -108,7 +108,7 @@ class ScriptedBackend:
             return row
         shown = [match.groups() for line in continuation.split("\n") if (match := _LISTING.match(line.strip()))]
         for column, target in enumerate(targets):
-            for slot, (letter, option) in enumerate(shown):
+            for letter, option in shown:
                 if self._words[target] == letter:
                     row[column] = self.score(prompt, option, with_context) + self.slot_bias[LETTERS.index(letter)]
         return row
