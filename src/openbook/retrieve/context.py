@@ -5,7 +5,7 @@ sentences that do, and packing stops there. Sentences are never cut.
 
 `question_coverage` says whether a context is about the question at all: the largest share of the
 words of its prompt with one of its options that one of its passages holds. A passage a question was
-written from holds most of them; passages that merely share a topic word or two hold few (README,
+written from holds most of them; passages that merely share a topic word or two hold few (docs/design.md,
 "Where context helps").
 """
 

@@ -2,7 +2,7 @@
 
 Grammar: `RETRIEVER[/QUERY][+RERANKER]`, e.g. `bm25`, `dense/per-option`, `hybrid-rrf/both+embed`,
 or `auto`, the default of `openbook answer`: hybrid-rrf+embed where the index has a dense part, else
-bm25 (README, "Choosing the default": the default cascade answers as well with either, and the hybrid
+bm25 (docs/design.md, "Choosing the default retriever": the default cascade answers as well with either, and the hybrid
 finds the source passage of 0.987 of llmse-stem-1k's questions in its top 5, BM25 0.764).
 - RETRIEVER: bm25 | dense | hybrid-rrf | hybrid-weighted (BM25 + dense fused)
 - QUERY: joint (default) | per-option | both (see `retrieve/query.py`)
