@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, markdown_table  # noqa: E402
-from openbook.index.dense import DENSE_DIR, DenseInfo, DenseWriter, ShardedMatmulSearch, open_vector_search  # noqa: E402
+from openbook.index.dense import DENSE_DIR, DenseInfo, ShardedMatmulSearch, open_vector_search
+from openbook.index.dense_build import DenseWriter
 
 
 def make_store(index_dir: Path, vectors: int, dimension: int, shard_rows: int, seed: int = 0) -> None:

@@ -7,7 +7,7 @@
 # sentence-transformers files of the registered model (modules.json, 1_Pooling/, sentence_bert_config.json,
 # config_sentence_transformers.json: mean pooling, normalisation, 256 tokens), so the folder built from
 # the two, with its weights cast back to fp32, is the model `openbook index --dense all-minilm-l6-v2` uses.
-# 1. dense: openbook.index.dense.build_dense_index (what `openbook index --dense` calls) over the
+# 1. dense: openbook.index.dense_build.build_dense_index (what `openbook index --dense` calls) over the
 #    passages of $INDEX (default runs/default-index: the default knowledge base, 21,014 passages) with
 #    that folder: a cold build at the CLI's default 64 passages per batch, then warm builds at 64 and
 #    256; passages/s from each build's dense.json `seconds` (embedding only, model load excluded), the
@@ -68,7 +68,7 @@ import json, shutil, sys, time
 from pathlib import Path
 import torch
 from openbook.embed import EmbedderSettings, load_embedder
-from openbook.index.dense import build_dense_index
+from openbook.index.dense_build import build_dense_index
 
 out = Path(sys.argv[1])
 started = time.perf_counter()

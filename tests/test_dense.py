@@ -7,7 +7,8 @@ import pytest
 
 from openbook.embed import unit_rows
 from openbook.errors import OpenbookError
-from openbook.index.dense import DENSE_DIR, DenseInfo, DenseWriter, ShardedMatmulSearch, open_vector_search
+from openbook.index.dense import DENSE_DIR, DenseInfo, ShardedMatmulSearch, open_vector_search
+from openbook.index.dense_build import DenseWriter
 
 
 def write_vectors(index_dir, vectors, shard_rows=100, complete=True, pieces=7):

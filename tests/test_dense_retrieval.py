@@ -11,7 +11,8 @@ from conftest import ARTICLES
 from openbook.embed import EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
 from openbook.index.build import build_index
-from openbook.index.dense import DENSE_DIR, DenseInfo, build_dense_index, shard_paths
+from openbook.index.dense import DENSE_DIR, DenseInfo, shard_paths
+from openbook.index.dense_build import build_dense_index
 from openbook.models import MODELS, ModelStore, resolve_model
 from openbook.records import Question
 from openbook.retrieve import Retrieval, RetrievalSpec

@@ -2,95 +2,62 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from openbook.cli.common import ConfigOption, reports_errors
-from openbook.config import resolve_options
+from openbook.cli.common import option, options_command
 from openbook.corpus import FORMATS, ChunkSettings, FieldMap
 from openbook.embed import EmbedderSettings
 from openbook.errors import ConfigError
 from openbook.index.bm25 import ENGINES
 from openbook.index.build import IndexSettings, build_index
-from openbook.index.dense import build_dense_index, check_shard_rows
+from openbook.index.dense_build import build_dense_index, check_shard_rows
 from openbook.progress import console
 from openbook.resources import default_knowledge_base
 
 
-@dataclass
+@dataclass(frozen=True)
 class IndexOptions:
-    inputs: list[Path] = field(default_factory=list)
-    out: Path | None = None
-    chunk_size: int = 512
-    overlap: int = 0
-    engine: str = "bm25s"
-    format: str | None = None
-    id_field: str = "id"
-    title_field: str = "title"
-    text_field: str = "text"
-    overwrite: bool = False
-    dense: str | None = None  # embedder for a dense index (none: BM25 only)
-    dense_batch: int = 64
-    query_prefix: str | None = None  # None: the registered embedder's own (nomic: "search_query: ")
-    passage_prefix: str | None = None
-    shard_rows: int = 65536
-    progress: bool = True
+    inputs: list[Path] = option(
+        [],
+        "Corpus files or folders (WikiExtractor, CirrusSearch, JSONL, Parquet, CSV; .zst/.gz/.bz2). "
+        "None: the embedded default knowledge base.",
+        argument=True,
+    )
+    out: Path | None = option(
+        None,
+        "Index folder (created): passages, the BM25 index and manifest.json (and dense/ with --dense).",
+        flags=("--out", "-o"),
+        required=True,
+    )
+    chunk_size: int = option(512, "Passage size in characters (e.g. 256, 512, 1024).")
+    overlap: int = option(0, "Characters of whole sentences repeated between passages.")
+    engine: str = option("bm25s", f"BM25 engine: {', '.join(ENGINES)}.")
+    format: str | None = option(None, f"Corpus format ({', '.join(FORMATS)}).", shown="detected")
+    id_field: str = option("id", "Column holding the document id (tables).")
+    title_field: str = option("title", "Column holding the title (tables).")
+    text_field: str = option("text", "Column holding the text (tables).")
+    overwrite: bool = option(False, "Replace an existing index.")
+    dense: str | None = option(
+        None,
+        "Also embed every passage with this embedder (a name from `openbook models list`, a folder, a .gguf "
+        "or a hub id). Run again to resume a stopped run.",
+        shown="none: BM25 only",
+    )
+    dense_batch: int = option(64, "Passages per embedding batch.", minimum=1)
+    query_prefix: str | None = option(
+        None, "Text put before every query for the embedder.", shown="the registered model's, e.g. nomic's"
+    )
+    passage_prefix: str | None = option(
+        None, "Text put before every passage for the embedder.", shown="the registered model's"
+    )
+    shard_rows: int = option(65536, "Vectors per fp16 shard of the dense index.")
+    progress: bool = option(True, "Show a progress bar.", negative="--quiet")
 
 
-@reports_errors
-def index(
-    inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Corpus files or folders (WikiExtractor, CirrusSearch, JSONL, Parquet, CSV; .zst/.gz/.bz2). "
-            "None: the embedded default knowledge base.",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Index folder to create.")] = None,
-    chunk_size: Annotated[int | None, typer.Option(help="Passage size in characters (e.g. 256, 512, 1024).")] = None,
-    overlap: Annotated[
-        int | None, typer.Option(help="Characters of whole sentences repeated between passages.")
-    ] = None,
-    engine: Annotated[str | None, typer.Option(help=f"BM25 engine: {', '.join(ENGINES)}.")] = None,
-    format: Annotated[
-        str | None, typer.Option(help=f"Corpus format ({', '.join(FORMATS)}); default: detected.")
-    ] = None,
-    id_field: Annotated[str | None, typer.Option(help="Column holding the document id (tables).")] = None,
-    title_field: Annotated[str | None, typer.Option(help="Column holding the title (tables).")] = None,
-    text_field: Annotated[str | None, typer.Option(help="Column holding the text (tables).")] = None,
-    overwrite: Annotated[
-        bool | None, typer.Option("--overwrite/--no-overwrite", help="Replace an existing index.")
-    ] = None,
-    dense: Annotated[
-        str | None,
-        typer.Option(
-            help="Also embed every passage with this embedder (a name from "
-            "`openbook models list`, a folder, a .gguf or a hub id). "
-            "Run again to resume a stopped run."
-        ),
-    ] = None,
-    dense_batch: Annotated[int | None, typer.Option(help="Passages per embedding batch.")] = None,
-    query_prefix: Annotated[
-        str | None,
-        typer.Option(
-            help="Text put before every query for the embedder (default: the registered model's, e.g. nomic's)."
-        ),
-    ] = None,
-    passage_prefix: Annotated[str | None, typer.Option(help="Text put before every passage for the embedder.")] = None,
-    shard_rows: Annotated[int | None, typer.Option(help="Vectors per fp16 shard of the dense index.")] = None,
-    progress: Annotated[bool | None, typer.Option("--progress/--quiet", help="Show a progress bar.")] = None,
-    config: ConfigOption = None,
-) -> None:
+def _index(options: IndexOptions) -> None:
     """Split a corpus into passages and build a BM25 index over them (and a dense one with --dense)."""
-    given = dict(locals())
-    given["inputs"] = inputs or None
-    options = resolve_options(IndexOptions, "index", config, given)
-    if options.out is None:
-        raise ConfigError("no output folder: pass --out DIR (or `out` in the [index] table)")
+    assert options.out is not None  # required
     if options.engine not in ENGINES:
         raise ConfigError(f"unknown engine {options.engine!r}; choose from {', '.join(ENGINES)}")
     check_shard_rows(options.shard_rows)  # before the corpus is read, not after
@@ -135,3 +102,6 @@ def index(
         f"index written to {options.out} ({manifest.passages:,} passages, "
         f"built in {manifest.seconds['total'] + manifest.seconds.get('dense', 0):.1f} s)"
     )
+
+
+index = options_command(IndexOptions, "index", _index)

@@ -27,24 +27,15 @@ from __future__ import annotations
 import functools
 import json
 import mmap
-import os
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from openbook.config import check_at_least
-from openbook.embed import EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
 from openbook.index.engines import MATMUL, SearchResult, VectorSearch, check_engine
-from openbook.index.store import PassageStore
-from openbook.models import MODELS
-from openbook.progress import console, meter
-from openbook.provenance import library_versions
-from openbook.records import Passage
 
 if TYPE_CHECKING:
     import torch
@@ -88,41 +79,6 @@ def shard_paths(folder: Path) -> list[Path]:
     return sorted(folder.glob("shard-*.f16"))
 
 
-class DenseWriter:
-    """Appends unit vectors in passage order into fp16 shards; reopening continues after the last
-    whole row on disk."""
-
-    def __init__(self, folder: Path, info: DenseInfo):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.info = folder, info
-        self.row_bytes = ROW_DTYPE.itemsize * info.dimension
-        self.rows = self._recover()
-
-    def _recover(self) -> int:
-        shards = [(path, path.stat().st_size // self.row_bytes) for path in shard_paths(self.folder)]
-        _check_shards(self.folder, replace(self.info, complete=False), shards, 0)
-        for path, whole in shards:
-            if path.stat().st_size != whole * self.row_bytes:
-                with path.open("r+b") as handle:  # a row cut by the stop: drop it
-                    handle.truncate(whole * self.row_bytes)
-        return sum(whole for _, whole in shards)
-
-    def add(self, vectors: np.ndarray) -> None:
-        if vectors.ndim != 2 or vectors.shape[1] != self.info.dimension:
-            raise ValueError(f"vectors of shape {vectors.shape}, expected (n, {self.info.dimension})")
-        data = np.ascontiguousarray(vectors, dtype=ROW_DTYPE)
-        start = 0
-        while start < len(data):
-            shard, offset = divmod(self.rows, self.info.shard_rows)
-            take = min(self.info.shard_rows - offset, len(data) - start)
-            with (self.folder / f"shard-{shard:05d}.f16").open("ab") as sink:
-                sink.write(data[start : start + take].tobytes())
-                sink.flush()
-                os.fsync(sink.fileno())  # so a power cut leaves rows or nothing, never a zero-filled tail
-            self.rows += take
-            start += take
-
-
 class ShardedMatmulSearch(VectorSearch):
     name = MATMUL
     BLOCK_ROWS = 4096  # widened block of 6 MiB at 384-d: stays in cache for a lone query (bench/dense_search.py)
@@ -136,7 +92,7 @@ class ShardedMatmulSearch(VectorSearch):
         self.row_bytes = ROW_DTYPE.itemsize * self.info.dimension
         self.shards = [(path, path.stat().st_size // self.row_bytes) for path in shard_paths(folder)]
         self.count = sum(rows for _, rows in self.shards)
-        _check_shards(folder, self.info, self.shards, self.count)
+        check_shards(folder, self.info, self.shards, self.count)
         self.block_rows = block_rows
         self.query_batch = query_batch
         self.filter_lone_queries = filter_lone_queries
@@ -293,7 +249,7 @@ class ShardedMatmulSearch(VectorSearch):
         return _best_first(top_rows.numpy(), top_scores.numpy())
 
 
-def _check_shards(folder: Path, info: DenseInfo, shards: list[tuple[Path, int]], count: int) -> None:
+def check_shards(folder: Path, info: DenseInfo, shards: list[tuple[Path, int]], count: int) -> None:
     """Row r is in shard r // shard_rows: every shard but the last full, none missing (else every
     later row would be read as another passage's)."""
     for number, (path, rows) in enumerate(shards):
@@ -362,7 +318,7 @@ def open_vector_search(index_dir: Path, engine: str = MATMUL) -> VectorSearch:
     info = DenseInfo.load(folder)
     if not info.complete:
         raise OpenbookError(
-            f"the dense index in {folder} is incomplete ({_rows_on_disk(folder, info):,} of "
+            f"the dense index in {folder} is incomplete ({rows_on_disk(folder, info):,} of "
             f"{info.passages:,} passages); run the same `openbook index` again to finish it"
         )
     if engine == MATMUL:
@@ -378,88 +334,5 @@ def open_vector_search(index_dir: Path, engine: str = MATMUL) -> VectorSearch:
     )
 
 
-def _rows_on_disk(folder: Path, info: DenseInfo) -> int:
+def rows_on_disk(folder: Path, info: DenseInfo) -> int:
     return sum(path.stat().st_size for path in shard_paths(folder)) // (ROW_DTYPE.itemsize * info.dimension)
-
-
-def check_shard_rows(shard_rows: int | None) -> None:
-    check_at_least("--shard-rows", shard_rows, unit="vectors")
-
-
-def build_dense_index(
-    index_dir: Path,
-    settings: EmbedderSettings,
-    shard_rows: int = 65536,
-    batch_passages: int = 1024,
-    show_progress: bool = True,
-) -> DenseInfo:
-    """Embed every passage of the index's store (title kept) into `<index>/dense`; resumes a stopped
-    run. A dense part built otherwise (model, prefixes, shard size) is refused, never mixed."""
-    check_shard_rows(shard_rows)
-    folder = index_dir / DENSE_DIR
-    store = PassageStore(index_dir)
-    # a path is recorded absolute, so the index works from any folder; names and hub ids as given
-    model = (
-        settings.model
-        if settings.model in MODELS or not Path(settings.model).exists()
-        else str(Path(settings.model).resolve())
-    )
-    found = DenseInfo.load(folder) if (folder / INFO_FILE).is_file() else None
-    if found is not None:  # before loading the embedder, which takes a while
-        _check_same_build(folder, found, model, shard_rows, len(store))
-    embedder = load_embedder(settings)
-    info = DenseInfo(
-        model=model,
-        dimension=embedder.dimension,
-        query_prefix=embedder.query_prefix,
-        passage_prefix=embedder.passage_prefix,
-        shard_rows=shard_rows,
-        passages=len(store),
-        versions=library_versions(("torch", "sentence-transformers", "llama-cpp-python")),
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    if found is not None:
-        for key in ("dimension", "query_prefix", "passage_prefix"):
-            if getattr(found, key) != getattr(info, key):
-                raise OpenbookError(
-                    f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
-                    f"{getattr(info, key)!r}; delete {folder} to rebuild it"
-                )
-        info.seconds = found.seconds
-    info.save(folder)
-    writer = DenseWriter(folder, info)
-    if show_progress and 0 < writer.rows < len(store):
-        console.print(f"resuming the dense index at passage {writer.rows:,} of {len(store):,}")
-    started, seconds_before = time.perf_counter(), info.seconds
-    with meter(f"embedding ({settings.model})", len(store), ("passages",), enabled=show_progress) as m:
-        m.advance(completed=writer.rows)
-        for passages in _batched(store.iter_batches(writer.rows), batch_passages):
-            writer.add(embedder.encode([p.indexed_text() for p in passages], "passage"))
-            m.advance(completed=writer.rows, passages=len(passages))
-            info.seconds = round(seconds_before + time.perf_counter() - started, 2)
-            info.save(folder)  # so a stopped run's time still counts
-    info.complete = writer.rows == len(store)
-    if info.complete:
-        info.max_row_norm = ShardedMatmulSearch(folder).largest_row_norm()
-    info.save(folder)
-    return info
-
-
-def _check_same_build(folder: Path, found: DenseInfo, model: str, shard_rows: int, passages: int) -> None:
-    for key, wanted in (("model", model), ("shard_rows", shard_rows), ("passages", passages)):
-        if getattr(found, key) != wanted:
-            raise OpenbookError(
-                f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
-                f"{wanted!r}; delete {folder} to rebuild it"
-            )
-
-
-def _batched(batches: Iterator[list[Passage]], size: int) -> Iterator[list[Passage]]:
-    pending: list[Passage] = []
-    for batch in batches:
-        pending.extend(batch)
-        while len(pending) >= size:
-            yield pending[:size]
-            pending = pending[size:]
-    if pending:
-        yield pending
