@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from openbook.backends.base import Backend
+from openbook.errors import OpenbookError
 from openbook.records import Context, OrderReading, Question, ReaderOutput
 
 SYSTEM_PROMPT = "You are an expert in science. You answer multiple-choice questions accurately."
@@ -127,6 +128,6 @@ def spelling_ids(backend: Backend, words: Sequence[str]) -> list[list[int]]:
     for word in words:
         found = backend.single_token_ids([word, f" {word}"])
         if not found:
-            raise ValueError(f"the model has no single token for {word!r}")
+            raise OpenbookError(f"{backend.model_id}: the model has no single token for {word!r}")
         ids.append(found)
     return ids

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from openbook.backends.base import Backend
+from openbook.errors import OpenbookError
 from openbook.readers.base import ReadPlan, logsumexp_rows, softmax, user_text_then_tail
 from openbook.records import Question
 
@@ -25,7 +26,7 @@ class YesNoReader:
         self.yes_ids = backend.single_token_ids(["Yes", " Yes", "yes", " yes", "YES"])
         self.no_ids = backend.single_token_ids(["No", " No", "no", " no", "NO"])
         if not self.yes_ids or not self.no_ids:
-            raise ValueError("the model has no single token for yes/no")
+            raise OpenbookError(f"{backend.model_id}: the model has no single token for yes/no; the yes/no reader needs one")
 
     def plan(self, question: Question) -> ReadPlan:
         continuations = [
