@@ -6,6 +6,8 @@ flag, help text, panel and shown default per field, never listed here again."""
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import MISSING, Field
 from pathlib import Path
@@ -39,17 +41,18 @@ def _default_text(spec: Field[Any]) -> str | bool:
     return " ".join(map(str, default)) if isinstance(default, list) else str(default)
 
 
-def _cli_annotation(spec: Field[Any]) -> Any:
+def _cli_annotation(spec: Field[Any], hint: Any) -> Any:
     """The typer annotation of an option: "not given" is None, so a config file may fill it."""
-    hint = {"list[str]": list[str], "bool": bool, "int": int, "int | None": int, "float": float}.get(
-        str(spec.type), None
+    kinds = (
+        [kind for kind in typing.get_args(hint) if kind is not type(None)]
+        if isinstance(hint, types.UnionType)
+        else [hint]
     )
-    if hint is None:
-        hint = {"float | None": float, "str": str, "str | None": str, "Path | None": Path}[str(spec.type)]
+    (kind,) = kinds
     if spec.name == "exam":
         return Annotated[Path | None, typer.Argument(help=spec.metadata["help"], show_default=False)]
     flags = flags_of(spec)
-    if hint is bool:
+    if kind is bool:
         flags = (f"{flags[0]}/{spec.metadata['negative']}", *flags[1:])
     option = typer.Option(
         *flags,
@@ -57,12 +60,15 @@ def _cli_annotation(spec: Field[Any]) -> Any:
         rich_help_panel=spec.metadata["panel"],
         show_default=_default_text(spec),
     )
-    return Annotated[hint | None, option]  # type: ignore[valid-type]
+    return Annotated[kind | None, option]
 
 
 def _signature() -> inspect.Signature:
+    hints = typing.get_type_hints(AnswerOptions)
     parameters = [
-        inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_cli_annotation(spec))
+        inspect.Parameter(
+            spec.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_cli_annotation(spec, hints[spec.name])
+        )
         for spec in option_fields()
     ]
     parameters.append(
