@@ -52,3 +52,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not beside the repository")
     return SHARED_DATA
+
+
+@pytest.fixture
+def bm25_index(tmp_path: Path, articles_jsonl: Path) -> Path:
+    """An index of ARTICLES (BM25 only), built as `openbook index` builds it."""
+    from openbook.index.build import build_index
+
+    index = tmp_path / "index"
+    build_index([articles_jsonl], index, show_progress=False)
+    return index

@@ -57,10 +57,10 @@ def test_missing_file(tmp_path):
 
 
 def test_shipped_configs_are_valid():
+    from openbook.answer import AnswerOptions, make_plan
     from openbook.cli.index_cmd import IndexOptions
     from openbook.cli.retrieval_cmd import RetrievalEvalOptions
     from openbook.cli.search_cmd import SearchOptions
-    from openbook.pipeline import AnswerOptions, check_cascade, check_readers
     from openbook.retrieve import AUTO, RetrievalSpec
 
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
@@ -69,8 +69,7 @@ def test_shipped_configs_are_valid():
         resolve_options(IndexOptions, "index", config, {})
         resolve_options(SearchOptions, "search", config, {})
         answer = resolve_options(AnswerOptions, "answer", config, {})
-        check_readers(answer)
-        check_cascade(answer)
+        make_plan(answer)  # readers, cascade, budget, bounds: every check of the answer options
         evaluation = resolve_options(RetrievalEvalOptions, "eval-retrieval", config, {})
         for text in [*answer.retrieval, *evaluation.pipelines]:
             assert text == AUTO or RetrievalSpec.parse(text)
@@ -78,10 +77,10 @@ def test_shipped_configs_are_valid():
 
 def test_the_default_config_spells_out_the_defaults():
     """configs/default.toml documents what runs without it: every value in it is the built-in default."""
+    from openbook.answer import AnswerOptions
     from openbook.cli.index_cmd import IndexOptions
     from openbook.cli.retrieval_cmd import RetrievalEvalOptions
     from openbook.cli.search_cmd import SearchOptions
-    from openbook.pipeline import AnswerOptions
 
     config = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
     commands = {
@@ -97,15 +96,17 @@ def test_the_default_config_spells_out_the_defaults():
         assert resolve_options(options, command, config, {}) == resolve_options(options, command, None, {}), command
 
 
-def test_a_config_turns_the_cascade_off_as_the_command_line_does(tmp_path):
-    from openbook.pipeline import AnswerOptions, check_cascade, runs_cascade, triage_readers
+def test_a_config_turns_the_cascade_off_as_the_command_line_does(tmp_path, bm25_index):
+    from openbook.answer import AnswerOptions, make_plan
+    from openbook.answer.plan import triage_readers
 
     config = tmp_path / "single.toml"
-    config.write_text('[answer]\nindex = "runs/index"\ntriage_readers = ["none"]\n')
+    config.write_text(f'[answer]\nindex = "{bm25_index}"\ntriage_readers = ["none"]\n')
     options = resolve_options(AnswerOptions, "answer", config, {})
-    assert triage_readers(options) == [] and not runs_cascade(options)
-    check_cascade(options)  # "none" is not taken for a reader's name
-    assert triage_readers(resolve_options(AnswerOptions, "answer", None, {"index": Path("runs/index")})) == ["letter"]
+    assert triage_readers(options) == []
+    assert not make_plan(options).is_cascade  # "none" is not taken for a reader's name
+    cascading = resolve_options(AnswerOptions, "answer", None, {"index": bm25_index})
+    assert triage_readers(cascading) == ["letter"] and make_plan(cascading).is_cascade
 
 
 @pytest.mark.parametrize(
@@ -113,23 +114,24 @@ def test_a_config_turns_the_cascade_off_as_the_command_line_does(tmp_path):
     [
         ({"budget_seconds": 60.0}, "this run has none"),  # the default triage, but no index: no cascade to budget
         ({"budget_per_question": 5.0, "triage_readers": ["none"]}, "needs triage readers"),
-        ({"index": Path("runs/index"), "budget_seconds": 1.0, "budget_per_question": 1.0}, "budget once"),
+        ({"index": "the index", "budget_seconds": 1.0, "budget_per_question": 1.0}, "budget once"),
     ],
 )
-def test_a_budget_no_cascade_would_spend_is_refused_not_ignored(given, problem):
-    from openbook.pipeline import AnswerOptions, check_cascade
+def test_a_budget_no_cascade_would_spend_is_refused_not_ignored(given, problem, bm25_index):
+    from openbook.answer import AnswerOptions, make_plan
 
-    check_cascade(AnswerOptions(index=Path("runs/index"), budget_seconds=60.0))  # a cascade: fine
-    with pytest.raises(ValueError, match=problem):
-        check_cascade(AnswerOptions(**given))
+    assert make_plan(AnswerOptions(index=bm25_index, budget_seconds=60.0)).is_cascade  # a cascade: fine
+    given = {key: bm25_index if value == "the index" else value for key, value in given.items()}
+    with pytest.raises(ConfigError, match=problem):
+        make_plan(AnswerOptions(**given))
 
 
 @pytest.mark.parametrize("limit", [0, -1])
 def test_limit_and_passages_must_be_positive(limit):
-    from openbook.pipeline import AnswerOptions, check_counts
+    from openbook.answer import AnswerOptions, make_plan
 
-    check_counts(AnswerOptions(limit=1))
-    with pytest.raises(ValueError, match="--limit must be"):
-        check_counts(AnswerOptions(limit=limit))
-    with pytest.raises(ValueError, match="--passages must be"):
-        check_counts(AnswerOptions(passages=limit))
+    make_plan(AnswerOptions(limit=1))
+    with pytest.raises(ConfigError, match="--limit must be"):
+        make_plan(AnswerOptions(limit=limit))
+    with pytest.raises(ConfigError, match="--passages must be"):
+        make_plan(AnswerOptions(passages=limit))

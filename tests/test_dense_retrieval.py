@@ -247,13 +247,24 @@ def test_prefixes_from_configuration_are_recorded_and_used_for_queries(tmp_path,
 def test_the_default_context_comes_from_the_hybrid_where_the_index_is_dense(dense_index):
     """`openbook answer`'s default retrieval (`auto`) reads hybrid-rrf+embed context from a dense index,
     which finds a passage sharing no word with the question; plain BM25 from a sparse one."""
-    from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
+    from openbook.answer import AnswerOptions, make_plan
+    from openbook.answer.stages import open_retrieval, retrieve_contexts
 
     question = Question("q", SEMANTIC_QUERY, {"A": "in its nucleus", "B": "in its mitochondria"})
     count_words = lambda text: len(text.split())  # noqa: E731 - any token counter packs
     options = AnswerOptions(index=dense_index, passages=1, context_tokens=200)
-    ((context,),) = retrieve_contexts([question], retrieval_for(options), options, count_words)
+
+    def main_context():
+        """The context the main stage reads (the default triage pass reads none), as planned on the index now."""
+        plan = make_plan(options)
+        assert plan.first.context is None
+        (context,) = retrieve_contexts(
+            [question], open_retrieval(plan.reread.stage.context), plan.reread.stage.context, count_words
+        )
+        return context
+
+    (context,) = main_context()
     assert context.retrieval == "hybrid-rrf+embed" and context.hits[0].passage.title == "Mitochondrion"
     (dense_index / DENSE_DIR / "dense.json").unlink()
-    ((context,),) = retrieve_contexts([question], retrieval_for(options), options, count_words)
+    (context,) = main_context()
     assert context.retrieval == "bm25"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -90,7 +91,7 @@ def trained(tmp_path_factory, index):
 
 
 def option_probability_of_answers(model, index, questions) -> float:
-    from openbook.pipeline import AnswerOptions, answer_exam
+    from openbook.answer import AnswerOptions, execute, make_plan
 
     options = AnswerOptions(
         index=index,
@@ -102,7 +103,7 @@ def option_probability_of_answers(model, index, questions) -> float:
         triage_readers=[],
         progress=False,
     )
-    run = answer_exam(questions, options)  # no language model is loaded for an encoder-only run
+    run = execute(make_plan(options), questions)  # no language model is loaded for an encoder-only run
     return float(np.mean([r.prediction.probabilities[r.question.answer] for r in run.results]))
 
 
@@ -215,10 +216,11 @@ def test_a_stopped_training_resumes_to_the_same_model(tmp_path, index, monkeypat
     ],
 )
 def test_options_no_run_can_train_with_are_refused_before_anything_loads(tmp_path, change, problem):
+    from openbook.errors import ConfigError
     from openbook.train.encoder import EncoderTraining, train_encoder
 
     settings = EncoderTraining(**{**EncoderTraining().__dict__, **change})
-    with pytest.raises(ValueError, match=problem):
+    with pytest.raises(ConfigError, match=problem):
         train_encoder(fact_exam(1), tmp_path / "no-index", tmp_path / "out", settings, show_progress=False)
     assert not (tmp_path / "out").exists()
 
@@ -281,7 +283,8 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["count"] == 16 and 0 <= metrics["confidence"]["ece"] <= 1
-    assert metrics["settings"]["cascade"] is False  # the automatic triage is for language-model readers only
+    assert metrics["cascade"] is False  # the automatic triage is for language-model readers only
+    assert metrics["plan"]["reread"] is None and metrics["plan"]["first"]["readers"] == ["encoder"]
     result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--reader", "encoder", "--quiet"])
     assert result.exit_code == 2 and "--encoder" in result.output
     # an ensemble fitted on that run calibrates the confidence the next run reports
@@ -334,8 +337,11 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
 
 def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, index, tmp_path):
     pytest.importorskip("llama_cpp")
+    from openbook.answer import AnswerOptions, execute, make_plan
+    from openbook.answer.decide import margin
     from openbook.ensemble import Ensemble
-    from openbook.pipeline import AnswerOptions, EarlierRun, answer_exam, margin
+    from openbook.errors import ConfigError
+    from openbook.records import FRESH_RUN, EarlierRun
 
     ModelStore().pull(MODELS["smollm2-135m-instruct"], log=lambda _: None)
     questions = fact_exam(1)
@@ -350,22 +356,23 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
         triage_readers=[],
         progress=False,
     )
-    cheap = answer_exam(questions, base)
+
+    def answer(options: AnswerOptions, earlier: EarlierRun = FRESH_RUN):
+        return execute(make_plan(options), questions, earlier=earlier)
+
+    cheap = answer(base)
     margins = {r.question.id: margin(r.prediction) for r in cheap.results}
     alone = {r.question.id: r.prediction.probabilities for r in cheap.results}
     threshold = sorted(margins.values())[3]  # the three hardest questions
     # the encoder triages (same context as alone), the letter reader re-reads the hardest
-    cascade = {**base.__dict__, "readers": ["letter"], "triage_readers": ["encoder"], "triage_context_tokens": 48}
-    run = answer_exam(questions, AnswerOptions(**{**cascade, "escalate_margin": threshold, "budget_seconds": math.inf}))
+    cascade = replace(base, readers=["letter"], triage_readers=["encoder"], triage_context_tokens=48)
+    run = answer(replace(cascade, escalate_margin=threshold, budget_seconds=math.inf))
     escalated = {r.question.id for r in run.results if len(r.outputs) == 2}
     assert escalated == {qid for qid, m in margins.items() if m < threshold} and len(escalated) == 3
-    assert run.settings["cascade"]["escalated"] == 3 and run.settings["cascade"]["readers"] == ["letter"]
-    assert run.settings["cascade"]["budget_seconds"] is None  # inf: the margin alone decides
-    assert run.settings["reader_names"] == ["encoder@triage", "letter"]  # whichever questions were re-read
-    main_decides = answer_exam(
-        questions,
-        AnswerOptions(**{**cascade, "escalate_margin": threshold, "budget_seconds": math.inf, "average_stages": False}),
-    )
+    assert run.cascade.reread == 3 and run.cascade.readers == ("letter",)
+    assert run.cascade.budget_seconds is None  # inf: the margin alone decides
+    assert run.reader_names == ("encoder@triage", "letter")  # whichever questions were re-read
+    main_decides = answer(replace(cascade, escalate_margin=threshold, budget_seconds=math.inf, average_stages=False))
     for result, by_main in zip(run.results, main_decides.results, strict=True):
         assert result.outputs[0].reader == "encoder@triage"
         if result.question.id in escalated:  # unfitted, the mean of both stages decides, or the main reader alone
@@ -377,50 +384,42 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained, inde
             assert result.prediction.probabilities == pytest.approx(result.outputs[0].probabilities)
             assert result.prediction.probabilities == pytest.approx(alone[result.question.id])
             assert by_main.prediction.probabilities == pytest.approx(result.prediction.probabilities)
-    assert run.settings["model_path"].endswith(".gguf") and run.settings["triage_model_path"] == "smollm2-135m-instruct"
+    assert set(run.model_paths) == {"triage", "main"} and run.model_paths["main"].endswith(".gguf")
     # a budget the triage pass has spent: the main stage is not even loaded
-    tight = answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": 0.001}))
-    assert tight.settings["cascade"]["escalated"] == 0 and tight.settings["cascade"]["stopped_by_budget"]
-    assert tight.settings["model_path"] is None
-    per_question = answer_exam(questions, AnswerOptions(**{**cascade, "budget_per_question": 1e-6}))
-    assert per_question.settings["cascade"]["budget_seconds"] == pytest.approx(len(questions) * 1e-6)
-    assert per_question.settings["cascade"]["escalated"] == 0
+    tight = answer(replace(cascade, budget_seconds=0.001))
+    assert tight.cascade.reread == 0 and tight.cascade.stopped_by_budget
+    assert tight.model_paths["main"] is None
+    per_question = answer(replace(cascade, budget_per_question=1e-6))
+    assert per_question.cascade.budget_seconds == pytest.approx(len(questions) * 1e-6)
+    assert per_question.cascade.reread == 0
     # resumed: the questions earlier runs answered count in the budget, and so does the time they took
-    resumed = {**cascade, "escalate_margin": threshold, "budget_per_question": 1000.0}
+    resumed = replace(cascade, escalate_margin=threshold, budget_per_question=1000.0)
     answered = frozenset(q.id for q in questions[:2])
-    ample = answer_exam(questions, AnswerOptions(**resumed), earlier=EarlierRun(answered=answered, seconds=10.0))
-    assert ample.settings["cascade"]["budget_seconds"] == pytest.approx(1000.0 * len(questions))
-    assert ample.settings["cascade"]["escalated"] > 0 and len(ample.results) == len(questions) - 2
-    answering = ample.seconds["total"] - ample.seconds["load_model"]  # s/question over the whole run
-    assert ample.seconds["per_question"] == pytest.approx((10.0 + answering) / len(questions))
-    spent = answer_exam(questions, AnswerOptions(**resumed), earlier=EarlierRun(seconds=1000.0 * len(questions)))
-    assert spent.settings["cascade"]["escalated"] == 0 and spent.settings["cascade"]["stopped_by_budget"]
-    assert spent.settings["cascade"]["earlier_runs_seconds"] == 1000.0 * len(questions)
-    with pytest.raises(ValueError, match="budget once"):
-        answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": 1.0, "budget_per_question": 1.0}))
-    with pytest.raises(ValueError, match=">= 0"):
-        answer_exam(questions, AnswerOptions(**{**cascade, "budget_seconds": math.nan}))
+    ample = answer(resumed, EarlierRun(answered=answered, seconds=10.0))
+    assert ample.cascade.budget_seconds == pytest.approx(1000.0 * len(questions))
+    assert ample.cascade.reread > 0 and len(ample.results) == len(questions) - 2
+    answering = ample.seconds.total - ample.seconds.load_model  # s/question over the whole run
+    assert ample.seconds.per_question == pytest.approx((10.0 + answering) / len(questions))
+    spent = answer(resumed, EarlierRun(seconds=1000.0 * len(questions)))
+    assert spent.cascade.reread == 0 and spent.cascade.stopped_by_budget
+    assert spent.cascade.earlier_runs_seconds == 1000.0 * len(questions)
+    with pytest.raises(ConfigError, match="budget once"):
+        make_plan(replace(cascade, budget_seconds=1.0, budget_per_question=1.0))
+    with pytest.raises(ConfigError, match=">= 0"):
+        make_plan(replace(cascade, budget_seconds=math.nan))
     # a fitted ensemble decides the re-read questions; the triage outputs it was not fitted on are averaged
     ensemble = tmp_path / "ensemble.json"
     Ensemble("weighted", ["letter"], temperatures={"letter": 2.0}, weights={"letter": 1.0}).save(ensemble)
-    fitted = answer_exam(
-        questions,
-        AnswerOptions(
-            **{**cascade, "escalate_margin": threshold, "budget_seconds": math.inf, "ensemble": str(ensemble)}
-        ),
-    )
+    fitted = answer(replace(cascade, escalate_margin=threshold, budget_seconds=math.inf, ensemble=ensemble))
     for result in fitted.results:
         assert result.prediction.calibrated == (result.question.id in escalated)
         if result.question.id not in escalated:
             assert result.prediction.probabilities == pytest.approx(alone[result.question.id])
     # a main stage that cannot load stops the run with every triage answer kept
-    broken = answer_exam(
-        questions,
-        AnswerOptions(**{**cascade, "model": str(tmp_path / "missing.gguf"), "triage_model": "smollm2-135m-instruct"}),
-    )
+    broken = answer(replace(cascade, model=str(tmp_path / "missing.gguf"), triage_model="smollm2-135m-instruct"))
     assert broken.failure.startswith("loading the main stage") and len(broken.results) == len(questions)
     # the main stage would read nothing new: no cascade
-    same = answer_exam(
-        questions[:2], AnswerOptions(**{**base.__dict__, "triage_readers": ["encoder"], "triage_context_tokens": 48})
-    )
-    assert same.settings["cascade"] is False and [o.reader for o in same.results[0].outputs] == ["encoder"]
+    same = replace(base, triage_readers=["encoder"], triage_context_tokens=48)
+    assert not make_plan(same).is_cascade
+    same_run = execute(make_plan(same), questions[:2])
+    assert same_run.cascade is None and [o.reader for o in same_run.results[0].outputs] == ["encoder"]

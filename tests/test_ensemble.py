@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from openbook.cli.main import app
 from openbook.ensemble import Ensemble, ScoredQuestion, fit_ensemble, scored_from_runs
 from openbook.ensemble.calibrate import expected_calibration_error, fit_temperature, with_temperature
-from openbook.errors import OpenbookError
+from openbook.errors import InputError, OpenbookError
 from openbook.records import Question
 
 LETTERS = ("A", "B", "C", "D", "E")
@@ -118,17 +118,21 @@ def test_a_broken_ensemble_or_predictions_file_is_named(tmp_path):
         Ensemble.load(bad)
     run = tmp_path / "run"
     run.mkdir()
-    (run / "predictions.jsonl").write_text('{"id": "1", "readers": {}}\nnot json\n')
-    with pytest.raises(OpenbookError, match="line 2"):
-        scored_from_runs([run], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
+    one = [Question("1", "p", {"A": "a", "B": "b"}, "A")]
+    (run / "predictions.jsonl").write_text('{"id": "1", "readers": {}}\nnot json\n{"id": "1", "readers": {}}\n')
+    with pytest.raises(InputError, match=r"predictions.jsonl:2: damaged line"):
+        scored_from_runs([run], one)
+    # only the last line may be cut (by a stop): dropped, not read (question 2 is not in the exam)
+    (run / "predictions.jsonl").write_text('{"id": "1", "readers": {}}\n{"id": "2", "readers": {"le')
+    assert [scored.id for scored in scored_from_runs([run], one)] == ["1"]
     for line in (
         '{"id": "1", "readers": {"letter": {"A": "x"}}}',
         '{"id": "1", "readers": [1]}',
         '{"id": "1", "readers": {}, "probabilities": {"A": null}}',
     ):
         (run / "predictions.jsonl").write_text(line + "\n")
-        with pytest.raises(OpenbookError, match=r"predictions.jsonl, line 1: its (readers|probabilities) are not"):
-            scored_from_runs([run], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
+        with pytest.raises(InputError, match=r"predictions.jsonl:1: its (readers|probabilities) are not"):
+            scored_from_runs([run], one)
     with pytest.raises(OpenbookError, match="typo: not a run"):
         scored_from_runs([tmp_path / "typo"], [Question("1", "p", {"A": "a", "B": "b"}, "A")])
 
@@ -191,12 +195,12 @@ def test_fit_command_joins_runs_by_folder_and_reads_coverage(tmp_path):
 
 
 def test_coverage_is_computed_from_the_same_text_when_answering_and_when_fitting(tmp_path):
-    """`combine` (answering) and `ensemble fit` (from predictions.jsonl) must see the same evidence."""
-    from openbook.ensemble.features import context_text, read_predictions
-    from openbook.evaluate.report import PredictionLog
-    from openbook.pipeline import evidence_text
+    """`decide` (answering) and `ensemble fit` (from predictions.jsonl) must see the same evidence."""
+    from openbook.answer.decide import evidence_text
+    from openbook.ensemble.features import context_text
     from openbook.records import Hit, Passage, Prediction, QuestionResult, RetrievedContext
     from openbook.retrieve.context import pack_context
+    from openbook.runlog import RunLog, read_records
 
     hits = [
         Hit(Passage(f"p{i}", f"d{i}", f"Title {i}", f"First sentence {i}. Second sentence {i}."), 1.0 / (i + 1), i)
@@ -206,10 +210,9 @@ def test_coverage_is_computed_from_the_same_text_when_answering_and_when_fitting
     assert packed.passage_ids == ("p0", "p1")  # the second passage in part, the third left out
     question = Question("q", "Which?", {"A": "first", "B": "third"}, "A")
     contexts = [RetrievedContext("bm25", hits, packed)]
-    log = PredictionLog(tmp_path, {}, resume=False)
-    log.add(QuestionResult(question, Prediction("q", ("A", "B"), {"A": 0.6, "B": 0.4}), [], contexts))
-    log.close()
-    (record,) = read_predictions(tmp_path / "predictions.jsonl")
+    with RunLog(tmp_path, {"settings": {}}, {}) as log:
+        log.add(QuestionResult(question, Prediction("q", ("A", "B"), {"A": 0.6, "B": 0.4}), [], contexts))
+    (record,) = read_records(tmp_path / "predictions.jsonl")
     assert evidence_text(contexts) == context_text(record)
     assert "Second sentence 1" in evidence_text(contexts) and "sentence 2" not in evidence_text(contexts)
 

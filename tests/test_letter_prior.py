@@ -1,5 +1,5 @@
 """The letter prior (batch calibration): estimated over a pass, divided out of every order's reading,
-shared by a completion, and applied by the pipeline after its first pass (no model needed here)."""
+shared by a completion, and applied by the answer path after its first pass (no model needed here)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from openbook.pipeline import apply_letter_prior, combine
+from openbook.answer.decide import apply_letter_prior, decide
 from openbook.readers import letter
 from openbook.readers.letter import (
     complete_rotations,
@@ -118,7 +118,7 @@ def test_the_pipeline_calibrates_the_first_pass_per_reader_and_reports_changed_a
             ReaderOutput(question.id, "letter@triage", option_probabilities(LETTERS5, orders), orders=orders),
             ReaderOutput(question.id, "encoder@triage", {k: 0.2 for k in LETTERS5}),
         ]
-        results.append(QuestionResult(question, combine(question, outputs, [], None), outputs, []))
+        results.append(QuestionResult(question, decide(question, outputs, [], None), outputs, []))
     wrong_before = sum(r.prediction.ranking[0] != r.question.answer for r in results)
     assert wrong_before >= 8  # D and E lose to the options shown in slot A
     seen = []
@@ -145,7 +145,7 @@ def test_the_pipeline_calibrates_the_first_pass_per_reader_and_reports_changed_a
 
 
 def test_the_log_keeps_order_readings_so_a_resumed_run_can_calibrate_again():
-    from openbook.evaluate.report import _prediction_record, result_from_record
+    from openbook.runlog import record_of, result_of
 
     question = Question("q", "?", dict(zip(LETTERS5, "abcde")), "B")
     orders = reading([[0.5, 0.2, 0.1, 0.1, 0.1], [0.1, 0.6, 0.1, 0.1, 0.1]], first=1)
@@ -153,9 +153,9 @@ def test_the_log_keeps_order_readings_so_a_resumed_run_can_calibrate_again():
         ReaderOutput("q", "letter-rot3@triage", option_probabilities(LETTERS5, orders), orders=orders),
         ReaderOutput("q", "yesno@triage", {k: 0.2 for k in LETTERS5}),
     ]
-    record = _prediction_record(QuestionResult(question, combine(question, outputs, [], None), outputs, []))
+    record = record_of(QuestionResult(question, decide(question, outputs, [], None), outputs, []))
     assert set(record["orders"]) == {"letter-rot3@triage"}
-    back = result_from_record(json.loads(json.dumps(record)), question)
+    back = result_of(json.loads(json.dumps(record)), question)
     assert back.outputs[0].orders.first_order == 1
     assert np.array(back.outputs[0].orders.logprobs) == pytest.approx(np.array(orders.logprobs))
     assert back.outputs[1].orders is None

@@ -118,12 +118,15 @@ def test_bm25_pipeline_with_reranker_keeps_k_of_the_candidates(tmp_path, article
     with pytest.raises(Exception, match="no dense index"):
         retrieval.search([question], RetrievalSpec.parse("dense"), k=2)
     assert retrieval.resolve("auto") == RetrievalSpec.parse("bm25")  # no dense part: plain BM25
-    from openbook.pipeline import resolve_retrievals
+    from openbook.answer import AnswerOptions, make_plan
 
-    assert [s.label() for s in resolve_retrievals(["auto", "bm25/both"], retrieval)] == ["bm25", "bm25/both"]
+    def plan(*texts: str):
+        return make_plan(AnswerOptions(index=index, retrieval=list(texts), triage_readers=["none"]))
+
+    assert plan("auto", "bm25/both").first.context.retrieval == ("bm25", "bm25/both")  # labels as resolved here
     for twice in (["bm25", "bm25/joint"], ["auto", "bm25"]):  # one pipeline under two spellings
-        with pytest.raises((ValueError, OpenbookError), match="names the pipeline bm25 twice"):
-            resolve_retrievals(twice, retrieval)
+        with pytest.raises(ConfigError, match="names the pipeline bm25 twice"):
+            plan(*twice)
 
 
 def test_hybrid_retriever_asks_each_retriever_for_depth_candidates():
@@ -216,22 +219,20 @@ def test_rows_whose_context_does_not_carry_them_are_not_grounded():
 
 
 def test_resuming_answers_without_a_record_of_their_settings_is_refused(tmp_path):
-    from openbook.evaluate.report import PredictionLog
-
     (tmp_path / "predictions.jsonl").write_text('{"id": "1", "ranking": ["A"], "probabilities": {}, "answer": "A"}\n')
-    with pytest.raises(Exception, match="no run.json saying how they were made"):
-        PredictionLog(tmp_path, {"model": "m"}, resume=True)
-    log = PredictionLog(tmp_path, {"model": "m"})  # a fresh run: the earlier answers are moved aside
+    with pytest.raises(OpenbookError, match="no run.json saying how they were made"):
+        run_log(tmp_path, {"model": "m"}, resume=True)
+    log = run_log(tmp_path, {"model": "m"})  # a fresh run: the earlier answers are moved aside
     log.close()
     assert (tmp_path / "predictions.previous.jsonl").exists() and (tmp_path / "run.json").exists()
-    log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
+    log = run_log(tmp_path, {"model": "m"}, resume=True)
     assert log.answered == frozenset() and log.previous == []
     log.close()
 
 
 def test_what_a_resumed_run_takes_over(tmp_path):
-    from openbook.evaluate.report import PredictionLog, write_run
-    from openbook.records import Run
+    from openbook.evaluate.report import write_run
+    from openbook.records import Run, RunSeconds
 
     def record(qid, readers, seconds):
         orders = {name: {"first": 0, "logprobs": [[-0.5, -1.0]]} for name in readers}
@@ -247,38 +248,47 @@ def test_what_a_resumed_run_takes_over(tmp_path):
 
     questions = [Question(qid, "p?", {"A": "a", "B": "b"}, answer="A") for qid in "123"]
     # a cascade stopped while re-reading: 1 re-read, 2 and 3 triaged only
-    PredictionLog(tmp_path, {"model": "m"}).close()
+    run_log(tmp_path, {"model": "m"}).close()
     lines = [
         record("1", ["letter-rot3@triage", "letter"], 40.0),
         record("2", ["letter-rot3@triage"], 20.0),
         record("3", ["letter-rot3@triage"], 30.0),
     ]
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
+    log = run_log(tmp_path, {"model": "m"}, resume=True)
     earlier = log.earlier(questions[:2])  # resumed with a smaller --limit
     # 3, past the limit, stays as it was logged (its reading joins a letter prior's fit)
     assert earlier.answered == {"1", "3"} and [r.question.id for r in earlier.first_pass] == ["2"]
     assert earlier.seconds == 40.0  # the last logged time
     assert sorted(name for name, _ in earlier.readings) == ["letter", "letter-rot3@triage", "letter-rot3@triage"]
     log.close()
-    write_run(Run(list(earlier.first_pass), {"total": 5.0}, {}), tmp_path, log.previous, log.seconds_before)
+    seconds = RunSeconds(
+        total=5.0,
+        load_model=0,
+        retrieve_and_pack=0,
+        read=5.0,
+        model=0,
+        earlier_runs=40.0,
+        per_question=0,
+        overhead_fraction=0,
+    )
+    run = Run(list(earlier.first_pass), seconds, {}, ())
+    write_run(run, tmp_path, {"settings": {"model": "m"}}, log.previous, log.seconds_before)
     kept = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in kept) == ["1", "2", "3"]  # 3, past the limit, is not lost
     assert max(r["run_seconds"] for r in kept) == 45.0
     # a finished run without a cascade: its answers are final, unless a letter prior is to be fitted again over all
-    PredictionLog(tmp_path / "plain", {"model": "m"}).close()
+    run_log(tmp_path / "plain", {"model": "m"}).close()
     (tmp_path / "plain" / "run.json").write_text(json.dumps({"settings": {"model": "m"}, "failure": None}))
     (tmp_path / "plain" / "predictions.jsonl").write_text(json.dumps(record("1", ["letter-rot3"], 9.0)) + "\n")
-    assert PredictionLog(tmp_path / "plain", {"model": "m"}, resume=True).earlier(questions).answered == {"1"}
-    refit = PredictionLog(tmp_path / "plain", {"model": "m"}, resume=True, refit_first_pass=True).earlier(questions)
+    assert run_log(tmp_path / "plain", {"model": "m"}, resume=True).earlier(questions).answered == {"1"}
+    refit = run_log(tmp_path / "plain", {"model": "m"}, resume=True, refit_first_pass=True).earlier(questions)
     assert refit.answered == frozenset() and [r.question.id for r in refit.first_pass] == ["1"]
     assert refit.first_pass[0].outputs[0].orders.logprobs == ((-0.5, -1.0),)
 
 
 def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(tmp_path):
-    from openbook.evaluate.report import PredictionLog
-
-    PredictionLog(tmp_path, {"model": "m"}).close()
+    run_log(tmp_path, {"model": "m"}).close()
     triaged = {"id": "1", "ranking": ["A", "B"], "readers": {"letter@triage": {"A": 0.6, "B": 0.4}}}
     reread = {
         "id": "1",
@@ -294,7 +304,7 @@ def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(t
     }
     lines = [json.dumps(r) for r in (triaged, other, reread, in_more_orders)]
     (tmp_path / "predictions.jsonl").write_text("\n".join(lines) + "\n")
-    log = PredictionLog(tmp_path, {"model": "m"}, resume=True)
+    log = run_log(tmp_path, {"model": "m"}, resume=True)
     log.close()
     assert log.answered == frozenset({"1", "3"}) and log.previous == [reread, in_more_orders]
     assert log.triaged == [other]  # the run stopped before re-reading it: the main stage may still take it up
@@ -304,10 +314,15 @@ def test_a_stopped_cascade_resumes_with_the_last_answer_it_logged_per_question(t
 
 
 def test_a_run_logged_before_a_setting_existed_resumes_only_with_what_it_was_made_with(tmp_path):
-    from openbook.evaluate.report import PredictionLog
-
     (tmp_path / "predictions.jsonl").write_text('{"id": "1", "ranking": ["A"], "probabilities": {}, "readers": {}}\n')
     (tmp_path / "run.json").write_text(json.dumps({"settings": {"model": "m"}}))  # before context_coverage
     with pytest.raises(OpenbookError, match="context_coverage 0.0 -> 0.5"):
-        PredictionLog(tmp_path, {"model": "m", "context_coverage": 0.5}, resume=True)
-    PredictionLog(tmp_path, {"model": "m", "context_coverage": 0.0}, resume=True).close()
+        run_log(tmp_path, {"model": "m", "context_coverage": 0.5}, resume=True)
+    run_log(tmp_path, {"model": "m", "context_coverage": 0.0}, resume=True).close()
+
+
+def run_log(out, settings, resume=False, refit_first_pass=False):
+    """A run's log as `run_exam` opens it: run.json's header holds the settings, all of which change answers here."""
+    from openbook.runlog import RunLog
+
+    return RunLog(out, {"settings": settings}, settings, resume=resume, refit_first_pass=refit_first_pass)
