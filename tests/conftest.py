@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from openbook.records import Question
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 ARTICLES = [
@@ -35,6 +37,46 @@ ARTICLES = [
         "mass can travel at the speed of light. Light slows down in glass and water.",
     ),
 ]
+
+FACTS = [  # (prompt, right answer, wrong answers): each answerable from the fixture articles
+    (
+        "Which organelle is the powerhouse of the cell?",
+        "The mitochondrion",
+        ["The nucleus", "The ribosome", "The vacuole", "The cell wall"],
+    ),
+    ("What do green plants release during photosynthesis?", "Oxygen", ["Nitrogen", "Helium", "Methane", "Argon"]),
+    (
+        "Where do earthquakes mostly occur?",
+        "At plate boundaries",
+        ["At the poles", "In deep oceans only", "On the Moon", "Inside the core"],
+    ),
+    (
+        "What is the speed of light in vacuum?",
+        "299792458 metres per second",
+        ["340 metres per second", "1000 km per hour", "9.8 metres per second", "12 metres per second"],
+    ),
+    ("What does chlorophyll mostly absorb?", "Blue and red light", ["Green light", "X-rays", "Radio waves", "Sound"]),
+    ("What do mitochondria produce?", "ATP", ["Glucose", "Chlorophyll", "Oxygen", "Starch"]),
+    (
+        "From whom is mitochondrial DNA inherited?",
+        "The mother",
+        ["The father", "Both parents", "Neither parent", "The grandfather"],
+    ),
+    ("When was plate tectonics accepted?", "In the 1960s", ["In the 1860s", "In 1492", "In the 2010s", "In antiquity"]),
+]
+
+
+def fact_exam(copies: int = 2) -> list[Question]:
+    """The facts with the right answer in rotating positions (the model cannot learn a letter)."""
+    questions = []
+    for copy in range(copies):
+        for number, (prompt, right, wrong) in enumerate(FACTS):
+            texts = list(wrong[:4])
+            position = (number + copy) % 5
+            texts.insert(position, right)
+            letters = "ABCDE"
+            questions.append(Question(f"{copy}-{number}", prompt, dict(zip(letters, texts)), letters[position]))
+    return questions
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

@@ -3,6 +3,8 @@ shared-prefix KV reuse, packed permutations, layer-by-layer inference and LoRA y
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -150,7 +152,7 @@ def test_lora_yes_no_training_resumes_and_loads_back_into_the_reader(tmp_path, a
     from openbook.index.build import build_index
     from openbook.train.data import load_data
     from openbook.train.llm import LLMTraining, train_llm, yes_no_scores
-    from tests.test_encoder_reader import fact_exam
+    from tests.conftest import fact_exam
 
     index = tmp_path / "index"
     build_index([articles_jsonl], index, show_progress=False)
@@ -198,8 +200,8 @@ def test_lora_yes_no_training_resumes_and_loads_back_into_the_reader(tmp_path, a
 
 
 def test_questions_batched_together_score_as_one_at_a_time(backend, tmp_path, articles_jsonl):
+    from openbook.answer import AnswerOptions, execute, make_plan
     from openbook.index.build import build_index
-    from openbook.pipeline import AnswerOptions, answer_exam
     from openbook.readers import read_questions
 
     readers = [LetterReader(backend, rotations=2), YesNoReader(backend)]
@@ -216,8 +218,8 @@ def test_questions_batched_together_score_as_one_at_a_time(backend, tmp_path, ar
     options = AnswerOptions(
         index=index, model=TINY_MODEL, backend="transformers", context_tokens=120, progress=False, triage_readers=[]
     )
-    one = answer_exam(QUESTIONS, options, backend=backend)
-    batched = answer_exam(QUESTIONS, AnswerOptions(**{**options.__dict__, "question_batch": 2}), backend=backend)
+    one = execute(make_plan(options), QUESTIONS, backend=backend)
+    batched = execute(make_plan(replace(options, question_batch=2)), QUESTIONS, backend=backend)
     assert_same(
         [[r.prediction.probabilities] for r in batched.results], [[r.prediction.probabilities] for r in one.results]
     )
