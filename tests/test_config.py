@@ -71,7 +71,11 @@ def test_shipped_configs_are_valid():
         answer = resolve_options(AnswerOptions, "answer", config, {})
         make_plan(answer)  # readers, cascade, budget, bounds: every check of the answer options
         evaluation = resolve_options(RetrievalEvalOptions, "eval-retrieval", config, {})
-        for text in [*answer.retrieval, *evaluation.pipelines]:
+        for text in [
+            *answer.retrieval,
+            *evaluation.retrieval,
+            resolve_options(SearchOptions, "search", config, {}).retrieval,
+        ]:
             assert text == AUTO or RetrievalSpec.parse(text)
 
 

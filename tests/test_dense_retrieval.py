@@ -120,7 +120,7 @@ def test_index_and_eval_retrieval_commands(tmp_path, articles_jsonl, minilm):
         f'2,How fast is light?,fast,slow,"{sources["Speed of light"]}"\n'
         "3,No source here,a,b,\n"
     )
-    out = tmp_path / "retrieval.json"
+    out = tmp_path / "scores"  # a folder: retrieval.json in it
     result = runner.invoke(
         app,
         [
@@ -128,22 +128,22 @@ def test_index_and_eval_retrieval_commands(tmp_path, articles_jsonl, minilm):
             str(exam),
             "--index",
             str(index),
-            "-p",
+            "--retrieval",
             "bm25",
-            "-p",
+            "--retrieval",
             "dense",
-            "-p",
+            "--retrieval",
             "hybrid-rrf/per-option+edit",
             "--out",
             str(out),
         ],
     )
     assert result.exit_code == 0, result.output
-    rows = {row["pipeline"]: row for row in json.loads(out.read_text())["results"]}
+    rows = {row["pipeline"]: row for row in json.loads((out / "retrieval.json").read_text())["results"]}
     assert set(rows) == {"bm25", "dense", "hybrid-rrf/per-option+edit"}
     assert rows["dense"]["questions"] == 2 and rows["dense"]["recall@1"] == 1.0 and rows["dense"]["mrr"] == 1.0
-    assert "recall@5" in result.output
-    bad = runner.invoke(app, ["eval-retrieval", str(exam), "--index", str(index), "-p", "sparse"])
+    assert "R@5" in result.output
+    bad = runner.invoke(app, ["eval-retrieval", str(exam), "--index", str(index), "--retrieval", "sparse"])
     assert bad.exit_code == 2 and "unknown retriever" in bad.output
 
 

@@ -250,7 +250,7 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
     result = runner.invoke(app, ["eval", str(exam), "--out", str(tmp_path / "x"), "--reader", "encoder", "--quiet"])
     assert result.exit_code == 2 and "--encoder" in result.output
     # an ensemble fitted on that run calibrates the confidence the next run reports
-    ensemble = tmp_path / "ensemble.json"
+    ensemble = tmp_path / "ensemble"  # the folder `ensemble fit --out` makes: eval --ensemble takes it
     result = runner.invoke(
         app,
         [
@@ -288,7 +288,7 @@ def test_cli_trains_and_answers_with_the_encoder(tmp_path, index):
     )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (tmp_path / "calibrated" / "predictions.jsonl").read_text().splitlines()]
-    temperature = json.loads(ensemble.read_text())["temperature"]
+    temperature = json.loads((ensemble / "ensemble.json").read_text())["temperature"]
     assert all(r["calibrated"] for r in records) and temperature > 0
     assert json.loads((tmp_path / "calibrated" / "metrics.json").read_text())["confidence"]["calibrated"] is True
     plain = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]

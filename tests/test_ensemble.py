@@ -170,11 +170,11 @@ def test_fit_command_joins_runs_by_folder_and_reads_coverage(tmp_path):
     write_run(tmp_path / "one", questions, {"letter": [q.readers["good"] for q in synthetic]}, exam)
     write_run(tmp_path / "two", questions, {"letter": [q.readers["noise"] for q in synthetic]}, exam)
     runner = CliRunner()
-    out = tmp_path / "ensemble.json"
+    out = tmp_path / "ensemble"  # a folder: ensemble.json in it
     result = runner.invoke(app, ["ensemble", "fit", str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "(chosen)" in result.output and "one/letter" in result.output
-    fitted = json.loads(out.read_text())
+    fitted = json.loads((out / "ensemble.json").read_text())
     assert fitted["readers"] == ["one/letter", "two/letter"]
     scored = scored_from_runs([tmp_path / "one", tmp_path / "two"], questions)
     assert scored[0].coverage[0] == 1.0 and scored[0].coverage[1] < 1.0  # option A's words are in the context
@@ -265,7 +265,7 @@ def test_combine_command_averages_whole_runs_or_weighs_them_by_a_fit_on_other_ru
     metrics = json.loads((tmp_path / "mean" / "metrics.json").read_text())
     assert metrics["count"] == 20
 
-    fitted = tmp_path / "fitted.json"
+    fitted = tmp_path / "fitted"  # the folder `ensemble fit --out` makes; combine --ensemble takes it
     result = runner.invoke(
         app,
         [
@@ -281,7 +281,7 @@ def test_combine_command_averages_whole_runs_or_weighs_them_by_a_fit_on_other_ru
         ],
     )
     assert result.exit_code == 0, result.output
-    weights = json.loads(fitted.read_text())["weights"]
+    weights = json.loads((fitted / "ensemble.json").read_text())["weights"]
     assert weights["cascade"] > weights["encoder"]  # the informative run
     result = runner.invoke(
         app, ["ensemble", "combine", *test_runs, "--ensemble", str(fitted), "--out", str(tmp_path / "fit")]

@@ -1,8 +1,10 @@
 """One validated configuration per command: command line > TOML file > defaults.
 
-A TOML file has one table per command, named as the command (`[index]`, `[search]`, …), whose keys
-are the command's long options with dashes as underscores. A value given on the command line always
-wins, including `False` and `0`: "not given" is `None`, never a falsy value.
+A TOML file has one table per command, named as the command (`[index]`, `[search]`, a subcommand
+with a dash: `[train-encoder]`, `[ensemble-fit]`, …), whose keys are the command's long options with
+dashes as underscores. A value given on the command line always wins, including `False` and `0`:
+"not given" is `None`, never a falsy value. A field whose metadata says `config: False` is the
+command line's only (a required argument such as `search`'s QUERY), never a key of the file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,18 @@ from typing import Any, TypeVar
 from openbook.errors import ConfigError
 
 T = TypeVar("T")
-TABLES = ("index", "search", "answer", "eval-retrieval")  # the commands a file configures (`eval` reads [answer])
+# the commands a file configures (`eval` reads [answer])
+TABLES = (
+    "index",
+    "search",
+    "answer",
+    "eval-retrieval",
+    "train-encoder",
+    "train-llm",
+    "train-cross-encoder",
+    "ensemble-fit",
+    "ensemble-combine",
+)
 
 
 def check_at_least(flag: str, value: float | None, minimum: float = 1, unit: str = "") -> None:
@@ -61,7 +74,7 @@ def resolve_options(options_type: type[T], command: str, config_path: Path | Non
             f"known: {', '.join(f'[{t}]' for t in TABLES)}"
         )
     section = config.get(command, {})
-    known = {f.name: f for f in fields(options_type)}
+    known = {f.name: f for f in fields(options_type) if f.metadata.get("config", True)}
     unknown = sorted(set(section) - set(known))
     if unknown:
         raise ConfigError(
@@ -71,7 +84,8 @@ def resolve_options(options_type: type[T], command: str, config_path: Path | Non
     values: dict[str, Any] = {}
     for name, value in section.items():
         values[name] = _coerce(value, hints[name], f"{config_path}: [{command}] {name}")
-    values.update({name: value for name, value in given.items() if value is not None and name in known})
+    every = {f.name for f in fields(options_type)}  # the command line may give what the file may not
+    values.update({name: value for name, value in given.items() if value is not None and name in every})
     return options_type(**values)
 
 

@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import cast
 
 import typer
 from rich.table import Table
 
-from openbook.cli.common import reports_errors, results
+from openbook.cli.common import option, options_command, results
 from openbook.ensemble import METHODS, Ensemble, fit_ensemble, prediction_from, scored_from_runs
-from openbook.ensemble.learned import ranking_of
+from openbook.ensemble.learned import ENSEMBLE_FILE, ranking_of
 from openbook.errors import OpenbookError
 from openbook.exam import read_exam
 from openbook.metrics import score_rankings
@@ -50,35 +51,41 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.samefile(b) if a.exists() and b.exists() else a.name == b.name
 
 
-@app.command("fit")
-@reports_errors
-def fit(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (or predictions.jsonl) of validation questions.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Ensemble JSON to write; use with answer --ensemble.")],
-    exam: Annotated[Path | None, typer.Option(help="The exam the runs answered (default: from run.json).")] = None,
-    method: Annotated[
-        list[str] | None, typer.Option(help=f"Methods to compare ({', '.join(METHODS)}); default all.")
-    ] = None,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed for the folds and the ranker.")] = 13,
-    final: Annotated[
-        bool,
-        typer.Option(
-            "--final",
-            help="Each run is one reader, its final answers, named by its "
-            "folder: the file then works with `ensemble combine`.",
-        ),
-    ] = False,
-) -> None:
+@dataclass(frozen=True)
+class FitOptions:
+    runs: list[Path] = option(
+        [], "Run folders (or predictions.jsonl) of validation questions.", argument=True, required=True
+    )
+    out: Path | None = option(
+        None,
+        f"Folder (created): {ENSEMBLE_FILE}; give the folder to answer/eval --ensemble (or combine --ensemble).",
+        flags=("--out", "-o"),
+        required=True,
+    )
+    exam: Path | None = option(None, "The exam the runs answered.", shown="from run.json")
+    method: list[str] = option(list(METHODS), f"Methods to compare ({', '.join(METHODS)}). Repeat.")
+    folds: int = option(5, "Cross-validation folds.", minimum=2)
+    seed: int = option(13, "Seed for the folds and the ranker.")
+    final: bool = option(
+        False,
+        "Each run is one reader, its final answers, named by its folder: the ensemble then works with "
+        "`ensemble combine`.",
+        negative="--per-reader",
+    )
+
+
+def _fit(options: FitOptions) -> None:
     """Cross-validate mean, weighted and ranker ensembles; save the best, calibrated on held-out folds.
 
-    One run: readers keep their names, so the file works with `openbook answer --ensemble`.
+    One run: readers keep their names, so the ensemble works with `openbook answer --ensemble`.
     Several runs: readers are named RUN-FOLDER/READER (for comparing runs offline), or RUN-FOLDER
     with --final."""
+    assert options.out is not None  # required
+    runs, exam, folds = options.runs, options.exam, options.folds
     questions = read_exam(exam_of_runs(runs, exam))
-    scored = scored_from_runs(runs, questions, final=final)
-    ensemble = fit_ensemble(scored, methods=method or METHODS, folds=folds, seed=seed)
-    ensemble.save(out)
+    scored = scored_from_runs(runs, questions, final=options.final)
+    ensemble = fit_ensemble(scored, methods=options.method, folds=folds, seed=options.seed)
+    ensemble.save(options.out / ENSEMBLE_FILE)
     table = Table(
         "method",
         "MAP@3",
@@ -88,7 +95,8 @@ def fit(
         title=f"{folds}-fold cross-validation, "
         f"{ensemble.validation['questions']} questions, readers {', '.join(ensemble.readers)}",
     )
-    for name, score in ensemble.validation["cross_validation"].items():
+    cross_validation = cast(dict[str, dict[str, float]], ensemble.validation["cross_validation"])
+    for name, score in cross_validation.items():
         table.add_row(
             name + (" (chosen)" if name == ensemble.method else ""),
             f"{score['map_at_3']:.4f}",
@@ -97,37 +105,38 @@ def fit(
             f"{score['ece']:.3f}",
         )
     results.print(table)
-    results.print(f"wrote {out}", highlight=False)
+    results.print(f"wrote {options.out / ENSEMBLE_FILE}", highlight=False)
 
 
-@app.command("combine")
-@reports_errors
-def combine(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (or predictions.jsonl) of the same exam.")],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Folder for submission.csv, predictions.jsonl, run.json (and metrics.json when the exam has answers).",
-        ),
-    ],
-    exam: Annotated[Path | None, typer.Option(help="The exam the runs answered (default: from run.json).")] = None,
-    ensemble: Annotated[
-        Path | None,
-        typer.Option(
-            help="From `ensemble fit --final` on validation runs in folders of "
-            "the same names (default: the mean of the runs)."
-        ),
-    ] = None,
-) -> None:
+@dataclass(frozen=True)
+class CombineOptions:
+    runs: list[Path] = option([], "Run folders (or predictions.jsonl) of the same exam.", argument=True, required=True)
+    out: Path | None = option(
+        None,
+        "Run folder (created): submission.csv, predictions.jsonl, run.json (and metrics.json when the exam "
+        "has answers).",
+        flags=("--out", "-o"),
+        required=True,
+    )
+    exam: Path | None = option(None, "The exam the runs answered.", shown="from run.json")
+    ensemble: Path | None = option(
+        None,
+        f"From `ensemble fit --final` on validation runs in folders of the same names: its --out folder (or "
+        f"the {ENSEMBLE_FILE} in it).",
+        shown="the mean of the runs",
+    )
+
+
+def _combine(options: CombineOptions) -> None:
     """One submission from whole runs of the same exam (e.g. the default cascade and an encoder run):
     each run's final answers are one reader, named by its folder, averaged or weighed by a fitted
     ensemble. Only the questions every run answered are combined."""
     from openbook.evaluate.report import write_run
     from openbook.records import QuestionResult, ReaderOutput, Run, RunSeconds
 
-    exam_path = exam_of_runs(runs, exam)
+    assert options.out is not None  # required
+    runs, out, ensemble = options.runs, options.out, options.ensemble
+    exam_path = exam_of_runs(runs, options.exam)
     questions = {q.id: q for q in read_exam(exam_path)}
     scored = scored_from_runs(runs, list(questions.values()), final=True)
     if not scored:
@@ -169,3 +178,7 @@ def combine(
         table.add_row(f"combined ({combiner.method})", f"{metrics['map@3']:.4f}", f"{metrics['accuracy']:.4f}")
         results.print(table)
     results.print(f"wrote {out / 'submission.csv'}", highlight=False)
+
+
+app.command("fit")(options_command(FitOptions, "ensemble-fit", _fit))
+app.command("combine")(options_command(CombineOptions, "ensemble-combine", _combine))

@@ -44,5 +44,5 @@ def score(
     missing = [q.id for q in questions if q.id not in rankings]
     if missing:
         raise InputError(submission, f"{len(missing)} answered question(s) have no prediction, e.g. {missing[:3]}")
-    scores = score_rankings((rankings[q.id], q.answer) for q in questions)
+    scores = score_rankings((rankings[q.id], q.answer) for q in questions if q.answer is not None)
     results.print_json(json.dumps({"map@3": scores.map_at_3, "accuracy": scores.accuracy, "count": scores.count}))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from openbook.cli.common import reports_errors, results
 from openbook.errors import OpenbookError
-from openbook.models import MODELS, ModelStore
+from openbook.models import MODELS, ModelSpec, ModelStore
 from openbook.progress import console
 
 app = typer.Typer(
@@ -17,7 +18,7 @@ app = typer.Typer(
 )
 
 
-def _spec(name: str):
+def _spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise OpenbookError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
     return MODELS[name]
@@ -28,13 +29,17 @@ def _spec(name: str):
 def list_models() -> None:
     """Known models, their size and whether they are in the cache."""
     store = ModelStore()
-    table = Table("name", "size", "in cache", "upstream", "licence", title=f"models (cache: {store.root})")
+    # the upstream id under each name, not in a column of its own: whole names in an 80-column terminal
+    table = Table(title="models", caption=f"under each name: where it comes from; cache: {store.root}")
+    table.add_column("name", no_wrap=True)  # the licence wraps first
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("cached", no_wrap=True)
+    table.add_column("licence")
     for spec in MODELS.values():
         table.add_row(
-            spec.name,
+            f"{escape(spec.name)}\n[dim]{escape(spec.upstream)}[/dim]",
             f"{spec.size / 2**20:,.0f} MiB",
             "yes" if store.is_ready(spec) else "no",
-            spec.upstream,
             spec.licence,
         )
     results.print(table)

@@ -4,42 +4,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.markup import escape
 
-from openbook.cli.common import ConfigOption, reports_errors, results
-from openbook.config import check_at_least, resolve_options
-from openbook.errors import ConfigError
-from openbook.retrieve import Retrieval, RetrievalSpec
+from openbook.cli.common import option, options_command, results
+from openbook.records import Question
+from openbook.retrieve import AUTO, Retrieval
+
+RETRIEVAL_HELP = (
+    "RETRIEVER\\[/QUERY]\\[+RERANKER] (e.g. bm25, dense, hybrid-rrf+embed) or auto: hybrid-rrf+embed where the "
+    "index has a dense part, else bm25."
+)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchOptions:
-    k: int = 5
-    retrieval: str = "bm25"
+    index_dir: Path | None = option(
+        None, "Index folder built by `openbook index`.", argument=True, required=True, config=False
+    )
+    query: str | None = option(None, "What to look for.", argument=True, required=True, config=False)
+    k: int = option(5, "How many passages.", flags=("-k", "--k"), minimum=1, unit="passages")
+    retrieval: str = option(
+        AUTO,
+        RETRIEVAL_HELP + " The query is asked as a question whose one option is empty: every query form "
+        "and reranker reads the query alone.",
+    )
 
 
-@reports_errors
-def search(
-    index_dir: Annotated[Path, typer.Argument(help="Index folder built by `openbook index`.")],
-    query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int | None, typer.Option("-k", "--k", help="How many passages.")] = None,
-    retrieval: Annotated[
-        str | None, typer.Option(help="Retriever: bm25, dense, hybrid-rrf or hybrid-weighted.")
-    ] = None,
-    config: ConfigOption = None,
-) -> None:
+def _search(options: SearchOptions) -> None:
     """Print the title, score and text of the best passages for QUERY."""
-    options = resolve_options(SearchOptions, "search", config, {"k": k, "retrieval": retrieval})
-    check_at_least("-k", options.k, unit="passages")
-    spec = RetrievalSpec.parse(options.retrieval)
-    if spec.query != "joint" or spec.rerank:
-        raise ConfigError(
-            "search takes a plain query: give a retriever only (query forms and rerankers need a question)"
-        )
-    hits = Retrieval(index_dir).retriever(spec.retriever).search([query], options.k)[0]
+    assert options.index_dir is not None and options.query is not None  # required arguments
+    retrieval = Retrieval(options.index_dir)
+    question = Question("query", options.query, {"A": ""})  # per-option queries: the query itself
+    hits = retrieval.search([question], retrieval.resolve(options.retrieval), options.k)[0]
     if not hits:
         results.print("no passage matches")
     for hit in hits:
@@ -50,3 +47,6 @@ def search(
         )
         results.print(escape(hit.passage.text), highlight=False, soft_wrap=False)
         results.print()
+
+
+search = options_command(SearchOptions, "search", _search)

@@ -30,6 +30,7 @@ from openbook.errors import OpenbookError, require_modules
 from openbook.metrics import score_rankings
 
 METHODS = ("mean", "weighted", "ranker")
+ENSEMBLE_FILE = "ensemble.json"  # what `openbook ensemble fit --out FOLDER` writes in it
 SIMPLICITY = {name: i for i, name in enumerate(METHODS)}
 
 
@@ -91,6 +92,10 @@ class Ensemble:
 
     @classmethod
     def load(cls, path: Path) -> Ensemble:
+        """From the file `save` wrote, or the folder holding it (`openbook ensemble fit --out`)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / ENSEMBLE_FILE
         try:
             data = json.loads(Path(path).read_text())
             ensemble = cls(**data)
