@@ -25,7 +25,11 @@ demo: setup
 	$(BIN)/openbook index --out $(RUNS)/default-index --dense $(EMBEDDER)  # kept or resumed when run again
 	$(BIN)/openbook eval $(EXAM) --index $(RUNS)/default-index --model $(MODEL) --out $(RUNS)/default-exam $(DEMO_ARGS)
 
-test: setup
+test: setup  # the gates first, each cheaper than the tests
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 bench: setup
