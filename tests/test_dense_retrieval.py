@@ -145,6 +145,13 @@ def test_index_and_eval_retrieval_commands(tmp_path, articles_jsonl, minilm):
     assert "R@5" in result.output
     bad = runner.invoke(app, ["eval-retrieval", str(exam), "--index", str(index), "--retrieval", "sparse"])
     assert bad.exit_code == 2 and "unknown retriever" in bad.output
+    # search's default is answer's: auto, the hybrid with the embedding reranker where the index is dense
+    searched = {
+        given: runner.invoke(app, ["search", str(index), SEMANTIC_QUERY, "-k", "2", *given]).output
+        for given in ((), ("--retrieval", "hybrid-rrf+embed"), ("--retrieval", "bm25"))
+    }
+    assert "Mitochondrion" in searched[()] and searched[()] == searched[("--retrieval", "hybrid-rrf+embed")]
+    assert searched[()] != searched[("--retrieval", "bm25")]
 
 
 def test_gguf_embedder_applies_nomic_prefixes():
