@@ -117,7 +117,7 @@ class LlamaCppBackend:
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": _MARKER})
         try:
-            rendered = formatter(messages=messages).prompt
+            rendered = formatter(messages=messages).prompt  # type: ignore[arg-type]  # plain dicts are its run-time input; its stubs want TypedDicts
         except Exception:  # templates that refuse a system role (Gemma folds it into the user turn)
             rendered = formatter(messages=[{"role": "user", "content": f"{system}\n\n{_MARKER}"}]).prompt
         head, tail = rendered.split(_MARKER)

@@ -18,6 +18,7 @@ import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,8 @@ class TransformersBackend:
         self.model_id = model
         self.model_path = location
         self.tokenizer = AutoTokenizer.from_pretrained(location)
-        self.network = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype, attn_implementation="sdpa")
+        # a plain model, or a PEFT model wrapping it: both are called and moved alike
+        self.network: Any = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype, attn_implementation="sdpa")
         if adapter:
             from peft import PeftModel
 
@@ -148,6 +150,7 @@ class TransformersBackend:
             rendered = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": f"{system}\n\n{_MARKER}"}], tokenize=False, add_generation_prompt=True
             )
+        assert isinstance(rendered, str)  # tokenize=False renders text
         head, tail = rendered.split(_MARKER)
         bos = self.tokenizer.bos_token
         added = self.tokenizer("", add_special_tokens=True)["input_ids"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from openbook.embed.base import PrefixedEmbedder
+from openbook.errors import OpenbookError
 
 
 class SentenceTransformerEmbedder(PrefixedEmbedder):
@@ -33,7 +34,10 @@ class SentenceTransformerEmbedder(PrefixedEmbedder):
         if max_tokens:
             self.model.max_seq_length = max_tokens
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dimension = int(dimension())  # the first name is sentence-transformers 6's
+        found = dimension()  # the first name is sentence-transformers 6's
+        if found is None:
+            raise OpenbookError(f"{location}: the embedder does not say its dimension")
+        self.dimension = int(found)
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
         self.batch_size = batch_size
 

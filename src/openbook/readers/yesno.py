@@ -26,7 +26,9 @@ class YesNoReader:
         self.yes_ids = backend.single_token_ids(["Yes", " Yes", "yes", " yes", "YES"])
         self.no_ids = backend.single_token_ids(["No", " No", "no", " no", "NO"])
         if not self.yes_ids or not self.no_ids:
-            raise OpenbookError(f"{backend.model_id}: the model has no single token for yes/no; the yes/no reader needs one")
+            raise OpenbookError(
+                f"{backend.model_id}: the model has no single token for yes/no; the yes/no reader needs one"
+            )
 
     def plan(self, question: Question) -> ReadPlan:
         continuations = [

@@ -28,7 +28,7 @@ def save_checkpoint(out: Path, network, tokenizer, optimiser, scheduler, state: 
     shutil.rmtree(partial, ignore_errors=True)
     network.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    rng = {"torch_rng": torch.get_rng_state()}  # dropout continues as it would have, on the GPU too
+    rng: dict[str, object] = {"torch_rng": torch.get_rng_state()}  # dropout continues as it would have, on the GPU too
     if torch.cuda.is_available():
         rng["cuda_rng"] = torch.cuda.get_rng_state_all()
     torch.save(
