@@ -1,4 +1,5 @@
-"""The dense store: resumable fp16 shards, exact blocked search, FAISS behind the same interface."""
+"""The dense store's search (`index.dense`): exact blocked search over fp16 shards, the lone-query fp16
+filter, incomplete or damaged stores refused."""
 
 from __future__ import annotations
 
@@ -9,30 +10,7 @@ from openbook.embed import unit_rows
 from openbook.errors import OpenbookError
 from openbook.index.dense import DENSE_DIR, DenseInfo, ShardedMatmulSearch, open_vector_search
 from openbook.index.dense_build import DenseWriter
-
-
-def write_vectors(index_dir, vectors, shard_rows=100, complete=True, pieces=7):
-    folder = index_dir / DENSE_DIR
-    info = DenseInfo(
-        model="test",
-        dimension=vectors.shape[1],
-        query_prefix="",
-        passage_prefix="",
-        shard_rows=shard_rows,
-        passages=len(vectors),
-        complete=complete,
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    info.save(folder)
-    writer = DenseWriter(folder, info)
-    for piece in np.array_split(vectors, pieces):
-        writer.add(piece)
-    return folder
-
-
-@pytest.fixture
-def vectors():
-    return unit_rows(np.random.default_rng(0).standard_normal((1000, 32)))
+from tests.conftest import write_vectors
 
 
 def brute_force(vectors, queries, k):
@@ -60,19 +38,6 @@ def test_k_larger_than_the_store_pads_with_minus_one(tmp_path, vectors):
     assert sorted(result.rows[0][:3].tolist()) == [0, 1, 2]
 
 
-def test_writer_resumes_after_a_half_written_row(tmp_path, vectors):
-    folder = write_vectors(tmp_path, vectors[:250], shard_rows=100, complete=False)
-    with (folder / "shard-00002.f16").open("ab") as handle:
-        handle.write(b"\x01\x02\x03")  # a row cut by a stop
-    info = DenseInfo.load(folder)
-    writer = DenseWriter(folder, info)
-    assert writer.rows == 250
-    writer.add(vectors[250:])
-    result = ShardedMatmulSearch(folder).search(vectors[[0, 999]], 1)
-    assert result.rows[:, 0].tolist() == [0, 999]
-    assert writer.rows == 1000 and len(list(folder.glob("shard-*.f16"))) == 10
-
-
 def test_an_incomplete_index_is_refused_with_the_way_out(tmp_path, vectors):
     write_vectors(tmp_path, vectors[:10], complete=False)
     info = DenseInfo.load(tmp_path / DENSE_DIR)
@@ -80,26 +45,6 @@ def test_an_incomplete_index_is_refused_with_the_way_out(tmp_path, vectors):
     info.save(tmp_path / DENSE_DIR)
     with pytest.raises(OpenbookError, match="incomplete .10 of 20.*run the same `openbook index` again"):
         open_vector_search(tmp_path)
-
-
-def test_faiss_flat_agrees_and_hnsw_finds_most(tmp_path, vectors):
-    pytest.importorskip("faiss")
-    write_vectors(tmp_path, vectors)
-    queries = unit_rows(np.random.default_rng(2).standard_normal((40, 32)))
-    exact = open_vector_search(tmp_path, "matmul").search(queries, 10)
-    flat = open_vector_search(tmp_path, "faiss-flat").search(queries, 10)
-    np.testing.assert_array_equal(flat.rows, exact.rows)
-    np.testing.assert_allclose(flat.scores, exact.scores, rtol=1e-5, atol=1e-6)
-    assert (tmp_path / DENSE_DIR / "faiss-flat.index").is_file()  # built once, then read
-    hnsw = open_vector_search(tmp_path, "faiss-hnsw").search(queries, 10)
-    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(hnsw.rows, exact.rows)])
-    assert overlap > 0.8
-    with pytest.raises(OpenbookError, match="unknown dense engine"):
-        open_vector_search(tmp_path, "faiss-nope")
-    (tmp_path / DENSE_DIR / "faiss-hnsw.index").unlink()
-    (tmp_path / DENSE_DIR / "faiss-hnsw.index.partial").mkdir()  # stands for a place FAISS cannot write
-    with pytest.raises(OpenbookError, match="cannot write the faiss-hnsw index"):
-        open_vector_search(tmp_path, "faiss-hnsw")
 
 
 def test_a_lone_query_is_filtered_in_fp16_and_still_exact(tmp_path, vectors, monkeypatch):

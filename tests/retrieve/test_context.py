@@ -1,8 +1,10 @@
+"""Packing retrieved passages into a token budget (`retrieve.context`), and how much of a question
+its packed passages cover."""
+
 from __future__ import annotations
 
 from openbook.records import Hit, Passage, Question
 from openbook.retrieve.context import pack_context, packed_texts, question_coverage, word_coverage
-from openbook.retrieve.query import joint_query
 
 
 def words(text: str) -> int:
@@ -37,11 +39,6 @@ def test_the_first_passage_that_does_not_fit_gives_its_leading_sentences():
 def test_nothing_fits_gives_an_empty_context():
     context = pack_context(HITS, budget_tokens=2, count_tokens=words)
     assert context.text == "" and context.passage_ids == () and context.tokens == 0
-
-
-def test_joint_query_has_prompt_and_all_options():
-    question = Question(id="1", prompt="Which gas?", options={"A": "oxygen", "C": "argon"})
-    assert joint_query(question) == "Which gas? oxygen argon"
 
 
 def test_question_coverage_is_the_best_share_of_prompt_and_one_option_in_one_packed_passage():

@@ -1,0 +1,45 @@
+"""`openbook index` then `openbook search`, and a config file whose flags the command line overrides."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from openbook.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_index_then_search(tmp_path, articles_jsonl):
+    out = tmp_path / "idx"
+    result = invoke("index", articles_jsonl, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    result = invoke("search", out, "Which organelle produces ATP?", "-k", "1")
+    assert result.exit_code == 0
+    assert "Mitochondrion" in result.output and "powerhouse of the cell" in result.output
+    assert "Photosynthesis" not in result.output
+
+
+def test_config_file_supplies_flags_and_the_command_line_wins(tmp_path, articles_jsonl):
+    out = tmp_path / "idx"
+    config = tmp_path / "openbook.toml"
+    config.write_text(
+        f'[index]\ninputs = ["{articles_jsonl}"]\nout = "{out}"\nchunk_size = 64\n'
+        'engine = "tantivy"\nprogress = false\noverwrite = true\n[search]\nk = 2\n'
+    )
+    assert invoke("index", "--config", config).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["chunking"]["size"] == 64 and manifest["indexes"]["bm25"]["engine"] == "tantivy"
+    # `--no-overwrite` on the command line beats `overwrite = true` in the file: an index of the same
+    # inputs and settings is kept, one of other settings is not replaced
+    result = invoke("index", "--config", config, "--no-overwrite")
+    assert result.exit_code == 0 and "kept" in result.output
+    result = invoke("index", "--config", config, "--no-overwrite", "--chunk-size", "128")
+    assert result.exit_code == 2 and "not empty" in result.output
+    result = invoke("search", out, "light", "--config", config)  # matches more than two passages
+    assert result.output.count("score ") == 2
