@@ -35,7 +35,7 @@ from openbook.index.dense_build import DenseWriter
 def make_store(index_dir: Path, vectors: int, dimension: int, shard_rows: int, seed: int = 0) -> None:
     folder = index_dir / DENSE_DIR
     if (folder / "dense.json").is_file() and DenseInfo.load(folder).complete:
-        ShardedMatmulSearch(folder).recorded_max_row_norm()  # a store written before it was recorded: now
+        ShardedMatmulSearch(folder).recorded_max_row_norm()  # records the largest row norm where the store lacks it
         return
     print(f"writing {vectors:,} random {dimension}-d vectors to {folder}…", file=sys.stderr)
     info = DenseInfo(

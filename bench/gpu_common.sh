@@ -1,6 +1,7 @@
-# Sourced by bench/gpu_run.sh and bench/gpu_dense.sh: what both need on a lent GPU machine.
+# Sourced by bench/gpu_run.sh and bench/gpu_dense.sh: what both need on a GPU machine where openbook is
+# importable (src/ on PYTHONPATH) but not installed.
 
-# openbook on PYTHONPATH but not installed (the device has no registry): a command for `timeout`
+# openbook on PYTHONPATH but not installed: an `openbook` command for `timeout` to run
 if ! command -v openbook >/dev/null; then
     mkdir -p /tmp/openbook-bin
     printf '#!/bin/sh\nexec python3 -c %s "$@"\n' \

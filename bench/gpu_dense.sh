@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Dense indexing on a GPU and encoder training memory, in one device call (session 9):
+# Dense indexing on a GPU and encoder training memory, in one script that ends within BUDGET seconds:
 #
 #   bash bench/gpu_dense.sh OUT MINILM_DIR ST_CONFIG_DIR EXAMS_DIR
 #
@@ -22,8 +22,8 @@
 # script ends inside the device call; a summary table goes to stdout and OUT/summary.txt.
 # On a CPU, a quick check of the script itself: INDEX=a small index, EVAL="--limit 5",
 # SMOKE="--max-questions 8 --validation-fraction 0.001" (appended to the training command; the last value wins).
-# Setup on the device (no registry there): see bench/gpu_run.sh's header; its wheels, blingfire and
-# src/ on PYTHONPATH, the BM25 index unpacked to runs/default-index.
+# Setup on a machine without a package registry: as in bench/gpu_run.sh's header (wheels, blingfire and
+# src/ on PYTHONPATH, the BM25 index unpacked to runs/default-index).
 set -uo pipefail
 [ $# -eq 4 ] || { echo "usage: bash bench/gpu_dense.sh OUT MINILM_DIR ST_CONFIG_DIR EXAMS_DIR" >&2; exit 2; }
 mkdir -p "$1" && out=$(cd "$1" && pwd)

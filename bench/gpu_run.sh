@@ -13,12 +13,12 @@
 # tokens and a short LoRA yes/no training: speed and memory only (random weights answer nothing).
 # Peak GPU memory: nvidia-smi's (the whole device: the allocator's cache, and any other library's
 # reserve) around each training, and `peak_gpu_allocated_mib` (the tensors) in its training.json.
-# Session 7 ran it on a lent H100 that reaches no registry and takes 64 MiB per call: the working
-# tree carried wheels of bm25s, PyStemmer and zstandard (and transformers 5.24 + peft 0.21.2 for
-# `llm`: that image has transformers 5.17, openbook needs >= 5.20), blingfire's __init__.py and .so
-# alone (its wheel is 42 MB of other tokenizers' models), the BM25 index and the two exams as a
-# .tar.xz, and the fp16 MiniLM; the command installed the wheels with `pip install --target`, put
-# them, blingfire and src/ on PYTHONPATH, unpacked the index to runs/default-index, and ran this.
+# Setup on a machine without a package registry, where files travel with the working tree (at most
+# 64 MiB, so models travel in fp16): carry wheels of bm25s, PyStemmer and zstandard (and, for `llm`,
+# transformers >= 5.20 and peft where the machine's are older), blingfire's __init__.py and .so alone
+# (its wheel is 42 MB of other tokenizers' models), the BM25 index and the two exams as a .tar.xz, and
+# the fp16 MiniLM; install the wheels with `pip install --target DIR`, put DIR, blingfire and src/ on
+# PYTHONPATH, unpack the index to runs/default-index, and run this.
 # ONLY=ctx256 runs one encoder variant. SMOKE="--max-questions 8 --epochs 1" (appended to the training
 # commands; the last value wins) and
 # BENCH="--questions 1" make a quick check of the script itself, e.g. on a CPU.

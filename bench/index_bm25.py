@@ -123,6 +123,7 @@ def main() -> None:
         return
 
     work = args.work or Path(tempfile.mkdtemp(prefix="openbook-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     rows = []
     for engine in args.engines:
         out = work / f"index-{engine}"

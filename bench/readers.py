@@ -5,11 +5,12 @@ yes/no vs debiased letter (k = 1, 3, 5), and shared-prefix vs naive scoring.
     python bench/readers.py --questions 20 --model smollm2-135m-instruct   # a quick look
 
 Quality comes from one pass per (exam, context) in which all readers share each question's prefix
-(`read_question`), so every reader sees exactly the same context. Each pass logs its answers to
-bench/out/readers/<model>/<exam>-<context>/predictions.jsonl as it goes; running the bench again
-resumes a stopped pass (same settings) instead of starting over. Speed per reader is measured
-separately, each reader alone on the first `--timed` questions. Shared vs naive: the yes/no reader
-on `--timed` questions with and without KV-cache reuse, same backend, side by side.
+(one `PromptReaders` over the four prompt readers), so every reader sees exactly the same context.
+Each pass is a one-stage run of `run_exam` into bench/out/readers/<model>/<exam>-<context>/: it logs
+its answers as it goes, and running the bench again resumes a stopped pass (same settings) instead
+of starting over. Speed per reader is measured separately, each reader alone on the first `--timed`
+questions. Shared vs naive: the yes/no reader on `--timed` questions with and without KV-cache
+reuse, same backend, side by side.
 """
 
 from __future__ import annotations
@@ -17,59 +18,51 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from common import OUT, full_index, markdown_table, sample_exam
+from common import OUT, full_index, markdown_table, plan_contexts, sample_exam
+from openbook.answer import AnswerOptions
 from openbook.backends import load_backend
+from openbook.backends.base import model_token_counter
 from openbook.ensemble import rank
-from openbook.ensemble.features import read_predictions
-from openbook.evaluate.report import PredictionLog
+from openbook.evaluate.run import run_exam
 from openbook.metrics import score_rankings
-from openbook.pipeline import AnswerOptions, answer_exam, retrieve_contexts, token_counter
-from openbook.readers import LetterReader, YesNoReader, read_question
-from openbook.retrieve import Retrieval
+from openbook.readers import LetterReader, PromptReaders, YesNoReader, read_question
+from openbook.runlog import PREDICTIONS_FILE, read_records
 
+# the readers of one quality pass; their outputs are named letter, letter-rot3, letter-rot5, yesno
 READER_CONFIGS = [
     ("letter", dict(rotations=1)),
     ("letter", dict(rotations=3)),
     ("letter", dict(rotations=5)),
     ("yesno", {}),
 ]
+N_CTX = 4096
 
 
 def make_readers(backend):
     return [LetterReader(backend, **kw) if kind == "letter" else YesNoReader(backend) for kind, kw in READER_CONFIGS]
 
 
-def quality_pass(questions, backend, options, out, settings):
-    """All readers in one pass, logged to `out` and resumed from it; returns per-reader scores over
-    every logged question and the pass's timings (None when nothing was left to answer)."""
-    log = PredictionLog(out, settings, resume=True)
-    if log.answered:
-        print(f"  resuming: {len(log.answered)} questions already in {out}", file=sys.stderr)
-    try:
-        run = (
-            answer_exam(
-                questions,
-                options,
-                backend=backend,
-                readers=make_readers(backend),
-                on_result=log.add,
-                earlier=log.earlier(questions),
-            )
-            if len(log.answered) < len(questions)
-            else None
-        )
-    finally:
-        log.close()
+def quality_pass(questions, backend, options: AnswerOptions):
+    """All readers in one pass, logged to `options.out` and resumed from it; per-reader scores over
+    every logged question, and the run (None when every question was answered before)."""
+    outcome = run_exam(
+        options, questions=questions, backend=backend, readers=[PromptReaders(backend, make_readers(backend))]
+    )
+    if outcome.run.failure is not None:
+        sys.exit(f"{options.out}: {outcome.run.failure}")
+    if outcome.answered_before:
+        print(f"  resumed: {outcome.answered_before} questions already in {options.out}", file=sys.stderr)
     wanted = {q.id for q in questions}
-    records = [r for r in read_predictions(out / "predictions.jsonl") if r["id"] in wanted]
+    records = [r for r in read_records(options.out / PREDICTIONS_FILE) if r["id"] in wanted]
     per_reader = {
         name: score_rankings([(rank(r["readers"][name]), r["answer"]) for r in records])
         for name in records[0]["readers"]
     }
-    return per_reader, run
+    return per_reader, (outcome.run if outcome.run.results else None)
 
 
 def timed_reader(questions, backend, reader, contexts, share_prefix=True):
@@ -87,40 +80,37 @@ def main() -> None:
     parser.add_argument("--context-tokens", type=int, default=1000)
     parser.add_argument("--passages", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--index", type=Path, default=None, help="index to read context from (default: the full index)")
     parser.add_argument(
         "--sections", nargs="+", default=["quality", "speed", "prefix"], choices=["quality", "speed", "prefix"]
     )
     args = parser.parse_args()
 
-    index = full_index()
-    backend = load_backend("llama.cpp", args.model, n_ctx=4096, n_threads=args.threads)
+    index = args.index or full_index()
+    backend = load_backend("llama.cpp", args.model, n_ctx=N_CTX, n_threads=args.threads)
+    count_tokens = model_token_counter(backend)
     quality_rows, speed_rows, prefix_rows = [], [], []
     for exam in args.exams:
         questions = sample_exam(exam, args.questions)
         for label, budget in (("none", 0), ("BM25", args.context_tokens)):  # the cheap pass first
             options = AnswerOptions(
-                index=index, context_tokens=budget, passages=args.passages, retrieval=["bm25"], triage_readers=[]
+                out=OUT / "readers" / args.model / f"{exam}-{label}",
+                resume=True,
+                model=args.model,
+                n_ctx=N_CTX,
+                threads=args.threads,
+                index=index,
+                context_tokens=budget,
+                passages=args.passages,
+                retrieval=["bm25"],
+                triage_readers=["none"],
             )
-            retrieval = Retrieval(index) if budget else None
-            contexts = [
-                found[0].context
-                for found in retrieve_contexts(questions, retrieval, options, token_counter(backend, []))
-            ]
+            contexts = [found[0].context for found in plan_contexts(questions, options, count_tokens)]
             tokens = np.mean([c.tokens for c in contexts])
             timed, timed_contexts = questions[: args.timed], contexts[: args.timed]
             if "quality" in args.sections:
                 print(f"[{exam}] context={label}: {len(questions)} questions, all readers…", file=sys.stderr)
-                out = OUT / "readers" / args.model / f"{exam}-{label}"
-                settings = {
-                    "exam": exam,
-                    "model": args.model,
-                    "readers": [r.name for r in make_readers(backend)],
-                    "context_tokens": budget,
-                    "passages": args.passages,
-                    "retrieval": ["bm25"],
-                    "index": str(index),
-                }
-                run_scores, run = quality_pass(questions, backend, options, out, settings)
+                run_scores, run = quality_pass(questions, backend, options)
                 for name, scores in run_scores.items():
                     quality_rows.append(
                         [exam, label, name, scores.count, f"{scores.map_at_3:.4f}", f"{scores.accuracy:.4f}"]
@@ -133,7 +123,7 @@ def main() -> None:
                             label,
                             "all four, one shared pass",
                             f"{tokens:.0f}",
-                            f"{run.seconds['per_question']:.2f} (overhead {run.seconds['overhead_fraction']:.1%})",
+                            f"{run.seconds.per_question:.2f} (overhead {run.seconds.overhead_fraction:.1%})",
                         ]
                     )
             if "speed" in args.sections:
@@ -163,7 +153,7 @@ def main() -> None:
 
     print(
         f"\nmodel {args.model}, {args.questions} questions per exam (seeded sample), "
-        f"context budget {args.context_tokens} tokens from {args.passages} BM25 passages\n"
+        f"context budget {args.context_tokens} tokens from {args.passages} BM25 passages of {index}\n"
     )
     print(markdown_table(["exam", "context", "reader", "questions", "MAP@3", "accuracy"], quality_rows))
     print(f"\nseconds/question, each reader alone on the first {args.timed} questions\n")

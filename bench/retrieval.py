@@ -22,14 +22,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, ROOT, full_index, markdown_table, sample_exam  # noqa: E402
+from common import DEFAULT_INDEX, OUT, full_index, markdown_table, sample_exam  # noqa: E402
 from openbook.evaluate.retrieval import RECALL_AT, evaluate_retrieval, grounded_questions  # noqa: E402
 from openbook.index.dense import DENSE_DIR, DenseInfo  # noqa: E402
 from openbook.index.manifest import Manifest  # noqa: E402
 from openbook.retrieve import Retrieval, RetrievalSpec  # noqa: E402
 from openbook.train.cross_encoder import train_cross_encoder  # noqa: E402
-
-DEFAULT_INDEX = ROOT / "runs" / "default-index"
 
 
 def folder_mib(path: Path) -> float:
@@ -94,16 +92,24 @@ def main() -> None:
         default=["full", "full-rerank", "default"],
         choices=["full", "full-rerank", "default", "cross"],
     )
+    parser.add_argument(
+        "--full-index", type=Path, default=None, help="the full sections' index (default: the full corpus, built once)"
+    )
+    parser.add_argument(
+        "--default-index", type=Path, default=DEFAULT_INDEX, help="the default KB with its dense part (`make demo`)"
+    )
     args = parser.parse_args()
+    full = args.full_index or (full_index() if {"full", "full-rerank", "cross"} & set(args.sections) else None)
+    default_index = args.default_index
     questions = [q for q in sample_exam("llmse-stem-1k", args.questions) if q.extra.get("context", "").strip()]
     subset = questions[: args.rerank_questions]
     grounded = frozenset(q.id for q in grounded_questions(sample_exam("llmse-stem-1k", 999)))
     recall, builds = [], []
     if "full" in args.sections:
-        builds += index_rows("full corpus", full_index())
+        builds += index_rows("full corpus", full)
         recall += recall_rows(
             "full corpus",
-            full_index(),
+            full,
             questions,
             ["bm25", "bm25/per-option", "bm25/both", "bm25+edit", "bm25/both+edit"],
             grounded,
@@ -111,7 +117,7 @@ def main() -> None:
     if "full-rerank" in args.sections:  # embeds every candidate on the CPU: a subset
         recall += recall_rows(
             "full corpus",
-            full_index(),
+            full,
             subset,
             ["bm25/both", "bm25/both+embed-question", "bm25/both+embed-options", "bm25/both+embed"],
             grounded,
@@ -120,18 +126,18 @@ def main() -> None:
         model = OUT / "cross-encoder-minilm"
         if not (model / "config.json").is_file():
             held_out = [q for q in questions[args.rerank_questions :] if q.id in grounded]
-            summary = train_cross_encoder(held_out, full_index(), model)
+            summary = train_cross_encoder(held_out, full, model)
             print(f"cross-encoder: {summary}", file=sys.stderr)
         recall += recall_rows(
-            "full corpus", full_index(), subset, ["bm25/both", "bm25/both+embed", f"bm25/both+cross:{model}"], grounded
+            "full corpus", full, subset, ["bm25/both", "bm25/both+embed", f"bm25/both+cross:{model}"], grounded
         )
     if "default" not in args.sections:
         pass
-    elif (DEFAULT_INDEX / DENSE_DIR / "dense.json").is_file():
-        builds += index_rows("default KB", DEFAULT_INDEX)
+    elif (default_index / DENSE_DIR / "dense.json").is_file():
+        builds += index_rows("default KB", default_index)
         recall += recall_rows(
             "default KB",
-            DEFAULT_INDEX,
+            default_index,
             questions,
             [
                 "bm25",
@@ -151,7 +157,7 @@ def main() -> None:
         )
     else:
         print(
-            f"no dense default index: run `openbook index --out {DEFAULT_INDEX} --dense all-minilm-l6-v2`",
+            f"no dense default index: run `openbook index --out {default_index} --dense all-minilm-l6-v2`",
             file=sys.stderr,
         )
     print(markdown_table(["index", "kind", "passages", "build s", "size MiB"], builds))

@@ -4,9 +4,9 @@ layer-by-layer vs whole-model inference (same outputs, peak memory), side by sid
     python bench/transformers_backend.py                       # CPU, smollm2-135m-instruct, 10 questions
     python bench/transformers_backend.py --model qwen2.5-coder-1.5b-instruct --questions 20   # e.g. on a GPU
 
-Questions are the first N of the default exam with BM25 contexts from runs/default-index (`make demo`
-builds it) packed to --context-tokens. Each mode runs in its own subprocess so its peak resident
-memory (and, on CUDA, peak allocated GPU memory) is its own.
+Questions are the first N of the default exam with BM25 contexts from --index (default
+runs/default-index, which `make demo` builds) packed to --context-tokens. Each mode runs in its own
+subprocess so its peak resident memory (and, on CUDA, peak allocated GPU memory) is its own.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, markdown_table
+from common import DEFAULT_EXAM, DEFAULT_INDEX, markdown_table, plan_contexts
 
 MODES = {
     # name: (backend, share_prefix, packed, readers)
     "yes/no naive": ("transformers", False, False, "yesno"),
     "yes/no shared KV": ("transformers", True, False, "yesno"),
-    # the output head over every token, as before it ran only where a continuation ends (`logits_to_keep`)
+    # the output head over every token, to compare with the head run only where a continuation ends (`logits_to_keep`)
     "yes/no naive, head on every token": ("transformers", False, False, "yesno"),
     "yes/no shared KV, head on every token": ("transformers", True, False, "yesno"),
     "letter k=5 separate": ("transformers", False, False, "letter5"),
@@ -39,24 +39,22 @@ MODES = {
 
 def run_mode(args: argparse.Namespace, mode: str) -> dict:
     """In this process: load, read the questions, report seconds, probabilities and memory."""
+    from openbook.answer import AnswerOptions
     from openbook.backends import load_backend
     from openbook.backends.base import model_token_counter
     from openbook.exam import read_exam
-    from openbook.pipeline import AnswerOptions, retrieve_contexts
     from openbook.readers import LetterReader, YesNoReader, read_question
-    from openbook.retrieve import Retrieval
 
     backend_name, share, packed, readers_name = MODES[mode]
     extras = {"packed": True} if packed else {}
     backend = load_backend(backend_name, args.model, n_ctx=2048, **extras)
     if mode.endswith("head on every token"):
         backend.keeps_logits = False
-    questions = read_exam(ROOT / "src/openbook/resources/default-exam.csv")[: args.questions]
-    options = AnswerOptions(index=ROOT / "runs/default-index", retrieval=["bm25"], context_tokens=args.context_tokens)
-    contexts = [
-        c[0].context
-        for c in retrieve_contexts(questions, Retrieval(options.index), options, model_token_counter(backend))
-    ]
+    questions = read_exam(DEFAULT_EXAM)[: args.questions]
+    options = AnswerOptions(
+        index=args.index, retrieval=["bm25"], context_tokens=args.context_tokens, triage_readers=["none"]
+    )
+    contexts = [c[0].context for c in plan_contexts(questions, options, model_token_counter(backend))]
     reader = YesNoReader(backend) if readers_name == "yesno" else LetterReader(backend, rotations=5)
     read_question([reader], backend, questions[0], contexts[0], share)  # warm-up, not timed
     started = time.perf_counter()
@@ -82,6 +80,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--context-tokens", type=int, default=400)
+    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index to read context from")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one mode, print JSON
     args = parser.parse_args()
@@ -101,6 +100,8 @@ def main() -> None:
             str(args.questions),
             "--context-tokens",
             str(args.context_tokens),
+            "--index",
+            str(args.index),
         ]
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
         if done.returncode != 0:

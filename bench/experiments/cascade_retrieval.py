@@ -1,18 +1,18 @@
 """Which retriever should the default cascade read its context from? Measured where it can matter.
 
-    python bench/cascade_retrieval.py runs/DEFAULT-RUN... [--retrieval bm25 --retrieval hybrid-rrf+embed]
+    python bench/experiments/cascade_retrieval.py RUN… [--retrieval bm25 --retrieval hybrid-rrf+embed]
 
-Each RUN is a default `openbook eval` run (the cascade, as shipped) of an exam on the default index.
-Its predictions say which questions the cascade re-read. Of those, the retriever decides only the
-ones it routes to the context reading (one packed passage holds at least `--context-coverage` of
-the prompt with one option); every other re-read is the same reading in more option orders whatever
-the retriever. So for each run this bench:
+Each RUN is a default `openbook eval` run (the cascade) of an exam on the default index. Its
+predictions say which questions the cascade re-read. Of those, the retriever decides only the ones
+it routes to the context reading (one packed passage holds at least the run's `--context-coverage`
+of the prompt with one option: `question_coverage`); every other re-read is the same reading in more
+option orders whatever the retriever. So for each run this bench:
 
-1. retrieves and packs every re-read question with each retriever (the main stage's 500 tokens, in
-   the model's tokens) and keeps the questions some retriever routes to context;
+1. retrieves and packs every re-read question with each retriever as the main stage does (the plan's
+   context, in the model's tokens) and keeps the questions some retriever routes to context;
 2. answers those questions with the default cascade once per retriever, every question re-read
-   (`--budget-seconds inf`, so the machine's speed cannot change which are), as real `answer_exam`
-   runs kept in bench/out/cascade-retrieval/RUN/RETRIEVER and resumed when present;
+   (`--budget-seconds inf`, so the machine's speed cannot change which are), as `run_exam` runs kept
+   in bench/out/cascade-retrieval/RUN/RETRIEVER and resumed when present;
 3. prints, per run, MAP@3 on those questions per retriever, the paired difference from the first
    retriever (standard error, questions better/worse), and what it changes on the whole exam.
 
@@ -25,21 +25,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from common import OUT, markdown_table
-from ensemble import run_member, write_exam
-from openbook.backends import load_backend
-from openbook.backends.base import model_token_counter
-from openbook.ensemble.features import read_predictions
-from openbook.exam import read_exam
-from openbook.metrics import average_precision_at_3
-from openbook.pipeline import AnswerOptions, retrieval_for, retrieve_contexts
-from openbook.retrieve.context import packed_texts, question_coverage
-from triage import re_read
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import OUT, ROOT, answered_run, markdown_table, plan_contexts, write_exam  # noqa: E402
+from experiments.replay import reread  # noqa: E402
+from openbook.answer import AnswerOptions  # noqa: E402
+from openbook.answer.options import DEFAULT_MODEL  # noqa: E402
+from openbook.backends import load_backend  # noqa: E402
+from openbook.backends.base import model_token_counter  # noqa: E402
+from openbook.exam import read_exam  # noqa: E402
+from openbook.metrics import average_precision_at_3  # noqa: E402
+from openbook.records import TRIAGE_SUFFIX  # noqa: E402
+from openbook.retrieve.context import packed_texts, question_coverage  # noqa: E402
+from openbook.runlog import PREDICTIONS_FILE, RUN_FILE, read_records  # noqa: E402
 
 
 def coverage_by_retriever(questions, options: AnswerOptions, specs: list[str]) -> dict[str, list[float]]:
@@ -47,38 +50,53 @@ def coverage_by_retriever(questions, options: AnswerOptions, specs: list[str]) -
     count = model_token_counter(backend)
     coverage = {}
     for spec in specs:
-        spec_options = replace(options, retrieval=[spec])
-        found = retrieve_contexts(questions, retrieval_for(spec_options), spec_options, count)
-        coverage[spec] = [question_coverage(q, packed_texts(c[0].hits, c[0].context)) for q, c in zip(questions, found)]
+        found = plan_contexts(questions, replace(options, retrieval=[spec]), count)
+        coverage[spec] = [
+            max(question_coverage(q, packed_texts(c.hits, c.context)) for c in contexts)
+            for q, contexts in zip(questions, found)
+        ]
     return coverage
 
 
 def compare(run: Path, specs: list[str]) -> list[list[str]]:
-    if not (run / "run.json").is_file() or not (run / "predictions.jsonl").is_file():
+    if not (run / RUN_FILE).is_file() or not (run / PREDICTIONS_FILE).is_file():
         raise SystemExit(
             f"{run}: not an `openbook eval` run folder; make one with "
             f"`openbook eval EXAM --index runs/default-index --out {run}`"
         )
-    settings = json.loads((run / "run.json").read_text())["settings"]
-    if not settings.get("cascade"):
+    settings = json.loads((run / RUN_FILE).read_text())["settings"]
+    records = {str(r["id"]): r for r in read_records(run / PREDICTIONS_FILE)}
+    if not any(name.endswith(TRIAGE_SUFFIX) for r in records.values() for name in r["readers"]):
         raise SystemExit(
             f"{run}: not a cascade run (--triage none); this bench compares the default cascade's contexts"
         )
-    records = {str(r["id"]): r for r in read_predictions(run / "predictions.jsonl")}
-    exam = read_exam(Path(settings["exam"]))
-    options = AnswerOptions(index=Path(settings["index"]), budget_seconds=math.inf, progress=True, resume=True)
+    exam_path = Path(settings["exam"])
+    exam = read_exam(exam_path if exam_path.is_absolute() or exam_path.exists() else ROOT / exam_path)
+    exam = [q for q in exam if q.id in records]  # the questions the run answered (it may have had a --limit)
     threshold = settings["context_coverage"]
-    re_read_questions = [q for q in exam if re_read(records[q.id])]
-    coverage = coverage_by_retriever(re_read_questions, options, specs)
-    routed = {spec: {q.id for q, c in zip(re_read_questions, coverage[spec]) if c >= threshold} for spec in specs}
-    chosen = [q for q in re_read_questions if any(q.id in routed[spec] for spec in specs)]
+    options = AnswerOptions(
+        index=Path(settings["index"]),
+        model=settings.get("model", DEFAULT_MODEL),
+        context_coverage=threshold,
+        budget_seconds=math.inf,
+        progress=True,
+        resume=True,
+    )
+    reread_questions = [q for q in exam if reread(records[q.id])]
+    coverage = coverage_by_retriever(reread_questions, options, specs)
+    routed = {spec: {q.id for q, c in zip(reread_questions, coverage[spec]) if c >= threshold} for spec in specs}
+    chosen = [q for q in reread_questions if any(q.id in routed[spec] for spec in specs)]
+    if not chosen:
+        return [
+            [run.name, f"{len(exam)} / {len(reread_questions)}", "no re-read question is routed to context"] + [""] * 7
+        ]
     folder = OUT / "cascade-retrieval" / run.name
     subset = write_exam(chosen, folder / "questions.csv")
     answers = {}
     for spec in specs:
         out = folder / spec.replace("/", "_")
-        run_member(subset, replace(options, retrieval=[spec]), out, len(chosen))
-        by_id = {str(r["id"]): r for r in read_predictions(out / "predictions.jsonl")}
+        answered_run(replace(options, exam=subset, out=out, retrieval=[spec]), chosen)
+        by_id = {str(r["id"]): r for r in read_records(out / PREDICTIONS_FILE)}
         answers[spec] = [by_id[q.id] for q in chosen]
     precision = {
         spec: np.array([average_precision_at_3(r["ranking"], q.answer) for r, q in zip(found, chosen)])
@@ -93,7 +111,7 @@ def compare(run: Path, specs: list[str]) -> list[list[str]]:
         rows.append(
             [
                 run.name,
-                f"{len(exam)} / {len(re_read_questions)}",
+                f"{len(exam)} / {len(reread_questions)}",
                 spec,
                 f"{len(routed[spec])}",
                 f"{len(chosen)}",
