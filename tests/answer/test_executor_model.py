@@ -1,5 +1,6 @@
 """The answer path end to end on the smallest shipped model (SmolLM2-135M on llama.cpp): a run into
-its folder, several contexts per question, a failing question, and the default cascade."""
+its folder, several contexts per question, a failing question, the default cascade, and a cascade
+whose triage pass is an encoder reader."""
 
 from __future__ import annotations
 
@@ -203,14 +204,16 @@ def triage_margin(probabilities) -> float:
 
 
 def test_cascade_escalates_the_hardest_questions_within_the_budget(trained_encoder, fact_index, tmp_path):
+    """An encoder reader (fine-tuned once per session) triages; the letter reader on the tiny model
+    re-reads the hardest questions within the budget."""
     pytest.importorskip("llama_cpp")
-    trained, index = trained_encoder, fact_index
     from openbook.answer import AnswerOptions, execute, make_plan
     from openbook.answer.decide import margin
     from openbook.ensemble import Ensemble
     from openbook.errors import ConfigError
     from openbook.records import FRESH_RUN, EarlierRun
 
+    trained, index = trained_encoder, fact_index
     ModelStore().pull(MODELS["smollm2-135m-instruct"], log=lambda _: None)
     questions = fact_exam(1)
     base = AnswerOptions(

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from conftest import ARTICLES
 from openbook.corpus import DropTally, detect_format, read_documents
 from openbook.errors import InputError
+from tests.conftest import ARTICLES
 
 WIKIEXTRACTOR = (
     '<doc id="12" url="https://en.wikipedia.org/wiki?curid=12" title="Anarchism &amp; order">\n'
