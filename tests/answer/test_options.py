@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from openbook.answer import AnswerOptions
-from openbook.answer.options import PANELS, answer_settings, flags_of, option_fields, settings_of
+from openbook.answer.options import PANELS, answer_settings, option_fields, settings_of
 from openbook.cli.main import app
-from openbook.config import resolve_options
+from openbook.config import flag_of, resolve_options
 from openbook.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
@@ -29,7 +29,7 @@ def test_every_option_is_on_the_command_line_in_its_panel(command):
     assert result.exit_code == 0
     for spec in option_fields():
         if spec.name != "exam":
-            assert flags_of(spec)[0] in result.output, spec.name
+            assert flag_of(spec) in result.output, spec.name
     for panel in PANELS[1:]:
         assert panel in result.output
     assert "--dry-run" in result.output and "[default: (500)]" in result.output

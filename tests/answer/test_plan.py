@@ -89,7 +89,7 @@ def test_a_different_triage_model_is_loaded_apart(index):
         (dict(triage_readers=["none"], budget_seconds=5.0), "needs triage readers"),
         (dict(budget_seconds=5.0, budget_per_question=1.0), "give the cascade's budget once"),
         (dict(context_coverage=1.5), "--context-coverage must be 0-1"),
-        (dict(budget_seconds=math.nan), "--budget-seconds must be >= 0"),
+        (dict(budget_seconds=math.nan), "--budget-seconds must be a number >= 0"),
         (dict(budget_per_question=-1.0), "--budget-per-question must be >= 0"),
         (dict(rotations=6), "--rotations must be 1-5"),
         (dict(passages=0), "--passages must be >= 1"),

@@ -2,18 +2,18 @@
 
 `AnswerOptions` is the registry. The CLI's options of `answer`/`eval` (flags, help panels, shown
 defaults), the `[answer]` table of a config file (known keys and types), run.json's settings and the
-test of `configs/default.toml` are all derived from its fields; nothing lists them again. The options
-are what a user may say; `openbook.answer.plan.make_plan` turns them, once, into the plan a run follows.
+test of `configs/default.toml` are all derived from its fields; nothing lists them again. Fields are
+made with `openbook.config.option`, as every command's options are. The options are what a user may
+say; `openbook.answer.plan.make_plan` turns them, once, into the plan a run follows.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import Field, asdict, dataclass, field, fields
+from dataclasses import Field, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from openbook.errors import ConfigError
+from openbook.config import option
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_BUDGET_PER_QUESTION = 10.0  # seconds: the CPU target the default cascade was measured against
@@ -28,138 +28,118 @@ CASCADE_PANEL = "Cascade and budget"
 PANELS = (EXAM_PANEL, MODEL_PANEL, READERS_PANEL, RETRIEVAL_PANEL, CASCADE_PANEL)
 
 
-def option(
-    default: Any,
-    help: str,
-    panel: str,
-    *,
-    flags: tuple[str, ...] = (),
-    negative: str | None = None,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    changes_answers: bool = True,
-) -> Any:
-    """A field of `AnswerOptions` with what the CLI, the config check and resuming need to know.
-    `flags`: the CLI's names (default `--name-with-dashes`); `negative`: a boolean's off switch;
-    `changes_answers`: a resumed run must keep it as it was."""
-    metadata = {
-        "help": help,
-        "panel": panel,
-        "flags": flags,
-        "negative": negative,
-        "minimum": minimum,
-        "maximum": maximum,
-        "changes_answers": changes_answers,
-    }
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
 @dataclass(frozen=True)
 class AnswerOptions:
     """Everything `openbook answer` / `eval` can be told (command line > [answer] table of a config > here)."""
 
-    exam: Path | None = option(None, "Exam CSV/JSONL (id,prompt,A..E[,answer]).", EXAM_PANEL)
+    exam: Path | None = option(None, "Exam CSV/JSONL (id,prompt,A..E[,answer]).", argument=True, panel=EXAM_PANEL)
     out: Path | None = option(
         None,
         "Run folder (created): submission.csv, predictions.jsonl, run.json and, with answers, metrics.json.",
-        EXAM_PANEL,
+        panel=EXAM_PANEL,
         flags=("--out", "-o"),
         changes_answers=False,
     )
-    limit: int | None = option(None, "Answer only the first N questions.", EXAM_PANEL, minimum=1, changes_answers=False)
+    limit: int | None = option(
+        None, "Answer only the first N questions.", panel=EXAM_PANEL, minimum=1, changes_answers=False
+    )
     resume: bool = option(
         False,
         "Keep the answers already in --out (a stopped run) and answer only the rest.",
-        EXAM_PANEL,
+        panel=EXAM_PANEL,
         negative="--no-resume",
         changes_answers=False,
     )
-    progress: bool = option(True, "Show a progress bar.", EXAM_PANEL, negative="--quiet", changes_answers=False)
+    progress: bool = option(True, "Show a progress bar.", panel=EXAM_PANEL, negative="--quiet", changes_answers=False)
 
-    model: str = option(DEFAULT_MODEL, "Model name (`openbook models list`) or a GGUF path.", MODEL_PANEL)
+    model: str = option(DEFAULT_MODEL, "Model name (`openbook models list`) or a GGUF path.", panel=MODEL_PANEL)
     backend: str = option(
-        "llama.cpp", "llama.cpp, transformers or transformers-layered (models larger than memory).", MODEL_PANEL
+        "llama.cpp", "llama.cpp, transformers or transformers-layered (models larger than memory).", panel=MODEL_PANEL
     )
-    adapter: str | None = option(None, "transformers: LoRA adapter folder from `openbook train llm`.", MODEL_PANEL)
+    adapter: str | None = option(
+        None, "transformers: LoRA adapter folder from `openbook train llm`.", panel=MODEL_PANEL
+    )
     packed: bool = option(
         False,
         "transformers: score a question's options in one sequence with a 4-D attention mask.",
-        MODEL_PANEL,
+        panel=MODEL_PANEL,
         negative="--no-packed",
     )
     n_ctx: int = option(
-        2048, "Model context window per sequence (prompt + one option listing).", MODEL_PANEL, minimum=64
+        2048, "Model context window per sequence (prompt + one option listing).", panel=MODEL_PANEL, minimum=64
     )
-    threads: int | None = option(None, "CPU threads (default: all).", MODEL_PANEL, minimum=1, changes_answers=False)
+    threads: int | None = option(
+        None, "CPU threads (default: all).", panel=MODEL_PANEL, minimum=1, changes_answers=False
+    )
     question_batch: int = option(
         1,
         "Questions read together (the transformers backends batch across them).",
-        MODEL_PANEL,
+        panel=MODEL_PANEL,
         minimum=1,
         changes_answers=False,
     )
     share_prefix: bool = option(
         True,
         "Evaluate context + question once per question and reuse its KV cache for every option listing.",
-        MODEL_PANEL,
+        panel=MODEL_PANEL,
         negative="--no-share-prefix",
         changes_answers=False,
     )
 
     readers: list[str] = option(
-        ["letter"], "letter, yesno and/or encoder (repeat to ensemble).", READERS_PANEL, flags=("--reader", "-r")
+        ["letter"], "letter, yesno and/or encoder (repeat to ensemble).", panel=READERS_PANEL, flags=("--reader", "-r")
     )
     rotations: int = option(
-        1, "Letter reader: cyclic option orders averaged (1-5).", READERS_PANEL, minimum=1, maximum=5
+        1, "Letter reader: cyclic option orders averaged (1-5).", panel=READERS_PANEL, minimum=1, maximum=5
     )
     encoder: str | None = option(
-        None, "The encoder reader's multiple-choice model (`openbook train encoder`).", READERS_PANEL
+        None, "The encoder reader's multiple-choice model (`openbook train encoder`).", panel=READERS_PANEL
     )
-    encoder_tokens: int = option(384, "Encoder reader: tokens read per option.", READERS_PANEL, minimum=16)
+    encoder_tokens: int = option(384, "Encoder reader: tokens read per option.", panel=READERS_PANEL, minimum=16)
     ensemble: Path | None = option(
-        None, "Ensemble from `openbook ensemble fit`: weights, ranker, calibrated confidence.", READERS_PANEL
+        None, "Ensemble from `openbook ensemble fit`: weights, ranker, calibrated confidence.", panel=READERS_PANEL
     )
 
     index: Path | None = option(
-        None, "Index folder from `openbook index`; none: no context.", RETRIEVAL_PANEL, flags=("--index", "-i")
+        None, "Index folder from `openbook index`; none: no context.", panel=RETRIEVAL_PANEL, flags=("--index", "-i")
     )
     retrieval: list[str] = option(
         ["auto"],
         "RETRIEVER\\[/QUERY]\\[+RERANKER] (e.g. bm25, hybrid-rrf/both+embed) or auto: hybrid-rrf+embed where the "
         "index has a dense part, else bm25. Repeat for one context per pipeline, read and averaged.",
-        RETRIEVAL_PANEL,
+        panel=RETRIEVAL_PANEL,
     )
-    candidates: int = option(50, "Passages per retriever before fusion or reranking.", RETRIEVAL_PANEL, minimum=1)
-    dense_engine: str = option("matmul", "Dense search: matmul (exact), faiss-flat or faiss-hnsw.", RETRIEVAL_PANEL)
-    passages: int = option(8, "Passages retrieved per question, packed best first.", RETRIEVAL_PANEL, minimum=1)
-    context_tokens: int = option(500, "Token budget of the packed context (0: none).", RETRIEVAL_PANEL, minimum=0)
+    candidates: int = option(50, "Passages per retriever before fusion or reranking.", panel=RETRIEVAL_PANEL, minimum=1)
+    dense_engine: str = option(
+        "matmul", "Dense search: matmul (exact), faiss-flat or faiss-hnsw.", panel=RETRIEVAL_PANEL
+    )
+    passages: int = option(8, "Passages retrieved per question, packed best first.", panel=RETRIEVAL_PANEL, minimum=1)
+    context_tokens: int = option(500, "Token budget of the packed context (0: none).", panel=RETRIEVAL_PANEL, minimum=0)
 
     triage_readers: list[str] = option(
         [AUTO_TRIAGE],
         "The cheap first pass's reader(s), which answer every question before --reader re-reads the hardest "
         "(auto: the same language-model readers without context; none: no cascade). Repeat.",
-        CASCADE_PANEL,
+        panel=CASCADE_PANEL,
         flags=("--triage",),
     )
-    triage_model: str | None = option(None, "The first pass's model (default: --model).", CASCADE_PANEL)
-    triage_context_tokens: int = option(0, "The first pass's context budget in tokens.", CASCADE_PANEL, minimum=0)
+    triage_model: str | None = option(None, "The first pass's model (default: --model).", panel=CASCADE_PANEL)
+    triage_context_tokens: int = option(0, "The first pass's context budget in tokens.", panel=CASCADE_PANEL, minimum=0)
     triage_rotations: int | None = option(
         3,
         "The first pass's letter-reader option orders (1-5; unset: --rotations).",
-        CASCADE_PANEL,
+        panel=CASCADE_PANEL,
         minimum=1,
         maximum=5,
     )
     escalate_margin: float = option(
-        1.0, "Re-read only questions whose top-1 minus top-2 probability is below this.", CASCADE_PANEL, minimum=0
+        1.0, "Re-read only questions whose top-1 minus top-2 probability is below this.", panel=CASCADE_PANEL, minimum=0
     )
     average_stages: bool = option(
         True,
         "A re-read question is decided by the mean of both stages, or by the main readers alone "
         "(--main-decides); a fitted --ensemble always weighs both.",
-        CASCADE_PANEL,
+        panel=CASCADE_PANEL,
         negative="--main-decides",
     )
     context_coverage: float = option(
@@ -167,28 +147,28 @@ class AnswerOptions:
         "A re-read question reads its retrieved context only when one packed passage holds this share of the "
         "words of its prompt with one of its options; otherwise the letter reader reads its remaining option "
         "orders without context (0: always context).",
-        CASCADE_PANEL,
+        panel=CASCADE_PANEL,
         minimum=0,
         maximum=1,
     )
     letter_prior: bool = option(
         False,
         "Letter readers: after the first pass, divide each reading by the model's letter prior fitted over it.",
-        CASCADE_PANEL,
+        panel=CASCADE_PANEL,
         negative="--no-letter-prior",
     )
     budget_seconds: float | None = option(
         None,
         "Seconds for the whole run: the hardest questions are re-read first while the measured pace fits "
         "(inf: no limit).",
-        CASCADE_PANEL,
+        panel=CASCADE_PANEL,
         minimum=0,
         changes_answers=False,
     )
     budget_per_question: float | None = option(
         None,
         f"The budget as seconds per question of the run (default {DEFAULT_BUDGET_PER_QUESTION:g}).",
-        CASCADE_PANEL,
+        panel=CASCADE_PANEL,
         minimum=0,
         changes_answers=False,
     )
@@ -196,32 +176,6 @@ class AnswerOptions:
 
 def option_fields() -> tuple[Field[Any], ...]:
     return fields(AnswerOptions)
-
-
-def flags_of(spec: Field[Any]) -> tuple[str, ...]:
-    return spec.metadata["flags"] or ("--" + spec.name.replace("_", "-"),)
-
-
-def check_options(options: AnswerOptions) -> None:
-    """Every number option within its bounds (NaN refused too), each named by its flag."""
-    for spec in option_fields():
-        value = getattr(options, spec.name)
-        low, high = spec.metadata["minimum"], spec.metadata["maximum"]
-        if (
-            value is None
-            or isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or (low, high) == (None, None)
-        ):
-            continue
-        unbounded = math.isinf(value) and value > 0 and high is None
-        if (
-            math.isnan(value)
-            or (low is not None and value < low)
-            or (high is not None and value > high and not unbounded)
-        ):
-            bounds = f"{low:g}-{high:g}" if high is not None else f">= {low:g}"
-            raise ConfigError(f"{flags_of(spec)[0]} must be {bounds}; got {value}")
 
 
 def settings_of(options: AnswerOptions) -> dict[str, object]:

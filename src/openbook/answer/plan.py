@@ -19,8 +19,8 @@ from openbook.answer.options import (
     DEFAULT_BUDGET_PER_QUESTION,
     NO_TRIAGE,
     AnswerOptions,
-    check_options,
 )
+from openbook.config import check_bounds
 from openbook.errors import ConfigError
 from openbook.index.dense import check_engine
 from openbook.readers.letter import rotation_reader_name
@@ -228,7 +228,7 @@ def triage_options(options: AnswerOptions) -> AnswerOptions:
 
 def make_plan(options: AnswerOptions) -> Plan:
     """Check the options and decide the run: every mistake is reported here, before a model loads."""
-    check_options(options)
+    check_bounds(options)
     check_engine(options.dense_engine)
     _check_readers(options.readers, options.encoder)
     _check_backend_extras(options)

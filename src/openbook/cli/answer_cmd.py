@@ -6,19 +6,14 @@ flag, help text, panel and shown default per field, never listed here again."""
 from __future__ import annotations
 
 import inspect
-import types
-import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from openbook.answer import AnswerOptions, make_plan
-from openbook.answer.options import flags_of, option_fields
-from openbook.cli.common import ConfigOption, reports_errors, results
+from openbook.cli.common import ConfigOption, parameters_of, reports_errors, results
 from openbook.config import resolve_options
 from openbook.errors import ConfigError, OpenbookError
 from openbook.evaluate.run import run_exam
@@ -31,46 +26,8 @@ DryRunOption = Annotated[
 ]
 
 
-def _default_text(spec: Field[Any]) -> str | bool:
-    """The default as --help shows it: a boolean by the flag that is on."""
-    default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc,operator]
-    if isinstance(default, bool):
-        return flags_of(spec)[0] if default else str(spec.metadata["negative"])
-    if default is None:
-        return False
-    return " ".join(map(str, default)) if isinstance(default, list) else str(default)
-
-
-def _cli_annotation(spec: Field[Any], hint: Any) -> Any:
-    """The typer annotation of an option: "not given" is None, so a config file may fill it."""
-    kinds = (
-        [kind for kind in typing.get_args(hint) if kind is not type(None)]
-        if isinstance(hint, types.UnionType)
-        else [hint]
-    )
-    (kind,) = kinds
-    if spec.name == "exam":
-        return Annotated[Path | None, typer.Argument(help=spec.metadata["help"], show_default=False)]
-    flags = flags_of(spec)
-    if kind is bool:
-        flags = (f"{flags[0]}/{spec.metadata['negative']}", *flags[1:])
-    option = typer.Option(
-        *flags,
-        help=spec.metadata["help"],
-        rich_help_panel=spec.metadata["panel"],
-        show_default=_default_text(spec),
-    )
-    return Annotated[kind | None, option]
-
-
 def _signature() -> inspect.Signature:
-    hints = typing.get_type_hints(AnswerOptions)
-    parameters = [
-        inspect.Parameter(
-            spec.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_cli_annotation(spec, hints[spec.name])
-        )
-        for spec in option_fields()
-    ]
+    parameters = parameters_of(AnswerOptions)
     parameters.append(
         inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DryRunOption)
     )
@@ -82,6 +39,7 @@ def _signature() -> inspect.Signature:
 
 def _run(command: str, given: dict[str, Any], need_answers: bool) -> dict[str, Any]:
     config, dry_run = given.pop("config"), given.pop("dry_run")
+    given = {name: None if value in ([], ()) else value for name, value in given.items()}
     options = resolve_options(AnswerOptions, "answer", config, given)
     plan = make_plan(options)  # every mistake in the options is reported here, before a model loads
     if dry_run:

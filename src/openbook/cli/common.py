@@ -15,7 +15,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field, field, fields
+from dataclasses import Field, fields
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from openbook.config import check_at_least, resolve_options
+from openbook.config import check_bounds, flag_of, resolve_options, shown_default, switches_of
 from openbook.errors import ConfigError, OpenbookError
 from openbook.progress import console
 
@@ -59,73 +59,6 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def option(
-    default: Any,
-    help: str,
-    *,
-    flags: tuple[str, ...] = (),
-    negative: str | None = None,
-    argument: bool = False,
-    required: bool = False,
-    config: bool = True,
-    minimum: float | None = None,
-    unit: str = "",
-    shown: str | None = None,
-) -> Any:
-    """A field of a command's options dataclass.
-
-    `flags`: the command line's names (default `--name-with-dashes`); `negative`: a boolean's off switch
-    (default `--no-name`); `argument`: a positional argument instead; `required`: the command refuses
-    to run without it (from the command line or the file); `config=False`: the command line only (a
-    required argument click asks for itself, never a key of the file); `minimum`: refused below it,
-    named by its flag (`unit`: what it counts); `shown`: the default as --help words it, where the
-    value alone would not say it (None: "detected", "all", …)."""
-    metadata = {
-        "help": help,
-        "flags": flags,
-        "negative": negative,
-        "argument": argument,
-        "required": required,
-        "config": config,
-        "minimum": minimum,
-        "unit": unit,
-        "shown": shown,
-    }
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def flag_of(spec: Field[Any]) -> str:
-    """How a message names an option: its first flag, or an argument's name in capitals."""
-    if spec.metadata.get("argument"):
-        return spec.name.upper()
-    return (spec.metadata.get("flags") or ("--" + spec.name.replace("_", "-"),))[0]
-
-
-def default_of(spec: Field[Any]) -> Any:
-    if callable(spec.default_factory):
-        return spec.default_factory()
-    return None if spec.default is MISSING else spec.default
-
-
-def shown_default(spec: Field[Any]) -> str | bool:
-    """The default as --help shows it: a boolean by the switch that is on, a list space-separated."""
-    if spec.metadata.get("shown") is not None:
-        return str(spec.metadata["shown"])
-    default = default_of(spec)
-    if isinstance(default, bool):
-        return _switches(spec)[0 if default else 1]
-    if default is None or default == []:
-        return False
-    return " ".join(map(str, default)) if isinstance(default, list) else str(default)
-
-
-def _switches(spec: Field[Any]) -> tuple[str, str]:
-    on = flag_of(spec)
-    return on, spec.metadata.get("negative") or "--no-" + on.removeprefix("--")
-
-
 def _given_type(annotation: Any) -> Any:
     """The field's type without `None`: on the command line "not given" is always None."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
@@ -143,8 +76,10 @@ def _parameter(spec: Field[Any], annotation: Any) -> inspect.Parameter:
     else:
         flags = tuple(metadata["flags"]) or (flag_of(spec),)
         if kind is bool:
-            flags = ("/".join(_switches(spec)), *flags[1:])
-        declared = typer.Option(*flags, help=metadata["help"], show_default=shown_default(spec))
+            flags = ("/".join(switches_of(spec)), *flags[1:])
+        declared = typer.Option(
+            *flags, help=metadata["help"], show_default=shown_default(spec), rich_help_panel=metadata.get("panel")
+        )
     hint = kind if on_command_line_only else kind | None
     return inspect.Parameter(
         spec.name,
@@ -163,16 +98,20 @@ def check_options(options: object, table: str) -> None:
         if spec.metadata.get("required") and value in (None, []):
             where = f" (or `{spec.name}` in the [{table}] table)" if spec.metadata.get("config", True) else ""
             raise ConfigError(f"missing {flag_of(spec)}{where}: {spec.metadata['help']}")
-        if spec.metadata.get("minimum") is not None and not isinstance(value, bool):
-            check_at_least(flag_of(spec), value, spec.metadata["minimum"], spec.metadata.get("unit", ""))
+    check_bounds(options)
+
+
+def parameters_of(options_type: type) -> list[inspect.Parameter]:
+    """The command-line parameters of an options dataclass's fields, in their order."""
+    hints = typing.get_type_hints(options_type)
+    return [_parameter(spec, hints[spec.name]) for spec in fields(options_type)]
 
 
 def options_command(options_type: type[T], table: str, run: Callable[[T], object]) -> Callable[..., None]:
     """A typer command whose options are `options_type`'s fields (made with `option`) and `--config`:
     the options are resolved (command line > the file's `[table]` > defaults), checked, then `run`.
     The command's help is `run`'s docstring."""
-    hints = typing.get_type_hints(options_type)
-    parameters = [_parameter(spec, hints[spec.name]) for spec in fields(options_type)]  # type: ignore[arg-type]
+    parameters = parameters_of(options_type)
     parameters.append(
         inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOption)
     )

@@ -11,7 +11,8 @@ from typing import cast
 import typer
 from rich.table import Table
 
-from openbook.cli.common import option, options_command, results
+from openbook.cli.common import options_command, results
+from openbook.config import option
 from openbook.ensemble import METHODS, Ensemble, fit_ensemble, prediction_from, scored_from_runs
 from openbook.ensemble.learned import ENSEMBLE_FILE, ranking_of
 from openbook.errors import OpenbookError

@@ -1,17 +1,22 @@
-"""`openbook index`: corpus files -> passage store + BM25 index."""
+"""`openbook index`: corpus files -> passage store + BM25 index; `openbook verify-index`: is an index whole."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from openbook.cli.common import option, options_command
+import typer
+
+from openbook.cli.common import options_command, reports_errors, results
+from openbook.config import option
 from openbook.corpus import FORMATS, ChunkSettings, FieldMap
 from openbook.embed import EmbedderSettings
-from openbook.errors import ConfigError
+from openbook.errors import ConfigError, OpenbookError
 from openbook.index.bm25 import ENGINES
 from openbook.index.build import IndexSettings, build_index
-from openbook.index.dense_build import build_dense_index, check_shard_rows
+from openbook.index.dense_build import DenseSettings, check_shard_rows
+from openbook.index.verify import verify_index
 from openbook.progress import console
 from openbook.resources import default_knowledge_base
 
@@ -37,7 +42,11 @@ class IndexOptions:
     id_field: str = option("id", "Column holding the document id (tables).")
     title_field: str = option("title", "Column holding the title (tables).")
     text_field: str = option("text", "Column holding the text (tables).")
-    overwrite: bool = option(False, "Replace an existing index.")
+    overwrite: bool = option(
+        False,
+        "Replace an index of other inputs or settings (it serves until the new one is complete), or discard "
+        "a stopped build of others.",
+    )
     dense: str | None = option(
         None,
         "Also embed every passage with this embedder (a name from `openbook models list`, a folder, a .gguf "
@@ -56,7 +65,12 @@ class IndexOptions:
 
 
 def _index(options: IndexOptions) -> None:
-    """Split a corpus into passages and build a BM25 index over them (and a dense one with --dense)."""
+    """Split a corpus into passages and build a BM25 index over them (and a dense one with --dense).
+    The index is built in a folder beside --out and replaces it only when complete, so an index there
+    serves until then; one builder per folder at a time. Stopped (Ctrl-C, kill, a crash), the same
+    command resumes where it stopped. Run again on a whole index of the same inputs and settings, it
+    keeps it (adding a dense part where asked for); a damaged one it rebuilds. Check every byte of an
+    index with `openbook verify-index DIR`."""
     assert options.out is not None  # required
     if options.engine not in ENGINES:
         raise ConfigError(f"unknown engine {options.engine!r}; choose from {', '.join(ENGINES)}")
@@ -74,30 +88,18 @@ def _index(options: IndexOptions) -> None:
         corpus_format=options.format,
         fields=FieldMap(id=options.id_field, title=options.title_field, text=options.text_field),
     )
-    manifest = build_index(
-        inputs_to_read, options.out, settings, show_progress=options.progress, overwrite=options.overwrite
-    )
+    dense = None
     if options.dense:
-        info = build_dense_index(
-            options.out,
-            EmbedderSettings(
-                options.dense,
-                query_prefix=options.query_prefix,
-                passage_prefix=options.passage_prefix,
-                batch_size=options.dense_batch,
-            ),
-            shard_rows=options.shard_rows,
-            show_progress=options.progress,
+        embedder = EmbedderSettings(
+            options.dense,
+            query_prefix=options.query_prefix,
+            passage_prefix=options.passage_prefix,
+            batch_size=options.dense_batch,
         )
-        manifest.indexes["dense"] = {
-            "model": info.model,
-            "dimension": info.dimension,
-            "vectors": info.passages,
-            "dtype": "float16",
-            "shard_rows": info.shard_rows,
-        }
-        manifest.seconds["dense"] = info.seconds
-        manifest.save(options.out)
+        dense = DenseSettings(embedder, shard_rows=options.shard_rows)
+    manifest = build_index(
+        inputs_to_read, options.out, settings, show_progress=options.progress, overwrite=options.overwrite, dense=dense
+    )
     console.print(
         f"index written to {options.out} ({manifest.passages:,} passages, "
         f"built in {manifest.seconds['total'] + manifest.seconds.get('dense', 0):.1f} s)"
@@ -105,3 +107,35 @@ def _index(options: IndexOptions) -> None:
 
 
 index = options_command(IndexOptions, "index", _index)
+
+
+@reports_errors
+def verify(directory: Annotated[Path, typer.Argument(help="Index folder built by `openbook index`.")]) -> None:
+    """Check that every part of an index is whole and of this index: every byte of the passage store,
+    the BM25 files and the dense shards against the sizes and checksums its manifest records (each
+    open checks only sizes and build ids). Exit 2, naming each damaged file and the command that
+    rebuilds the index, if one is not."""
+    verification = verify_index(directory)
+    manifest = verification.manifest
+    results.print(
+        f"{directory}: build {manifest.build or '(not recorded)'}, {manifest.passages:,} passages "
+        f"from {len(manifest.inputs)} input(s)",
+        highlight=False,
+    )
+    for part, size in verification.checked.items():
+        results.print(f"  ok  {part}  {size:,} bytes  sha256 as recorded", highlight=False)
+    for problem in verification.problems:
+        results.print(f"  damaged  {problem}", highlight=False)
+    if verification.problems:
+        raise OpenbookError(
+            f"{directory} is damaged ({len(verification.problems)} problem(s) above); {verification.repair(directory)}"
+        )
+    if not manifest.parts:
+        results.print(
+            "built before openbook recorded the parts of an index: their sizes and checksums cannot be checked "
+            "(the store was read whole, the other parts checked as far as they go); rebuild it to record them",
+            highlight=False,
+        )
+    else:
+        total = sum(verification.checked.values())
+        results.print(f"whole: {len(verification.checked)} parts, {total:,} bytes, each as recorded", highlight=False)

@@ -34,6 +34,7 @@ def main(
 
 
 app.command("index")(index_cmd.index)
+app.command("verify-index")(index_cmd.verify)
 app.command("search")(search_cmd.search)
 app.command("answer")(answer_cmd.answer)
 app.command("eval")(answer_cmd.evaluate)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from openbook.cli.common import option, options_command, results
+from openbook.cli.common import options_command, results
+from openbook.config import option
 from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import RECALL_AT, RetrievalScores, evaluate_retrieval, grounded_questions
 from openbook.exam import read_exam

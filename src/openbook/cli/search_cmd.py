@@ -7,7 +7,8 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from openbook.cli.common import option, options_command, results
+from openbook.cli.common import options_command, results
+from openbook.config import option
 from openbook.records import Question
 from openbook.retrieve import AUTO, Retrieval
 

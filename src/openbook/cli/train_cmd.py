@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from openbook.cli.common import option, options_command, results
+from openbook.cli.common import options_command, results
+from openbook.config import option
 from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import grounded_questions
 from openbook.exam import read_exam
