@@ -142,3 +142,34 @@ def run_log(out, settings, resume=False, refit_first_pass=False):
     from openbook.runlog import RunLog
 
     return RunLog(out, {"settings": settings}, settings, resume=resume, refit_first_pass=refit_first_pass)
+
+
+def test_a_log_that_does_not_name_its_reread_kind_is_read_by_its_outputs():
+    from openbook.runlog import result_of
+
+    question = Question("q", "Which?", {"A": "a", "B": "b"})
+    base = {"id": "q", "ranking": ["A", "B"], "probabilities": {"A": 0.6, "B": 0.4}, "context_coverage": 0.2}
+    in_orders = {
+        **base,
+        "readers": {"letter-rot3@triage": {"A": 0.6, "B": 0.4}, "letter-rot5@none": base["probabilities"]},
+    }
+    with_context = {**base, "readers": {"letter-rot3@triage": {"A": 0.6, "B": 0.4}, "letter": base["probabilities"]}}
+    assert result_of(in_orders, question).reread.kind == "orders"
+    assert result_of(with_context, question).reread.kind == "context"
+    assert result_of({**with_context, "reread": "orders"}, question).reread.kind == "orders"  # named: as named
+
+
+def test_a_damaged_line_is_dropped_only_where_a_stop_cut_it(tmp_path):
+    from openbook.errors import InputError
+    from openbook.runlog import read_records
+
+    good = json.dumps({"id": "1", "readers": {"letter": {"A": 1.0}}, "probabilities": {"A": 1.0}})
+    log = tmp_path / "predictions.jsonl"
+    log.write_bytes(f"{good}\n".encode() + b'{"id": "2", "rea')
+    assert [r["id"] for r in read_records(log)] == ["1"]
+    log.write_bytes(b'{"id": "2", "rea\n' + f"{good}\n".encode())
+    with pytest.raises(InputError, match="predictions.jsonl:1: damaged line"):
+        read_records(log)
+    log.write_text(json.dumps({"id": "3"}) + "\n" + good + "\n")
+    with pytest.raises(InputError, match="predictions.jsonl:1: not an openbook prediction"):
+        read_records(log)

@@ -18,6 +18,7 @@ from typing import Any
 
 from openbook.errors import InputError, OpenbookError
 from openbook.records import (
+    NO_CONTEXT,
     TRIAGE_SUFFIX,
     Context,
     EarlierRun,
@@ -29,6 +30,7 @@ from openbook.records import (
     QuestionResult,
     ReaderOutput,
     Reread,
+    RereadKind,
     RetrievedContext,
     submission_letters,
 )
@@ -108,9 +110,16 @@ def result_of(record: Mapping[str, Any], question: Question) -> QuestionResult:
     prediction = prediction_of(record)
     coverage = record.get("context_coverage")
     reread = None
-    if record.get("reread") or coverage is not None:  # logs written before `reread` was named re-read with context
-        reread = Reread(record.get("reread") or "context", None if coverage is None else float(coverage))
+    if record.get("reread") or coverage is not None:
+        reread = Reread(record.get("reread") or _reread_kind_of(record), None if coverage is None else float(coverage))
     return QuestionResult(question, prediction, outputs, contexts, reread)
+
+
+def _reread_kind_of(record: Mapping[str, Any]) -> RereadKind:
+    """How a log that does not name its re-read kind re-read a question: in more orders without
+    context where it holds a reading without context ("…@none"), else with its context."""
+    suffix = "@" + NO_CONTEXT.retrieval
+    return "orders" if any(str(name).endswith(suffix) for name in record["readers"]) else "context"
 
 
 def prediction_of(record: Mapping[str, Any]) -> Prediction:

@@ -29,7 +29,7 @@ from openbook.retrieve.rerank import CrossEncoderReranker, EditDistanceReranker,
 from openbook.retrieve.sparse import BM25Retriever, check_index_folder
 
 RETRIEVERS = ("bm25", "dense", "hybrid-rrf", "hybrid-weighted")
-# `auto`: the pipeline the default cascade reads (bench/cascade_retrieval.py) that the index supports
+# `auto`: the pipeline the default cascade reads (bench/experiments/cascade_retrieval.py) that the index supports
 AUTO = "auto"
 AUTO_WITH_DENSE = "hybrid-rrf+embed"
 AUTO_SPARSE_ONLY = "bm25"
