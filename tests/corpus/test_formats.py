@@ -218,3 +218,56 @@ def test_whole_file_problems_raise_clear_errors(tmp_path):
     squeezed.write_bytes(gzip.compress(parquet.read_bytes()))
     with pytest.raises(InputError, match=r"p.parquet.gz: a Parquet file compresses its own columns"):
         read_documents(squeezed)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"id": "1", "title": "T", "text": {"a": "b"}}, "'text' is an object, not text"),
+        ({"id": "1", "title": "T", "text": ["a", "b"]}, "'text' is a list, not text"),
+        ({"id": "1", "title": "T", "text": 42}, "'text' is a number, not text"),
+        ({"id": "1", "title": "T", "text": True}, "'text' is a boolean, not text"),
+        ({"id": "1", "title": 3.5, "text": "Words."}, "'title' is a number, not text"),
+        ({"id": "1", "title": False, "text": "Words."}, "'title' is a boolean, not text"),
+        ({"id": {"n": 1}, "title": "T", "text": "Words."}, "'id' is an object, not text"),
+    ],
+)
+def test_a_field_that_is_not_text_is_a_counted_drop_never_its_python_form(tmp_path, record, reason):
+    for path in (tmp_path / "c.jsonl", tmp_path / "c.parquet"):
+        if path.suffix == ".jsonl":
+            path.write_text(json.dumps(record) + "\n" + json.dumps({"id": "2", "text": "Kept."}) + "\n")
+        else:
+            if isinstance(record["text"], dict | list) or isinstance(record["id"], dict):
+                continue  # a Parquet column holds one type: objects and lists are the JSON cases
+            pq.write_table(pa.Table.from_pylist([record]), path)
+        tally = DropTally()
+        documents = list(read_documents(path, tally=tally))
+        assert "{'a'" not in str(documents) and "True" not in str(documents)
+        assert [d.id for d in documents] == (["2"] if path.suffix == ".jsonl" else [])
+        assert dict(tally.counts) == {reason: 1}, path
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text('{"id": 7, "text": "A."}\n{"id": 8.5, "text": "B."}\n')
+    assert [d.id for d in read_documents(numbers)] == ["7", "8.5"]  # numeric ids are ids
+
+
+def test_documents_after_a_resume_point_count_only_the_drops_after_it(tmp_path):
+    from openbook.corpus.formats import DocumentReader
+
+    path = tmp_path / "c.jsonl"
+    lines = [
+        '{"id": "1", "text": "One."}',
+        "not json",
+        '{"id": "2", "text": "Two."}',
+        "{bad",
+        '{"id": "3", "text": "3."}',
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    whole, resumed = DropTally(), DropTally()
+    assert [d.id for d in DocumentReader(path, tally=whole)] == ["1", "2", "3"]
+    reader = DocumentReader(path, tally=resumed)
+    assert [d.id for d in reader.documents_after(1)] == ["2", "3"]
+    assert sum(resumed.counts.values()) == 2 == sum(whole.counts.values())  # both invalid lines come after document 1
+    reader = DocumentReader(path, tally=(after_two := DropTally()))
+    assert [d.id for d in reader.documents_after(2)] == ["3"]
+    assert after_two.examples == {"invalid JSON (Expecting property name enclosed in double quotes)": [f"{path}:4"]}
+    assert DropTally.from_dict(whole.as_dict()).as_dict() == whole.as_dict()

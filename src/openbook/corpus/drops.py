@@ -24,6 +24,16 @@ class DropTally:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    @classmethod
+    def from_dict(cls, counted: dict[str, dict[str, object]]) -> DropTally:
+        """The tally `as_dict` gave (a resumed build goes on counting where it stopped)."""
+        tally = cls()
+        for reason, entry in counted.items():
+            count, examples = entry.get("count"), entry.get("examples")
+            tally.counts[reason] = count if isinstance(count, int) else 0
+            tally.examples[reason] = [str(example) for example in examples] if isinstance(examples, list) else []
+        return tally
+
     def as_dict(self) -> dict[str, dict[str, object]]:
         return {
             reason: {"count": count, "examples": self.examples.get(reason, [])}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -90,11 +91,35 @@ class DocumentReader:
         self.tally = tally if tally is not None else DropTally()
         self.size = self.path.stat().st_size
         self._position = lambda: 0
+        self.actions = self.pages = 0  # CirrusSearch: action lines, and the page lines after them
         if self.format in ("parquet", "csv"):
             self._check_columns()
 
     def bytes_read(self) -> int:
         return self._position()
+
+    def documents_after(self, skip: int) -> Iterator[Document]:
+        """The documents after the first `skip` (a resumed build indexed those before it stopped):
+        the records dropped among them were counted then, so they are not counted again."""
+        counted, self.tally = self.tally, DropTally()
+        documents = iter(self)
+        try:
+            for _ in itertools.islice(documents, skip):
+                pass
+        finally:
+            self.tally = counted
+        yield from documents
+
+    def why_empty(self) -> str:
+        """Why no document came out of the file, in a few words."""
+        if self.format == "cirrussearch" and self.pages == 0:
+            if self.actions:
+                return (
+                    f"{self.actions:,} CirrusSearch action lines and no page document after any of them "
+                    "(in a dump each action line is followed by its page's line: is this file cut to its action lines?)"
+                )
+            return "no CirrusSearch page document"
+        return "none of its records is a document (see the records dropped)"
 
     def __iter__(self) -> Iterator[Document]:
         if self.format == "parquet":
@@ -116,10 +141,20 @@ class DocumentReader:
         self.tally.drop(reason, str(self.path), line)
 
     def _document(self, doc_id: object, title: object, text: object, line: int) -> Document | None:
-        """A Document from raw fields, or None (counted) when the record cannot be one."""
+        """A Document from raw fields, or None (counted) when the record cannot be one: a text or title
+        that is not a string (a number, object, list or boolean in JSON or Parquet) is dropped with
+        its kind, never indexed as its Python form ("{'a': 'b'}", "True")."""
         if text is None:
             self._drop(f"missing {self.fields.text!r} field", line)
             return None
+        for name, value, allowed in (
+            (self.fields.text, text, (str,)),
+            (self.fields.title, title, (str, type(None))),
+            (self.fields.id, doc_id, (str, int, float, type(None))),  # numeric ids are ids
+        ):
+            if not isinstance(value, allowed) or isinstance(value, bool):
+                self._drop(f"{name!r} is {_kind(value)}, not text", line)
+                return None
         text = str(text).strip()
         if not text:
             self._drop("empty text", line)
@@ -193,7 +228,9 @@ class DocumentReader:
             action = record.get("index") or record.get("create")
             if len(record) == 1 and isinstance(action, dict):
                 pending_id = None if action.get("_id") is None else str(action["_id"])
+                self.actions += 1
                 continue
+            self.pages += 1
             doc_id = record.get("page_id", pending_id)
             pending_id = None
             namespace = record.get("namespace", 0)
@@ -284,6 +321,19 @@ class DocumentReader:
                 )
                 if document is not None:
                     yield document
+
+
+def _kind(value: object) -> str:
+    """A JSON or Parquet value's kind, as a message names it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 class _UnquotedTabs(csv.excel_tab):
