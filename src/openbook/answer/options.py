@@ -114,6 +114,12 @@ class AnswerOptions:
         "matmul", "Dense search: matmul (exact), faiss-flat or faiss-hnsw.", panel=RETRIEVAL_PANEL
     )
     passages: int = option(8, "Passages retrieved per question, packed best first.", panel=RETRIEVAL_PANEL, minimum=1)
+    evidence: str = option(
+        "passages",
+        "What a context holds: whole passages, best first (passages), or the sentences of the retrieved "
+        "passages that bear on the question and its options, in document order (sentences).",
+        panel=RETRIEVAL_PANEL,
+    )
     context_tokens: int = option(500, "Token budget of the packed context (0: none).", panel=RETRIEVAL_PANEL, minimum=0)
 
     triage_readers: list[str] = option(

@@ -28,6 +28,7 @@ from openbook.records import LETTERS, TRIAGE_SUFFIX
 from openbook.retrieve import AUTO, Retrieval, RetrievalSpec
 
 READER_KINDS = ("letter", "yesno", "encoder")
+EVIDENCE_KINDS = ("passages", "sentences")
 PROMPT_READERS = ("letter", "yesno")  # read by a language model, sharing one prefix per question
 TRANSFORMERS_BACKENDS = ("transformers", "transformers-layered")
 
@@ -63,6 +64,7 @@ class ContextPlan:
     candidates: int  # per retriever before fusion or reranking
     dense_engine: str
     tokens: int  # budget of each packed context, in the reading model's tokens
+    evidence: str = "passages"  # whole passages, or the sentences that bear on the question
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,8 @@ def _describe_stage(stage: StagePlan) -> str:
         context = "no context"
     else:
         context = (
-            f"context: {' + '.join(stage.context.retrieval)}, {stage.context.passages} passages packed into "
+            f"context: {' + '.join(stage.context.retrieval)}, {stage.context.passages} passages"
+            f"{' (their sentences on the question)' if stage.context.evidence == 'sentences' else ''} packed into "
             f"{stage.context.tokens} tokens from {stage.context.index}"
         )
     return f"{readers}{model}{encoder}; {context}"
@@ -230,6 +233,8 @@ def make_plan(options: AnswerOptions) -> Plan:
     """Check the options and decide the run: every mistake is reported here, before a model loads."""
     check_bounds(options)
     check_engine(options.dense_engine)
+    if options.evidence not in EVIDENCE_KINDS:
+        raise ConfigError(f"unknown --evidence {options.evidence!r}; choose from {', '.join(EVIDENCE_KINDS)}")
     _check_readers(options.readers, options.encoder)
     _check_backend_extras(options)
     retrieval = _resolve_retrieval(options)
@@ -329,6 +334,7 @@ def _stage(name: str, options: AnswerOptions, retrieval: tuple[str, ...], suffix
             options.candidates,
             options.dense_engine,
             options.context_tokens,
+            options.evidence,
         )
     # prompt readers are read together first, then the encoder: the order of their outputs
     readers = tuple(prompt) + (("encoder",) if "encoder" in options.readers else ())

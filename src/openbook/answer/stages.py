@@ -12,6 +12,7 @@ from openbook.readers import EncoderReader, LetterReader, PromptReader, PromptRe
 from openbook.records import NO_CONTEXT, Question, ReaderOutput, RetrievedContext
 from openbook.retrieve import Retrieval
 from openbook.retrieve.context import pack_context
+from openbook.retrieve.evidence import select_evidence
 
 # how each prompt reader kind is built for a stage (the encoder needs no language model)
 PROMPT_READER_FACTORIES: dict[str, Callable[[Backend, StagePlan], PromptReader]] = {
@@ -81,12 +82,14 @@ def retrieve_contexts(
     for label in context.retrieval:
         spec = retrieval.resolve(label)
         hit_lists = retrieval.search(questions, spec, context.passages)
-        per_pipeline.append(
-            [
-                RetrievedContext(spec.label(), hits, pack_context(hits, context.tokens, count_tokens))
-                for hits in hit_lists
+        if context.evidence == "sentences":
+            encoder = retrieval.index_embedder()
+            packed = [
+                select_evidence(q, hits, context.tokens, count_tokens, encoder) for q, hits in zip(questions, hit_lists)
             ]
-        )
+        else:
+            packed = [pack_context(hits, context.tokens, count_tokens) for hits in hit_lists]
+        per_pipeline.append([RetrievedContext(spec.label(), hits, c) for hits, c in zip(hit_lists, packed)])
     return [list(contexts) for contexts in zip(*per_pipeline)]
 
 

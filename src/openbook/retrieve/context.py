@@ -26,9 +26,14 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def content_words(text: str) -> set[str]:
+    """A text's distinct words, less the commonest (the, of, is, …)."""
+    return set(words(text)) - _COMMON
+
+
 def covered_words(text: str, context: str) -> tuple[int, int]:
     """How many of `text`'s distinct words (less the commonest) occur in `context`, and of how many."""
-    wanted = set(words(text)) - _COMMON
+    wanted = content_words(text)
     return len(wanted & set(words(context))), len(wanted)
 
 

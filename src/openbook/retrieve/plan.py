@@ -108,7 +108,7 @@ class Retrieval:
             return self._part(
                 "dense",
                 lambda: DenseRetriever(
-                    self.index, self.dense_engine, store=self.store(), embedder=self._index_embedder()
+                    self.index, self.dense_engine, store=self.store(), embedder=self.index_embedder()
                 ),
             )
         method = name.removeprefix("hybrid-")
@@ -119,7 +119,7 @@ class Retrieval:
             ),
         )
 
-    def _index_embedder(self) -> Embedder | None:
+    def index_embedder(self) -> Embedder | None:
         """The dense index's own model, shared by the dense retriever and embedding rerankers."""
         if not self.has_dense():
             return None
@@ -136,7 +136,7 @@ class Retrieval:
             return self._part(name, EditDistanceReranker)
         if name.startswith("cross:"):
             return self._part(name, lambda: CrossEncoderReranker(name.removeprefix("cross:")))
-        embedder = self._index_embedder()
+        embedder = self.index_embedder()
         if embedder is not None:  # the index's own model: its stored passage vectors serve the reranker
             from openbook.index.dense import ShardedMatmulSearch
 
