@@ -43,3 +43,39 @@ def test_config_file_supplies_flags_and_the_command_line_wins(tmp_path, articles
     assert result.exit_code == 2 and "not empty" in result.output
     result = invoke("search", out, "light", "--config", config)  # matches more than two passages
     assert result.output.count("score ") == 2
+
+
+def test_verify_index_reads_every_part_and_names_the_damage_and_the_repair(tmp_path, articles_jsonl):
+    out = tmp_path / "idx"
+    assert invoke("index", articles_jsonl, "--out", out, "--quiet").exit_code == 0
+    result = invoke("verify-index", out)
+    assert result.exit_code == 0, result.output
+    assert "ok  passages.arrow" in result.output and "ok  bm25/data.csc.index.npy" in result.output
+    assert "whole: 9 parts" in result.output
+    store = out / "passages.arrow"
+    data = bytearray(store.read_bytes())
+    data[-100] ^= 0x01  # in the footer's padding or metadata: every open still works
+    store.write_bytes(bytes(data))
+    result = invoke("verify-index", out)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert f"damaged {store} does not have the checksum it was built with" in said
+    assert f"is damaged (1 problem(s) above); rebuild it with `openbook index {articles_jsonl} --out " in said
+    assert invoke("verify-index", tmp_path).exit_code == 2  # not an index: named
+    assert "verify-index" in invoke("--help").output
+
+
+def test_search_on_a_cut_store_names_the_file_and_the_command_that_rebuilds_it(tmp_path, articles_jsonl):
+    out = tmp_path / "idx"
+    assert invoke("index", articles_jsonl, "--out", out, "--quiet").exit_code == 0
+    store = out / "passages.arrow"
+    store.write_bytes(store.read_bytes()[:500])
+    result = invoke("search", out, "light")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (
+        f"{store} has 500 bytes, not the" in said and f"rebuild it with `openbook index {articles_jsonl} --out" in said
+    )
+    result = invoke("index", articles_jsonl, "--out", out, "--quiet")  # what the error says to run: it rebuilds
+    assert result.exit_code == 0 and "rebuilding it" in " ".join(result.output.split())
+    assert invoke("search", out, "light").exit_code == 0

@@ -39,7 +39,7 @@ def test_a_stopped_dense_build_resumes_and_gives_the_same_vectors(dense_index, t
     assert resumed.complete
     again = np.concatenate([np.fromfile(p, dtype="<f2") for p in shard_paths(folder)]).reshape(-1, 384)
     np.testing.assert_allclose(again.astype(np.float32), complete.astype(np.float32), atol=2e-3)
-    with pytest.raises(OpenbookError, match="shard_rows = 3, not 5; delete .* to rebuild it"):
+    with pytest.raises(OpenbookError, match="shard_rows = 3, not 5; pass --overwrite to replace it"):
         build_dense_index(dense_index, EmbedderSettings(ENCODER_BASE), shard_rows=5, show_progress=False)
 
 

@@ -20,8 +20,17 @@ from typing import Protocol
 import numpy as np
 
 from openbook.errors import ConfigError
+from openbook.index.manifest import Manifest, read_json, save_json
+from openbook.index.parts import (
+    BM25_DIR,
+    DamagedIndex,
+    check_build,
+    check_count,
+    check_sizes,
+    committed_manifest,
+    rebuild_command,
+)
 
-BM25_DIR = "bm25"
 PARAMS_FILE = "openbook.bm25.json"
 ENGINES = ("bm25s", "tantivy")
 
@@ -38,19 +47,61 @@ class SparseIndex(Protocol):
         ...
 
 
-def new_builder(engine: str, directory: Path, k1: float = 1.2, b: float = 0.75) -> SparseIndexBuilder:
+def new_builder(engine: str, folder: Path, k1: float = 1.2, b: float = 0.75) -> SparseIndexBuilder:
+    """A builder writing the BM25 index into `folder` (created); `finish` returns its parameters,
+    which `save_params` records beside it."""
     if engine == "bm25s":
-        return Bm25sBuilder(directory / BM25_DIR, k1=k1, b=b)
+        return Bm25sBuilder(folder, k1=k1, b=b)
     if engine == "tantivy":
-        return TantivyBuilder(directory / BM25_DIR)
+        return TantivyBuilder(folder)
     raise ConfigError(f"unknown BM25 engine {engine!r}; choose from {', '.join(ENGINES)}")
 
 
+def save_params(folder: Path, params: dict[str, object]) -> None:
+    save_json(folder / PARAMS_FILE, params)
+
+
+def check_bm25(directory: Path, manifest: Manifest) -> dict[str, object]:
+    """The cheap check of a complete index's BM25 part: its files at their recorded sizes, its build
+    id the index's, one document per passage. Its parameters."""
+    check_sizes(directory, manifest, BM25_DIR)
+    folder = directory / BM25_DIR
+    params = read_json(
+        folder / PARAMS_FILE, "a BM25 index description", f"rebuild it with `{rebuild_command(directory, manifest)}`"
+    )
+    check_build(directory, manifest, folder / PARAMS_FILE, params.get("build", ""))
+    if params.get("engine") == "bm25s":  # tantivy's count needs the index opened: `open_index` checks it
+        counts = read_json(
+            folder / "params.index.json",
+            "a bm25s index description",
+            f"rebuild it with `{rebuild_command(directory, manifest)}`",
+        )
+        check_count(directory, manifest, folder, "documents", int(counts.get("num_docs", -1)))
+    return params
+
+
 def open_index(directory: Path) -> SparseIndex:
-    params = json.loads((directory / BM25_DIR / PARAMS_FILE).read_text())
-    if params["engine"] == "bm25s":
-        return Bm25sIndex(directory / BM25_DIR)
-    return TantivyIndex(directory / BM25_DIR)
+    """The BM25 index of the index in `directory`. In a complete index it is checked against the
+    manifest first (`check_bm25`): a damaged file is named with the command that rebuilds the index,
+    never left to a library's "mmap length is greater than file size"."""
+    manifest = committed_manifest(directory)
+    folder = directory / BM25_DIR
+    params = (
+        check_bm25(directory, manifest)
+        if manifest is not None
+        else read_json(folder / PARAMS_FILE, "a BM25 index description")
+    )
+    try:
+        index: Bm25sIndex | TantivyIndex = (
+            Bm25sIndex(folder) if params.get("engine") == "bm25s" else TantivyIndex(folder)
+        )
+    except (OSError, ValueError, KeyError, EOFError) as error:  # bm25s's and tantivy's words for a cut file
+        raise DamagedIndex(
+            directory, manifest, f"{folder} is not a whole BM25 index ({type(error).__name__}: {error})"
+        ) from None
+    if manifest is not None:
+        check_count(directory, manifest, folder, "documents", index.size)
+    return index
 
 
 def import_bm25s():
@@ -91,7 +142,7 @@ class Bm25sBuilder:
         engine.save(str(self.directory))
         self._tokenizer.save_vocab(str(self.directory))
         self._tokenizer.save_stopwords(str(self.directory))
-        params = {
+        return {
             "engine": "bm25s",
             "k1": self.k1,
             "b": self.b,
@@ -99,8 +150,6 @@ class Bm25sBuilder:
             "stemmer": "snowball-english",
             "stopwords": "bm25s-en",
         }
-        (self.directory / PARAMS_FILE).write_text(json.dumps(params, indent=2))
-        return params
 
 
 class Bm25sIndex:
@@ -192,13 +241,11 @@ class TantivyBuilder:
     def finish(self) -> dict[str, object]:
         self._writer.commit()
         self._writer.wait_merging_threads()
-        params: dict[str, object] = {
+        return {
             "engine": "tantivy",
             "tokenizer": "simple+lowercase+stopwords+snowball-english",
             "similarity": "bm25 (k1=1.2, b=0.75)",
         }
-        (self.directory / PARAMS_FILE).write_text(json.dumps(params, indent=2))
-        return params
 
 
 class TantivyIndex:

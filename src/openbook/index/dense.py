@@ -36,11 +36,12 @@ import numpy as np
 
 from openbook.errors import OpenbookError
 from openbook.index.engines import MATMUL, SearchResult, VectorSearch, check_engine
+from openbook.index.manifest import save_json
+from openbook.index.parts import DENSE_DIR, SHARD_PATTERN, check_build, check_count, check_sizes, committed_manifest
 
 if TYPE_CHECKING:
     import torch
 
-DENSE_DIR = "dense"
 INFO_FILE = "dense.json"
 ROW_DTYPE = np.dtype("<f2")
 
@@ -57,12 +58,11 @@ class DenseInfo:
     seconds: float = 0.0  # embedding time over all runs that built it
     versions: dict[str, str] | None = None
     max_row_norm: float | None = None  # of the stored fp16 rows, set when complete (a lone query's error bound)
+    build: str = ""  # the build id of the passages embedded (the index's, `index/manifest.py`)
 
     def save(self, folder: Path) -> None:
         """Atomically (write, then rename), so a stop while saving leaves the previous file whole."""
-        partial = folder / (INFO_FILE + ".partial")
-        partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        partial.replace(folder / INFO_FILE)
+        save_json(folder / INFO_FILE, asdict(self))
 
     @classmethod
     def load(cls, folder: Path) -> DenseInfo:
@@ -76,7 +76,7 @@ class DenseInfo:
 
 
 def shard_paths(folder: Path) -> list[Path]:
-    return sorted(folder.glob("shard-*.f16"))
+    return sorted(folder.glob(SHARD_PATTERN))
 
 
 class ShardedMatmulSearch(VectorSearch):
@@ -89,6 +89,12 @@ class ShardedMatmulSearch(VectorSearch):
     ):
         self.folder = folder
         self.info = DenseInfo.load(folder)
+        manifest = committed_manifest(folder.parent)
+        if manifest is not None:  # in a complete index: the shards it was built with, of its passages
+            check_sizes(folder.parent, manifest, DENSE_DIR)
+            check_build(folder.parent, manifest, folder / INFO_FILE, self.info.build)
+            if self.info.complete:
+                check_count(folder.parent, manifest, folder / INFO_FILE, "vectors", self.info.passages)
         self.row_bytes = ROW_DTYPE.itemsize * self.info.dimension
         self.shards = [(path, path.stat().st_size // self.row_bytes) for path in shard_paths(folder)]
         self.count = sum(rows for _, rows in self.shards)
@@ -321,8 +327,9 @@ def open_vector_search(index_dir: Path, engine: str = MATMUL) -> VectorSearch:
             f"the dense index in {folder} is incomplete ({rows_on_disk(folder, info):,} of "
             f"{info.passages:,} passages); run the same `openbook index` again to finish it"
         )
+    store = ShardedMatmulSearch(folder)  # checks the shards (in an index: their sizes and build) for any engine
     if engine == MATMUL:
-        return ShardedMatmulSearch(folder)
+        return store
     from openbook.index.faiss_search import FaissSearch
 
     return FaissSearch(
@@ -331,6 +338,7 @@ def open_vector_search(index_dir: Path, engine: str = MATMUL) -> VectorSearch:
         dimension=info.dimension,
         count=info.passages,
         blocks=lambda: (block for _, block in ShardedMatmulSearch(folder, block_rows=65536).blocks()),
+        build=info.build,
     )
 
 
