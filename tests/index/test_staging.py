@@ -89,3 +89,13 @@ def test_replaced_by_two_renames_where_the_system_cannot_exchange(tmp_path, arti
     out.rename(places.replaced)
     places.tidy()
     assert out.is_dir() and not places.replaced.exists() and not verify_index(out).problems
+
+
+def test_a_folder_of_index_files_without_a_manifest_is_replaced_only_when_asked(tmp_path, articles_jsonl):
+    out = tmp_path / "index"
+    build_index([articles_jsonl], out, show_progress=False)
+    (out / "manifest.json").unlink()  # a half-copied index: whose it is cannot be told
+    with pytest.raises(OpenbookError, match="is not empty: it holds files that are not a whole index"):
+        build_index([articles_jsonl], out, show_progress=False)
+    build_index([articles_jsonl], out, show_progress=False, overwrite=True)
+    assert not verify_index(out).problems

@@ -148,14 +148,18 @@ def _stage_of(state: BuildState) -> str:
             return "passages, from the start"
         record = state.manifest.inputs[checkpoint.input]
         return f"passages, at {record.path} after its document {checkpoint.consumed:,} ({state.manifest.passages:,} passages kept)"
-    return "BM25" if not state.bm25_done else "dense part (or the manifest)"
+    return "BM25" if not state.bm25_done else "passages and BM25 done"
 
 
 def _kept(out: Path, planned: Manifest, overwrite: bool) -> Manifest | None:
     """The manifest of the index in `out` if it is whole (the check every open makes) and of the same
     inputs and settings; None where there is nothing to keep. An index of others is refused without
     `overwrite`; a damaged one of the same is rebuilt."""
-    if not out.is_dir() or not (out / MANIFEST_FILE).is_file():
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    if not (out / MANIFEST_FILE).is_file():  # whose files these are cannot be told
+        if not overwrite:
+            raise _not_empty(out, "files that are not a whole index")
         return None
     try:
         existing: Manifest | None = check_index(out)
@@ -168,13 +172,17 @@ def _kept(out: Path, planned: Manifest, overwrite: bool) -> Manifest | None:
     if same and damage is None:  # built again it would be the same, byte for byte
         return existing
     if not same and not overwrite:
-        raise OpenbookError(
-            f"{out} is not empty: it holds an index of other inputs or settings; choose another folder or pass "
-            "--overwrite to replace it (it serves until the new one is complete)"
-        )
+        raise _not_empty(out, "an index of other inputs or settings")
     if same and damage is not None:
         console.print(f"{out} is damaged ({damage}): rebuilding it (it stays until the new one is complete)")
     return None
+
+
+def _not_empty(out: Path, holding: str) -> OpenbookError:
+    return OpenbookError(
+        f"{out} is not empty: it holds {holding}; choose another folder or pass --overwrite to replace it "
+        "(what is there stays until the new index is complete)"
+    )
 
 
 def _complete(
