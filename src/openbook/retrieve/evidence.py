@@ -78,12 +78,19 @@ def select_evidence(
     count_tokens: Callable[[str], int],
     encoder: Embedder | None = None,
 ) -> Context:
-    """The best-scored sentences of `hits` that fit `budget_tokens` (counted on the rendered context,
-    as the reader sees it), shown in document order; a sentence that shares nothing with the question
-    is left out even where it would fit."""
+    """The sentences of `hits` that bear on `question` most, within `budget_tokens`, in document order."""
+    return choose_sentences(score_sentences(question, hits, encoder), hits, budget_tokens, count_tokens)
+
+
+def choose_sentences(
+    scored: Sequence[Sentence], hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable[[str], int]
+) -> Context:
+    """The best-scored sentences that fit `budget_tokens` (counted on the rendered context, as the
+    reader sees it), shown in document order; a sentence that shares nothing with the question is left
+    out even where it would fit."""
     kept: list[Sentence] = []
     context = Context("", (), 0)
-    ranked = sorted(score_sentences(question, hits, encoder), key=lambda s: (-s.score, s.rank, s.position))
+    ranked = sorted(scored, key=lambda s: (-s.score, s.rank, s.position))
     for sentence in (s for s in ranked if s.score > 0):  # one that shares nothing with the question is no evidence
         candidate = render(hits, [*kept, sentence], count_tokens)
         if candidate.tokens <= budget_tokens:
