@@ -12,19 +12,47 @@ POINT is where, CALLS at which call of it (1 = the first):
 - holding: with the target's lock held, asleep (a builder that is still running)
 
 Store batches are 16 passages and dense batches 8, so a tiny corpus has several of each; every run of
-a test (stopped, resumed or not) goes through here, so all of them build with the same settings.
+a test (stopped, resumed or not) goes through here (`run`), so all of them build with the same settings.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+HARNESS = Path(__file__)
+ROOT = HARNESS.resolve().parents[2]
+
+
+def run(point: str, calls: int, *args: object) -> subprocess.CompletedProcess:
+    """`openbook ARGS…` run here, killed at `point` (see above); its stdout and stderr captured."""
+    return subprocess.run(
+        [sys.executable, str(HARNESS), point, str(calls), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+
+
+def said(process: subprocess.CompletedProcess) -> str:
+    """What a process said on stderr, its lines (wrapped at 80 columns) joined."""
+    return " ".join(process.stderr.split())
+
+
+def checksums(index: Path) -> dict[str, str]:
+    """sha256 of every part of an index (store, BM25 files, dense shards)."""
+    from openbook.index.parts import part_files
+
+    return {part: hashlib.sha256((index / part).read_bytes()).hexdigest() for part in part_files(index)}
 
 
 def kill_on_call(owner: Any, name: str, calls: int, before: Callable[..., None] | None = None) -> None:

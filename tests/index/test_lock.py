@@ -17,7 +17,7 @@ from openbook.index.lock import build_lock, lock_path
 from openbook.index.store import PassageStore
 from openbook.index.verify import verify_index
 from tests.conftest import write_jsonl
-from tests.index.test_resume import HARNESS, ROOT
+from tests.index.build_process import HARNESS, ROOT
 
 
 def test_a_second_builder_is_refused_naming_the_first_then_takes_over_once_it_is_killed(

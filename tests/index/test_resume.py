@@ -4,42 +4,16 @@ there serves until then."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from openbook.index.parts import part_files
 from openbook.index.verify import verify_index
 from openbook.retrieve import BM25Retriever
 from tests.conftest import ENCODER_BASE, write_jsonl
-
-HARNESS = Path(__file__).with_name("build_process.py")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(point: str, calls: int, *args: object) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(HARNESS), point, str(calls), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-
-
-def said(process: subprocess.CompletedProcess) -> str:
-    """What a process said on stderr, its lines (wrapped at 80 columns) joined."""
-    return " ".join(process.stderr.split())
-
-
-def checksums(index: Path) -> dict[str, str]:
-    """sha256 of every part of an index (store, BM25 files, dense shards)."""
-    return {part: hashlib.sha256((index / part).read_bytes()).hexdigest() for part in part_files(index)}
+from tests.index.build_process import checksums, run, said
 
 
 @pytest.fixture(scope="module")

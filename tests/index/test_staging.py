@@ -4,7 +4,6 @@ input leaves nothing behind, a stopped build of other inputs is not taken for th
 
 from __future__ import annotations
 
-import hashlib
 import signal
 
 import pytest
@@ -13,15 +12,10 @@ import zstandard
 from openbook.errors import OpenbookError
 from openbook.index import staging
 from openbook.index.build import build_index
-from openbook.index.parts import part_files
 from openbook.index.staging import Staging
 from openbook.index.verify import verify_index
 from tests.conftest import write_jsonl
-from tests.index.test_resume import run
-
-
-def checksums(index):
-    return {part: hashlib.sha256((index / part).read_bytes()).hexdigest() for part in part_files(index)}
+from tests.index.build_process import checksums, run
 
 
 def many_articles(path, prefix, count=40):
