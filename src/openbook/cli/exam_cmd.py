@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from openbook.cli.common import reports_errors, results
 from openbook.errors import InputError
-from openbook.evaluate.submission import read_submission
+from openbook.evaluate.submission import read_submission_lines
 from openbook.exam import read_exam
 from openbook.metrics import score_rankings
+from openbook.progress import console
 
 
 @reports_errors
@@ -37,12 +39,24 @@ def score(
     exam: Annotated[Path, typer.Argument(help="The exam with its answers.")],
 ) -> None:
     """MAP@3 and accuracy of a submission (JSON on stdout)."""
-    rankings = read_submission(submission)
-    questions = [q for q in read_exam(exam) if q.answer is not None]
+    lines = read_submission_lines(submission)
+    rankings = {qid: letters for qid, (letters, _) in lines.items()}
+    exam_questions = read_exam(exam)
+    questions = [q for q in exam_questions if q.answer is not None]
     if not questions:
         raise InputError(exam, "no question has an answer to score against")
     missing = [q.id for q in questions if q.id not in rankings]
     if missing:
         raise InputError(submission, f"{len(missing)} answered question(s) have no prediction, e.g. {missing[:3]}")
+    known = {q.id for q in exam_questions}
+    extra = [(qid, line) for qid, (_, line) in lines.items() if qid not in known]
+    if extra:
+        examples = ", ".join(f"{qid!r} (line {line})" for qid, line in extra[:3])
+        console.print(
+            f"[yellow]warning:[/] {escape(str(submission))}: {len(extra)} id(s) not in {escape(str(exam))}, "
+            f"not scored, e.g. {escape(examples)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     scores = score_rankings((rankings[q.id], q.answer) for q in questions if q.answer is not None)
     results.print_json(json.dumps({"map@3": scores.map_at_3, "accuracy": scores.accuracy, "count": scores.count}))
