@@ -255,7 +255,8 @@ def test_cascade_escalates_the_hardest_questions_within_the_budget(trained_encod
             assert result.prediction.probabilities == pytest.approx(result.outputs[0].probabilities)
             assert result.prediction.probabilities == pytest.approx(alone[result.question.id])
             assert by_main.prediction.probabilities == pytest.approx(result.prediction.probabilities)
-    assert set(run.model_paths) == {"triage", "main"} and run.model_paths["main"].endswith(".gguf")
+    assert run.model_paths == {"triage": str(trained[0]), "main": run.model_paths["main"]}  # the encoder's folder
+    assert run.model_paths["main"].endswith(".gguf")
     # a budget the triage pass has spent: the main stage is not even loaded
     tight = answer(replace(cascade, budget_seconds=0.001))
     assert tight.cascade.reread == 0 and tight.cascade.stopped_by_budget

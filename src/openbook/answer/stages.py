@@ -34,9 +34,9 @@ class LoadedStage:
 
     @property
     def model_path(self) -> str | None:
-        if self.backend is None:
-            return None
-        return str(getattr(self.backend, "model_path", self.backend.model_id))
+        """The model file its readers read with: the language model's, else the encoder's; None when
+        nothing is loaded."""
+        return self.readers[0].model_path if self.readers else None
 
     def count_tokens(self, text: str) -> int:
         """Context budgets are counted in the first reader's model: the language model where there is one."""

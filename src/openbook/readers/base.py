@@ -65,6 +65,11 @@ class Reader(Protocol):
         """Time its model has spent evaluating so far."""
         ...
 
+    @property
+    def model_path(self) -> str:
+        """The model it reads with: a file or folder, or the name it was given."""
+        ...
+
 
 class PromptReader(Protocol):
     """A language-model prompt over a question's options: it plans the continuations it needs after

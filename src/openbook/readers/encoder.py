@@ -127,6 +127,10 @@ class EncoderReader:
         self.network.to(self.device).eval()
         self.model_seconds = 0.0
 
+    @property
+    def model_path(self) -> str:
+        return self.model_id
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 

@@ -122,3 +122,7 @@ class PromptReaders:
     @property
     def model_seconds(self) -> float:
         return self.backend.model_seconds
+
+    @property
+    def model_path(self) -> str:
+        return str(getattr(self.backend, "model_path", self.backend.model_id))  # backends loaded from a file say which
