@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from openbook.errors import InputError, OpenbookError
+from openbook.files import write_atomically
 from openbook.records import (
     NO_CONTEXT,
     TRIAGE_SUFFIX,
@@ -234,9 +235,8 @@ class RunLog:
             self.triaged = [r for r in records if taken_up(r)]
             self.previous = [r for r in records if not taken_up(r)]
             self.seconds_before = max((float(r.get(RUN_SECONDS_FIELD) or 0.0) for r in records), default=0.0)
-            partial = self.path.with_name(PREDICTIONS_FILE + ".partial")
-            partial.write_text("".join(map(jsonl_line, records)), encoding="utf-8")
-            partial.replace(self.path)  # the cut line goes; a stop now still leaves every earlier answer
+            # the cut line goes; a stop now still leaves every earlier answer
+            write_atomically(self.path, "".join(map(jsonl_line, records)))
         elif self.path.is_file():
             self.path.replace(out / PREVIOUS_PREDICTIONS_FILE)
         write_running(out, header)  # if this run stops too, the next resume must know it

@@ -13,6 +13,7 @@ from openbook.config import option
 from openbook.errors import OpenbookError
 from openbook.evaluate.retrieval import RECALL_AT, RetrievalScores, evaluate_retrieval, grounded_questions
 from openbook.exam import read_exam
+from openbook.files import write_atomically
 from openbook.provenance import library_versions
 from openbook.retrieve import AUTO, Retrieval
 
@@ -89,9 +90,7 @@ def _eval_retrieval(options: RetrievalEvalOptions) -> None:
             "results": [row.as_dict() for row in scores],
             "versions": library_versions(),
         }
-        partial = options.out / (RETRIEVAL_FILE + ".partial")
-        partial.write_text(json.dumps(report, indent=2) + "\n")
-        partial.replace(options.out / RETRIEVAL_FILE)
+        write_atomically(options.out / RETRIEVAL_FILE, json.dumps(report, indent=2) + "\n")
         results.print(f"wrote {options.out / RETRIEVAL_FILE}", highlight=False)
 
 

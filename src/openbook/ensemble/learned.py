@@ -27,6 +27,7 @@ import numpy as np
 from openbook.ensemble.calibrate import expected_calibration_error, fit_temperature, log_scores, with_temperature
 from openbook.ensemble.features import ScoredQuestion
 from openbook.errors import OpenbookError, require_modules
+from openbook.files import write_atomically
 from openbook.metrics import score_rankings
 
 METHODS = ("mean", "weighted", "ranker")
@@ -86,9 +87,7 @@ class Ensemble:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        partial.replace(path)
+        write_atomically(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Ensemble:

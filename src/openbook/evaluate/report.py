@@ -13,6 +13,7 @@ from typing import Any
 
 from openbook.ensemble.calibrate import ECE_BINS, expected_calibration_error
 from openbook.evaluate.submission import write_submission
+from openbook.files import write_atomically
 from openbook.metrics import score_rankings
 from openbook.provenance import library_versions
 from openbook.records import Prediction, Run
@@ -20,12 +21,6 @@ from openbook.runlog import PREDICTIONS_FILE, RUN_FILE, RUN_SECONDS_FIELD, jsonl
 
 METRICS_FILE = "metrics.json"
 SUBMISSION_FILE = "submission.csv"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def run_record(run: Run, header: Mapping[str, Any], earlier_answers: int) -> dict[str, Any]:

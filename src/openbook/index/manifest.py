@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from openbook.errors import OpenbookError
+from openbook.files import write_atomically
 
 MANIFEST_FILE = "manifest.json"
 
@@ -94,13 +94,7 @@ class Manifest:
 
 def save_json(path: Path, data: object) -> Path:
     """`data` as JSON at `path`, written whole or not at all (write, flush to disk, rename)."""
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w") as sink:
-        sink.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        sink.flush()
-        os.fsync(sink.fileno())
-    partial.replace(path)
-    return path
+    return write_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", durable=True)
 
 
 REBUILD = "rebuild the index with `openbook index … --overwrite`"

@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from openbook.files import write_atomically
 from openbook.progress import meter
 from openbook.records import Context, Question
 from openbook.retrieve import Retrieval
@@ -82,9 +83,7 @@ def prepare_data(
                     _question_record(question, pack_context(hits, settings.context_tokens, count_tokens), part)
                 )
             m.advance(completed=start + len(batch), questions=len(batch))
-    partial = out / (DATA_FILE + ".partial")
-    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    partial.replace(out / DATA_FILE)
+    write_atomically(out / DATA_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def load_data(out: Path) -> tuple[list[tuple[Question, Context]], list[tuple[Question, Context]]]:
