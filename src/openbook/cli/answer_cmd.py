@@ -13,8 +13,7 @@ import typer
 from rich.table import Table
 
 from openbook.answer import AnswerOptions, make_plan
-from openbook.cli.common import ConfigOption, parameters_of, reports_errors, results
-from openbook.config import resolve_options
+from openbook.cli.common import options_command, results
 from openbook.errors import ConfigError, OpenbookError
 from openbook.evaluate.run import run_exam
 from openbook.exam import read_exam
@@ -26,21 +25,10 @@ DryRunOption = Annotated[
 ]
 
 
-def _signature() -> inspect.Signature:
-    parameters = parameters_of(AnswerOptions)
-    parameters.append(
-        inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DryRunOption)
-    )
-    parameters.append(
-        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOption)
-    )
-    return inspect.Signature(parameters)
+DRY_RUN = inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DryRunOption)
 
 
-def _run(command: str, given: dict[str, Any], need_answers: bool) -> dict[str, Any]:
-    config, dry_run = given.pop("config"), given.pop("dry_run")
-    given = {name: None if value in ([], ()) else value for name, value in given.items()}
-    options = resolve_options(AnswerOptions, "answer", config, given)
+def _run(command: str, options: AnswerOptions, dry_run: bool, need_answers: bool) -> dict[str, Any]:
     plan = make_plan(options)  # every mistake in the options is reported here, before a model loads
     if dry_run:
         results.print(plan.describe(), highlight=False, soft_wrap=True)
@@ -80,19 +68,15 @@ def _run(command: str, given: dict[str, Any], need_answers: bool) -> dict[str, A
 
 
 def _command(name: str, need_answers: bool, report: Callable[[dict[str, Any]], None], doc: str) -> Callable[..., None]:
-    """A command with the registry's options that runs the exam and hands the metrics to `report`."""
+    """A command with the registry's options and --dry-run that runs the exam and hands the metrics to `report`."""
 
-    def command(**given: Any) -> None:
-        metrics = _run(name, given, need_answers)
+    def run(options: AnswerOptions, dry_run: bool) -> None:
+        metrics = _run(name, options, dry_run, need_answers)
         if metrics:
             report(metrics)
 
-    signature = _signature()
-    command.__signature__ = signature  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
-    command.__name__ = command.__qualname__ = name
-    command.__doc__ = doc
-    return reports_errors(command)
+    run.__doc__ = doc
+    return options_command(AnswerOptions, "answer", run, switches=[DRY_RUN], name=name)
 
 
 def _print_scores(metrics: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import Field, fields
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -107,26 +107,32 @@ def parameters_of(options_type: type) -> list[inspect.Parameter]:
     return [_parameter(spec, hints[spec.name]) for spec in fields(options_type)]
 
 
-def options_command(options_type: type[T], table: str, run: Callable[[T], object]) -> Callable[..., None]:
+def options_command(
+    options_type: type[T],
+    table: str,
+    run: Callable[..., object],
+    switches: Sequence[inspect.Parameter] = (),
+    name: str | None = None,
+) -> Callable[..., None]:
     """A typer command whose options are `options_type`'s fields (made with `option`) and `--config`:
-    the options are resolved (command line > the file's `[table]` > defaults), checked, then `run`.
-    The command's help is `run`'s docstring."""
-    parameters = parameters_of(options_type)
-    parameters.append(
-        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOption)
-    )
+    the options are resolved (command line > the file's `[table]` > defaults), checked, then
+    `run(options, **switches)`. `switches`: command-line switches that are not options (never in a
+    file, e.g. --dry-run). The command is `name` (default: `run`'s), its help `run`'s docstring."""
+    config = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOption)
+    parameters = [*parameters_of(options_type), *switches, config]
+    switch_names = [switch.name for switch in switches]
 
     def command(**given: Any) -> None:
-        config = given.pop("config")
+        config_path = given.pop("config")
+        chosen = {switch: given.pop(switch) for switch in switch_names}
         given = {name: None if value in ([], ()) else value for name, value in given.items()}
-        options = resolve_options(options_type, table, config, given)
+        options = resolve_options(options_type, table, config_path, given)
         check_options(options, table)
-        run(options)
+        run(options, **chosen)
 
-    signature = inspect.Signature(parameters)
-    command.__signature__ = signature  # type: ignore[attr-defined]
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in parameters}
-    command.__name__ = command.__qualname__ = run.__name__.lstrip("_")
+    command.__name__ = command.__qualname__ = name or run.__name__.lstrip("_")
     command.__doc__ = run.__doc__
     command.__module__ = run.__module__
     return reports_errors(command)
