@@ -48,10 +48,8 @@ def execute(
     taken_up = {result.question.id for result in earlier.first_pass}
     questions = [q for q in questions if q.id not in earlier.answered and q.id not in taken_up]
     first = plan.first
-    main_model = plan.stages()[-1].model
-    first_backend = (
-        backend if first.model is not None and main_model is not None and first.model.name == main_model.name else None
-    )
+    # a backend passed in is the main model's: the first pass reads with it where the plan shares it
+    first_backend = backend if plan.reread is None or plan.reread.shares_model else None
     triaging = cascade and bool(questions)  # a resumed cascade may have triaged every question already
     if readers is not None:
         stage = LoadedStage(first, backend, tuple(readers))
