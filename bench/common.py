@@ -60,6 +60,35 @@ def reconstructed_6k_validation() -> list[Question]:
     return [by_id[q.id.split(":", 1)[1]] for q in validation if q.id.startswith("0:")]
 
 
+def question_characters(question: Question) -> int:
+    """The characters a reader reads of a question: its prompt and every option."""
+    return len(question.prompt) + sum(len(text) for text in question.options.values())
+
+
+LONG_QUESTION = 600  # characters (prompt + options): where the LLM Science Exam's own questions lie
+
+
+def budget_exams() -> dict[str, Path]:
+    """The dev exams of three lengths the budget is measured on, written once under bench/out/exams:
+    the default exam (short), 200 held-out llmse-6k-dev questions (medium), the held-out llmse-6k-dev
+    questions of >= 600 characters (long, the first 100), and arc-challenge-val-100 (short, context
+    often unhelpful). Held out: both llmse slices come from `reconstructed_6k_validation`, the questions
+    `openbook train` keeps out of training at its defaults."""
+    held_out = reconstructed_6k_validation()
+    slices = {
+        "llmse-6k-val-200": held_out[:200],
+        "llmse-6k-val-long-100": [q for q in held_out if question_characters(q) >= LONG_QUESTION][:100],
+    }
+    paths = {"default-exam": DEFAULT_EXAM}
+    for name, questions in slices.items():
+        path = OUT / "exams" / f"{name}.csv"
+        if not path.exists():
+            write_exam(questions, path)
+        paths[name] = path
+    paths["arc-challenge-val-100"] = arc_sample()
+    return paths
+
+
 def full_index(chunk_size: int = 512) -> Path:
     """The index of wiki-2015-core + vital summaries + exam passages, built once under bench/out."""
     from openbook.corpus import ChunkSettings

@@ -72,3 +72,9 @@ def meter(description: str, total: int | None, counters: tuple[str, ...], enable
         m = Meter(progress, task_id, counters)
         yield m
         m.advance(completed=total)
+
+
+def notice(text: str, enabled: bool = True) -> None:
+    """A line for the person watching a long job (on stderr, above any bar)."""
+    if enabled:
+        console.print(text, highlight=False, soft_wrap=True)

@@ -182,6 +182,10 @@ class CascadeReport:
     seconds_per_reread: float = 0.0
     seconds_per_kind: dict[str, float] = field(default_factory=dict)
     earlier_runs_seconds: float = 0.0
+    first_pass: str = ""  # its plan in words, as said at the start
+    first_pass_orders: dict[str, int] = field(default_factory=dict)  # questions per number of option orders read
+    budget_covers_first_pass: bool = True  # one order per question fitted the budget
+    tokens_per_second: float = 0.0  # prompt tokens evaluated per wall-clock second, over the run's readings
 
 
 @dataclass(frozen=True, slots=True)

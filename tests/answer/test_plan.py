@@ -33,7 +33,11 @@ def test_the_default_plan_is_the_cascade(index):
     )
     assert rule.stage.name == "main" and rule.stage.readers == ("letter",) and rule.stage.rotations == 1
     assert rule.stage.context.retrieval == ("bm25",)  # auto, on an index without a dense part
-    assert rule.stage.context.tokens == 500 and rule.stage.context.passages == 8
+    assert (
+        rule.stage.context.tokens == 256
+        and rule.stage.context.evidence == "sentences"
+        and rule.stage.context.passages == 8
+    )
     assert rule.margin == 1.0 and rule.decided_by == "mean of both stages" and rule.shares_model
     assert rule.coverage_threshold == 0.5 and rule.completion.orders_read == 3
     assert rule.budget.total(10) == 100.0 and not plan.letter_prior
@@ -120,7 +124,11 @@ def test_an_infinite_budget_is_no_limit(index):
 
 def test_the_plan_describes_itself(index):
     text = make_plan(AnswerOptions(index=index)).describe()
-    assert text.splitlines()[0].startswith("stage 1: triage - letter in 3 option orders on qwen2.5-coder-1.5b-instruct")
-    assert "stage 2: main - letter in 1 option order" in text and "context: bm25, 8 passages packed into 500" in text
-    assert "smallest first, while the budget lasts (10 s per question of the run)" in text
-    assert "routing: context where one packed passage holds >= 0.5" in text and "(4-5) without context" in text
+    assert text.splitlines()[0].startswith(
+        "stage 1: triage - letter in up to 3 option orders on qwen2.5-coder-1.5b-instruct"
+    )
+    assert "stage 2: main - letter in 1 option order" in text and "context: bm25, 8 passages (their sentences" in text
+    assert "budget: 10 s per question of the run, every reading costed in the prompt tokens" in text
+    assert "first pass: within 60% of the budget, every question 1 option order, then a 2nd, up to 3" in text
+    assert "smallest first, each where its own cost fits the budget left" in text
+    assert "routing: context where one packed passage holds >= 0.5" in text and "(up to 5) without context" in text

@@ -4,10 +4,12 @@ budget lasts.
 
 A question whose own retrieved context covers it (`RereadPlan.coverage_threshold`) is read with it by
 the main readers; another is read in the letter reader's remaining option orders without context
-(`OrderCompletion`), which costs a fifth to under half as much. Each kind of re-read keeps its own
-pace, and a question goes ahead while its kind's pace fits the budget left; while the cheaper kind
-still fits, contexts go on being retrieved (a batch at a time) to route the rest. Nothing is loaded or
-retrieved once the budget is spent.
+(`OrderCompletion`), which costs a fifth to under half as much. Every re-read is costed before it
+runs, in the prompt tokens it will evaluate at the pace measured so far (`budget.Pace`), and goes
+ahead only where that fits the budget left; one that does not is passed over for cheaper ones, and
+the stage stops once not even the cheapest reading of any question left could fit. Contexts are
+retrieved a batch at a time, ahead of the questions that read them. Nothing is loaded or retrieved
+once the budget is spent.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from openbook.answer.budget import Pace
 from openbook.answer.decide import decide, margin
+from openbook.answer.first_pass import FirstPassOutcome
 from openbook.answer.plan import Plan, RereadPlan
-from openbook.answer.stages import LoadedStage, load_stage, open_retrieval, read_stage, retrieve_contexts
+from openbook.answer.stages import load_stage, open_retrieval, read_stage, retrieve_contexts
 from openbook.backends import Backend
 from openbook.ensemble import Ensemble
 from openbook.progress import meter
@@ -28,7 +32,9 @@ from openbook.readers.letter import SlotPrior, complete_rotations, orders_read
 from openbook.records import (
     LETTERS,
     NO_CONTEXT,
+    TRIAGE_SUFFIX,
     CascadeReport,
+    Question,
     QuestionResult,
     ReaderOutput,
     Reread,
@@ -61,18 +67,26 @@ def reread(
     backend: Backend | None,
     on_result: Callable[[QuestionResult], None] | None,
     priors: dict[str, SlotPrior],
+    first_pass: FirstPassOutcome,
     clock: Callable[[], float] = time.perf_counter,
 ) -> RereadOutcome:
     """Re-read the hardest of `results`, in place, while `budget` seconds since `started` last;
-    `backend`: the main stage's model where it is loaded already; `clock` measures the budget."""
+    `backend`: the main stage's model where it is loaded already; `first_pass`: its pace and each
+    question's cheapest reading; `clock` measures the budget."""
     assert plan.reread is not None
     rule = plan.reread
     hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < rule.margin)
-    budget = budget if hardest else 0.0
-    report = CascadeReport(candidates=len(hardest), budget_seconds=None if math.isinf(budget) else budget)
+    report = _first_pass_report(
+        CascadeReport(candidates=len(hardest), budget_seconds=None if math.isinf(budget) else budget), first_pass
+    )
     if not hardest:
         return RereadOutcome(report, 0.0)
-    if clock() - started >= budget:
+    pace = first_pass.pace if rule.shares_model else Pace()  # another model is measured on its own readings
+    # the least any reading of the questions from each position on can cost: below it, nothing fits
+    floor = [first_pass.cheapest_tokens.get(results[i].question.id, 0) for _, i in hardest]
+    for position in range(len(floor) - 2, -1, -1):
+        floor[position] = min(floor[position], floor[position + 1])
+    if clock() - started + pace.seconds_for(floor[0]) >= budget:
         return RereadOutcome(replace(report, stopped_by_budget=True), 0.0)
     try:
         stage = load_stage(rule.stage, plan.share_prefix, backend)
@@ -85,16 +99,14 @@ def reread(
         model_path=stage.model_path,
         context_coverage=rule.coverage_threshold,
     )
-    completer = _order_completer(rule, stage, plan.share_prefix)
+    completers: dict[int, PromptReaders] = {}  # by the orders the triage read
     retrieval = open_retrieval(rule.stage.context)
     own_contexts: dict[int, list[RetrievedContext]] = {}
-    pace: dict[RereadKind, list[float]] = {"context": [], "orders": []} if completer is not None else {"context": []}
-    counts = {"context": 0, "orders": 0}
+    seconds: dict[RereadKind, list[float]] = {"context": [], "orders": []}
     failure, failed = None, None
     with meter("re-reading", len(hardest), ("questions",), enabled=plan.progress) as m:
         for position, (_, i) in enumerate(hardest):
-            elapsed = clock() - started
-            if elapsed + min(mean_pace(seconds) for seconds in pace.values()) >= budget:  # no kind fits any more
+            if clock() - started + pace.seconds_for(floor[position]) >= budget:  # no reading fits any more
                 report = replace(report, stopped_by_budget=True)
                 break
             result = results[i]
@@ -117,14 +129,24 @@ def reread(
                 kind: RereadKind = (
                     "orders" if coverage is not None and threshold is not None and coverage < threshold else "context"
                 )
-                if kind == "orders" and not _orders_left(rule, result):
+                if kind == "orders" and (triage is None or not _orders_left(triage, result.question)):
                     continue  # its triage reading saw every order already, and its context is off the question
-                if clock() - started + mean_pace(pace[kind]) >= budget:
-                    report = replace(report, stopped_by_budget=True)
-                    continue  # a cheaper kind may still fit
-                began = clock()
+                completer = None
                 if kind == "orders":
-                    assert completer is not None and triage is not None
+                    assert triage is not None and stage.backend is not None
+                    read_before = _orders_of(triage)
+                    if read_before not in completers:
+                        completers[read_before] = _order_completer(stage.backend, read_before, plan.share_prefix)
+                    completer = completers[read_before]
+                    tokens = completer.tokens(result.question, NO_CONTEXT.context)
+                else:
+                    tokens = stage.tokens(result.question, own_contexts[i])
+                if clock() - started + pace.seconds_for(tokens) >= budget:
+                    report = replace(report, stopped_by_budget=True)
+                    continue  # a cheaper question may still fit
+                began = clock()
+                if completer is not None:
+                    assert triage is not None
                     outputs, deciding = _read_remaining_orders(completer, result, triage, priors.get(triage.reader))
                     every_context = result.contexts
                 else:
@@ -141,39 +163,62 @@ def reread(
             )
             if on_result is not None:
                 on_result(results[i])
-            pace[kind].append(clock() - began)
-            counts[kind] += 1
-            m.advance(completed=sum(counts.values()), questions=1)
+            took = clock() - began
+            pace = pace.add(took, tokens)
+            seconds[kind].append(took)
+            m.advance(completed=sum(len(s) for s in seconds.values()), questions=1)
     report = replace(
         report,
-        reread=sum(counts.values()),
-        read_without_context=counts["orders"],
-        seconds_per_reread=mean_pace([t for seconds in pace.values() for t in seconds]),
-        seconds_per_kind={kind: mean_pace(seconds) for kind, seconds in pace.items()},
+        reread=sum(len(s) for s in seconds.values()),
+        read_without_context=len(seconds["orders"]),
+        seconds_per_reread=mean_pace([t for kind in seconds.values() for t in kind]),
+        seconds_per_kind={kind: mean_pace(taken) for kind, taken in seconds.items() if taken or kind == "context"},
+        tokens_per_second=pace.tokens_per_second() if pace.measured else report.tokens_per_second,
     )
     return RereadOutcome(report, stage.model_seconds - seconds_before, failure, failed)
 
 
-def _order_completer(rule: RereadPlan, stage: LoadedStage, share_prefix: bool) -> PromptReaders | None:
-    """The letter reader over the orders the triage pass did not read, on the main stage's model."""
-    if rule.completion is None or stage.backend is None:
-        return None
-    reader = LetterReader(stage.backend, rotations=len(LETTERS), first_rotation=rule.completion.orders_read)
-    return PromptReaders(stage.backend, [reader], share_prefix)
+def _first_pass_report(report: CascadeReport, first_pass: FirstPassOutcome) -> CascadeReport:
+    planned = first_pass.plan
+    if planned is None:
+        return report
+    return replace(
+        report,
+        first_pass=planned.describe(),
+        first_pass_orders={str(k): n for k, n in planned.counts().items()},
+        budget_covers_first_pass=planned.covers,
+        tokens_per_second=first_pass.pace.tokens_per_second() if first_pass.pace.measured else 0.0,
+    )
+
+
+def _order_completer(backend: Backend, read_before: int, share_prefix: bool) -> PromptReaders:
+    """The letter reader over the orders a triage reading of `read_before` orders did not read."""
+    reader = LetterReader(backend, rotations=len(LETTERS), first_rotation=read_before)
+    return PromptReaders(backend, [reader], share_prefix)
 
 
 def _triage_reading(rule: RereadPlan, result: QuestionResult) -> ReaderOutput | None:
-    """The triage reading the order completion would complete; None without one or without its order
-    reading (a resumed run's log may lack them)."""
+    """The triage letter reading the order completion would complete; None without one or without
+    its order reading (a resumed run's log may lack them)."""
     if rule.completion is None:
         return None
-    wanted = rule.completion.triage_output
-    return next((o for o in result.outputs if o.reader == wanted and o.orders is not None), None)
+    return next(
+        (
+            o
+            for o in result.outputs
+            if o.reader.endswith(TRIAGE_SUFFIX) and o.orders is not None and o.orders.first_order == 0
+        ),
+        None,
+    )
 
 
-def _orders_left(rule: RereadPlan, result: QuestionResult) -> bool:
-    assert rule.completion is not None
-    return orders_read(len(LETTERS), rule.completion.orders_read, len(result.question.options)) > 0
+def _orders_of(reading: ReaderOutput) -> int:
+    assert reading.orders is not None
+    return len(reading.orders.logprobs)
+
+
+def _orders_left(triage: ReaderOutput, question: Question) -> bool:
+    return orders_read(len(LETTERS), _orders_of(triage), len(question.options)) > 0
 
 
 def _read_remaining_orders(

@@ -4,17 +4,18 @@ the re-reading of the hardest questions while the budget lasts."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from openbook.answer.cascade import reread
 from openbook.answer.decide import apply_letter_prior, decide, first_pass_ensemble
+from openbook.answer.first_pass import read_first_pass
 from openbook.answer.plan import Plan
-from openbook.answer.stages import LoadedStage, load_stage, open_retrieval, read_stage, retrieve_contexts
+from openbook.answer.stages import LoadedStage, load_stage, open_retrieval, retrieve_contexts
 from openbook.backends import Backend
 from openbook.ensemble import Ensemble
-from openbook.progress import meter
 from openbook.readers import Reader
 from openbook.records import FRESH_RUN, CascadeReport, EarlierRun, Question, QuestionResult, Run, RunSeconds
 
@@ -64,37 +65,38 @@ def execute(
         else []
     )
     retrieved = clock()
-    results: list[QuestionResult] = list(earlier.first_pass)
-    failure: str | None = None
-    error: Exception | None = None
     seconds_before = stage.model_seconds
-    batch = max(1, plan.question_batch)
-    with meter("triage" if cascade else "answering", len(questions), ("questions",), enabled=plan.progress) as m:
-        for start in range(0, len(questions), batch):
-            chunk, chunk_contexts = questions[start : start + batch], contexts_per_question[start : start + batch]
-            answered: list[QuestionResult] = []
-            try:
-                for question, contexts, outputs in zip(chunk, chunk_contexts, read_stage(stage, chunk, chunk_contexts)):
-                    prediction = decide(question, outputs, contexts, first_pass_ensemble(ensemble, outputs, cascade))
-                    answered.append(QuestionResult(question, prediction, outputs, contexts))
-            except Exception as caught:  # keep what was answered; the caller reports
-                named = chunk[0].id if len(chunk) == 1 else f"{chunk[0].id}..{chunk[-1].id}"
-                failure, error = f"question {named!r}: {caught}", caught
-            for result in answered:
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-            if failure is not None:
-                break
-            m.advance(completed=len(results) - len(earlier.first_pass), questions=len(chunk))
+    runs_questions = len(questions) + len(earlier.first_pass) + answered_before
+    budget = plan.reread.budget.total(runs_questions) if plan.reread is not None else math.inf
+
+    def budget_left() -> float:
+        return budget - (clock() - started + earlier.seconds)
+
+    passed = read_first_pass(
+        stage,
+        questions,
+        contexts_per_question,
+        lambda question, outputs, contexts: decide(
+            question, outputs, contexts, first_pass_ensemble(ensemble, outputs, cascade)
+        ),
+        share=plan.reread.first_pass_share if plan.reread is not None else 1.0,
+        budget_left=budget_left,
+        batch=plan.question_batch,
+        on_result=on_result,
+        progress=plan.progress,
+        clock=clock,
+    )
+    results: list[QuestionResult] = [*earlier.first_pass, *passed.results]
+    failure, error = passed.failure, passed.error
     spent = stage.model_seconds - seconds_before
     priors = apply_letter_prior(results, ensemble, cascade, on_result, earlier.readings) if plan.letter_prior else {}
     model_paths: dict[str, str | None] = {first.name: stage.model_path if stage.readers else None}
     report = CascadeReport(candidates=0) if cascade else None  # as it stands when the first pass fails
     if plan.reread is not None and failure is None:
         shared = stage.backend if plan.reread.shares_model else backend
-        budget = plan.reread.budget.total(len(results) + answered_before)
-        outcome = reread(results, plan, ensemble, started - earlier.seconds, budget, shared, on_result, priors, clock)
+        outcome = reread(
+            results, plan, ensemble, started - earlier.seconds, budget, shared, on_result, priors, passed, clock
+        )
         report = replace(outcome.report, earlier_runs_seconds=earlier.seconds)
         model_paths[plan.reread.stage.name] = outcome.report.model_path
         failure, error = outcome.failure, outcome.error

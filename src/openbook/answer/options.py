@@ -115,12 +115,12 @@ class AnswerOptions:
     )
     passages: int = option(8, "Passages retrieved per question, packed best first.", panel=RETRIEVAL_PANEL, minimum=1)
     evidence: str = option(
-        "passages",
+        "sentences",
         "What a context holds: whole passages, best first (passages), or the sentences of the retrieved "
         "passages that bear on the question and its options, in document order (sentences).",
         panel=RETRIEVAL_PANEL,
     )
-    context_tokens: int = option(500, "Token budget of the packed context (0: none).", panel=RETRIEVAL_PANEL, minimum=0)
+    context_tokens: int = option(256, "Token budget of the packed context (0: none).", panel=RETRIEVAL_PANEL, minimum=0)
 
     triage_readers: list[str] = option(
         [AUTO_TRIAGE],
@@ -133,7 +133,8 @@ class AnswerOptions:
     triage_context_tokens: int = option(0, "The first pass's context budget in tokens.", panel=CASCADE_PANEL, minimum=0)
     triage_rotations: int | None = option(
         3,
-        "The first pass's letter-reader option orders (1-5; unset: --rotations).",
+        "The first pass's letter-reader option orders (1-5; unset: --rotations); under a budget, at most: "
+        "each question gets as many as the budget's first-pass share allows, long questions fewer.",
         panel=CASCADE_PANEL,
         minimum=1,
         maximum=5,

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from openbook.answer.budget import FIRST_PASS_SHARE
 from openbook.answer.options import (
     AUTO_TRIAGE,
     DEFAULT_BUDGET_PER_QUESTION,
@@ -23,7 +24,6 @@ from openbook.answer.options import (
 from openbook.config import check_bounds
 from openbook.errors import ConfigError
 from openbook.index.dense import check_engine
-from openbook.readers.letter import rotation_reader_name
 from openbook.records import LETTERS, TRIAGE_SUFFIX
 from openbook.retrieve import AUTO, Retrieval, RetrievalSpec
 
@@ -78,6 +78,7 @@ class StagePlan:
     encoder: EncoderPlan | None
     context: ContextPlan | None  # None: reads no context
     output_suffix: str = ""  # appended to its outputs' names ("@triage")
+    orders_per_question: bool = False  # a budgeted first pass: 1 to `rotations` orders, as the budget allows
 
     @property
     def reads_context(self) -> bool:
@@ -87,10 +88,9 @@ class StagePlan:
 @dataclass(frozen=True)
 class OrderCompletion:
     """A re-read question whose own context does not cover it is read without context in the
-    letter reader's remaining option orders, completing the triage pass's reading of `orders_read`
-    orders (output `triage_output`) to all five."""
+    letter reader's remaining option orders, completing its triage letter reading (of at most
+    `orders_read` orders; the first pass chooses how many per question) to all five."""
 
-    triage_output: str
     orders_read: int
 
 
@@ -124,6 +124,7 @@ class RereadPlan:
     completion: OrderCompletion | None
     budget: BudgetPolicy
     shares_model: bool  # the main stage reads with the triage pass's model (loaded once)
+    first_pass_share: float = FIRST_PASS_SHARE  # of the budget the first pass may take (`plan_first_pass`)
 
 
 @dataclass(frozen=True)
@@ -160,14 +161,25 @@ class Plan:
         else:
             rule = self.reread
             lines.append(
+                f"budget: {rule.budget.describe()}, every reading costed in the prompt tokens it will evaluate at "
+                "the pace measured at start-up and over the run"
+            )
+            if self.first.orders_per_question:
+                lines.append(
+                    f"first pass: within {rule.first_pass_share:.0%} of the budget, every question 1 option order, "
+                    f"then a 2nd, up to {self.first.rotations}, cheapest questions first, while they fit; where one "
+                    "order per question cannot fit the whole budget the run says so at the start and reads that"
+                )
+            lines.append(
                 f"re-read: questions whose top-1 minus top-2 probability is below {rule.margin:g}, smallest first, "
-                f"while the budget lasts ({rule.budget.describe()}); decided by the {rule.decided_by}"
+                f"each where its own cost fits the budget left (else a cheaper one goes ahead); "
+                f"decided by the {rule.decided_by}"
             )
             if rule.completion is not None:
                 lines.append(
                     f"routing: context where one packed passage holds >= {rule.coverage_threshold:g} of the words "
-                    f"of prompt + one option, else the letter reader's remaining option orders "
-                    f"({rule.completion.orders_read + 1}-{len(LETTERS)}) without context"
+                    f"of prompt + one option, else the letter reader's remaining option orders (up to "
+                    f"{len(LETTERS)}) without context"
                 )
         if self.letter_prior:
             lines.append("letter prior: fitted over the first pass, divided out of every letter reading")
@@ -179,8 +191,11 @@ def _decider(ensemble: Path | None) -> str:
 
 
 def _describe_stage(stage: StagePlan) -> str:
+    up_to = "up to " if stage.orders_per_question else ""
     readers = ", ".join(
-        f"letter in {stage.rotations} option order{'s' if stage.rotations > 1 else ''}" if kind == "letter" else kind
+        f"letter in {up_to}{stage.rotations} option order{'s' if stage.rotations > 1 else ''}"
+        if kind == "letter"
+        else kind
         for kind in stage.readers
     )
     model = f" on {stage.model.name} ({stage.model.backend})" if stage.model is not None else ""
@@ -258,6 +273,7 @@ def make_plan(options: AnswerOptions) -> Plan:
     if triage:
         _check_readers(triage, options.encoder)
         first = _stage("triage", triage_options(options), retrieval, TRIAGE_SUFFIX)
+        first = replace(first, orders_per_question=_orders_vary(first))
         if _adds_a_reading(first, main):
             completion = _order_completion(options, first, main)
             reread = RereadPlan(
@@ -310,7 +326,14 @@ def _order_completion(options: AnswerOptions, first: StagePlan, main: StagePlan)
         or first.rotations >= len(LETTERS)
     ):
         return None
-    return OrderCompletion(rotation_reader_name(first.rotations) + TRIAGE_SUFFIX, first.rotations)
+    return OrderCompletion(first.rotations)
+
+
+def _orders_vary(first: StagePlan) -> bool:
+    """The first pass's option orders are chosen per question where they can be: a letter reader
+    among prompt readers only, in more than one order."""
+    kinds = first.readers
+    return first.rotations > 1 and "letter" in kinds and all(kind in PROMPT_READERS for kind in kinds)
 
 
 def _stage(name: str, options: AnswerOptions, retrieval: tuple[str, ...], suffix: str = "") -> StagePlan:

@@ -26,6 +26,7 @@ class LoadedStage:
     plan: StagePlan
     backend: Backend | None  # the prompt readers' model; None when the stage has none
     readers: tuple[Reader, ...]
+    share_prefix: bool = True
 
     @property
     def model_seconds(self) -> float:
@@ -42,6 +43,26 @@ class LoadedStage:
         """Context budgets are counted in the first reader's model: the language model where there is one."""
         return self.readers[0].count_tokens(text)
 
+    def tokens(self, question: Question, contexts: Sequence[RetrievedContext]) -> int:
+        """Tokens reading `question` with each of `contexts` evaluates, over every reader."""
+        return sum(reader.tokens(question, c.context) for reader in self.readers for c in contexts)
+
+    @property
+    def varies_orders(self) -> bool:
+        """Its option orders can be chosen per question: a letter reader among prompt readers only."""
+        kinds = self.plan.readers
+        return self.backend is not None and "letter" in kinds and all(k in PROMPT_READER_FACTORIES for k in kinds)
+
+    def with_orders(self, orders: int) -> LoadedStage:
+        """The same stage with its letter reader in `orders` option orders, on the same model."""
+        if orders == self.plan.rotations or not self.varies_orders:
+            return self
+        assert self.backend is not None
+        plan = replace(self.plan, rotations=orders)
+        return LoadedStage(
+            plan, self.backend, (_prompt_readers(self.backend, plan, self.share_prefix),), self.share_prefix
+        )
+
 
 def load_stage(plan: StagePlan, share_prefix: bool, backend: Backend | None = None) -> LoadedStage:
     """The stage's model (`backend`, where one is loaded already) and readers."""
@@ -55,11 +76,15 @@ def load_stage(plan: StagePlan, share_prefix: bool, backend: Backend | None = No
             backend = load_backend(
                 plan.model.backend, plan.model.name, n_ctx=plan.model.n_ctx, n_threads=plan.model.threads, **extras
             )
-        prompt = [PROMPT_READER_FACTORIES[kind](backend, plan) for kind in prompt_kinds]
-        readers.append(PromptReaders(backend, prompt, share_prefix))
+        readers.append(_prompt_readers(backend, plan, share_prefix))
     if plan.encoder is not None:
         readers.append(EncoderReader(plan.encoder.model, max_tokens=plan.encoder.tokens, threads=plan.encoder.threads))
-    return LoadedStage(plan, backend, tuple(readers))
+    return LoadedStage(plan, backend, tuple(readers), share_prefix)
+
+
+def _prompt_readers(backend: Backend, plan: StagePlan, share_prefix: bool) -> PromptReaders:
+    kinds = [kind for kind in plan.readers if kind in PROMPT_READER_FACTORIES]
+    return PromptReaders(backend, [PROMPT_READER_FACTORIES[kind](backend, plan) for kind in kinds], share_prefix)
 
 
 def open_retrieval(context: ContextPlan | None) -> Retrieval | None:
@@ -82,11 +107,8 @@ def retrieve_contexts(
     for label in context.retrieval:
         spec = retrieval.resolve(label)
         hit_lists = retrieval.search(questions, spec, context.passages)
-        if context.evidence == "sentences":
-            encoder = retrieval.index_embedder()
-            packed = [
-                select_evidence(q, hits, context.tokens, count_tokens, encoder) for q, hits in zip(questions, hit_lists)
-            ]
+        if context.evidence == "sentences":  # scored by their words: the embedder's cosine costs ~150x more
+            packed = [select_evidence(q, hits, context.tokens, count_tokens) for q, hits in zip(questions, hit_lists)]
         else:
             packed = [pack_context(hits, context.tokens, count_tokens) for hits in hit_lists]
         per_pipeline.append([RetrievedContext(spec.label(), hits, c) for hits, c in zip(hit_lists, packed)])

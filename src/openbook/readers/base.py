@@ -60,6 +60,11 @@ class Reader(Protocol):
         """Tokens `text` takes in this reader's model: the unit its context budget is counted in."""
         ...
 
+    def tokens(self, question: Question, context: Context) -> int:
+        """Tokens its model evaluates reading `question` with `context`: what a reading is costed in
+        before it runs."""
+        ...
+
     @property
     def model_seconds(self) -> float:
         """Time its model has spent evaluating so far."""

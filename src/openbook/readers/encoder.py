@@ -134,6 +134,11 @@ class EncoderReader:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def tokens(self, question: Question, context: Context) -> int:
+        """Tokens of its input for the question: each option paired with the context, padded alike."""
+        features, _ = encode_options(self.tokenizer, [question], [context], self.max_tokens)
+        return int(features["input_ids"].numel())
+
     def scores(self, questions: Sequence[Question], contexts: Sequence[Context]) -> list[np.ndarray]:
         """Raw option scores per question (one forward pass for the batch)."""
         import torch

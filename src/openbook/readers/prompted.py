@@ -119,6 +119,13 @@ class PromptReaders:
     def count_tokens(self, text: str) -> int:
         return self._count(text)
 
+    def tokens(self, question: Question, context: Context) -> int:
+        merged = plan_question(self.readers, self.backend, question, context)
+        continued = sum(len(c) for c in merged.continuations)
+        if self.share_prefix:
+            return len(merged.prefix) + continued
+        return len(merged.prefix) * len(merged.continuations) + continued
+
     @property
     def model_seconds(self) -> float:
         return self.backend.model_seconds
