@@ -1,0 +1,109 @@
+"""Does the default run keep its budget on exams of every length, and what does it buy?
+
+Runs the default `openbook eval` (10 s per question of the run) on the dev exams of three lengths
+(`common.budget_exams`: the default exam, 200 held-out llmse-6k-dev questions, the held-out ones of
+>= 600 characters, arc-challenge-val-100), each into bench/out/budget/<exam>/<config> (resumed where
+stopped, read back where complete), and prints per exam and run: MAP@3, seconds per question, the
+run's time against its budget, the share of questions read with evidence, the first pass's option
+orders, and the paired MAP@3 difference to a reference run of the same questions with its standard
+error. A reference is any other run folder beside it (e.g. `today`, made by an earlier commit's
+`openbook eval` into bench/out/budget/<exam>/today); the runs are made one after the other, so run
+nothing else on the machine meanwhile.
+
+    python bench/budget.py [--questions N] [--reference today] [--index DIR] [--exams NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+from common import OUT, budget_exams, markdown_table, question_characters
+from openbook.answer import AnswerOptions
+from openbook.evaluate.run import run_exam
+from openbook.exam import read_exam
+from openbook.metrics import average_precision_at_3
+from openbook.runlog import PREDICTIONS_FILE, RUN_FILE, read_records
+
+QUESTIONS = {"default-exam": 100, "llmse-6k-val-200": 100, "llmse-6k-val-long-100": 100, "arc-challenge-val-100": 50}
+CONFIG = "default"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=int, help="per exam (default: 100; 50 of ARC)")
+    parser.add_argument("--reference", default="today", help="the run folder each exam's default run is compared to")
+    parser.add_argument("--index", type=Path, default=Path("/work/golden/default-index"))
+    parser.add_argument("--exams", nargs="*", help="of " + ", ".join(QUESTIONS))
+    args = parser.parse_args()
+    rows = []
+    for name, path in budget_exams().items():
+        if args.exams and name not in args.exams:
+            continue
+        count = args.questions or QUESTIONS[name]
+        questions = read_exam(path)[:count]
+        folder = OUT / "budget" / name
+        run_default(questions, folder / CONFIG, args.index)
+        reference = ranked_by_question(folder / args.reference)
+        chars = statistics.mean(question_characters(q) for q in questions)
+        for config in sorted(p.name for p in folder.iterdir() if (p / RUN_FILE).is_file()):
+            rows.append([f"{name} ({count}, {chars:.0f} chars)", config, *measures(folder / config, reference)])
+    header = ["exam", "run", "MAP@3", "s/question", "time / budget", "read with evidence", "first-pass orders"]
+    header.append(f"paired vs {args.reference} (± SE)")
+    print(markdown_table(header, rows))
+
+
+def run_default(questions: list, out: Path, index: Path) -> None:
+    """The default `openbook eval` of `questions` into `out`, resumed where a run stopped."""
+    if (out / RUN_FILE).is_file() and len(read_records(out / PREDICTIONS_FILE)) >= len(questions):
+        return
+    options = replace(AnswerOptions(), index=index, out=out, resume=True)
+    outcome = run_exam(options, questions=questions)
+    if outcome.run.failure is not None:
+        raise SystemExit(f"{out}: {outcome.run.failure}")
+
+
+def ranked_by_question(folder: Path) -> dict[str, float]:
+    """Each question's AP@3 in a run folder (empty where there is none)."""
+    if not (folder / PREDICTIONS_FILE).is_file():
+        return {}
+    return {
+        str(r["id"]): average_precision_at_3(r["ranking"], r["answer"])
+        for r in read_records(folder / PREDICTIONS_FILE)
+        if r.get("answer")
+    }
+
+
+def measures(folder: Path, reference: dict[str, float]) -> list[str]:
+    run = json.loads((folder / RUN_FILE).read_text())
+    records = read_records(folder / PREDICTIONS_FILE)
+    scores = ranked_by_question(folder)
+    cascade = run.get("cascade") or {}
+    budget = cascade.get("budget_seconds")
+    ratio = f"{run['seconds']['total'] / budget:.3f}" if budget else "no budget"
+    with_evidence = sum(any(c.get("passages") for c in r.get("contexts", [])) for r in records) / len(records)
+    orders = cascade.get("first_pass_orders") or {"3": len(records)}  # runs before the budget in tokens: 3 each
+    common = [q for q in scores if q in reference]
+    differences = [scores[q] - reference[q] for q in common]
+    paired = "-"
+    if len(differences) > 1 and any(d != 0 for d in differences):
+        error = statistics.stdev(differences) / math.sqrt(len(differences))
+        paired = f"{statistics.mean(differences):+.3f} ± {error:.3f} (n={len(differences)})"
+    elif differences:
+        paired = "+0.000 (identical)"
+    return [
+        f"{statistics.mean(scores.values()):.3f}",
+        f"{run['seconds']['per_question']:.2f}",
+        ratio,
+        f"{with_evidence:.2f}",
+        " ".join(f"{k}:{n}" for k, n in sorted(orders.items())),
+        paired,
+    ]
+
+
+if __name__ == "__main__":
+    main()
