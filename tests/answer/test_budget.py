@@ -131,3 +131,29 @@ def test_a_reread_that_does_not_fit_is_passed_over_for_a_cheaper_one():
     assert [len(r.outputs[0].orders.logprobs) for r in run.results] == [3, 3]
     assert by_id["long"].reread is None and by_id["short"].reread is not None
     assert run.cascade.stopped_by_budget and run.seconds.total <= tokens * SECONDS_PER_TOKEN + 1e-9
+
+
+def test_a_reread_in_more_orders_reads_all_that_are_left_where_they_fit_its_share_else_fewer():
+    from openbook.answer.cascade import orders_that_fit
+    from openbook.readers import LetterReader, read_question
+    from openbook.records import NO_CONTEXT
+
+    backend, _ = timed()
+    question = exam(60, 1)[0]
+    (triage,) = read_question([LetterReader(backend, rotations=1)], backend, question, NO_CONTEXT.context)
+    pace = Pace().add(SECONDS_PER_TOKEN, 1)
+    completers: dict = {}
+
+    def orders_read_for(share: float) -> tuple[int, int]:
+        completer, tokens = orders_that_fit(completers, backend, True, triage, question, pace, share)
+        assert tokens == completer.tokens(question, NO_CONTEXT.context)
+        return completer.readers[0].rotations - 1, tokens
+
+    every, every_tokens = orders_read_for(math.inf)
+    one, one_tokens = orders_read_for(0.0)
+    assert (every, one) == (4, 1) and one_tokens < every_tokens
+    two, two_tokens = orders_read_for((one_tokens + (every_tokens - one_tokens) / 3) * SECONDS_PER_TOKEN + 1e-9)
+    assert (
+        two == 2
+        and pace.seconds_for(two_tokens) <= (one_tokens + (every_tokens - one_tokens) / 3) * SECONDS_PER_TOKEN + 1e-9
+    )

@@ -4,7 +4,8 @@ budget lasts.
 
 A question whose own retrieved context covers it (`RereadPlan.coverage_threshold`) is read with it by
 the main readers; another is read in the letter reader's remaining option orders without context
-(`OrderCompletion`), which costs a fifth to under half as much. Every re-read is costed before it
+(`OrderCompletion`), which costs a fifth to under half as much — all of them where they fit the
+question's fair share of the budget left, else as many as fit, one at least (`orders_that_fit`). Every re-read is costed before it
 runs, in the prompt tokens it will evaluate at the pace measured so far (`budget.Pace`), and goes
 ahead only where that fits the budget left; one that does not is passed over for cheaper ones, and
 the stage stops once not even the cheapest reading of any question left could fit. Contexts are
@@ -99,7 +100,7 @@ def reread(
         model_path=stage.model_path,
         context_coverage=rule.coverage_threshold,
     )
-    completers: dict[int, PromptReaders] = {}  # by the orders the triage read
+    completers: dict[tuple[int, int], PromptReaders] = {}  # by the orders read before and the orders to read
     retrieval = open_retrieval(rule.stage.context)
     own_contexts: dict[int, list[RetrievedContext]] = {}
     seconds: dict[RereadKind, list[float]] = {"context": [], "orders": []}
@@ -134,11 +135,10 @@ def reread(
                 completer = None
                 if kind == "orders":
                     assert triage is not None and stage.backend is not None
-                    read_before = _orders_of(triage)
-                    if read_before not in completers:
-                        completers[read_before] = _order_completer(stage.backend, read_before, plan.share_prefix)
-                    completer = completers[read_before]
-                    tokens = completer.tokens(result.question, NO_CONTEXT.context)
+                    fair_share = (budget - (clock() - started)) / (len(hardest) - position)
+                    completer, tokens = orders_that_fit(
+                        completers, stage.backend, plan.share_prefix, triage, result.question, pace, fair_share
+                    )
                 else:
                     tokens = stage.tokens(result.question, own_contexts[i])
                 if clock() - started + pace.seconds_for(tokens) >= budget:
@@ -191,10 +191,30 @@ def _first_pass_report(report: CascadeReport, first_pass: FirstPassOutcome) -> C
     )
 
 
-def _order_completer(backend: Backend, read_before: int, share_prefix: bool) -> PromptReaders:
-    """The letter reader over the orders a triage reading of `read_before` orders did not read."""
-    reader = LetterReader(backend, rotations=len(LETTERS), first_rotation=read_before)
-    return PromptReaders(backend, [reader], share_prefix)
+def orders_that_fit(
+    completers: dict[tuple[int, int], PromptReaders],
+    backend: Backend,
+    share_prefix: bool,
+    triage: ReaderOutput,
+    question: Question,
+    pace: Pace,
+    fair_share: float,
+) -> tuple[PromptReaders, int]:
+    """The letter reader over the option orders the triage reading did not read — all of them where
+    they fit `fair_share` (the budget left over the questions left), else as many as fit, one at
+    least — and its cost in tokens. Short questions complete all five orders in one re-read; a long
+    question, whose every order costs as much as a short question's prompt, gets one more order."""
+    before = _orders_of(triage)
+    more = orders_read(len(LETTERS), before, len(question.options))
+    while True:
+        key = (before, more)
+        if key not in completers:
+            reader = LetterReader(backend, rotations=before + more, first_rotation=before)
+            completers[key] = PromptReaders(backend, [reader], share_prefix)
+        tokens = completers[key].tokens(question, NO_CONTEXT.context)
+        if more == 1 or pace.seconds_for(tokens) <= fair_share:
+            return completers[key], tokens
+        more -= 1
 
 
 def _triage_reading(rule: RereadPlan, result: QuestionResult) -> ReaderOutput | None:
@@ -224,12 +244,14 @@ def _orders_left(triage: ReaderOutput, question: Question) -> bool:
 def _read_remaining_orders(
     completer: PromptReaders, result: QuestionResult, triage: ReaderOutput, prior: SlotPrior | None
 ) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
-    """The question's outputs with the full-order reading added (named `letter-rot5@none`, apart from
-    a main reader with 5 rotations, which reads context), and the outputs that decide it: the
-    full-order reading in place of the triage letter reading it contains. `prior`: the triage
-    reading's slot prior, which the orders read now share (same model and prompt, no context)."""
+    """The question's outputs with the joined reading added (named `letter-rotK@none` after the K
+    orders it now holds, apart from a main reader of K rotations, which reads context), and the
+    outputs that decide it: the joined reading in place of the triage letter reading it contains.
+    `prior`: the triage reading's slot prior, which the orders read now share (same model and
+    prompt, no context)."""
     question = result.question
     ((rest,),) = completer.read([question], [NO_CONTEXT.context])
-    full = complete_rotations(triage, rest, len(LETTERS), question.letters, prior)
-    full = replace(full, reader=f"{full.reader}@{NO_CONTEXT.retrieval}")
-    return [*result.outputs, full], [o for o in result.outputs if o is not triage] + [full]
+    assert rest.orders is not None
+    joined = complete_rotations(triage, rest, _orders_of(triage) + len(rest.orders.logprobs), question.letters, prior)
+    joined = replace(joined, reader=f"{joined.reader}@{NO_CONTEXT.retrieval}")
+    return [*result.outputs, joined], [o for o in result.outputs if o is not triage] + [joined]
