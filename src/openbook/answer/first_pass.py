@@ -27,8 +27,8 @@ Decide = Callable[[Question, list[ReaderOutput], list[RetrievedContext]], Predic
 class FirstPassOutcome:
     results: list[QuestionResult]
     pace: Pace
-    plan: FirstPassPlan | None  # as planned at the start; None: nothing to read
-    cheapest_tokens: dict[str, int]  # per question id: its reading in one order, the least any reading costs
+    plan: FirstPassPlan | None  # as planned at the start; None: no budget, or nothing to read
+    cheapest_tokens: dict[str, int]  # per question id (budgeted): its reading in one order, the least any costs
     failure: str | None = None
     error: Exception | None = None
 
@@ -47,70 +47,58 @@ def read_first_pass(
     clock: Callable[[], float],
 ) -> FirstPassOutcome:
     """Read every question of `questions` with its `contexts`; `budget_left()`: the run's seconds
-    left (infinite: no budget, every question in the stage's orders). A failing question stops the
-    pass; the answers before it are kept."""
-    levels = list(range(1, stage.plan.rotations + 1)) if stage.plan.orders_per_question and stage.varies_orders else []
-    variants = [stage.with_orders(k) for k in levels] or [stage]
-    costs = [[variant.tokens(q, c) for variant in variants] for q, c in zip(questions, contexts)]
+    left (infinite: no budget, and every question is read in the stage's orders, uncosted). A
+    failing question stops the pass; the answers before it are kept."""
+    budgeted = bool(questions) and math.isfinite(budget_left())
+    varies = budgeted and stage.plan.orders_per_question and stage.varies_orders
+    variants = [stage.with_orders(k) for k in range(1, stage.plan.rotations + 1)] if varies else [stage]
+    costs = [[v.tokens(q, c) for v in variants] for q, c in zip(questions, contexts)] if budgeted else []
     cheapest = {q.id: cost[0] for q, cost in zip(questions, costs)}
-    if not questions:
-        return FirstPassOutcome([], Pace(), None, cheapest)
-    pace = Pace()
-    if math.isfinite(budget_left()):
-        pace = _measure_pace(variants[0], questions[0], contexts[0], costs[0][0], clock)
+    pace = _measure_pace(variants[0], questions[0], contexts[0], costs[0][0], clock) if budgeted else Pace()
     started = clock()
     allowance = share * budget_left()
-    level = [len(variants)] * len(questions)
+    level = [len(variants)] * len(questions)  # index + 1 into `variants`
     planned: FirstPassPlan | None = None
     replan_at = 0
     results: list[QuestionResult] = []
     failure, error = None, None
-    with meter("first pass", len(questions), ("questions",), enabled=progress) as m:
+    description = "answering" if stage.plan.name == "answer" else stage.plan.name
+    with meter(description, len(questions), ("questions",), enabled=progress) as m:
         for start in range(0, len(questions), max(1, batch)):
-            if math.isfinite(budget_left()) and start >= replan_at:
-                spent = clock() - started
-                again = plan_first_pass(costs[start:], pace, allowance - spent, budget_left())
+            if budgeted and start >= replan_at:
+                again = plan_first_pass(costs[start:], pace, allowance - (clock() - started), budget_left())
                 level[start:] = list(again.orders)
                 if planned is None:
                     planned = again
                     notice(again.describe(), progress or not again.covers)  # a budget it cannot keep is always said
                 replan_at = start + REPLAN_EVERY
             chunk = list(range(start, min(start + max(1, batch), len(questions))))
-            answered: list[tuple[int, QuestionResult]] = []
+            answered: dict[int, QuestionResult] = {}
             try:
                 for k in sorted({level[i] for i in chunk}):
                     picked = [i for i in chunk if level[i] == k]
                     began = clock()
                     read = read_stage(variants[k - 1], [questions[i] for i in picked], [contexts[i] for i in picked])
-                    pace = pace.add(clock() - began, sum(costs[i][k - 1] for i in picked))
+                    if budgeted:
+                        pace = pace.add(clock() - began, sum(costs[i][k - 1] for i in picked))
                     for i, outputs in zip(picked, read):
-                        answered.append(
-                            (
-                                i,
-                                QuestionResult(
-                                    questions[i], decide(questions[i], outputs, contexts[i]), outputs, contexts[i]
-                                ),
-                            )
-                        )
+                        prediction = decide(questions[i], outputs, contexts[i])
+                        answered[i] = QuestionResult(questions[i], prediction, outputs, contexts[i])
             except Exception as caught:  # keep what was answered; the caller reports
-                named = (
-                    questions[chunk[0]].id
-                    if len(chunk) == 1
-                    else f"{questions[chunk[0]].id}..{questions[chunk[-1]].id}"
-                )
-                failure, error = f"question {named!r}: {caught}", caught
-            for _, result in sorted(answered, key=lambda pair: pair[0]):
-                results.append(result)
+                failure, error = f"question {_named(questions, chunk)!r}: {caught}", caught
+            for i in sorted(answered):
+                results.append(answered[i])
                 if on_result is not None:
-                    on_result(result)
+                    on_result(answered[i])
             if failure is not None:
                 break
             m.advance(completed=len(results), questions=len(chunk))
-    if planned is None:  # no budget: every question in the stage's orders
-        planned = FirstPassPlan(
-            tuple(level), sum(c[-1] for c in costs), pace.seconds_for(sum(c[-1] for c in costs)), math.inf, True
-        )
     return FirstPassOutcome(results, pace, planned, cheapest, failure, error)
+
+
+def _named(questions: Sequence[Question], chunk: list[int]) -> str:
+    first, last = questions[chunk[0]].id, questions[chunk[-1]].id
+    return first if len(chunk) == 1 else f"{first}..{last}"
 
 
 def _measure_pace(
