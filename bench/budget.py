@@ -10,23 +10,21 @@ error. A reference is any other run folder beside it (e.g. `today`, made by an e
 `openbook eval` into bench/out/budget/<exam>/today); the runs are made one after the other, so run
 nothing else on the machine meanwhile.
 
-    python bench/budget.py [--questions N] [--reference today] [--index DIR] [--exams NAME ...]
+    python bench/budget.py [--questions N] [--reference today] [--index DIR] [--exams NAME ...] [--table-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import statistics
 from dataclasses import replace
 from pathlib import Path
 
 from common import OUT, budget_exams, markdown_table, question_characters
 from openbook.answer import AnswerOptions
+from openbook.evaluate.review import RunFolder, compare, summarize
 from openbook.evaluate.run import run_exam
 from openbook.exam import read_exam
-from openbook.metrics import average_precision_at_3
 from openbook.runlog import PREDICTIONS_FILE, RUN_FILE, read_records
 
 QUESTIONS = {"default-exam": 100, "llmse-6k-val-200": 100, "llmse-6k-val-long-100": 100, "arc-challenge-val-100": 50}
@@ -39,6 +37,7 @@ def main() -> None:
     parser.add_argument("--reference", default="today", help="the run folder each exam's default run is compared to")
     parser.add_argument("--index", type=Path, default=Path("/work/golden/default-index"))
     parser.add_argument("--exams", nargs="*", help="of " + ", ".join(QUESTIONS))
+    parser.add_argument("--table-only", action="store_true", help="print the runs there are; run nothing")
     args = parser.parse_args()
     rows = []
     for name, path in budget_exams().items():
@@ -47,11 +46,15 @@ def main() -> None:
         count = args.questions or QUESTIONS[name]
         questions = read_exam(path)[:count]
         folder = OUT / "budget" / name
-        run_default(questions, folder / CONFIG, args.index)
-        reference = ranked_by_question(folder / args.reference)
+        if not args.table_only:
+            run_default(questions, folder / CONFIG, args.index)
+        if not folder.is_dir():
+            continue
         chars = statistics.mean(question_characters(q) for q in questions)
         for config in sorted(p.name for p in folder.iterdir() if (p / RUN_FILE).is_file()):
-            rows.append([f"{name} ({count}, {chars:.0f} chars)", config, *measures(folder / config, reference)])
+            rows.append(
+                [f"{name} ({count}, {chars:.0f} chars)", config, *measures(folder / config, folder / args.reference)]
+            )
     header = ["exam", "run", "MAP@3", "s/question", "time / budget", "read with evidence", "first-pass orders"]
     header.append(f"paired vs {args.reference} (± SE)")
     print(markdown_table(header, rows))
@@ -67,38 +70,20 @@ def run_default(questions: list, out: Path, index: Path) -> None:
         raise SystemExit(f"{out}: {outcome.run.failure}")
 
 
-def ranked_by_question(folder: Path) -> dict[str, float]:
-    """Each question's AP@3 in a run folder (empty where there is none)."""
-    if not (folder / PREDICTIONS_FILE).is_file():
-        return {}
-    return {
-        str(r["id"]): average_precision_at_3(r["ranking"], r["answer"])
-        for r in read_records(folder / PREDICTIONS_FILE)
-        if r.get("answer")
-    }
-
-
-def measures(folder: Path, reference: dict[str, float]) -> list[str]:
-    run = json.loads((folder / RUN_FILE).read_text())
-    records = read_records(folder / PREDICTIONS_FILE)
-    scores = ranked_by_question(folder)
-    cascade = run.get("cascade") or {}
-    budget = cascade.get("budget_seconds")
-    ratio = f"{run['seconds']['total'] / budget:.3f}" if budget else "no budget"
-    with_evidence = sum(any(c.get("passages") for c in r.get("contexts", [])) for r in records) / len(records)
-    orders = cascade.get("first_pass_orders") or {"3": len(records)}  # runs before the budget in tokens: 3 each
-    common = [q for q in scores if q in reference]
-    differences = [scores[q] - reference[q] for q in common]
+def measures(folder: Path, reference: Path) -> list[str]:
+    run = RunFolder.read(folder)
+    summary = summarize(run)
+    cascade = run.run.get("cascade") or {}
+    used = summary.budget_used
+    with_evidence = sum(any(c.get("passages") for c in r.get("contexts", [])) for r in run.records) / len(run.records)
+    orders = cascade.get("first_pass_orders") or {"3": len(run.records)}  # runs before the budget in tokens: 3 each
     paired = "-"
-    if len(differences) > 1 and any(d != 0 for d in differences):
-        error = statistics.stdev(differences) / math.sqrt(len(differences))
-        paired = f"{statistics.mean(differences):+.3f} ± {error:.3f} (n={len(differences)})"
-    elif differences:
-        paired = "+0.000 (identical)"
+    if folder != reference and (reference / RUN_FILE).is_file():
+        paired = compare(RunFolder.read(reference), run).describe()
     return [
-        f"{statistics.mean(scores.values()):.3f}",
-        f"{run['seconds']['per_question']:.2f}",
-        ratio,
+        "-" if summary.map3 is None else f"{summary.map3:.3f}",
+        f"{summary.seconds_per_question:.2f}",
+        "no budget" if used is None else f"{used:.3f}",
         f"{with_evidence:.2f}",
         " ".join(f"{k}:{n}" for k, n in sorted(orders.items())),
         paired,

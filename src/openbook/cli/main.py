@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from openbook import __version__
-from openbook.cli import answer_cmd, ensemble_cmd, exam_cmd, index_cmd, models_cmd, retrieval_cmd, search_cmd, train_cmd
+from openbook.cli import (
+    answer_cmd,
+    ensemble_cmd,
+    exam_cmd,
+    index_cmd,
+    models_cmd,
+    retrieval_cmd,
+    review_cmd,
+    search_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="openbook",
@@ -41,6 +51,8 @@ app.command("eval")(answer_cmd.evaluate)
 app.command("eval-retrieval")(retrieval_cmd.eval_retrieval)
 app.command("check")(exam_cmd.check)
 app.command("score")(exam_cmd.score)
+app.command("show")(review_cmd.show)
+app.command("compare")(review_cmd.compare_runs)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(ensemble_cmd.app, name="ensemble")
