@@ -185,7 +185,13 @@ class CascadeReport:
     first_pass: str = ""  # its plan in words, as said at the start
     first_pass_orders: dict[str, int] = field(default_factory=dict)  # questions per number of option orders read
     budget_covers_first_pass: bool = True  # one order per question fitted the budget
-    tokens_per_second: float = 0.0  # prompt tokens evaluated per wall-clock second, over the run's readings
+    # the pace measured over the run's readings: prompt tokens evaluated, and the wall-clock seconds they took
+    paced_tokens: int = 0
+    paced_seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.paced_tokens / self.paced_seconds if self.paced_seconds > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,16 +64,18 @@ def record_of(result: QuestionResult) -> Record:
             for o in result.outputs
             if o.orders is not None
         },
-        "contexts": [_evidence(retrieved) for retrieved in result.contexts],
+        "contexts": [evidence_record(retrieved) for retrieved in result.contexts],
         **({} if result.reread is None else {"reread": result.reread.kind, "context_coverage": result.reread.coverage}),
     }
 
 
-def _evidence(retrieved: RetrievedContext) -> Record:
+def evidence_record(retrieved: RetrievedContext) -> Record:
+    """A context as the log keeps it: its pipeline, size, what the reader read, and its passages whole."""
     hits = {hit.passage.id: hit for hit in retrieved.hits}
     return {
         "retrieval": retrieved.retrieval,
         "tokens": retrieved.context.tokens,
+        "read": retrieved.context.text,
         "passages": [
             {"id": pid, "title": hits[pid].passage.title, "score": hits[pid].score, "text": hits[pid].passage.text}
             for pid in retrieved.context.passage_ids
@@ -89,8 +91,8 @@ def order_readings(record: Mapping[str, Any]) -> dict[str, OrderReading]:
 
 
 def result_of(record: Mapping[str, Any], question: Question) -> QuestionResult:
-    """A logged answer back as a result (the inverse of `record_of`; a context's text is rebuilt from
-    its logged passages, whole)."""
+    """A logged answer back as a result (the inverse of `record_of`; a context's text is what was read,
+    or, in a log that does not keep it, rebuilt from its logged passages, whole)."""
     orders = order_readings(record)
     outputs = [
         ReaderOutput(question.id, name, probabilities, orders=orders.get(name))
@@ -102,7 +104,7 @@ def result_of(record: Mapping[str, Any], question: Question) -> QuestionResult:
             Hit(Passage(p["id"], "", p["title"], p["text"]), p["score"], rank)
             for rank, p in enumerate(evidence["passages"])
         ]
-        text = "\n\n".join(hit.passage.in_context() for hit in hits)
+        text = evidence.get("read") or "\n\n".join(hit.passage.in_context() for hit in hits)
         contexts.append(
             RetrievedContext(
                 evidence["retrieval"], hits, Context(text, tuple(hit.passage.id for hit in hits), evidence["tokens"])

@@ -45,8 +45,8 @@ class Pace:
     def seconds_for(self, tokens: int) -> float:
         return tokens * self.per_token
 
-    def tokens_per_second(self) -> float:
-        return self.tokens / self.seconds if self.seconds > 0 else math.inf
+
+UNMEASURED = Pace()
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,8 @@ def reread(
         read_without_context=len(seconds["orders"]),
         seconds_per_reread=mean_pace([t for kind in seconds.values() for t in kind]),
         seconds_per_kind={kind: mean_pace(taken) for kind, taken in seconds.items() if taken or kind == "context"},
-        tokens_per_second=pace.tokens_per_second() if pace.measured else report.tokens_per_second,
+        paced_tokens=pace.tokens if pace.measured else report.paced_tokens,
+        paced_seconds=pace.seconds if pace.measured else report.paced_seconds,
     )
     return RereadOutcome(report, stage.model_seconds - seconds_before, failure, failed)
 
@@ -187,7 +188,8 @@ def _first_pass_report(report: CascadeReport, first_pass: FirstPassOutcome) -> C
         first_pass=planned.describe(),
         first_pass_orders={str(k): n for k, n in planned.counts().items()},
         budget_covers_first_pass=planned.covers,
-        tokens_per_second=first_pass.pace.tokens_per_second() if first_pass.pace.measured else 0.0,
+        paced_tokens=first_pass.pace.tokens,
+        paced_seconds=first_pass.pace.seconds,
     )
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from openbook.answer.budget import UNMEASURED, Pace
 from openbook.answer.cascade import reread
 from openbook.answer.decide import apply_letter_prior, decide, first_pass_ensemble
 from openbook.answer.first_pass import read_first_pass
@@ -29,11 +30,14 @@ def execute(
     backend: Backend | None = None,
     readers: Sequence[Reader] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    pace: Pace = UNMEASURED,
 ) -> Run:
     """Answer `questions` (the plan's first `limit`, less those `earlier` runs answered); `on_result`
     sees each answer as soon as it is made, and again if a re-read or the letter prior changes it.
     `backend`: the main model, loaded already; `readers`: the readers of a one-stage plan, built
-    already (benchmarks); `clock`: what the budget and timings are measured with. `earlier.first_pass` answers join this run's first pass, not read again; a
+    already (benchmarks); `clock`: what the budget and timings are measured with; `pace`: the
+    machine's, measured by earlier runs (a session answering question after question), else measured
+    at start-up. `earlier.first_pass` answers join this run's first pass, not read again; a
     cascade's budget covers every question of the run, the earlier runs' time counted as spent.
 
     A question that fails stops the run: the answers made before it are in the returned `Run`, with
@@ -85,6 +89,7 @@ def execute(
         on_result=on_result,
         progress=plan.progress,
         clock=clock,
+        pace=pace,
     )
     results: list[QuestionResult] = [*earlier.first_pass, *passed.results]
     failure, error = passed.failure, passed.error

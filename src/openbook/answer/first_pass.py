@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from openbook.answer.budget import FirstPassPlan, Pace, plan_first_pass
+from openbook.answer.budget import UNMEASURED, FirstPassPlan, Pace, plan_first_pass
 from openbook.answer.stages import LoadedStage, read_stage
 from openbook.progress import meter, notice
 from openbook.records import Prediction, Question, QuestionResult, ReaderOutput, RetrievedContext
@@ -45,16 +45,19 @@ def read_first_pass(
     on_result: Callable[[QuestionResult], None] | None,
     progress: bool,
     clock: Callable[[], float],
+    pace: Pace = UNMEASURED,
 ) -> FirstPassOutcome:
     """Read every question of `questions` with its `contexts`; `budget_left()`: the run's seconds
-    left (infinite: no budget, and every question is read in the stage's orders, uncosted). A
-    failing question stops the pass; the answers before it are kept."""
+    left (infinite: no budget, and every question is read in the stage's orders, uncosted); `pace`:
+    measured before (by earlier runs of a session), which saves the start-up measurement. A failing
+    question stops the pass; the answers before it are kept."""
     budgeted = bool(questions) and math.isfinite(budget_left())
     varies = budgeted and stage.plan.orders_per_question and stage.varies_orders
     variants = [stage.with_orders(k) for k in range(1, stage.plan.rotations + 1)] if varies else [stage]
     costs = [[v.tokens(q, c) for v in variants] for q, c in zip(questions, contexts)] if budgeted else []
     cheapest = {q.id: cost[0] for q, cost in zip(questions, costs)}
-    pace = _measure_pace(variants[0], questions[0], contexts[0], costs[0][0], clock) if budgeted else Pace()
+    if budgeted and not pace.measured:
+        pace = _measure_pace(variants[0], questions[0], contexts[0], costs[0][0], clock)
     started = clock()
     allowance = share * budget_left()
     level = [len(variants)] * len(questions)  # index + 1 into `variants`

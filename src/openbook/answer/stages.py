@@ -3,11 +3,13 @@ questions with their contexts into reader outputs."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from openbook.answer.plan import ContextPlan, StagePlan
+from openbook.answer.plan import ContextPlan, ModelPlan, StagePlan
 from openbook.backends import Backend, load_backend
+from openbook.index.manifest import MANIFEST_FILE
 from openbook.readers import EncoderReader, LetterReader, PromptReader, PromptReaders, Reader, YesNoReader
 from openbook.records import NO_CONTEXT, Question, ReaderOutput, RetrievedContext
 from openbook.retrieve import Retrieval
@@ -64,18 +66,19 @@ class LoadedStage:
         )
 
 
+def load_model(model: ModelPlan) -> Backend:
+    """The language model a stage's prompt readers read with."""
+    extras = {key: value for key, value in (("adapter", model.adapter), ("packed", model.packed)) if value}
+    return load_backend(model.backend, model.name, n_ctx=model.n_ctx, n_threads=model.threads, **extras)
+
+
 def load_stage(plan: StagePlan, share_prefix: bool, backend: Backend | None = None) -> LoadedStage:
     """The stage's model (`backend`, where one is loaded already) and readers."""
     readers: list[Reader] = []
     prompt_kinds = [kind for kind in plan.readers if kind in PROMPT_READER_FACTORIES]
     if plan.model is not None and prompt_kinds:
         if backend is None:
-            extras = {
-                key: value for key, value in (("adapter", plan.model.adapter), ("packed", plan.model.packed)) if value
-            }
-            backend = load_backend(
-                plan.model.backend, plan.model.name, n_ctx=plan.model.n_ctx, n_threads=plan.model.threads, **extras
-            )
+            backend = load_model(plan.model)
         readers.append(_prompt_readers(backend, plan, share_prefix))
     if plan.encoder is not None:
         readers.append(EncoderReader(plan.encoder.model, max_tokens=plan.encoder.tokens, threads=plan.encoder.threads))
@@ -88,8 +91,17 @@ def _prompt_readers(backend: Backend, plan: StagePlan, share_prefix: bool) -> Pr
 
 
 def open_retrieval(context: ContextPlan | None) -> Retrieval | None:
+    """The index a stage retrieves from, opened once per process for the same plan and the same build
+    of the index (a session answering question after question keeps it loaded: its BM25 and dense
+    parts and its embedder); an index built again in place is opened again."""
     if context is None:
         return None
+    manifest = context.index / MANIFEST_FILE
+    return _opened(context, manifest.stat().st_mtime_ns if manifest.is_file() else None)
+
+
+@functools.lru_cache(maxsize=4)
+def _opened(context: ContextPlan, built: int | None) -> Retrieval:
     return Retrieval(context.index, candidates=context.candidates, dense_engine=context.dense_engine)
 
 

@@ -101,10 +101,10 @@ def check_options(options: object, table: str) -> None:
     check_bounds(options)
 
 
-def parameters_of(options_type: type) -> list[inspect.Parameter]:
-    """The command-line parameters of an options dataclass's fields, in their order."""
+def parameters_of(options_type: type, leave_out: Sequence[str] = ()) -> list[inspect.Parameter]:
+    """The command-line parameters of an options dataclass's fields, in their order (less `leave_out`)."""
     hints = typing.get_type_hints(options_type)
-    return [_parameter(spec, hints[spec.name]) for spec in fields(options_type)]
+    return [_parameter(spec, hints[spec.name]) for spec in fields(options_type) if spec.name not in leave_out]
 
 
 def options_command(
@@ -113,13 +113,15 @@ def options_command(
     run: Callable[..., object],
     switches: Sequence[inspect.Parameter] = (),
     name: str | None = None,
+    leave_out: Sequence[str] = (),
 ) -> Callable[..., None]:
     """A typer command whose options are `options_type`'s fields (made with `option`) and `--config`:
     the options are resolved (command line > the file's `[table]` > defaults), checked, then
     `run(options, **switches)`. `switches`: command-line switches that are not options (never in a
-    file, e.g. --dry-run). The command is `name` (default: `run`'s), its help `run`'s docstring."""
+    file, e.g. --dry-run); `leave_out`: options the command has no use for (not on its command line).
+    The command is `name` (default: `run`'s), its help `run`'s docstring."""
     config = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOption)
-    parameters = [*parameters_of(options_type), *switches, config]
+    parameters = [*parameters_of(options_type, leave_out), *switches, config]
     switch_names = [switch.name for switch in switches]
 
     def command(**given: Any) -> None:

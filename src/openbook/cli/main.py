@@ -9,6 +9,7 @@ import typer
 from openbook import __version__
 from openbook.cli import (
     answer_cmd,
+    ask_cmd,
     ensemble_cmd,
     exam_cmd,
     index_cmd,
@@ -48,6 +49,7 @@ app.command("verify-index")(index_cmd.verify)
 app.command("search")(search_cmd.search)
 app.command("answer")(answer_cmd.answer)
 app.command("eval")(answer_cmd.evaluate)
+app.command("ask")(ask_cmd.ask)
 app.command("eval-retrieval")(retrieval_cmd.eval_retrieval)
 app.command("check")(exam_cmd.check)
 app.command("score")(exam_cmd.score)
