@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ class ScriptedBackend:
     slot_bias: Sequence[float] = (0.0, 0.0, 0.0, 0.0, 0.0)
     seconds_per_token: float = 0.0
     clock: FakeClock = field(default_factory=FakeClock)
+    sleep_per_call: float = 0.0  # real seconds each evaluation takes (a service under load)
     # (question prompt, with context) -> fail there, as a too-long prompt would
     fail_on: Callable[[str, bool], bool] | None = None
     name: str = "scripted"
@@ -77,6 +79,8 @@ class ScriptedBackend:
         share_prefix: bool = True,
     ) -> np.ndarray:
         self.calls += 1
+        if self.sleep_per_call:
+            time.sleep(self.sleep_per_call)
         evaluated = (
             len(prefix) + sum(len(c) for c in continuations)
             if share_prefix

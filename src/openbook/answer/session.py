@@ -4,16 +4,16 @@ carries over to the next, so a question asked alone does not pay for a start-up 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from openbook.answer.budget import UNMEASURED, Pace
 from openbook.answer.executor import execute
-from openbook.answer.plan import ModelPlan, Plan
+from openbook.answer.plan import ContextPlan, ModelPlan, Plan
 from openbook.answer.stages import load_model, open_retrieval, retrieve_contexts
 from openbook.backends import Backend
 from openbook.backends.base import model_token_counter
 from openbook.errors import ConfigError
-from openbook.records import Question, RetrievedContext, Run
+from openbook.records import Hit, Question, QuestionResult, RetrievedContext, Run
 
 
 class Session:
@@ -24,21 +24,48 @@ class Session:
         self.backend = backend if backend is not None or model is None else load_model(model)
         self.pace: Pace = UNMEASURED
 
-    def answer(self, questions: Sequence[Question]) -> Run:
-        run = execute(self.plan, questions, backend=self.backend, pace=self.pace)
+    def answer(
+        self,
+        questions: Sequence[Question],
+        plan: Plan | None = None,
+        on_result: Callable[[QuestionResult], None] | None = None,
+    ) -> Run:
+        """`questions` answered by the session's plan, or by `plan` (other settings on the same model);
+        `on_result` sees each answer as it is made (an exception raised there stops the run)."""
+        plan = self.plan if plan is None else plan
+        if main_model(plan) != main_model(self.plan):
+            raise ConfigError("the model is the session's: settings that change the model need another session")
+        run = execute(plan, questions, backend=self.backend, pace=self.pace, on_result=on_result)
         if run.cascade is not None and run.cascade.paced_tokens:
             self.pace = Pace(run.cascade.paced_seconds, run.cascade.paced_tokens)
         return run
 
+    @property
+    def model_path(self) -> str | None:
+        if self.backend is None:
+            return None
+        return str(getattr(self.backend, "model_path", self.backend.model_id))  # loaded from a file: which
+
     def evidence(self, question: Question) -> list[RetrievedContext]:
         """What the plan's reading with context would read for `question`: its retrieved passages and
         the evidence packed from them, one per retrieval pipeline; nothing is read."""
+        context = self._context()
+        count = model_token_counter(self.backend) if self.backend is not None else _words
+        (contexts,) = retrieve_contexts([question], open_retrieval(context), context, count)
+        return contexts
+
+    def search(self, question: Question, k: int) -> list[Hit]:
+        """The `k` best passages for `question` by the plan's first retrieval pipeline."""
+        context = self._context()
+        retrieval = open_retrieval(context)
+        assert retrieval is not None
+        return retrieval.search([question], retrieval.resolve(context.retrieval[0]), k)[0]
+
+    def _context(self) -> ContextPlan:
         stage = self.plan.reread.stage if self.plan.reread is not None else self.plan.first
         if stage.context is None:
             raise ConfigError("no index to retrieve evidence from: pass --index DIR")
-        count = model_token_counter(self.backend) if self.backend is not None else _words
-        (contexts,) = retrieve_contexts([question], open_retrieval(stage.context), stage.context, count)
-        return contexts
+        return stage.context
 
 
 def main_model(plan: Plan) -> ModelPlan | None:

@@ -129,7 +129,9 @@ def show_evidence_only(session: Session, prompt: str, as_json: bool, number: int
     """A question without options: what retrieval finds for its prompt; there is nothing to rank."""
     if not prompt.strip():
         raise ConfigError("the question is empty")
-    question = Question(f"ask-{number}", prompt.strip(), {})
+    question = Question(
+        f"ask-{number}", prompt.strip(), {"A": ""}
+    )  # per-option queries: the prompt itself, as `search` asks
     contexts = session.evidence(question)
     if as_json:
         typer.echo(json.dumps(evidence_only_record(question, contexts)))  # one line per answer

@@ -17,6 +17,7 @@ from openbook.cli import (
     retrieval_cmd,
     review_cmd,
     search_cmd,
+    serve_cmd,
     train_cmd,
 )
 
@@ -50,6 +51,7 @@ app.command("search")(search_cmd.search)
 app.command("answer")(answer_cmd.answer)
 app.command("eval")(answer_cmd.evaluate)
 app.command("ask")(ask_cmd.ask)
+app.command("serve")(serve_cmd.serve)
 app.command("eval-retrieval")(retrieval_cmd.eval_retrieval)
 app.command("check")(exam_cmd.check)
 app.command("score")(exam_cmd.score)
