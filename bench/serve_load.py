@@ -1,0 +1,152 @@
+"""`openbook serve` under load: concurrent clients against the real server on 127.0.0.1, bounded in
+count and time, beside `openbook answer` on the same questions in the same run.
+
+    python bench/serve_load.py [--clients 50] [--questions 50] [--model NAME] [--index DIR] [--time-limit 1800]
+
+Starts `openbook serve` (the shipped model, the default knowledge base), sends each of the first
+`--questions` questions of the default exam once, from `--clients` concurrent clients, with the whole
+run read (`budget_seconds` 1e9, so that which questions are re-read does not depend on the pace),
+then answers the same questions with `openbook answer --budget-seconds inf`. Prints: requests sent,
+answered, refused (by status), lost (no response: must be 0); p50 and p95 latency; questions per
+second of both; the server's peak memory (RSS, sampled); and how many accepted answers have the
+ranking the CLI gives (must be all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+
+from common import DEFAULT_EXAM, DEFAULT_INDEX, markdown_table
+from openbook.exam import read_exam
+from openbook.runlog import read_records
+
+OPENBOOK = [sys.executable, "-c", "from openbook.cli.main import app; app()"]
+WHOLE_RUN = 1e9  # seconds: every question read in full, as with --budget-seconds inf
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX)
+    parser.add_argument("--time-limit", type=float, default=1800.0, help="seconds for the whole load; then it stops")
+    args = parser.parse_args()
+    questions = read_exam(DEFAULT_EXAM)[: args.questions]
+    port = free_port()
+    common = ["--index", str(args.index), "--model", args.model]
+    server = subprocess.Popen(
+        [*OPENBOOK, "serve", *common, "--port", str(port), "--queue-size", str(args.questions + 1)]
+        + ["--deadline", str(args.time_limit)],
+        stderr=subprocess.DEVNULL,
+    )
+    address = f"http://127.0.0.1:{port}"
+    peak = [0]
+    sampling = threading.Event()
+
+    def sample_memory() -> None:
+        process = psutil.Process(server.pid)
+        while not sampling.is_set():
+            try:
+                peak[0] = max(peak[0], process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.2)
+
+    try:
+        wait_for(address, server)
+        sampler = threading.Thread(target=sample_memory, daemon=True)
+        sampler.start()
+        ended_by = time.monotonic() + args.time_limit
+
+        def ask(index: int) -> tuple[int | None, float, dict | None]:
+            q = questions[index]
+            body = {
+                "question": {"id": q.id, "prompt": q.prompt, "options": list(q.options.values())},
+                "settings": {"budget_seconds": WHOLE_RUN},
+            }
+            began = time.monotonic()
+            try:
+                response = httpx.post(f"{address}/v1/answer", json=body, timeout=max(1.0, ended_by - began))
+            except httpx.HTTPError:
+                return None, time.monotonic() - began, None
+            answer = response.json()["answers"][0] if response.status_code == 200 else None
+            return response.status_code, time.monotonic() - began, answer
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(args.clients) as pool:
+            outcomes = list(pool.map(ask, range(len(questions))))
+        served_seconds = time.monotonic() - started
+        sampling.set()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(120)
+    with tempfile.TemporaryDirectory() as folder:
+        began = time.monotonic()
+        subprocess.run(
+            [*OPENBOOK, "answer", str(DEFAULT_EXAM), *common, "--out", f"{folder}/run", "--limit", str(args.questions)]
+            + ["--budget-seconds", "inf", "--quiet"],
+            check=True,
+        )
+        cli_seconds = time.monotonic() - began
+        cli = {str(r["id"]): r["ranking"] for r in read_records(Path(folder) / "run" / "predictions.jsonl")}
+    statuses = Counter(status for status, _, _ in outcomes)
+    latencies = sorted(seconds for status, seconds, _ in outcomes if status == 200)
+    answered = [answer for status, _, answer in outcomes if status == 200 and answer is not None]
+    same = sum(answer["ranking"] == cli.get(str(answer["id"])) for answer in answered)
+    rows = [
+        ["requests sent", len(outcomes)],
+        ["answered (200)", statuses.get(200, 0)],
+        ["refused", ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()) if s not in (200, None)) or "0"],
+        ["lost (no response)", statuses.get(None, 0)],
+        ["latency p50 / p95 (s)", f"{percentile(latencies, 50):.1f} / {percentile(latencies, 95):.1f}"],
+        ["questions/s: serve / answer", f"{len(answered) / served_seconds:.3f} / {len(cli) / cli_seconds:.3f}"],
+        ["server peak RSS (MiB)", f"{peak[0] / 2**20:.0f}"],
+        ["same ranking as the CLI", f"{same} / {len(answered)}"],
+    ]
+    print(markdown_table(["measure", f"{args.clients} clients, {len(questions)} questions, {args.model}"], rows))
+    print(json.dumps({"clients": args.clients, "questions": len(questions), "cpu_count": os.cpu_count()}))
+
+
+def wait_for(address: str, server: subprocess.Popen) -> None:
+    for _ in range(1200):
+        if server.poll() is not None:
+            raise SystemExit(f"openbook serve exited with {server.returncode}")
+        try:
+            if httpx.get(f"{address}/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.25)
+    raise SystemExit("openbook serve did not start within 5 minutes")
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[int(share) - 1] if len(values) > 1 else values[0]
+
+
+if __name__ == "__main__":
+    main()
