@@ -7,9 +7,10 @@ MODEL ?= qwen2.5-coder-1.5b-instruct
 EMBEDDER ?= all-minilm-l6-v2
 EXAM ?= src/openbook/resources/default-exam.csv
 DEMO_ARGS ?=  # e.g. DEMO_ARGS="--limit 5" for a quick look
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TORCH ?= torch==2.13.0  # pinned: this version resolves to the CPU build here (a bare `torch` pulls CUDA)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,7 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[llm,dense,faiss,dev]"
+	$(MAKE) browser
 	touch $@
+
+browser:  # Debian's chromium and its driver, for the report's browser test (where missing)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 
 demo: setup
 	$(BIN)/openbook models pull $(MODEL) $(EMBEDDER)

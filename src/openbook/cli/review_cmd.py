@@ -1,5 +1,5 @@
-"""`openbook show RUN` and `openbook compare RUN_A RUN_B`: a finished run in a few tables, and two runs
-of the same questions compared answer by answer."""
+"""`openbook show RUN`, `openbook compare RUN_A RUN_B` and `openbook report RUN...`: a finished run in a
+few tables, two runs of the same questions compared answer by answer, and an HTML report of either."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from openbook.cli.common import reports_errors, results
+from openbook.errors import ConfigError
 from openbook.evaluate.review import RunFolder, RunSummary, StageScore, compare, summarize
 from openbook.records import LETTERS
 
@@ -81,3 +82,20 @@ def compare_runs(run_a: RunArgument, run_b: RunArgument) -> None:
         results.print(f"{label}: {len(ids)}" + (f" ({listed})" if ids else ""), highlight=False)
     if found.only_in_one:
         results.print(f"answered by one run only: {found.only_in_one}", highlight=False)
+
+
+@reports_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders; with several, each is compared with the first.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (self-contained).")] = Path(
+        "report.html"
+    ),
+) -> None:
+    """Write one self-contained HTML report of one run or a comparison of several: headline, reliability,
+    coverage, position bias, routing, time, per-subject scores and every question with its evidence."""
+    from openbook.evaluate.html import write_report
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; name the HTML file to write")
+    written = write_report([RunFolder.read(run) for run in runs], out)
+    results.print(f"wrote {written}", highlight=False)

@@ -8,6 +8,7 @@ log-likelihood of the right option; it never changes a ranking, only how sure th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,17 +50,44 @@ def fit_temperature(score_rows: Sequence[np.ndarray], answers: Sequence[int]) ->
     return float(np.exp(found.x))
 
 
-def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = ECE_BINS) -> float:
-    """Sum over equal-width confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
-    if not confidences:
-        return 0.0
+@dataclass(frozen=True)
+class ReliabilityBin:
+    low: float
+    high: float
+    count: int
+    confidence: float  # mean confidence of its answers (0 when empty)
+    accuracy: float  # share of them right (0 when empty)
+
+
+def reliability_bins(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = ECE_BINS
+) -> list[ReliabilityBin]:
+    """Equal-width confidence bins with the mean confidence and the accuracy of the answers in each."""
     confidence = np.asarray(confidences, dtype=float)
     hits = np.asarray(correct, dtype=float)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    error = 0.0
+    found = []
     for b in range(bins):
         members = which == b
-        if members.any():
-            error += members.mean() * abs(hits[members].mean() - confidence[members].mean())
-    return float(error)
+        count = int(members.sum())
+        found.append(
+            ReliabilityBin(
+                float(edges[b]),
+                float(edges[b + 1]),
+                count,
+                float(confidence[members].mean()) if count else 0.0,
+                float(hits[members].mean()) if count else 0.0,
+            )
+        )
+    return found
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = ECE_BINS) -> float:
+    """Sum over equal-width confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
+    if not confidences:
+        return 0.0
+    total = len(confidences)
+    return float(
+        sum(b.count / total * abs(b.accuracy - b.confidence) for b in reliability_bins(confidences, correct, bins))
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from openbook.ensemble.calibrate import ECE_BINS, ReliabilityBin, expected_calibration_error, reliability_bins
 from openbook.errors import InputError
 from openbook.metrics import average_precision_at_3
 from openbook.records import LETTERS
@@ -111,6 +112,29 @@ def _stage_score(records: list[Record], scores: Mapping[str, float]) -> StageSco
 def _letters(letters: Any) -> dict[str, int]:
     counts = Counter(letters)
     return {letter: counts.get(letter, 0) for letter in LETTERS}
+
+
+def graded(folder: RunFolder) -> list[tuple[float, bool]]:
+    """(confidence, first answer right) of each question with an answer."""
+    return [(float(r["confidence"]), r["ranking"][0] == r["answer"]) for r in folder.records if r.get("answer")]
+
+
+def reliability(folder: RunFolder, bins: int = ECE_BINS) -> tuple[list[ReliabilityBin], float]:
+    """The run's reliability diagram (confidence bins against accuracy) and its ECE."""
+    pairs = graded(folder)
+    confidences, correct = [c for c, _ in pairs], [right for _, right in pairs]
+    return reliability_bins(confidences, correct, bins), expected_calibration_error(confidences, correct, bins)
+
+
+def coverage_curve(folder: RunFolder) -> list[tuple[float, float]]:
+    """Accuracy when answering only the most confident questions: (share answered, accuracy) as the
+    share grows one question at a time, most confident first."""
+    ranked = sorted(graded(folder), key=lambda pair: -pair[0])
+    curve, right = [], 0
+    for count, (_, correct) in enumerate(ranked, start=1):
+        right += correct
+        curve.append((count / len(ranked), right / count))
+    return curve
 
 
 @dataclass(frozen=True)
