@@ -140,7 +140,7 @@ def create_app(session: Session, options: AnswerOptions, config: ServeConfig = S
             retry = {"Retry-After": str(_retry_after(worker))}
             raise Refusal(503, "the queue is full; try again later", retry) from None
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), timeout=deadline)
+            return await asyncio.wait_for(asyncio.wrap_future(job.future), timeout=deadline)
         except TimeoutError:
             job.abandoned.set()
             raise Refusal(504, f"not answered within {deadline:g} s") from None
@@ -239,7 +239,8 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Scope]], Callable[[Scope], Awa
 
 
 class BodyLimit:
-    """413 for a request body over `max_bytes`, told by its Content-Length or counted as it arrives."""
+    """413 for a request body over `max_bytes`: told by its Content-Length, or, for a body sent in
+    chunks, counted as it arrives (read here, then handed on whole)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -251,29 +252,37 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(send)
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._too_large(send)
+                return
+            await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Scope:
-            nonlocal seen
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._too_large(send)
+                return
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        handed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._too_large(send)
+        async def replay() -> Scope:
+            nonlocal handed
+            if handed:
+                return await receive()
+            handed = True
+            return whole
+
+        await self.app(scope, replay, send)
 
     async def _too_large(self, send: Callable[[Scope], Awaitable[None]]) -> None:
         body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
