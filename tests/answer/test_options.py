@@ -32,7 +32,7 @@ def test_every_option_is_on_the_command_line_in_its_panel(command):
             assert flag_of(spec) in result.output, spec.name
     for panel in PANELS[1:]:
         assert panel in result.output
-    assert "--dry-run" in result.output and "[default: (256)]" in result.output
+    assert "--dry-run" in result.output and "[default: (500)]" in result.output
 
 
 def test_the_command_line_reaches_every_option(tmp_path):

@@ -34,8 +34,8 @@ def test_the_default_plan_is_the_cascade(index):
     assert rule.stage.name == "main" and rule.stage.readers == ("letter",) and rule.stage.rotations == 1
     assert rule.stage.context.retrieval == ("bm25",)  # auto, on an index without a dense part
     assert (
-        rule.stage.context.tokens == 256
-        and rule.stage.context.evidence == "sentences"
+        rule.stage.context.tokens == 500
+        and rule.stage.context.evidence == "passages"
         and rule.stage.context.passages == 8
     )
     assert rule.margin == 1.0 and rule.decided_by == "mean of both stages" and rule.shares_model
@@ -127,7 +127,7 @@ def test_the_plan_describes_itself(index):
     assert text.splitlines()[0].startswith(
         "stage 1: triage - letter in up to 3 option orders on qwen2.5-coder-1.5b-instruct"
     )
-    assert "stage 2: main - letter in 1 option order" in text and "context: bm25, 8 passages (their sentences" in text
+    assert "stage 2: main - letter in 1 option order" in text and "context: bm25, 8 passages packed into 500" in text
     assert "budget: 10 s per question of the run, every reading costed in the prompt tokens" in text
     assert "first pass: within 60% of the budget, every question 1 option order, then a 2nd, up to 3" in text
     assert "smallest first, each where its own cost fits the budget left" in text

@@ -115,12 +115,12 @@ class AnswerOptions:
     )
     passages: int = option(8, "Passages retrieved per question, packed best first.", panel=RETRIEVAL_PANEL, minimum=1)
     evidence: str = option(
-        "sentences",
+        "passages",
         "What a context holds: whole passages, best first (passages), or the sentences of the retrieved "
         "passages that bear on the question and its options, in document order (sentences).",
         panel=RETRIEVAL_PANEL,
     )
-    context_tokens: int = option(256, "Token budget of the packed context (0: none).", panel=RETRIEVAL_PANEL, minimum=0)
+    context_tokens: int = option(500, "Token budget of the packed context (0: none).", panel=RETRIEVAL_PANEL, minimum=0)
 
     triage_readers: list[str] = option(
         [AUTO_TRIAGE],
