@@ -30,6 +30,7 @@ demo: setup
 	$(BIN)/openbook models pull $(MODEL) $(EMBEDDER)
 	$(BIN)/openbook index --out $(RUNS)/default-index --dense $(EMBEDDER)  # kept or resumed when run again
 	$(BIN)/openbook eval $(EXAM) --index $(RUNS)/default-index --model $(MODEL) --out $(RUNS)/default-exam $(DEMO_ARGS)
+	$(BIN)/openbook report $(RUNS)/default-exam --out $(RUNS)/default-exam/report.html
 
 test: setup  # the gates first, each cheaper than the tests
 	$(BIN)/ruff format --check src tests bench
