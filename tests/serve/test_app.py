@@ -212,7 +212,8 @@ def test_sigterm_finishes_the_request_in_flight_then_refuses_and_exits(fact_inde
             process.send_signal(signal.SIGTERM)
             answered = in_flight.result()
         assert answered.status_code == 200 and len(answered.json()["answers"]) == 6
-        assert process.wait(60) == 0
+        # uvicorn re-raises the signal once it has shut down: the exit says "stopped by SIGTERM"
+        assert process.wait(60) in (0, -signal.SIGTERM)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{address}/v1/health", timeout=2)
     finally:

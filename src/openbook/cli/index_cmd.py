@@ -121,11 +121,12 @@ def verify(directory: Annotated[Path, typer.Argument(help="Index folder built by
         f"{directory}: build {manifest.build or '(not recorded)'}, {manifest.passages:,} passages "
         f"from {len(manifest.inputs)} input(s)",
         highlight=False,
+        soft_wrap=True,  # a path is never cut across lines
     )
     for part, size in verification.checked.items():
-        results.print(f"  ok  {part}  {size:,} bytes  sha256 as recorded", highlight=False)
+        results.print(f"  ok  {part}  {size:,} bytes  sha256 as recorded", highlight=False, soft_wrap=True)
     for problem in verification.problems:
-        results.print(f"  damaged  {problem}", highlight=False)
+        results.print(f"  damaged  {problem}", highlight=False, soft_wrap=True)
     if verification.problems:
         raise OpenbookError(
             f"{directory} is damaged ({len(verification.problems)} problem(s) above); {verification.repair(directory)}"

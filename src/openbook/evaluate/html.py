@@ -273,7 +273,7 @@ def _time_plot(seconds: dict[str, Any], name: str) -> str:
         0.0, float(seconds.get("total", 0.0)) - parts["load_model"] - parts["retrieve_and_pack"] - parts["model"]
     )
     axes.barh(list(parts), list(parts.values()))
-    axes.set(xlabel="seconds", title=f"where the time went ({float(seconds.get('per_question', 0)):.2f} s/question)")
+    axes.set(xlabel="seconds", title=f"time: {float(seconds.get('per_question', 0)):.2f} s/question")
     return _svg(figure, f"time {name}")
 
 

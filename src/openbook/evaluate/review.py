@@ -152,6 +152,8 @@ class Comparison:
     only_in_one: int  # questions answered by one run only
 
     def describe(self) -> str:
+        if not self.better and not self.worse:
+            return f"+0.000: no question scored otherwise (n={self.questions})"
         return f"{self.difference:+.3f} ± {self.standard_error:.3f} MAP@3 (n={self.questions})"
 
 
