@@ -121,7 +121,7 @@ def plan_contexts(
     from openbook.answer.stages import open_retrieval, retrieve_contexts
 
     plan = make_plan(options)
-    stage = plan.reread.stage if plan.reread is not None else plan.first
+    stage = plan.main_stage
     return retrieve_contexts(questions, open_retrieval(stage.context), stage.context, count_tokens)
 
 

@@ -52,7 +52,7 @@ def read_first_pass(
     measured before (by earlier runs of a session), which saves the start-up measurement. A failing
     question stops the pass; the answers before it are kept."""
     budgeted = bool(questions) and math.isfinite(budget_left())
-    varies = budgeted and stage.plan.orders_per_question and stage.varies_orders
+    varies = budgeted and stage.plan.orders_per_question
     variants = [stage.with_orders(k) for k in range(1, stage.plan.rotations + 1)] if varies else [stage]
     costs = [[v.tokens(q, c) for v in variants] for q, c in zip(questions, contexts)] if budgeted else []
     cheapest = {q.id: cost[0] for q, cost in zip(questions, costs)}

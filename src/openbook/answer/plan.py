@@ -145,6 +145,11 @@ class Plan:
     def stages(self) -> tuple[StagePlan, ...]:
         return (self.first,) if self.reread is None else (self.first, self.reread.stage)
 
+    @property
+    def main_stage(self) -> StagePlan:
+        """The stage with the main readers and their context: a cascade's second, else the one stage."""
+        return self.stages()[-1]
+
     def as_dict(self) -> dict[str, object]:
         """The plan as run.json records it (paths as text)."""
         described = _jsonable(asdict(self))

@@ -11,7 +11,7 @@ from openbook.answer.executor import execute
 from openbook.answer.plan import ContextPlan, ModelPlan, Plan
 from openbook.answer.stages import load_model, open_retrieval, retrieve_contexts
 from openbook.backends import Backend
-from openbook.backends.base import model_token_counter
+from openbook.backends.base import model_path_of, model_token_counter
 from openbook.errors import ConfigError
 from openbook.records import Hit, Question, QuestionResult, RetrievedContext, Run
 
@@ -44,7 +44,7 @@ class Session:
     def model_path(self) -> str | None:
         if self.backend is None:
             return None
-        return str(getattr(self.backend, "model_path", self.backend.model_id))  # loaded from a file: which
+        return model_path_of(self.backend)
 
     def evidence(self, question: Question) -> list[RetrievedContext]:
         """What the plan's reading with context would read for `question`: its retrieved passages and
@@ -62,16 +62,16 @@ class Session:
         return retrieval.search([question], retrieval.resolve(context.retrieval[0]), k)[0]
 
     def _context(self) -> ContextPlan:
-        stage = self.plan.reread.stage if self.plan.reread is not None else self.plan.first
-        if stage.context is None:
+        context = self.plan.main_stage.context
+        if context is None:
             raise ConfigError("no index to retrieve evidence from: pass --index DIR")
-        return stage.context
+        return context
 
 
 def main_model(plan: Plan) -> ModelPlan | None:
     """The model of the stage that reads context (a cascade's main stage), which the first pass
     shares where the plan says so."""
-    return (plan.reread.stage if plan.reread is not None else plan.first).model
+    return plan.main_stage.model
 
 
 def _words(text: str) -> int:

@@ -49,17 +49,12 @@ class LoadedStage:
         """Tokens reading `question` with each of `contexts` evaluates, over every reader."""
         return sum(reader.tokens(question, c.context) for reader in self.readers for c in contexts)
 
-    @property
-    def varies_orders(self) -> bool:
-        """Its option orders can be chosen per question: a letter reader among prompt readers only."""
-        kinds = self.plan.readers
-        return self.backend is not None and "letter" in kinds and all(k in PROMPT_READER_FACTORIES for k in kinds)
-
     def with_orders(self, orders: int) -> LoadedStage:
-        """The same stage with its letter reader in `orders` option orders, on the same model."""
-        if orders == self.plan.rotations or not self.varies_orders:
+        """The same stage with its letter reader in `orders` option orders, on the same model (a stage
+        the plan reads in `orders_per_question`: prompt readers only)."""
+        if orders == self.plan.rotations:
             return self
-        assert self.backend is not None
+        assert self.plan.orders_per_question and self.backend is not None
         plan = replace(self.plan, rotations=orders)
         return LoadedStage(
             plan, self.backend, (_prompt_readers(self.backend, plan, self.share_prefix),), self.share_prefix

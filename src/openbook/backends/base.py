@@ -51,6 +51,11 @@ class Backend(Protocol):
         ...
 
 
+def model_path_of(backend: Backend) -> str:
+    """The model a backend reads with: the file it was loaded from where it says so, else its id."""
+    return str(getattr(backend, "model_path", backend.model_id))
+
+
 def model_token_counter(backend: Backend) -> Callable[[str], int]:
     """How many of the model's tokens a text takes mid-prompt: the unit context budgets are counted in."""
     return lambda text: len(backend.tokenize(text, at_start=False, special=False))

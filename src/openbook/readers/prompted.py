@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from openbook.backends.base import Backend, model_token_counter
+from openbook.backends.base import Backend, model_path_of, model_token_counter
 from openbook.readers.base import PromptReader, ReadPlan, option_probabilities, shared_prefix
 from openbook.records import Context, Question, ReaderOutput
 
@@ -132,4 +132,4 @@ class PromptReaders:
 
     @property
     def model_path(self) -> str:
-        return str(getattr(self.backend, "model_path", self.backend.model_id))  # backends loaded from a file say which
+        return model_path_of(self.backend)
