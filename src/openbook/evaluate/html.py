@@ -17,11 +17,13 @@ import html
 import io
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from openbook.ensemble.calibrate import ReliabilityBin
 from openbook.errors import OpenbookError, require_modules
-from openbook.evaluate.review import RunFolder, compare, coverage_curve, reliability, summarize
+from openbook.evaluate.review import RunFolder, RunSummary, compare, coverage_curve, reliability, summarize
 from openbook.exam import read_exam
 from openbook.files import write_atomically
 from openbook.metrics import average_precision_at_3
@@ -37,16 +39,28 @@ def write_report(folders: Sequence[RunFolder], out: Path) -> Path:
     if not folders:
         raise ValueError("a report needs at least one run")
     names = _names(folders)
-    parts = [_headline(folders, names)]
+    reviewed = [Reviewed(folder, summarize(folder), *reliability(folder)) for folder in folders]  # once per run
+    exam = _exam(folders[0])
+    parts = [_headline(reviewed, names)]
     if len(folders) > 1:
         parts.append(_comparisons(folders, names))
-    parts.append(_plots(folders, names))
-    breakdown = _breakdown(folders, names)
+    parts.append(_plots(reviewed, names))
+    breakdown = _breakdown(folders, names, exam)
     if breakdown:
         parts.append(breakdown)
-    parts.append(_question_table(folders, names))
+    parts.append(_question_table(folders, names, exam))
     write_atomically(out, _page("".join(parts)))
     return out
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A run with what the report shows of it, worked out once."""
+
+    folder: RunFolder
+    summary: RunSummary
+    bins: list[ReliabilityBin]
+    ece: float
 
 
 def _names(folders: Sequence[RunFolder]) -> list[str]:
@@ -55,11 +69,10 @@ def _names(folders: Sequence[RunFolder]) -> list[str]:
     return short if len(set(short)) == len(short) else [str(folder.path) for folder in folders]
 
 
-def _headline(folders: Sequence[RunFolder], names: list[str]) -> str:
+def _headline(reviewed: Sequence[Reviewed], names: list[str]) -> str:
     rows = []
-    for name, folder in zip(names, folders):
-        summary = summarize(folder)
-        _, ece = reliability(folder)
+    for name, run in zip(names, reviewed):
+        summary, ece = run.summary, run.ece
         settings = summary.settings
         used = summary.budget_used
         rows.append(
@@ -74,7 +87,7 @@ def _headline(folders: Sequence[RunFolder], names: list[str]) -> str:
                 summary.model,
                 f"{settings.get('evidence', '-')} ≤ {settings.get('context_tokens', '-')} tokens",
                 str(summary.versions.get("openbook", "-")),
-                str(folder.run.get("created", "-")),
+                str(run.folder.run.get("created", "-")),
             ]
         )
     header = ["run", "questions", "MAP@3", "accuracy", "ECE", "s/question", "time / budget", "model", "evidence"]
@@ -100,13 +113,12 @@ def _comparisons(folders: Sequence[RunFolder], names: list[str]) -> str:
     return _section("Compared with " + names[0], _table(header, rows, "comparison"))
 
 
-def _plots(folders: Sequence[RunFolder], names: list[str]) -> str:
+def _plots(reviewed: Sequence[Reviewed], names: list[str]) -> str:
     figures = []
-    for name, folder in zip(names, folders):
-        summary = summarize(folder)
-        bins, ece = reliability(folder)
+    for name, run in zip(names, reviewed):
+        summary, folder = run.summary, run.folder
         cells = [
-            _reliability_plot(bins, ece, name),
+            _reliability_plot(run.bins, run.ece, name),
             _coverage_plot(coverage_curve(folder), name),
             _letters_plot(summary.predicted_letters, summary.gold_letters if summary.answered else None, name),
             _time_plot(folder.run.get("seconds", {}), name),
@@ -120,27 +132,27 @@ def _plots(folders: Sequence[RunFolder], names: list[str]) -> str:
     return _section("Plots", f'<div class="runs">{"".join(figures)}</div>')
 
 
-def _breakdown(folders: Sequence[RunFolder], names: list[str]) -> str:
+def _breakdown(folders: Sequence[RunFolder], names: list[str], questions: Sequence[Question]) -> str:
     """MAP@3 per value of the exam's subject/source column, where the exam is readable and has one."""
-    questions = _exam(folders[0])
     column = next((c for c in BREAKDOWN_COLUMNS if any(c in q.extra for q in questions)), None)
     if column is None:
         return ""
     group = {q.id: q.extra.get(column, "") or "(none)" for q in questions}
     values = sorted(set(group.values()))
+    every_scores = [folder.scores() for folder in folders]
     rows = []
     for value in values:
         row = [value]
-        for folder in folders:
-            scores = [s for qid, s in folder.scores().items() if group.get(qid) == value]
+        for scored in every_scores:
+            scores = [s for qid, s in scored.items() if group.get(qid) == value]
             row.append(f"{statistics.mean(scores):.3f} ({len(scores)})" if scores else "-")
         rows.append(row)
     return _section(f"MAP@3 by {column}", _table([column, *names], rows, "breakdown"))
 
 
-def _question_table(folders: Sequence[RunFolder], names: list[str]) -> str:
+def _question_table(folders: Sequence[RunFolder], names: list[str], exam: Sequence[Question]) -> str:
     first = folders[0]
-    prompts = {q.id: q.prompt for q in _exam(first)}
+    prompts = {q.id: q.prompt for q in exam}
     others = [{str(r["id"]): r for r in folder.records} for folder in folders[1:]]
     rows = []
     for record in first.records:
