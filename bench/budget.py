@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
-from common import OUT, budget_exams, markdown_table, question_characters
+from common import OUT, answered_run, budget_exams, markdown_table, question_characters
 from openbook.answer import AnswerOptions
 from openbook.evaluate.review import RunFolder, compare, summarize
-from openbook.evaluate.run import run_exam
 from openbook.exam import read_exam
-from openbook.runlog import PREDICTIONS_FILE, RUN_FILE, read_records
+from openbook.runlog import RUN_FILE
 
 QUESTIONS = {"default-exam": 100, "llmse-6k-val-200": 100, "llmse-6k-val-long-100": 100, "arc-challenge-val-100": 50}
 CONFIG = "default"
@@ -47,7 +45,7 @@ def main() -> None:
         questions = read_exam(path)[:count]
         folder = OUT / "budget" / name
         if not args.table_only:
-            run_default(questions, folder / CONFIG, args.index)
+            answered_run(AnswerOptions(index=args.index, out=folder / CONFIG), questions)
         if not folder.is_dir():
             continue
         chars = statistics.mean(question_characters(q) for q in questions)
@@ -58,16 +56,6 @@ def main() -> None:
     header = ["exam", "run", "MAP@3", "s/question", "time / budget", "read with evidence", "first-pass orders"]
     header.append(f"paired vs {args.reference} (± SE)")
     print(markdown_table(header, rows))
-
-
-def run_default(questions: list, out: Path, index: Path) -> None:
-    """The default `openbook eval` of `questions` into `out`, resumed where a run stopped."""
-    if (out / RUN_FILE).is_file() and len(read_records(out / PREDICTIONS_FILE)) >= len(questions):
-        return
-    options = replace(AnswerOptions(), index=index, out=out, resume=True)
-    outcome = run_exam(options, questions=questions)
-    if outcome.run.failure is not None:
-        raise SystemExit(f"{out}: {outcome.run.failure}")
 
 
 def measures(folder: Path, reference: Path) -> list[str]:
