@@ -33,7 +33,7 @@ def option_commands():
     from openbook.cli import ensemble_cmd, index_cmd, retrieval_cmd, search_cmd, train_cmd
 
     return {
-        ("index",): (index_cmd.IndexOptions, "index"),
+        ("index", "build"): (index_cmd.IndexOptions, "index"),
         ("search",): (search_cmd.SearchOptions, "search"),
         ("eval-retrieval",): (retrieval_cmd.RetrievalEvalOptions, "eval-retrieval"),
         ("train", "encoder"): (train_cmd.EncoderOptions, "train-encoder"),

@@ -79,3 +79,21 @@ def test_search_on_a_cut_store_names_the_file_and_the_command_that_rebuilds_it(t
     result = invoke("index", articles_jsonl, "--out", out, "--quiet")  # what the error says to run: it rebuilds
     assert result.exit_code == 0 and "rebuilding it" in " ".join(result.output.split())
     assert invoke("search", out, "light").exit_code == 0
+
+
+def test_index_info_says_what_an_index_holds_and_build_stays_the_implied_subcommand(tmp_path, articles_jsonl):
+    out = tmp_path / "idx"
+    assert invoke("index", "build", articles_jsonl, "--out", out, "--quiet").exit_code == 0
+    result = invoke("index", "info", out)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert f"{manifest['passages']:,} passages from {manifest['documents']:,} documents" in said
+    assert str(articles_jsonl) in said and "jsonl" in said
+    assert "bm25: engine bm25s" in said and "dense: none" in said
+    assert "on disk:" in said and "passages " in said and "bm25 " in said
+    described = json.loads(invoke("index", "info", out, "--json").output)
+    assert described["manifest"]["passages"] == manifest["passages"]
+    assert described["bytes"]["passages"] == (out / "passages.arrow").stat().st_size
+    missing = invoke("index", "info", tmp_path)
+    assert missing.exit_code == 2 and "is not an openbook index" in missing.output

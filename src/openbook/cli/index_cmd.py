@@ -1,7 +1,9 @@
-"""`openbook index`: corpus files -> passage store + BM25 index; `openbook verify-index`: is an index whole."""
+"""`openbook index`: corpus files -> passage store + BM25 index; `openbook index info`: what an index holds;
+`openbook verify-index`: is an index whole."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +18,7 @@ from openbook.errors import ConfigError, OpenbookError
 from openbook.index.bm25 import ENGINES
 from openbook.index.build import IndexSettings, build_index
 from openbook.index.dense_build import DenseSettings, check_shard_rows
+from openbook.index.info import index_info
 from openbook.index.verify import verify_index
 from openbook.progress import console
 from openbook.resources import default_knowledge_base
@@ -66,6 +69,7 @@ class IndexOptions:
 
 def _index(options: IndexOptions) -> None:
     """Split a corpus into passages and build a BM25 index over them (and a dense one with --dense).
+
     The index is built in a folder beside --out and replaces it only when complete, so an index there
     serves until then; one builder per folder at a time. Stopped (Ctrl-C, kill, a crash), the same
     command resumes where it stopped. Run again on a whole index of the same inputs and settings, it
@@ -140,3 +144,18 @@ def verify(directory: Annotated[Path, typer.Argument(help="Index folder built by
     else:
         total = sum(verification.checked.values())
         results.print(f"whole: {len(verification.checked)} parts, {total:,} bytes, each as recorded", highlight=False)
+
+
+@reports_errors
+def info(
+    directory: Annotated[Path, typer.Argument(help="Index folder built by `openbook index`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="The manifest and sizes as JSON, for scripts.")] = False,
+) -> None:
+    """What an index holds, in words: its inputs, passages, search engines, embedder and the size of
+    each part on disk (from its manifest; `openbook verify-index` checks the bytes)."""
+    described = index_info(directory)
+    if as_json:
+        results.print_json(json.dumps(described.as_dict()))
+        return
+    for line in described.lines():
+        results.print(line, highlight=False, soft_wrap=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from openbook import __version__
 from openbook.cli import (
@@ -45,7 +47,25 @@ def main(
     """openbook: retrieval + language-model readers for multiple-choice exams."""
 
 
-app.command("index")(index_cmd.index)
+class IndexCommands(TyperGroup):
+    """`openbook index INPUTS… --out DIR` builds (the `build` subcommand is implied, so a corpus named
+    like a subcommand is given as ./info); `openbook index info DIR` describes an index."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+index_app = typer.Typer(
+    cls=IndexCommands,
+    help="Build an index (`openbook index [CORPUS...] --out DIR`, the `build` subcommand) or describe one "
+    "(`openbook index info DIR`).",
+    no_args_is_help=True,
+)
+index_app.command("build")(index_cmd.index)
+index_app.command("info")(index_cmd.info)
+app.add_typer(index_app, name="index")
 app.command("verify-index")(index_cmd.verify)
 app.command("search")(search_cmd.search)
 app.command("answer")(answer_cmd.answer)
