@@ -160,6 +160,9 @@ class QuestionResult:
     outputs: list[ReaderOutput]  # every reader on every context
     contexts: list[RetrievedContext]
     reread: Reread | None = None
+    # the model's seconds on this question: its share (by prompt tokens) of the batch it was read in,
+    # plus its re-read; retrieval and loading are the run's, not a question's
+    seconds: float = 0.0
 
     @property
     def stage(self) -> str:

@@ -65,6 +65,7 @@ def record_of(result: QuestionResult) -> Record:
             if o.orders is not None
         },
         "contexts": [evidence_record(retrieved) for retrieved in result.contexts],
+        "seconds": round(result.seconds, 3),
         **({} if result.reread is None else {"reread": result.reread.kind, "context_coverage": result.reread.coverage}),
     }
 
@@ -115,7 +116,7 @@ def result_of(record: Mapping[str, Any], question: Question) -> QuestionResult:
     reread = None
     if record.get("reread") or coverage is not None:
         reread = Reread(record.get("reread") or _reread_kind_of(record), None if coverage is None else float(coverage))
-    return QuestionResult(question, prediction, outputs, contexts, reread)
+    return QuestionResult(question, prediction, outputs, contexts, reread, float(record.get("seconds") or 0.0))
 
 
 def _reread_kind_of(record: Mapping[str, Any]) -> RereadKind:

@@ -157,3 +157,21 @@ def test_a_reread_in_more_orders_reads_all_that_are_left_where_they_fit_its_shar
         two == 2
         and pace.seconds_for(two_tokens) <= (one_tokens + (every_tokens - one_tokens) / 3) * SECONDS_PER_TOKEN + 1e-9
     )
+
+
+def test_each_question_carries_the_model_seconds_spent_on_it():
+    """On the fake clock a question's seconds are its readings' tokens at the scripted pace: in a batch
+    of questions read together, each its own tokens' share; with its re-read's, adding up to the run's
+    model seconds but the start-up reading that measured the pace."""
+    questions = exam(3) + exam(20)  # read 4 at a time: the second batch holds two short and two long
+    backend, clock = timed()
+    run = execute(
+        make_plan(replace(CASCADE, question_batch=4, budget_seconds=1e6)), questions, backend=backend, clock=clock
+    )
+    seconds = {r.question.id: r.seconds for r in run.results}
+    assert all(r.reread is not None and r.reread.kind == "context" for r in run.results)
+    # a short question read beside long ones took what one read beside short ones took, not a 4th of the batch
+    assert seconds["q4-3"] == pytest.approx(seconds["q0-3"]) and seconds["q0-20"] == pytest.approx(seconds["q4-20"])
+    assert seconds["q0-20"] > seconds["q0-3"]
+    start_up = costs_of(questions, 1)["q0-3"] * SECONDS_PER_TOKEN  # the pace measured on q0 in one order
+    assert sum(seconds.values()) == pytest.approx(run.seconds.model - start_up)

@@ -104,3 +104,24 @@ def test_ask_through_the_command_with_the_smallest_shipped_model(fact_index, tin
     assert sorted(record["ranking"]) == ["A", "B", "C"] and abs(sum(record["probabilities"].values()) - 1) < 1e-6
     refused = CliRunner().invoke(app, [*command, "-o", RIGHT])
     assert refused.exit_code == 2 and "give 2 to 5 options" in refused.output
+
+
+def test_ctrl_c_during_an_answer_stops_it_and_the_loop_answers_the_next(fact_index, capsys):
+    """Ctrl-C arrives while the model reads the first question (the scripted model raises it from
+    inside the reading, where a real SIGINT lands); the same session answers the next one."""
+    interrupted = []
+
+    def stopped_once(prompt: str, option: str, with_context: bool) -> float:
+        if prompt == PROMPT and not interrupted:
+            interrupted.append(prompt)
+            raise KeyboardInterrupt
+        return score(prompt, option, with_context)
+
+    plan = make_plan(AnswerOptions(index=fact_index, context_tokens=120, context_coverage=0.0, progress=False))
+    session = Session(plan, backend=ScriptedBackend(score=stopped_once))
+    lines = iter([PROMPT, RIGHT, WRONG[0], "", PROMPT, RIGHT, WRONG[0], "", ""])
+    interactive(session, as_json=True, read=lambda _: next(lines))
+    captured = capsys.readouterr()
+    answers = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    assert interrupted and "answer stopped" in captured.err
+    assert len(answers) == 1 and answers[0]["ranking"][0] == "A"  # the second asking, answered whole

@@ -29,7 +29,8 @@ def test_the_report_is_one_self_contained_file_with_every_section(report):
     page = report.read_text()
     for section in ("Headline", "Compared with plain", "Plots", "Questions (plain)"):
         assert f"<h2>{section}</h2>" in page
-    assert page.count("<svg") == 2 * 4  # reliability, coverage, letters, time for each run
+    assert page.count("<svg") == 2 * 5  # reliability, coverage, letters, time and time per question for each run
+    assert "model seconds per question: median" in page
     assert not re.search(r"""(src|href)=["']https?://""", page)  # nothing fetched at view time
     assert page.count('<tr data-right="') == 10 and "biased" in page
 
@@ -70,7 +71,7 @@ def test_the_report_renders_and_filters_in_a_real_browser(report):
             "return [...document.querySelectorAll('figure.plot svg')]"
             ".filter(s => s.getBoundingClientRect().width > 100 && s.querySelectorAll('path').length > 0).length"
         )
-        assert drawn == 8
+        assert drawn == 10
         visible = (
             "return [...document.querySelectorAll('#questions tbody tr')].filter(r => r.offsetParent !== null).length"
         )

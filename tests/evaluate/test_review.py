@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from openbook.answer import AnswerOptions
 from openbook.cli.main import app
 from openbook.errors import InputError
-from openbook.evaluate.review import RunFolder, compare, summarize
+from openbook.evaluate.review import RunFolder, compare, question_seconds, source_recall, summarize
 from openbook.evaluate.run import run_exam
 from openbook.records import Question
 from tests.scripted_backend import ScriptedBackend
@@ -78,3 +78,34 @@ def test_show_and_compare_print_their_tables(runs, tmp_path):
     assert compared.exit_code == 0 and "B - A:" in compared.output and "worse in B:" in compared.output
     missing = CliRunner().invoke(app, ["show", str(tmp_path)])
     assert missing.exit_code == 2 and "not a run folder" in missing.output
+
+
+def test_each_answer_logs_its_model_seconds_which_add_up_to_the_run(runs):
+    folder = RunFolder.read(runs[0])
+    seconds = question_seconds(folder)
+    assert list(seconds) == ["first"] and len(seconds["first"]) == 10 and min(seconds["first"]) >= 0
+    assert sum(seconds["first"]) <= folder.run["seconds"]["model"] + 0.01  # run.json rounds to 0.01 s
+
+
+def test_source_recall_counts_the_questions_that_read_the_passage_they_were_written_from(tmp_path):
+    source = "The mitochondrion is the powerhouse of the cell, where respiration makes most of its ATP."
+    other = "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen in chloroplasts."
+    exam = [
+        Question(
+            f"q{i}", "Which organelle makes ATP?", {"A": "mitochondrion", "B": "nucleus"}, "A", {"context": source}
+        )
+        for i in range(3)
+    ] + [Question("q3", "No source?", {"A": "a", "B": "b"}, "A")]
+
+    def record(qid: str, *passages: str) -> dict:
+        contexts = [
+            {"retrieval": "bm25", "tokens": 10, "passages": [{"id": "p", "title": "", "score": 1.0, "text": t}]}
+            for t in passages
+        ]
+        return {"id": qid, "ranking": ["A", "B"], "answer": "A", "contexts": contexts}
+
+    records = (record("q0", source), record("q1", other, source), record("q2", other), record("q3", other))
+    found = source_recall(RunFolder(tmp_path, {}, records), exam)
+    assert found is not None and (found.questions, found.read) == (3, 2)
+    assert found.recall == {1: pytest.approx(1 / 3), 3: pytest.approx(2 / 3), 5: pytest.approx(2 / 3)}
+    assert source_recall(RunFolder(tmp_path, {}, records), exam[3:]) is None  # no sources: nothing measured

@@ -158,12 +158,17 @@ def reread(
             except Exception as error:  # keep what was answered; the caller reports
                 failure, failed = f"re-reading question {result.question.id!r}: {error}", error
                 break
+            took = clock() - began
             results[i] = replace(
-                result, prediction=prediction, outputs=outputs, contexts=every_context, reread=Reread(kind, coverage)
+                result,
+                prediction=prediction,
+                outputs=outputs,
+                contexts=every_context,
+                reread=Reread(kind, coverage),
+                seconds=result.seconds + took,
             )
             if on_result is not None:
                 on_result(results[i])
-            took = clock() - began
             pace = pace.add(took, tokens)
             seconds[kind].append(took)
             m.advance(completed=sum(len(s) for s in seconds.values()), questions=1)

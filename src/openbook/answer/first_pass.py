@@ -82,11 +82,15 @@ def read_first_pass(
                     picked = [i for i in chunk if level[i] == k]
                     began = clock()
                     read = read_stage(variants[k - 1], [questions[i] for i in picked], [contexts[i] for i in picked])
+                    took = clock() - began
                     if budgeted:
-                        pace = pace.add(clock() - began, sum(costs[i][k - 1] for i in picked))
-                    for i, outputs in zip(picked, read):
+                        pace = pace.add(took, sum(costs[i][k - 1] for i in picked))
+                    shares = _shares([costs[i][k - 1] for i in picked] if budgeted else [1] * len(picked))
+                    for i, outputs, share_of_batch in zip(picked, read, shares):
                         prediction = decide(questions[i], outputs, contexts[i])
-                        answered[i] = QuestionResult(questions[i], prediction, outputs, contexts[i])
+                        answered[i] = QuestionResult(
+                            questions[i], prediction, outputs, contexts[i], seconds=took * share_of_batch
+                        )
             except Exception as caught:  # keep what was answered; the caller reports
                 failure, error = f"question {_named(questions, chunk)!r}: {caught}", caught
             for i in sorted(answered):
@@ -97,6 +101,12 @@ def read_first_pass(
                 break
             m.advance(completed=len(results), questions=len(chunk))
     return FirstPassOutcome(results, pace, planned, cheapest, failure, error)
+
+
+def _shares(tokens: Sequence[int]) -> list[float]:
+    """Each question's share of a batch's reading time: its share of the batch's prompt tokens."""
+    total = sum(tokens)
+    return [t / total if total else 1 / len(tokens) for t in tokens]
 
 
 def _named(questions: Sequence[Question], chunk: list[int]) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -51,7 +50,7 @@ class IndexCommands(TyperGroup):
     """`openbook index INPUTS… --out DIR` builds (the `build` subcommand is implied, so a corpus named
     like a subcommand is given as ./info); `openbook index info DIR` describes an index."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click's Context
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["build", *args]
         return super().parse_args(ctx, args)

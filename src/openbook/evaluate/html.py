@@ -5,7 +5,8 @@ question table's filters), so it opens anywhere without a network. For each run:
 (scores, time, settings, versions), a reliability diagram with its ECE, accuracy against coverage
 when answering only the most confident questions, the letter distribution of first answers against
 the gold letters, the cascade's routing with each stage's MAP@3, where the time went, a breakdown by
-the exam's subject or source column where it has one; and a table of every question (search, filter
+the exam's subject or source column where it has one, the model's seconds per question, how often
+the source passage was read where the exam gives it (its `context` column); and a table of every question (search, filter
 by right/wrong, stage and confidence) whose rows open the evidence read. With several runs, each is
 compared with the first: the paired MAP@3 difference with its standard error and the questions that
 changed, and the plots stand side by side.
@@ -23,7 +24,17 @@ from typing import Any
 
 from openbook.ensemble.calibrate import ReliabilityBin
 from openbook.errors import OpenbookError, require_modules
-from openbook.evaluate.review import RunFolder, RunSummary, compare, coverage_curve, reliability, summarize
+from openbook.evaluate.review import (
+    RECALL_AT,
+    RunFolder,
+    RunSummary,
+    compare,
+    coverage_curve,
+    question_seconds,
+    reliability,
+    source_recall,
+    summarize,
+)
 from openbook.exam import read_exam
 from openbook.files import write_atomically
 from openbook.metrics import average_precision_at_3
@@ -45,6 +56,9 @@ def write_report(folders: Sequence[RunFolder], out: Path) -> Path:
     if len(folders) > 1:
         parts.append(_comparisons(folders, names))
     parts.append(_plots(reviewed, names))
+    recall = _source_recall(folders, names, exam)
+    if recall:
+        parts.append(recall)
     breakdown = _breakdown(folders, names, exam)
     if breakdown:
         parts.append(breakdown)
@@ -122,6 +136,7 @@ def _plots(reviewed: Sequence[Reviewed], names: list[str]) -> str:
             _coverage_plot(coverage_curve(folder), name),
             _letters_plot(summary.predicted_letters, summary.gold_letters if summary.answered else None, name),
             _time_plot(folder.run.get("seconds", {}), name),
+            _question_time_plot(question_seconds(folder), name),
             _table(
                 ["decided by", "questions", "MAP@3"],
                 [[stage, str(score.questions), _score(score.map3)] for stage, score in summary.stages.items()],
@@ -130,6 +145,20 @@ def _plots(reviewed: Sequence[Reviewed], names: list[str]) -> str:
         ]
         figures.append(f'<div class="run"><h3>{html.escape(name)}</h3>{"".join(cells)}</div>')
     return _section("Plots", f'<div class="runs">{"".join(figures)}</div>')
+
+
+def _source_recall(folders: Sequence[RunFolder], names: list[str], exam: Sequence[Question]) -> str:
+    """Where the exam gives each question's source passage: how often the run read it."""
+    rows = []
+    for name, folder in zip(names, folders):
+        found = source_recall(folder, exam)
+        if found is not None:
+            recall = [f"{found.recall[k]:.3f}" for k in RECALL_AT]
+            rows.append([name, str(found.questions), f"{found.share:.3f}", *recall])
+    if not rows:
+        return ""
+    header = ["run", "questions with a source", "source read", *(f"among first {k} read" for k in RECALL_AT)]
+    return _section("Retrieval: the source passage among the passages read", _table(header, rows, "recall"))
 
 
 def _breakdown(folders: Sequence[RunFolder], names: list[str], questions: Sequence[Question]) -> str:
@@ -168,7 +197,8 @@ def _question_table(folders: Sequence[RunFolder], names: list[str], exam: Sequen
             f'data-confidence="{float(record["confidence"]):.4f}">'
             f"<td>{html.escape(qid)}</td><td>{html.escape(prompts.get(qid, ''))}</td><td>{html.escape(' '.join(record['ranking'][:3]))}</td>"
             f"<td>{html.escape(str(answer or '-'))}</td><td>{ap}</td><td>{float(record['confidence']):.3f}</td>"
-            f"<td>{html.escape(str(record.get('stage', 'first')))}</td>{elsewhere}"
+            f"<td>{html.escape(str(record.get('stage', 'first')))}</td>"
+            f"<td>{float(record.get('seconds') or 0.0):.2f}</td>{elsewhere}"
             f"<td>{_evidence(record)}</td></tr>"
         )
     stages = sorted({str(r.get("stage", "first")) for r in first.records})
@@ -180,7 +210,7 @@ def _question_table(folders: Sequence[RunFolder], names: list[str], exam: Sequen
         + '</select><label>confidence ≥ <input id="confidence" type="number" min="0" max="1" step="0.05" value="0">'
         '</label> <span id="shown"></span></div>'
     )
-    header = ["id", "question", f"top 3 ({names[0]})", "answer", "AP@3", "confidence", "stage"]
+    header = ["id", "question", f"top 3 ({names[0]})", "answer", "AP@3", "confidence", "stage", "s"]
     header += [f"top 3 ({name})" for name in names[1:]] + ["evidence"]
     table = (
         '<table id="questions"><thead><tr>'
@@ -287,6 +317,19 @@ def _time_plot(seconds: dict[str, Any], name: str) -> str:
     axes.barh(list(parts), list(parts.values()))
     axes.set(xlabel="seconds", title=f"time: {float(seconds.get('per_question', 0)):.2f} s/question")
     return _svg(figure, f"time {name}")
+
+
+def _question_time_plot(seconds: dict[str, list[float]], name: str) -> str:
+    figure, axes = _figure()
+    every = [s for taken in seconds.values() for s in taken]
+    if every:
+        axes.hist(list(seconds.values()), bins=20, stacked=True, label=list(seconds))
+        axes.legend(title="decided by")
+        title = f"model seconds per question: median {statistics.median(every):.2f}, max {max(every):.2f}"
+    else:
+        title = "model seconds per question: not recorded"
+    axes.set(xlabel="seconds", ylabel="questions", title=title)
+    return _svg(figure, f"question time {name}")
 
 
 def _score(value: float | None) -> str:

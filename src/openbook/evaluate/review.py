@@ -9,7 +9,7 @@ import json
 import math
 import statistics
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,11 @@ from typing import Any
 from openbook.ensemble.calibrate import ECE_BINS, ReliabilityBin, expected_calibration_error, reliability_bins
 from openbook.errors import InputError
 from openbook.metrics import average_precision_at_3
-from openbook.records import LETTERS
+from openbook.records import LETTERS, Question
+from openbook.retrieve.source import MATCH_THRESHOLD, overlap_with_source
 from openbook.runlog import PREDICTIONS_FILE, RUN_FILE, Record, read_records
+
+RECALL_AT = (1, 3, 5)  # ranks among the passages a question read
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,49 @@ def reliability(folder: RunFolder, bins: int = ECE_BINS) -> tuple[list[Reliabili
     pairs = graded(folder)
     confidences, correct = [c for c, _ in pairs], [right for _, right in pairs]
     return reliability_bins(confidences, correct, bins), expected_calibration_error(confidences, correct, bins)
+
+
+@dataclass(frozen=True)
+class SourceRecall:
+    """Whether the evidence a run read held the passage each question was written from (the exam's
+    `context` column), by the same text-overlap rule as `openbook eval-retrieval`."""
+
+    questions: int  # answered questions whose exam row gives its source passage
+    read: int  # of them, read with a passage drawn from it
+    recall: dict[int, float]  # share with such a passage among the first k read
+
+    @property
+    def share(self) -> float:
+        return self.read / self.questions if self.questions else 0.0
+
+
+def source_recall(folder: RunFolder, exam: Sequence[Question], column: str = "context") -> SourceRecall | None:
+    """The run's recall of each question's source passage among the passages it read, in the order
+    retrieved (a re-read's own context after the first pass's); None where the exam gives no sources."""
+    sources = {q.id: q.extra[column] for q in exam if q.extra.get(column, "").strip()}
+    ranks: list[int | None] = []
+    for record in folder.records:
+        source = sources.get(str(record["id"]))
+        if source is None:
+            continue
+        read = [p["text"] for context in record.get("contexts", []) for p in context.get("passages", [])]
+        ranks.append(
+            next((rank for rank, text in enumerate(read) if overlap_with_source(text, source) >= MATCH_THRESHOLD), None)
+        )
+    if not ranks:
+        return None
+    recall = {k: sum(r is not None and r < k for r in ranks) / len(ranks) for k in RECALL_AT}
+    return SourceRecall(len(ranks), sum(r is not None for r in ranks), recall)
+
+
+def question_seconds(folder: RunFolder) -> dict[str, list[float]]:
+    """The model's seconds on each question, by the stage that decided it (empty where the log does
+    not record them)."""
+    by_stage: dict[str, list[float]] = {}
+    for record in folder.records:
+        if record.get("seconds") is not None:
+            by_stage.setdefault(str(record.get("stage", "first")), []).append(float(record["seconds"]))
+    return by_stage
 
 
 def coverage_curve(folder: RunFolder) -> list[tuple[float, float]]:
