@@ -1,15 +1,18 @@
 """`openbook serve` under load: concurrent clients against the real server on 127.0.0.1, bounded in
 count and time, beside `openbook answer` on the same questions in the same run.
 
-    python bench/serve_load.py [--clients 50] [--questions 50] [--model NAME] [--index DIR] [--time-limit 1800]
+    python bench/serve_load.py [--clients 50] [--questions 50] [--queue-size 16] [--model NAME] [--index DIR]
+                               [--time-limit 1800]
 
-Starts `openbook serve` (the shipped model, the default knowledge base), sends each of the first
-`--questions` questions of the default exam once, from `--clients` concurrent clients, with the whole
-run read (`budget_seconds` 1e9, so that which questions are re-read does not depend on the pace),
-then answers the same questions with `openbook answer --budget-seconds inf`. Prints: requests sent,
-answered, refused (by status), lost (no response: must be 0); p50 and p95 latency; questions per
-second of both; the server's peak memory (RSS, sampled); and how many accepted answers have the
-ranking the CLI gives (must be all).
+Starts `openbook serve` (the shipped model, the default knowledge base, a queue of `--queue-size`),
+sends each of the first `--questions` questions of the default exam from `--clients` concurrent
+clients, with the whole run read (`budget_seconds` 1e9, so that which questions are re-read does not
+depend on the pace). A client refused with 503 waits the Retry-After it is given and asks again, as
+a well-behaved client does, until the time limit. Then answers the same questions with `openbook
+answer --budget-seconds inf`. Prints: requests sent, answered, refused (by status), lost (no
+response: must be 0); p50 and p95 latency from a question's first request to its answer; questions
+per second of both; the server's peak memory (RSS, sampled); and how many answers have the ranking
+the CLI gives (must be all).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument("--queue-size", type=int, default=16, help="the server's queue (fewer than the clients: 503s)")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--index", type=Path, default=DEFAULT_INDEX)
     parser.add_argument("--time-limit", type=float, default=1800.0, help="seconds for the whole load; then it stops")
@@ -58,7 +62,7 @@ def main() -> None:
     port = free_port()
     common = ["--index", str(args.index), "--model", args.model]
     server = subprocess.Popen(
-        [*OPENBOOK, "serve", *common, "--port", str(port), "--queue-size", str(args.questions + 1)]
+        [*OPENBOOK, "serve", *common, "--port", str(port), "--queue-size", str(args.queue_size)]
         + ["--deadline", str(args.time_limit)],
         stderr=subprocess.DEVNULL,
     )
@@ -81,19 +85,26 @@ def main() -> None:
         sampler.start()
         ended_by = time.monotonic() + args.time_limit
 
-        def ask(index: int) -> tuple[int | None, float, dict | None]:
+        def ask(index: int) -> tuple[list[int | None], float, dict | None]:
+            """Every status this question's requests got, the seconds to its answer, and the answer."""
             q = questions[index]
             body = {
                 "question": {"id": q.id, "prompt": q.prompt, "options": list(q.options.values())},
                 "settings": {"budget_seconds": WHOLE_RUN},
             }
-            began = time.monotonic()
-            try:
-                response = httpx.post(f"{address}/v1/answer", json=body, timeout=max(1.0, ended_by - began))
-            except httpx.HTTPError:
-                return None, time.monotonic() - began, None
-            answer = response.json()["answers"][0] if response.status_code == 200 else None
-            return response.status_code, time.monotonic() - began, answer
+            began, statuses = time.monotonic(), []
+            while time.monotonic() < ended_by:
+                try:
+                    response = httpx.post(f"{address}/v1/answer", json=body, timeout=ended_by - time.monotonic())
+                except httpx.HTTPError:
+                    statuses.append(None)
+                    break
+                statuses.append(response.status_code)
+                if response.status_code != 503:
+                    answer = response.json()["answers"][0] if response.status_code == 200 else None
+                    return statuses, time.monotonic() - began, answer
+                time.sleep(min(float(response.headers["retry-after"]), max(0.0, ended_by - time.monotonic())))
+            return statuses, time.monotonic() - began, None
 
         started = time.monotonic()
         with ThreadPoolExecutor(args.clients) as pool:
@@ -112,21 +123,25 @@ def main() -> None:
         )
         cli_seconds = time.monotonic() - began
         cli = {str(r["id"]): r["ranking"] for r in read_records(Path(folder) / "run" / "predictions.jsonl")}
-    statuses = Counter(status for status, _, _ in outcomes)
-    latencies = sorted(seconds for status, seconds, _ in outcomes if status == 200)
-    answered = [answer for status, _, answer in outcomes if status == 200 and answer is not None]
+    statuses = Counter(status for sent, _, _ in outcomes for status in sent)
+    latencies = sorted(seconds for _, seconds, answer in outcomes if answer is not None)
+    answered = [answer for _, _, answer in outcomes if answer is not None]
     same = sum(answer["ranking"] == cli.get(str(answer["id"])) for answer in answered)
+    refused = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()) if s not in (200, None))
     rows = [
-        ["requests sent", len(outcomes)],
+        ["questions asked", len(outcomes)],
+        ["requests sent (with retries after 503)", sum(statuses.values())],
         ["answered (200)", statuses.get(200, 0)],
-        ["refused", ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()) if s not in (200, None)) or "0"],
+        ["refused, by status", refused or "none"],
         ["lost (no response)", statuses.get(None, 0)],
+        ["questions never answered", len(outcomes) - len(answered)],
         ["latency p50 / p95 (s)", f"{percentile(latencies, 50):.1f} / {percentile(latencies, 95):.1f}"],
         ["questions/s: serve / answer", f"{len(answered) / served_seconds:.3f} / {len(cli) / cli_seconds:.3f}"],
         ["server peak RSS (MiB)", f"{peak[0] / 2**20:.0f}"],
         ["same ranking as the CLI", f"{same} / {len(answered)}"],
     ]
-    print(markdown_table(["measure", f"{args.clients} clients, {len(questions)} questions, {args.model}"], rows))
+    title = f"{args.clients} clients, {len(questions)} questions, queue {args.queue_size}, {args.model}"
+    print(markdown_table(["measure", title], rows))
     print(json.dumps({"clients": args.clients, "questions": len(questions), "cpu_count": os.cpu_count()}))
 
 

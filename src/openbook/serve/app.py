@@ -207,7 +207,7 @@ class Refusal(Exception):
 
 
 def _retry_after(worker: Worker) -> int:
-    return max(1, math.ceil(worker.waiting))  # about a second a request: a hint, not a promise
+    return max(1, math.ceil(worker.wait_estimate()))  # a hint at the pace so far, not a promise
 
 
 def _authorization(api_key: str | None) -> Callable[[Request], Awaitable[None]]:

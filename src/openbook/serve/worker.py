@@ -37,11 +37,18 @@ class Worker:
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="openbook-worker", daemon=True)
         self.busy = False
+        self._seconds, self._done = 0.0, 0  # of the requests answered: how long each takes, on average
         self._thread.start()
 
     @property
     def waiting(self) -> int:
         return self._queue.qsize()
+
+    def wait_estimate(self) -> float:
+        """Seconds until a request queued now would start, at the pace of those answered so far
+        (1 s a request before any is answered)."""
+        per_request = self._seconds / self._done if self._done else 1.0
+        return per_request * (self.waiting + self.busy)
 
     def submit(self, job: Job) -> None:
         """Queue `job`; `queue.Full` where the queue is full."""
@@ -57,9 +64,11 @@ class Worker:
             if not job.future.set_running_or_notify_cancel():
                 continue
             self.busy = True
+            began = time.monotonic()
             try:
                 job.check()
                 job.future.set_result(job.work(job.check))
+                self._seconds, self._done = self._seconds + time.monotonic() - began, self._done + 1
             except BaseException as error:  # the caller answers for it; the worker goes on
                 job.future.set_exception(error)
             finally:
