@@ -35,6 +35,7 @@ TABLES = (
     "train-cross-encoder",
     "ensemble-fit",
     "ensemble-combine",
+    "generate",
 )
 
 

@@ -30,7 +30,7 @@ def test_errors_are_one_clear_line(tmp_path):
 
 # commands whose options are a dataclass next to them (cli.common.options_command); answer/eval: AnswerOptions
 def option_commands():
-    from openbook.cli import ensemble_cmd, index_cmd, retrieval_cmd, search_cmd, train_cmd
+    from openbook.cli import ensemble_cmd, generate_cmd, index_cmd, retrieval_cmd, search_cmd, train_cmd
 
     return {
         ("index", "build"): (index_cmd.IndexOptions, "index"),
@@ -41,6 +41,7 @@ def option_commands():
         ("train", "cross-encoder"): (train_cmd.CrossEncoderOptions, "train-cross-encoder"),
         ("ensemble", "fit"): (ensemble_cmd.FitOptions, "ensemble-fit"),
         ("ensemble", "combine"): (ensemble_cmd.CombineOptions, "ensemble-combine"),
+        ("generate",): (generate_cmd.GenerateOptions, "generate"),
     }
 
 

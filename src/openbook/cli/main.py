@@ -13,6 +13,7 @@ from openbook.cli import (
     ask_cmd,
     ensemble_cmd,
     exam_cmd,
+    generate_cmd,
     index_cmd,
     models_cmd,
     retrieval_cmd,
@@ -77,6 +78,7 @@ app.command("score")(exam_cmd.score)
 app.command("show")(review_cmd.show)
 app.command("compare")(review_cmd.compare_runs)
 app.command("report")(review_cmd.report)
+app.command("generate")(generate_cmd.generate_command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(ensemble_cmd.app, name="ensemble")

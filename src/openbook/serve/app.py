@@ -207,7 +207,8 @@ class Refusal(Exception):
 
 
 def _retry_after(worker: Worker) -> int:
-    return max(1, math.ceil(worker.wait_estimate()))  # a hint at the pace so far, not a promise
+    # when a place should free (the request under way done, at the pace so far): a hint, not a promise
+    return max(1, math.ceil(worker.seconds_to_a_free_place()))
 
 
 def _authorization(api_key: str | None) -> Callable[[Request], Awaitable[None]]:

@@ -38,17 +38,20 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name="openbook-worker", daemon=True)
         self.busy = False
         self._seconds, self._done = 0.0, 0  # of the requests answered: how long each takes, on average
+        self._began = 0.0  # when the request under way started
         self._thread.start()
 
     @property
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    def wait_estimate(self) -> float:
-        """Seconds until a request queued now would start, at the pace of those answered so far
-        (1 s a request before any is answered)."""
+    def seconds_to_a_free_place(self) -> float:
+        """Seconds until the request under way ends and a place in the queue frees, at the pace of
+        those answered so far (0 when idle; 1 s a request before any is answered)."""
+        if not self.busy:
+            return 0.0
         per_request = self._seconds / self._done if self._done else 1.0
-        return per_request * (self.waiting + self.busy)
+        return max(0.0, per_request - (time.monotonic() - self._began))
 
     def submit(self, job: Job) -> None:
         """Queue `job`; `queue.Full` where the queue is full."""
@@ -64,7 +67,7 @@ class Worker:
             if not job.future.set_running_or_notify_cancel():
                 continue
             self.busy = True
-            began = time.monotonic()
+            self._began = began = time.monotonic()
             try:
                 job.check()
                 job.future.set_result(job.work(job.check))
