@@ -7,12 +7,13 @@ count and time, beside `openbook answer` on the same questions in the same run.
 Starts `openbook serve` (the shipped model, the default knowledge base, a queue of `--queue-size`),
 sends each of the first `--questions` questions of the default exam from `--clients` concurrent
 clients, with the whole run read (`budget_seconds` 1e9, so that which questions are re-read does not
-depend on the pace). A client refused with 503 waits the Retry-After it is given and asks again, as
-a well-behaved client does, until the time limit. Then answers the same questions with `openbook
+depend on the pace). A client refused with 503 waits the Retry-After it is given (plus up to a second
+of jitter) and asks again, as a well-behaved client does, until the time limit. Then answers the same questions with `openbook
 answer --budget-seconds inf`. Prints: requests sent, answered, refused (by status), lost (no
 response: must be 0); p50 and p95 latency from a question's first request to its answer; questions
-per second of both; the server's peak memory (RSS, sampled); and how many answers have the ranking
-the CLI gives (must be all).
+per second of both; the server's peak memory (RSS, sampled) and how often its worker was busy
+(sampled from /v1/health: below 1, the queue ran dry); and how many answers have the ranking the CLI
+gives (must be all).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -68,20 +70,22 @@ def main() -> None:
     )
     address = f"http://127.0.0.1:{port}"
     peak = [0]
+    busy: list[bool] = []  # the worker busy or not, sampled while the clients ask
     sampling = threading.Event()
 
-    def sample_memory() -> None:
+    def sample_server() -> None:
         process = psutil.Process(server.pid)
         while not sampling.is_set():
             try:
                 peak[0] = max(peak[0], process.memory_info().rss)
-            except psutil.Error:
+                busy.append(bool(httpx.get(f"{address}/v1/health", timeout=5).json()["busy"]))
+            except (psutil.Error, httpx.HTTPError):
                 return
-            time.sleep(0.2)
+            time.sleep(0.5)
 
     try:
         wait_for(address, server)
-        sampler = threading.Thread(target=sample_memory, daemon=True)
+        sampler = threading.Thread(target=sample_server, daemon=True)
         sampler.start()
         ended_by = time.monotonic() + args.time_limit
 
@@ -92,7 +96,7 @@ def main() -> None:
                 "question": {"id": q.id, "prompt": q.prompt, "options": list(q.options.values())},
                 "settings": {"budget_seconds": WHOLE_RUN},
             }
-            began, statuses = time.monotonic(), []
+            began, statuses, jitter = time.monotonic(), [], random.Random(index)
             while time.monotonic() < ended_by:
                 try:
                     response = httpx.post(f"{address}/v1/answer", json=body, timeout=ended_by - time.monotonic())
@@ -103,7 +107,8 @@ def main() -> None:
                 if response.status_code != 503:
                     answer = response.json()["answers"][0] if response.status_code == 200 else None
                     return statuses, time.monotonic() - began, answer
-                time.sleep(min(float(response.headers["retry-after"]), max(0.0, ended_by - time.monotonic())))
+                back_off = float(response.headers["retry-after"]) + jitter.uniform(0, 1)  # not all at once
+                time.sleep(min(back_off, max(0.0, ended_by - time.monotonic())))
             return statuses, time.monotonic() - began, None
 
         started = time.monotonic()
@@ -138,6 +143,7 @@ def main() -> None:
         ["latency p50 / p95 (s)", f"{percentile(latencies, 50):.1f} / {percentile(latencies, 95):.1f}"],
         ["questions/s: serve / answer", f"{len(answered) / served_seconds:.3f} / {len(cli) / cli_seconds:.3f}"],
         ["server peak RSS (MiB)", f"{peak[0] / 2**20:.0f}"],
+        ["worker busy (share of samples while clients asked)", f"{sum(busy) / max(len(busy), 1):.3f}"],
         ["same ranking as the CLI", f"{same} / {len(answered)}"],
     ]
     title = f"{args.clients} clients, {len(questions)} questions, queue {args.queue_size}, {args.model}"
