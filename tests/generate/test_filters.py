@@ -73,6 +73,10 @@ def test_rule_filters_name_the_first_problem(changes, reason):
     assert rule_problem(draft(**changes)) == reason
 
 
+def test_distractors_that_differ_in_one_word_are_not_near_duplicates():
+    assert rule_problem(draft(A="The function's minimum output", C="The function's maximum output")) is None
+
+
 def test_a_short_answer_inside_a_word_of_the_question_is_no_leak():
     leak_free = draft(question="Which noble gas is the third most abundant in air?", B="Ar", answer="B")
     assert rule_problem(leak_free) is None  # "ar" inside "air" and "third" is not the answer stated

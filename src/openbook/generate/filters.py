@@ -3,7 +3,9 @@ counts its drops):
 
 1. it parses, every field filled (`parse_draft`: "malformed", "empty field");
 2. its options are distinct ("duplicate options") and not near-copies of each other
-   ("near-duplicate options": rapidfuzz's token-set ratio ≥ 90);
+   ("near-duplicate options": the same words, reordered or nearly: rapidfuzz's token-sort ratio ≥ 97;
+   a lower bar, or the token-set ratio, flags distractors that differ in one word, "maximum" against
+   "minimum", which are what a good distractor is);
 3. the question does not state its answer ("answer stated in the question");
 4. it is not a near-copy of a question already kept ("near-duplicate question": MinHash of word
    3-grams, Jaccard ≥ 0.6, datasketch's LSH);
@@ -51,7 +53,7 @@ REASONS = (
     KEY_DISAGREES,
 )
 
-NEAR_DUPLICATE_RATIO = 90.0  # rapidfuzz token-set ratio (0-100) between two options
+NEAR_DUPLICATE_RATIO = 97.0  # rapidfuzz token-sort ratio (0-100) between two options
 QUESTION_SIMILARITY = 0.6  # Jaccard of word 3-grams between two questions
 MIN_STATED_CHARACTERS = 4  # a shorter answer ("C", "yes") inside the question is not a leak
 
@@ -92,7 +94,7 @@ def rule_problem(draft: Draft) -> str | None:
         return DUPLICATE_OPTIONS
     for i, first in enumerate(options):
         for second in options[i + 1 :]:
-            if fuzz.token_set_ratio(first, second) >= NEAR_DUPLICATE_RATIO:
+            if fuzz.token_sort_ratio(first, second) >= NEAR_DUPLICATE_RATIO:
                 return NEAR_DUPLICATE_OPTIONS
     answer = _normal(draft.options[draft.answer])
     if len(answer) >= MIN_STATED_CHARACTERS and re.search(rf"\b{re.escape(answer)}\b", _normal(draft.prompt)):
