@@ -159,9 +159,10 @@ def generate(
                 settings.max_attempts is not None and tried_now >= settings.max_attempts
             ):
                 break
-            rng = random.Random(_passage_seed(settings.seed, passage))
+            seed = _passage_seed(settings.seed, passage)
+            rng = random.Random(seed)
             began = time.perf_counter()
-            written = writer.write(passage, _passage_seed(settings.seed, passage))
+            written = writer.write(passage, seed)
             outcome, draft = _judge(written.text if written.finished else "", passage, near, checks, settings, rng)
             row: dict[str, str] | None = None
             if draft is not None:
