@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 
 
-def write_atomically(path: Path, text: str, durable: bool = False) -> Path:
-    """`text` (UTF-8) at `path`, written beside it and renamed into place; with `durable`, flushed to
-    disk before the rename, so that not even a power cut can leave the new name on unwritten data."""
+def write_atomically(path: Path, text: str | bytes, durable: bool = False) -> Path:
+    """`text` (str as UTF-8, or bytes) at `path`, written beside it and renamed into place; with
+    `durable`, flushed to disk before the rename, so that not even a power cut can leave the new name
+    on unwritten data."""
     partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as sink:
-        sink.write(text)
+    with partial.open("wb") as sink:
+        sink.write(text.encode() if isinstance(text, str) else text)
         if durable:
             sink.flush()
             os.fsync(sink.fileno())

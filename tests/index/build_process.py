@@ -6,7 +6,9 @@ index build: a real kill -9 (no exception, no cleanup, no `finally`) at a point 
 POINT is where, CALLS at which call of it (1 = the first):
 - none: run to the end
 - passages: at a checkpoint of the passage stage, after its batch is in the store, before the state says so
-- bm25: with the BM25 files written, before their parameters (the stage's last step)
+- bm25: with the BM25 files written, before their parameters (the stage's last step; on a cluster,
+  with every shard built)
+- cluster-store: a cluster build's driver writing the store from the work units, at a unit read
 - dense: half way through writing a batch of vectors (a row cut in two)
 - exchange: the new index put in place, the old one not yet removed
 - holding: with the target's lock held, asleep (a builder that is still running)
@@ -93,7 +95,7 @@ def _exchanged(first: Path, second: Path) -> None:
 
 def main(point: str, calls: int, args: list[str]) -> None:
     from openbook.cli import index_cmd
-    from openbook.index import build, dense_build, staging
+    from openbook.index import build, cluster, dense_build, staging
 
     index_cmd.IndexSettings = functools.partial(build.IndexSettings, store_batch_rows=16)  # type: ignore[misc]
     index_cmd.DenseSettings = functools.partial(dense_build.DenseSettings, batch_passages=8)  # type: ignore[misc]
@@ -101,6 +103,9 @@ def main(point: str, calls: int, args: list[str]) -> None:
         kill_on_call(build, "_checkpoint", calls)
     elif point == "bm25":
         kill_on_call(build, "save_params", calls)
+        kill_on_call(cluster, "save_params", calls)
+    elif point == "cluster-store":
+        kill_on_call(cluster, "read_unit", calls)
     elif point == "dense":
         kill_on_call(dense_build.DenseWriter, "add", calls, before=_half_a_batch)
     elif point == "exchange":

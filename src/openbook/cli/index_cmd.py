@@ -17,6 +17,7 @@ from openbook.embed import EmbedderSettings
 from openbook.errors import ConfigError, OpenbookError
 from openbook.index.bm25 import ENGINES
 from openbook.index.build import IndexSettings, build_index
+from openbook.index.cluster import ClusterSettings
 from openbook.index.dense_build import DenseSettings, check_shard_rows
 from openbook.index.info import index_info
 from openbook.index.verify import verify_index
@@ -64,6 +65,24 @@ class IndexOptions:
         None, "Text put before every passage for the embedder.", shown="the registered model's"
     )
     shard_rows: int = option(65536, "Vectors per fp16 shard of the dense index.")
+    ray: str | None = option(
+        None,
+        "Build on a Ray cluster: `--ray` alone starts one on this machine, `--ray HOST:PORT` (or `auto`) joins a "
+        "running one, whose nodes must all see --out (a shared file system). Inputs are chunked a file per task, "
+        "BM25 (bm25s) built in shards weighted by the whole corpus, passages embedded by a pool of actors (a GPU "
+        "each where the cluster has GPUs); the index is the one a single process builds. tantivy is built on "
+        "this machine (it streams to disk: the engine for corpora whose postings outgrow one machine's memory).",
+        shown="one process",
+    )
+    unit_documents: int = option(
+        10_000, "With --ray: documents per work unit (a stopped build resumes at one).", minimum=1
+    )
+    bm25_shard_rows: int = option(
+        1_000_000, "With --ray: passages per BM25 shard (each built in one worker's memory).", minimum=1
+    )
+    embed_workers: int | None = option(
+        None, "With --ray: embedding actors.", shown="one per GPU of the cluster, else per CPU", minimum=1
+    )
     progress: bool = option(True, "Show a progress bar.", negative="--quiet")
 
 
@@ -101,8 +120,19 @@ def _index(options: IndexOptions) -> None:
             batch_size=options.dense_batch,
         )
         dense = DenseSettings(embedder, shard_rows=options.shard_rows)
+    cluster = None
+    if options.ray is not None:
+        cluster = ClusterSettings(
+            options.ray, options.unit_documents, options.bm25_shard_rows, embed_workers=options.embed_workers
+        )
     manifest = build_index(
-        inputs_to_read, options.out, settings, show_progress=options.progress, overwrite=options.overwrite, dense=dense
+        inputs_to_read,
+        options.out,
+        settings,
+        show_progress=options.progress,
+        overwrite=options.overwrite,
+        dense=dense,
+        cluster=cluster,
     )
     console.print(
         f"index written to {options.out} ({manifest.passages:,} passages, "

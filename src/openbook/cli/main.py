@@ -54,7 +54,16 @@ class IndexCommands(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click's Context
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["build", *args]
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, bare_ray_means_local(args))
+
+
+def bare_ray_means_local(args: list[str]) -> list[str]:
+    """`--ray` with no address (last, or before another option) is `--ray local`."""
+    found = [i for i, arg in enumerate(args) if arg == "--ray"]
+    for i in reversed(found):
+        if i + 1 == len(args) or args[i + 1].startswith("-"):
+            args = [*args[: i + 1], "local", *args[i + 1 :]]
+    return args
 
 
 index_app = typer.Typer(

@@ -20,6 +20,13 @@ class DropTally:
         if len(kept) < self.examples_per_reason:
             kept.append(f"{path}:{line}" if line is not None else path)
 
+    def merge(self, other: DropTally) -> None:
+        """`other`'s drops counted after these (its examples after these, up to the limit)."""
+        for reason, count in other.counts.items():
+            self.counts[reason] += count
+            kept = self.examples.setdefault(reason, [])
+            kept.extend(other.examples.get(reason, [])[: self.examples_per_reason - len(kept)])
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

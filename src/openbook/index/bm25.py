@@ -6,6 +6,11 @@
 
 Both store a passage's row number, so hits resolve through the passage store. The choice between
 them is measured in `bench/index_bm25.py`.
+
+A bm25s index may be split into shards of consecutive rows (`bm25/shard-00000/`, …), each built on
+its own (a cluster's workers, `index/cluster.py`) but weighted with the statistics of the whole
+corpus (`CorpusStats`: passages, tokens, each word's document frequency), so every passage scores
+what it scores in one unsharded index, and the merged top-k of the shards is the unsharded top-k.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -33,6 +40,52 @@ from openbook.index.parts import (
 
 PARAMS_FILE = "openbook.bm25.json"
 ENGINES = ("bm25s", "tantivy")
+K1, B = 1.2, 0.75
+BM25S_PARAMS = {
+    "engine": "bm25s",
+    "k1": K1,
+    "b": B,
+    "method": "lucene",
+    "stemmer": "snowball-english",
+    "stopwords": "bm25s-en",
+}  # what a bm25s index records of itself
+
+
+def shard_folder(number: int) -> str:
+    return f"shard-{number:05d}"
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """What a passage's BM25 weights depend on beyond the passage: how many passages, how many
+    tokens in all (the average length), and in how many passages each word (stem) occurs."""
+
+    passages: int
+    tokens: int
+    document_frequencies: Mapping[str, int]
+
+    @classmethod
+    def of_texts(cls, texts: Iterable[str]) -> CorpusStats:
+        tokenizer = _english_tokenizer()
+        frequencies: Counter[int] = Counter()
+        passages = tokens = 0
+        for token_ids in tokenizer.streaming_tokenize(list(texts)):
+            passages += 1
+            tokens += len(token_ids)
+            frequencies.update(set(token_ids))
+        words = {token_id: word for word, token_id in tokenizer.get_vocab_dict().items()}
+        return cls(passages, tokens, {words[token_id]: count for token_id, count in frequencies.items()})
+
+    @classmethod
+    def merged(cls, parts: Sequence[CorpusStats]) -> CorpusStats:
+        frequencies: Counter[str] = Counter()
+        for part in parts:
+            frequencies.update(part.document_frequencies)
+        return cls(sum(p.passages for p in parts), sum(p.tokens for p in parts), dict(frequencies))
+
+    def average_length(self) -> np.float64:
+        """As bm25s works it out (a float64 mean of integer lengths: the exact sum over the count)."""
+        return np.float64(self.tokens) / self.passages
 
 
 class SparseIndexBuilder(Protocol):
@@ -47,11 +100,13 @@ class SparseIndex(Protocol):
         ...
 
 
-def new_builder(engine: str, folder: Path, k1: float = 1.2, b: float = 0.75) -> SparseIndexBuilder:
+def new_builder(engine: str, folder: Path, corpus: CorpusStats | None = None) -> SparseIndexBuilder:
     """A builder writing the BM25 index into `folder` (created); `finish` returns its parameters,
-    which `save_params` records beside it."""
+    which `save_params` records beside it. `corpus`: a shard's, the whole corpus's statistics."""
     if engine == "bm25s":
-        return Bm25sBuilder(folder, k1=k1, b=b)
+        return Bm25sBuilder(folder, corpus=corpus)
+    if corpus is not None:
+        raise ConfigError("only the bm25s engine builds shards; tantivy builds one index on disk")
     if engine == "tantivy":
         return TantivyBuilder(folder)
     raise ConfigError(f"unknown BM25 engine {engine!r}; choose from {', '.join(ENGINES)}")
@@ -71,13 +126,22 @@ def check_bm25(directory: Path, manifest: Manifest) -> dict[str, object]:
     )
     check_build(directory, manifest, folder / PARAMS_FILE, params.get("build", ""))
     if params.get("engine") == "bm25s":  # tantivy's count needs the index opened: `open_index` checks it
-        counts = read_json(
-            folder / "params.index.json",
-            "a bm25s index description",
-            f"rebuild it with `{rebuild_command(directory, manifest)}`",
-        )
-        check_count(directory, manifest, folder, "documents", int(counts.get("num_docs", -1)))
+        documents = 0
+        for shard in _shard_folders(folder, params):
+            counts = read_json(
+                shard / "params.index.json",
+                "a bm25s index description",
+                f"rebuild it with `{rebuild_command(directory, manifest)}`",
+            )
+            documents += int(counts.get("num_docs", -1))
+        check_count(directory, manifest, folder, "documents", documents)
     return params
+
+
+def _shard_folders(folder: Path, params: Mapping[str, object]) -> list[Path]:
+    """The bm25s index folders of a BM25 part: its shards in row order, or the part itself."""
+    shards = params.get("shards")
+    return [folder / shard_folder(n) for n in range(len(shards))] if isinstance(shards, list) else [folder]
 
 
 def open_index(directory: Path) -> SparseIndex:
@@ -92,9 +156,13 @@ def open_index(directory: Path) -> SparseIndex:
         else read_json(folder / PARAMS_FILE, "a BM25 index description")
     )
     try:
-        index: Bm25sIndex | TantivyIndex = (
-            Bm25sIndex(folder) if params.get("engine") == "bm25s" else TantivyIndex(folder)
-        )
+        index: Bm25sIndex | TantivyIndex | ShardedBm25Index
+        if params.get("engine") != "bm25s":
+            index = TantivyIndex(folder)
+        elif "shards" in params:
+            index = ShardedBm25Index([Bm25sIndex(shard) for shard in _shard_folders(folder, params)])
+        else:
+            index = Bm25sIndex(folder)
     except (OSError, ValueError, KeyError, EOFError) as error:  # bm25s's and tantivy's words for a cut file
         raise DamagedIndex(
             directory, manifest, f"{folder} is not a whole BM25 index ({type(error).__name__}: {error})"
@@ -123,9 +191,9 @@ def _english_tokenizer():
 
 
 class Bm25sBuilder:
-    def __init__(self, directory: Path, k1: float, b: float):
+    def __init__(self, directory: Path, corpus: CorpusStats | None = None):
         self.directory = directory
-        self.k1, self.b = k1, b
+        self.corpus = corpus
         self._tokenizer = _english_tokenizer()
         self._token_ids: list[list[int]] = []
 
@@ -135,21 +203,19 @@ class Bm25sBuilder:
     def finish(self) -> dict[str, object]:
         bm25s = import_bm25s()
 
-        engine = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        engine.index((self._token_ids, self._tokenizer.get_vocab_dict()), show_progress=False)
+        vocabulary = self._tokenizer.get_vocab_dict()
+        engine = (
+            bm25s.BM25(k1=K1, b=B, method="lucene")
+            if self.corpus is None
+            else _corpus_wide_bm25(self.corpus, vocabulary)
+        )
+        engine.index((self._token_ids, vocabulary), show_progress=False)
         self._token_ids = []
         self.directory.mkdir(parents=True, exist_ok=True)
         engine.save(str(self.directory))
         self._tokenizer.save_vocab(str(self.directory))
         self._tokenizer.save_stopwords(str(self.directory))
-        return {
-            "engine": "bm25s",
-            "k1": self.k1,
-            "b": self.b,
-            "method": "lucene",
-            "stemmer": "snowball-english",
-            "stopwords": "bm25s-en",
-        }
+        return dict(BM25S_PARAMS)
 
 
 class Bm25sIndex:
@@ -183,6 +249,66 @@ class Bm25sIndex:
             )
             rows[asked], scores[asked] = found, found_scores
         return rows, scores
+
+
+def _corpus_wide_bm25(corpus: CorpusStats, vocabulary: Mapping[str, int]):
+    """A bm25s engine for one shard of a corpus: its passages weighted by `corpus`'s passage count,
+    average length and document frequencies, not the shard's own. bm25s invites this: its
+    `build_index_from_ids` is the step to override to build an index otherwise. It runs bm25s's own
+    scoring functions (so the weights are the unsharded index's, bit for bit), with the shard's own
+    frequencies only where they size the arrays."""
+    bm25s = import_bm25s()
+    from bm25s import scoring
+
+    words = {token_id: word for word, token_id in vocabulary.items()}
+
+    class CorpusWideBM25(bm25s.BM25):  # type: ignore[name-defined]  # bm25s, imported lazily
+        def build_index_from_ids(self, unique_token_ids, corpus_token_ids, show_progress=True, leave_progress=False):
+            self.nonoccurrence_array = None  # the lucene method has none
+            in_shard = scoring._calculate_doc_freqs(corpus_token_ids, unique_token_ids, show_progress=False)
+            idf = np.zeros(len(in_shard), dtype=self.dtype)
+            score_idf = scoring._select_idf_scorer(self.idf_method)
+            for token_id, count in in_shard.items():
+                if count:
+                    idf[token_id] = score_idf(corpus.document_frequencies[words[token_id]], N=corpus.passages)
+            data, rows, columns = scoring._build_scores_and_indices_for_matrix(
+                corpus_token_ids=corpus_token_ids,
+                idf_array=idf,
+                avg_doc_len=corpus.average_length(),
+                doc_frequencies=in_shard,
+                k1=self.k1,
+                b=self.b,
+                delta=self.delta,
+                show_progress=False,
+                dtype=self.dtype,
+                int_dtype=self.int_dtype,
+                method=self.method,
+                nonoccurrence_array=None,
+            )
+            shape = (len(corpus_token_ids), len(unique_token_ids))
+            data, indices, indptr = self._np_csc(data=data, rows=rows, cols=columns, shape=shape)
+            return {"data": data.astype(self.dtype), "indices": indices, "indptr": indptr, "num_docs": shape[0]}
+
+    return CorpusWideBM25(k1=K1, b=B, method="lucene")
+
+
+class ShardedBm25Index:
+    """bm25s shards of consecutive rows, searched each for the top k and merged: best score first,
+    equal scores by row (a shard's passages score as in the unsharded index, `CorpusStats`)."""
+
+    def __init__(self, shards: Sequence[Bm25sIndex]):
+        self._shards = list(shards)
+        self._first_rows = np.cumsum([0] + [shard.size for shard in self._shards])[:-1]
+        self.size = sum(shard.size for shard in self._shards)
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.size)
+        found = [shard.search(queries, k) for shard in self._shards]
+        rows = np.concatenate([np.where(r >= 0, r + first, -1) for (r, _), first in zip(found, self._first_rows)], 1)
+        scores = np.concatenate([s for _, s in found], axis=1)
+        # best first, equal scores by row, empty slots (-1) last
+        order = np.lexsort((np.where(rows >= 0, rows, np.iinfo(np.int64).max), -scores), axis=1)[:, :k]
+        return np.take_along_axis(rows, order, 1), np.take_along_axis(scores, order, 1)
 
 
 def _numba_available() -> bool:
@@ -244,7 +370,7 @@ class TantivyBuilder:
         return {
             "engine": "tantivy",
             "tokenizer": "simple+lowercase+stopwords+snowball-english",
-            "similarity": "bm25 (k1=1.2, b=0.75)",
+            "similarity": "bm25 (k1=1.2, b=0.75)",  # tantivy's own, fixed
         }
 
 

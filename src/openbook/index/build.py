@@ -22,6 +22,7 @@ from openbook.corpus import ChunkSettings, DropTally, FieldMap, chunk_document
 from openbook.corpus.formats import DocumentReader
 from openbook.errors import OpenbookError
 from openbook.index.bm25 import BM25_DIR, new_builder, save_params
+from openbook.index.cluster import STATS_FILE, UNITS_DIR, ClusterSettings
 from openbook.index.dense_build import DenseSettings, check_shard_rows, dense_kept, dense_stage
 from openbook.index.lock import build_lock
 from openbook.index.manifest import MANIFEST_FILE, InputRecord, Manifest, build_id
@@ -90,8 +91,10 @@ def build_index(
     show_progress: bool = True,
     overwrite: bool = False,
     dense: DenseSettings | None = None,
+    cluster: ClusterSettings | None = None,
 ) -> Manifest:
-    """The index of `inputs` in `out` (with a dense part with `dense`). A whole index already there
+    """The index of `inputs` in `out` (with a dense part with `dense`; on a Ray cluster with
+    `cluster`, `index/cluster.py`: the same index). A whole index already there
     from the same inputs and settings is kept (a dense part added where asked for, or replaced with
     `overwrite`); one of other inputs or settings is replaced only with `overwrite`; a damaged one of
     the same is rebuilt; a stopped build of the same is resumed."""
@@ -119,7 +122,9 @@ def build_index(
             state = staging.start(planned) if existing is None else staging.extend(existing)
         else:
             check_replaceable(out)
-        return _complete(staging, state, readers, settings, dense, show_progress, overwrite)
+        if cluster is None:
+            return _complete(staging, state, readers, settings, dense, show_progress, overwrite)
+        return _complete_on_cluster(staging, state, readers, settings, dense, cluster, show_progress)
 
 
 def _resumed(staging: Staging, planned: Manifest, overwrite: bool) -> BuildState | None:
@@ -206,6 +211,54 @@ def _complete(
         _bm25_stage(building, state, settings.bm25_engine, show_progress)
     if dense is not None:
         dense_stage(building, state, dense, show_progress, overwrite)
+    return _committed(staging, state, show_progress)
+
+
+def _complete_on_cluster(
+    staging: Staging,
+    state: BuildState,
+    readers: list[DocumentReader],
+    settings: IndexSettings,
+    dense: DenseSettings | None,
+    cluster: ClusterSettings,
+    show_progress: bool,
+) -> Manifest:
+    """The stages `state` has not done, on the cluster (`index/cluster.py`); then as `_complete`."""
+    from openbook.index import cluster as on
+
+    building = staging.building
+    ray, started = on.connect(cluster)
+    try:
+        log = on.WorkLog(cluster.address, nodes=sum(node["Alive"] for node in ray.nodes()))
+        if show_progress:
+            resources = ray.cluster_resources()
+            console.print(
+                f"building on the Ray cluster at {cluster.address}: {log.nodes} node(s), "
+                f"{int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs"
+            )
+        if not state.passages.done:
+            on.passage_stage(
+                ray, building, state, readers, settings.chunk, settings.store_batch_rows, cluster, log, show_progress
+            )
+        if not state.bm25_done:
+            if settings.bm25_engine == "bm25s":
+                on.bm25_stage(ray, building, state, cluster, log, show_progress)
+            else:  # tantivy streams its one index to disk: built here
+                _bm25_stage(building, state, settings.bm25_engine, show_progress)
+        if dense is not None:
+            on.dense_stage(ray, building, state, dense, cluster, log, show_progress)
+        state.manifest.cluster = log.as_dict()
+    finally:
+        if started:
+            ray.shutdown()
+    return _committed(staging, state, show_progress)
+
+
+def _committed(staging: Staging, state: BuildState, show_progress: bool) -> Manifest:
+    """The build, every stage done, in the target's place."""
+    for leftover in (UNITS_DIR, STATS_FILE):  # a cluster build's work, where a single process finished it
+        path = staging.building / leftover
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     seconds = state.manifest.seconds
     seconds["total"] = round(seconds.get("read_and_chunk", 0) + seconds.get("bm25", 0), 2)
     manifest = staging.commit(state)

@@ -41,7 +41,7 @@ class IndexInfo:
             f"{manifest.chunking.get('overlap', 0)} of overlap"
         )
         for engine, described in manifest.indexes.items():
-            settings = ", ".join(f"{key} {value}" for key, value in described.items())
+            settings = ", ".join(_setting(key, value) for key, value in described.items())
             lines.append(f"{engine}: {settings}")
         if "dense" not in manifest.indexes:
             lines.append("dense: none (build with `openbook index ... --dense EMBEDDER` to add it)")
@@ -50,10 +50,25 @@ class IndexInfo:
         lines.append(f"on disk: {total / 2**20:,.1f} MiB ({sizes})")
         if manifest.seconds:
             lines.append("build seconds: " + ", ".join(f"{step} {s:,.1f}" for step, s in manifest.seconds.items()))
+        if manifest.cluster:
+            work = manifest.cluster.get("work", {})
+            done = "; ".join(
+                f"{stage}: " + ", ".join(f"{count} on {node}" for node, count in by_node.items())
+                for stage, by_node in (work.items() if isinstance(work, dict) else ())
+            )
+            lines.append(
+                f"built on Ray ({manifest.cluster.get('nodes')} nodes): {done or 'resumed with the work done'}"
+            )
         return lines
 
     def as_dict(self) -> dict[str, object]:
         return {"directory": str(self.directory), "manifest": asdict(self.manifest), "bytes": self.sizes}
+
+
+def _setting(key: str, value: object) -> str:
+    if key == "shards" and isinstance(value, list):  # passages per BM25 shard
+        return f"{len(value)} shards of up to {max(value):,} passages"
+    return f"{key} {value}"
 
 
 def _bytes_under(path: Path) -> int:

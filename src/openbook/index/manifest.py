@@ -64,6 +64,7 @@ class Manifest:
     fields: dict[str, str] = field(default_factory=dict)  # table columns read as id, title, text
     build: str = ""  # "": an index built before parts were recorded (nothing to tie them together)
     parts: dict[str, PartRecord] = field(default_factory=dict)  # path below the index folder -> record
+    cluster: dict[str, object] = field(default_factory=dict)  # built on Ray: the cluster and each node's work
 
     def identity(self) -> str:
         """The build id of the inputs and settings this manifest records (also for an older manifest)."""
