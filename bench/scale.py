@@ -8,7 +8,7 @@ The corpora: wiki-2015-core's articles in order, as many as make the size (the w
 passages); beyond it, synthetic articles whose words are drawn from wiki-2015-core's own word
 frequencies (its ~100K most frequent words, Zipf-like as real text is), in sentences of 8-30 words,
 so BM25 sees a realistic vocabulary and posting lengths. Each is written once under
-bench/out/scale/ (the 5M one is ~2.7 GB).
+bench/out/scale/, in files of ~64 MB (the 5M one is ~2.3 GB in 36 files).
 
 Per size and mode, `openbook index CORPUS --out DIR [--ray]` runs in a process of its own (its peak
 RSS from wait4; with Ray, the workers' peak as the build's manifest records it). Query latency: 100
@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,40 +59,64 @@ def real_articles():
 
 
 def corpus(size: int) -> Path:
-    """A JSONL corpus of about `size` passages of 512 characters (written once)."""
-    path = HERE / f"corpus-{size}.jsonl"
-    if path.exists():
-        return path
-    HERE.mkdir(parents=True, exist_ok=True)
+    """A folder of JSONL files of about `size` passages of 512 characters in all, ~64 MB a file (as
+    WikiExtractor splits a dump: a cluster build chunks one file per task), written once."""
+    folder = HERE / f"corpus-{size}"
+    if (folder / ".done").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    sink = Parts(folder)
     chars, words = 0, Counter()
     target = size * 440  # characters per 512-character passage, as wiki-2015-core chunks (whole sentences)
-    with open(str(path) + ".partial", "w") as sink:
-        for number, (title, text) in enumerate(real_articles()):
-            if chars >= target:
-                break
-            sink.write(json.dumps({"id": f"w{number}", "title": title, "text": text}) + "\n")
-            chars += len(text)
-            if number % 20 == 0:  # a sample of the articles is enough for word frequencies
-                words.update(text.lower().split())
-        if chars < target:
-            _synthetic(sink, target - chars, words)
-    os.replace(str(path) + ".partial", path)
-    return path
+    for number, (title, text) in enumerate(real_articles()):
+        if chars >= target:
+            break
+        sink.write({"id": f"w{number}", "title": title, "text": text})
+        chars += len(text)
+        if number % 20 == 0:  # a sample of the articles is enough for word frequencies
+            words.update(text.lower().split())
+    if chars < target:
+        _synthetic(sink, target - chars, words)
+    sink.close()
+    (folder / ".done").touch()
+    return folder
 
 
-def _synthetic(sink, chars: int, words: Counter) -> None:
-    vocabulary = [w for w, _ in words.most_common(100_000) if w.isalpha()]
-    weights = np.array([words[w] for w in vocabulary], dtype=np.float64)
+class Parts:
+    """JSONL records into part-00000.jsonl, part-00001.jsonl, … of ~64 MB each."""
+
+    def __init__(self, folder: Path, part_bytes: int = 64 << 20):
+        self.folder, self.part_bytes, self.number = folder, part_bytes, 0
+        self.sink = (folder / "part-00000.jsonl").open("w")
+
+    def write(self, record: dict) -> None:
+        self.sink.write(json.dumps(record) + "\n")
+        if self.sink.tell() >= self.part_bytes:
+            self.sink.close()
+            self.number += 1
+            self.sink = (self.folder / f"part-{self.number:05d}.jsonl").open("w")
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def _synthetic(sink: Parts, chars: int, words: Counter) -> None:
+    vocabulary = np.array([w for w, _ in words.most_common(100_000) if w.isalpha()], dtype=object)
+    cumulative = np.cumsum([words[w] for w in vocabulary], dtype=np.float64)
+    cumulative /= cumulative[-1]
     rng = np.random.default_rng(SEED)
     number = 0
     while chars > 0:
-        sentences = []
-        for length in rng.integers(8, 31, size=int(rng.integers(15, 60))):
-            drawn = rng.choice(len(vocabulary), size=length, p=weights / weights.sum())
-            sentence = " ".join(vocabulary[i] for i in drawn)
+        lengths = rng.integers(8, 31, size=int(rng.integers(15, 60)))
+        drawn = vocabulary[np.searchsorted(cumulative, rng.random(int(lengths.sum())))]
+        sentences, at = [], 0
+        for length in lengths.tolist():
+            sentence = " ".join(drawn[at : at + length])
             sentences.append(sentence[0].upper() + sentence[1:] + ".")
+            at += length
         text = " ".join(sentences)
-        sink.write(json.dumps({"id": f"s{number}", "title": f"Synthetic {number}", "text": text}) + "\n")
+        sink.write({"id": f"s{number}", "title": f"Synthetic {number}", "text": text})
         chars -= len(text)
         number += 1
 
@@ -177,6 +202,7 @@ print(json.dumps([1000 * statistics.median(lone), 1000 * batch / len(queries)]))
 
 def dense_sample(passages: int) -> list[list]:
     """Embedding `passages` passages with the shipped MiniLM, one process and Ray (2 actors)."""
+    HERE.mkdir(parents=True, exist_ok=True)
     path = HERE / f"dense-sample-{passages}.jsonl"
     if not path.exists():
         with path.open("w") as sink:
@@ -184,7 +210,7 @@ def dense_sample(passages: int) -> list[list]:
                 sink.write(json.dumps({"id": f"w{number}", "title": title, "text": text[:450]}) + "\n")
     rows = []
     for mode, extra in (("single", []), ("ray", ["--ray", "--embed-workers", "2"])):
-        dense = ["--dense", "all-minilm-l6-v2", "--shard-rows", "2048"]
+        dense = ["--dense", "all-minilm-l6-v2", "--shard-rows", "1024"]  # 2 shards or more: both actors busy
         built = timed_build([path], HERE / f"dense-sample-{mode}", dense + extra)
         manifest = built["manifest"]
         rate = manifest["passages"] / built["seconds"]
@@ -214,7 +240,7 @@ def main() -> None:
                 "passages": manifest["passages"],
                 "seconds": built["seconds"],
                 "stages": manifest["seconds"],
-                "driver_peak_mib": built["peak_mib"],
+                "process_peak_mib": built["peak_mib"],
                 "worker_peak_mib": max(workers.values(), default=0.0),
                 "store_mib": part_mib(manifest, "passages"),
                 "bm25_mib": part_mib(manifest, "bm25/"),
@@ -229,7 +255,7 @@ def main() -> None:
                     f"{result['passages']:,}",
                     f"{result['seconds']:.0f}",
                     f"{manifest['seconds'].get('read_and_chunk', 0):.0f} / {manifest['seconds'].get('bm25', 0):.0f}",
-                    f"{result['driver_peak_mib']:,.0f}",
+                    f"{result['process_peak_mib']:,.0f}",
                     f"{result['worker_peak_mib']:,.0f}" if workers else "-",
                     f"{result['store_mib']:,.0f} / {result['bm25_mib']:,.0f}",
                     f"{lone:.1f} / {batch:.2f}",
@@ -242,7 +268,7 @@ def main() -> None:
         "passages",
         "build s",
         "chunk s / bm25 s",
-        "process peak MiB",
+        "process peak MiB (driver with Ray)",
         "worker peak MiB",
         "store / bm25 MiB",
         "bm25 ms lone / batched",
@@ -277,7 +303,9 @@ def slopes(results: list[dict]) -> None:
             continue
         low, high = mine[0], mine[-1]
         millions = (high["passages"] - low["passages"]) / 1e6
-        for key in ("seconds", "driver_peak_mib", "worker_peak_mib", "store_mib", "bm25_mib", "bm25_lone_ms"):
+        for key in ("seconds", "process_peak_mib", "worker_peak_mib", "store_mib", "bm25_mib", "bm25_lone_ms"):
+            if not (low[key] or high[key]):  # no workers in one process
+                continue
             rows.append(
                 [
                     mode,
