@@ -3,6 +3,7 @@ query latency at 0.1M, 1M and 5M passages, built by one process and by Ray (a lo
 workers), side by side; then the per-unit costs and slopes that docs/scale.md plans from.
 
     python bench/scale.py [--sizes 100000 1000000 5000000] [--modes single ray] [--dense-sample 4096]
+    python bench/scale.py --reuse ...   # the builds of the last run kept (results.json), queries measured again
 
 The corpora: wiki-2015-core's articles in order, as many as make the size (the whole of it is ~960K
 passages); beyond it, synthetic articles whose words are drawn from wiki-2015-core's own word
@@ -224,23 +225,30 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
     parser.add_argument("--modes", nargs="+", default=["single", "ray"], choices=["single", "ray"])
     parser.add_argument("--dense-sample", type=int, default=4096, help="passages embedded (0: none)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the builds of an earlier run (results.json): measure queries again"
+    )
     args = parser.parse_args()
+    earlier = {}
+    if args.reuse and (HERE / "results.json").is_file():
+        earlier = {(r["size"], r["mode"]): r for r in json.loads((HERE / "results.json").read_text())}
     rows, results = [], []
     for size in args.sizes:
         path = corpus(size)
         for mode in args.modes:
             extra = ["--ray", "--unit-documents", "2000", "--bm25-shard-rows", "500000"] if mode == "ray" else []
-            built = timed_build([path], HERE / f"index-{size}-{mode}", extra)
-            manifest = built["manifest"]
+            folder = HERE / f"index-{size}-{mode}"
+            built = earlier.get((size, mode)) or timed_build([path], folder, extra)
+            manifest = json.loads((folder / "manifest.json").read_text())
             workers = manifest.get("cluster", {}).get("peak_rss_mib", {})
-            lone, batch = bm25_latency(HERE / f"index-{size}-{mode}")
+            lone, batch = bm25_latency(folder)
             result = {
                 "size": size,
                 "mode": mode,
                 "passages": manifest["passages"],
                 "seconds": built["seconds"],
                 "stages": manifest["seconds"],
-                "process_peak_mib": built["peak_mib"],
+                "process_peak_mib": built.get("peak_mib", built.get("process_peak_mib")),
                 "worker_peak_mib": max(workers.values(), default=0.0),
                 "store_mib": part_mib(manifest, "passages"),
                 "bm25_mib": part_mib(manifest, "bm25/"),

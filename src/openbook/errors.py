@@ -19,6 +19,10 @@ class InputError(OpenbookError):
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str, int | None]]:
+        """Pickled by its parts (a cluster's worker hands it to the driver whole)."""
+        return (type(self), (self.path, self.problem, self.line))
+
 
 class ConfigError(OpenbookError):
     """A configuration file or option that cannot be used."""

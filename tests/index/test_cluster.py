@@ -5,6 +5,7 @@ the work it had not done."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from openbook.cli.main import bare_ray_means_local
+from openbook.errors import InputError
 from openbook.index.bm25 import Bm25sIndex, CorpusStats, ShardedBm25Index, new_builder, save_params, shard_folder
 from openbook.index.build import build_index
 from openbook.index.cluster import ClusterSettings
@@ -50,6 +52,11 @@ def test_bm25_shards_weighted_by_the_whole_corpus_score_as_one_index(tmp_path):
     assert np.array_equal(scores, sharded_scores)  # bit for bit
     for q in range(len(QUERIES)):  # the same passages, but for the order of equal scores
         assert sorted(zip(scores[q], rows[q])) == sorted(zip(sharded_scores[q], sharded_rows[q]))
+    # a shard too small for numba on its own is scored with it where the whole index is large enough
+    assert Bm25sIndex(tmp_path / shard_folder(0), numba_from_passages=100)._engine.backend == "numpy"
+    numba_shard = Bm25sIndex(tmp_path / shard_folder(0), numba_from_passages=100, index_passages=200)
+    assert numba_shard._engine.backend == "numba"
+    assert np.array_equal(numba_shard.search(QUERIES, 15)[1], shards[0].search(QUERIES, 15)[1])
     # weighted by its own shard alone, a passage scores otherwise: the statistics matter
     alone = new_builder("bm25s", tmp_path / "alone")
     alone.add(corpus[:37])
@@ -134,6 +141,17 @@ def test_ray_without_an_address_starts_a_cluster_here():
     assert bare_ray_means_local(["c.jsonl", "--ray"]) == ["c.jsonl", "--ray", "local"]
     assert bare_ray_means_local(["--ray", "--quiet"]) == ["--ray", "local", "--quiet"]
     assert bare_ray_means_local(["--ray", "10.0.0.2:6379"]) == ["--ray", "10.0.0.2:6379"]
+
+
+def test_an_input_that_fails_on_a_worker_is_named_as_in_one_process(corpus, two_nodes, tmp_path):
+    lines = [json.dumps({"id": str(i), "title": f"T{i}", "text": f"Passage number {i} " * 8}) for i in range(3000)]
+    whole = gzip.compress("\n".join(lines).encode())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    settings = ClusterSettings(two_nodes.address, unit_documents=500)
+    with pytest.raises(InputError, match=r"cut.jsonl.gz:\d+: damaged or truncated"):
+        build_index([corpus[0], cut], tmp_path / "index", show_progress=False, cluster=settings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.jsonl.gz"]  # nothing half-built is left
 
 
 def test_a_driver_killed_mid_build_resumes_at_the_work_not_done(corpus, tmp_path):

@@ -138,10 +138,16 @@ def check_bm25(directory: Path, manifest: Manifest) -> dict[str, object]:
     return params
 
 
+def _shard_rows(params: Mapping[str, object]) -> list[int] | None:
+    """The passages of each shard of a sharded BM25 part (None: one index)."""
+    shards = params.get("shards")
+    return [int(rows) for rows in shards] if isinstance(shards, list) else None
+
+
 def _shard_folders(folder: Path, params: Mapping[str, object]) -> list[Path]:
     """The bm25s index folders of a BM25 part: its shards in row order, or the part itself."""
-    shards = params.get("shards")
-    return [folder / shard_folder(n) for n in range(len(shards))] if isinstance(shards, list) else [folder]
+    rows = _shard_rows(params)
+    return [folder / shard_folder(n) for n in range(len(rows))] if rows is not None else [folder]
 
 
 def open_index(directory: Path) -> SparseIndex:
@@ -160,7 +166,8 @@ def open_index(directory: Path) -> SparseIndex:
         if params.get("engine") != "bm25s":
             index = TantivyIndex(folder)
         elif "shards" in params:
-            index = ShardedBm25Index([Bm25sIndex(shard) for shard in _shard_folders(folder, params)])
+            total = sum(_shard_rows(params) or [])
+            index = ShardedBm25Index([Bm25sIndex(s, index_passages=total) for s in _shard_folders(folder, params)])
         else:
             index = Bm25sIndex(folder)
     except (OSError, ValueError, KeyError, EOFError) as error:  # bm25s's and tantivy's words for a cut file
@@ -218,16 +225,24 @@ class Bm25sBuilder:
         return dict(BM25S_PARAMS)
 
 
+NUMBA_FROM_PASSAGES = 100_000
+
+
 class Bm25sIndex:
     """Search with bm25s. Over large indexes the numba scorer is ~30x faster than numpy
     (956 vs 31 queries/s on 960K passages), but compiling it costs ~6 s per process, so small
-    indexes, where numpy is already fast, keep numpy."""
+    indexes, where numpy is already fast, keep numpy. `index_passages`: the whole index's where this
+    is one of its shards (a small last shard of a large index is scored with numba too: compiled
+    once for all shards, and numpy's cost per query does not shrink with the shard)."""
 
-    def __init__(self, directory: Path, numba_from_passages: int = 100_000):
+    def __init__(
+        self, directory: Path, numba_from_passages: int = NUMBA_FROM_PASSAGES, index_passages: int | None = None
+    ):
         bm25s = import_bm25s()
 
         num_docs = json.loads((directory / "params.index.json").read_text())["num_docs"]
-        backend = "numba" if num_docs >= numba_from_passages and _numba_available() else "numpy"
+        large = (index_passages or num_docs) >= numba_from_passages
+        backend = "numba" if large and _numba_available() else "numpy"
         self._engine = bm25s.BM25.load(str(directory), mmap=True, override_params={"backend": backend})
         self._tokenizer = _english_tokenizer()
         self._tokenizer.load_vocab(str(directory))

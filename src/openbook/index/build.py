@@ -237,9 +237,21 @@ def _complete_on_cluster(
                 f"{int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs"
             )
         if not state.passages.done:
-            on.passage_stage(
-                ray, building, state, readers, settings.chunk, settings.store_batch_rows, cluster, log, show_progress
-            )
+            try:
+                on.passage_stage(
+                    ray,
+                    building,
+                    state,
+                    readers,
+                    settings.chunk,
+                    settings.store_batch_rows,
+                    cluster,
+                    log,
+                    show_progress,
+                )
+            except OpenbookError:  # as in one process: the inputs must change, so nothing is kept
+                staging.discard()
+                raise
         if not state.bm25_done:
             if settings.bm25_engine == "bm25s":
                 on.bm25_stage(ray, building, state, cluster, log, show_progress)

@@ -115,20 +115,28 @@ def connect(settings: ClusterSettings) -> tuple[Any, bool]:
     if ray.is_initialized():
         return ray, False
     if settings.address == "local":
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # "local": a new cluster, even where RAY_ADDRESS or a running one would be joined by default
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     else:
         ray.init(address=settings.address, log_to_driver=False, configure_logging=False)
     return ray, True
 
 
 def gather(ray: Any, refs: list[Any], description: str, unit: str, show_progress: bool) -> Iterator[Any]:
-    """The results of `refs` as they finish, with a bar over them."""
+    """The results of `refs` as they finish, with a bar over them. A task that failed on openbook's
+    account (an input that cannot be read) raises that error, not Ray's wrapping of it."""
     with meter(description, len(refs), (unit,), enabled=show_progress) as m:
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                yield ray.get(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as error:
+                    if isinstance(error.cause, OpenbookError):
+                        raise error.cause from None
+                    raise
+                yield result
                 m.advance(completed=len(refs) - len(pending), **{unit: 1})
 
 
