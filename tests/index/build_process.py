@@ -9,6 +9,7 @@ POINT is where, CALLS at which call of it (1 = the first):
 - bm25: with the BM25 files written, before their parameters (the stage's last step; on a cluster,
   with every shard built)
 - cluster-store: a cluster build's driver writing the store from the work units, at a unit read
+- cluster-dense: a cluster build's driver with every dense shard embedded, before it says so
 - dense: half way through writing a batch of vectors (a row cut in two)
 - exchange: the new index put in place, the old one not yet removed
 - holding: with the target's lock held, asleep (a builder that is still running)
@@ -106,6 +107,8 @@ def main(point: str, calls: int, args: list[str]) -> None:
         kill_on_call(cluster, "save_params", calls)
     elif point == "cluster-store":
         kill_on_call(cluster, "read_unit", calls)
+    elif point == "cluster-dense":
+        kill_on_call(cluster.ShardedMatmulSearch, "largest_row_norm", calls)
     elif point == "dense":
         kill_on_call(dense_build.DenseWriter, "add", calls, before=_half_a_batch)
     elif point == "exchange":

@@ -154,12 +154,13 @@ def test_an_input_that_fails_on_a_worker_is_named_as_in_one_process(corpus, two_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.jsonl.gz"]  # nothing half-built is left
 
 
-def test_a_driver_killed_mid_build_resumes_at_the_work_not_done(corpus, tmp_path):
+def test_a_driver_killed_mid_build_resumes_at_the_work_not_done(corpus, tmp_path, minilm):
     pytest.importorskip("ray", reason="the cluster build needs Ray (pip install -e .[dev])")
+    dense = ("--dense", ENCODER_BASE, "--shard-rows", "32", "--quiet")
     reference = tmp_path / "reference"
-    assert run("none", 0, "index", *corpus, "--out", reference, "--quiet").returncode == 0
+    assert run("none", 0, "index", *corpus, "--out", reference, *dense).returncode == 0
     out = tmp_path / "index"
-    command = ("index", *corpus, "--out", out, "--ray", "--unit-documents", "7", "--bm25-shard-rows", "25", "--quiet")
+    command = ("index", *corpus, "--out", out, "--ray", "--unit-documents", "7", "--bm25-shard-rows", "25", *dense)
     # killed while writing the store from the units: every unit chunked, none needed again
     killed = run("cluster-store", 9, *command)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -167,13 +168,23 @@ def test_a_driver_killed_mid_build_resumes_at_the_work_not_done(corpus, tmp_path
     # killed with every BM25 shard built, before the shards are put in place
     killed = run("bm25", 1, *command)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "resuming the build stopped in" in said(killed) and "passages, from the start" in said(killed)
+    # killed with every dense shard embedded, before the dense part says it is complete
+    killed = run("cluster-dense", 1, *command)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "BM25" in said(killed)  # resumed at its BM25 stage
+    # the shards of other dense settings are never mixed in
+    other = run("none", 0, *command[:-3], "--shard-rows", "64", "--quiet")
+    assert other.returncode == 2 and "shard_rows = 32, not 64" in said(other)
     resumed = run("none", 0, *command)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming the build stopped in" in said(resumed) and "BM25" in said(resumed)
-    assert checksums(out)["passages.arrow"] == checksums(reference)["passages.arrow"]
+
+    def store_and_vectors(index: Path) -> dict[str, str]:  # BM25 is sharded in one, whole in the other
+        return {part: digest for part, digest in checksums(index).items() if not part.startswith("bm25/")}
+
+    assert store_and_vectors(out) == store_and_vectors(reference) and len(store_and_vectors(out)) == 5
     work = json.loads((out / "manifest.json").read_text())["cluster"]["work"]
-    assert work == {}  # the units and the five shards were on disk: the resumed run redid none of them
-    assert (
-        BM25Retriever(out).search(["sugar acid"], 3)[0][0].score
-        == BM25Retriever(reference).search(["sugar acid"], 3)[0][0].score
-    )
+    assert work == {}  # units, BM25 shards and dense shards were on disk: the last run redid none of them
+    assert [h.score for h in BM25Retriever(out).search(QUERIES, 10)[0]] == [
+        h.score for h in BM25Retriever(reference).search(QUERIES, 10)[0]
+    ]

@@ -124,7 +124,7 @@ def build_index(
             check_replaceable(out)
         if cluster is None:
             return _complete(staging, state, readers, settings, dense, show_progress, overwrite)
-        return _complete_on_cluster(staging, state, readers, settings, dense, cluster, show_progress)
+        return _complete_on_cluster(staging, state, readers, settings, dense, cluster, show_progress, overwrite)
 
 
 def _resumed(staging: Staging, planned: Manifest, overwrite: bool) -> BuildState | None:
@@ -222,6 +222,7 @@ def _complete_on_cluster(
     dense: DenseSettings | None,
     cluster: ClusterSettings,
     show_progress: bool,
+    overwrite: bool,
 ) -> Manifest:
     """The stages `state` has not done, on the cluster (`index/cluster.py`); then as `_complete`."""
     from openbook.index import cluster as on
@@ -258,7 +259,7 @@ def _complete_on_cluster(
             else:  # tantivy streams its one index to disk: built here
                 _bm25_stage(building, state, settings.bm25_engine, show_progress)
         if dense is not None:
-            on.dense_stage(ray, building, state, dense, cluster, log, show_progress)
+            on.dense_stage(ray, building, state, dense, cluster, log, show_progress, overwrite)
         state.manifest.cluster = log.as_dict()
     finally:
         if started:

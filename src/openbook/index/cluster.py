@@ -412,11 +412,13 @@ def dense_stage(
     settings: ClusterSettings,
     log: WorkLog,
     show_progress: bool,
+    overwrite: bool,
 ) -> None:
     """The dense part of the build in `building`, its shards embedded by a pool of actors; the shards
-    already whole (a resumed build) are kept."""
+    already whole of a stopped build of the same dense settings are kept (of others: refused, or with
+    `overwrite` discarded)."""
     from openbook.embed import load_embedder
-    from openbook.provenance import library_versions
+    from openbook.index.dense_build import begin_dense_info, begun_as_asked, record_dense
 
     if dense.shard_rows % dense.batch_passages:
         raise ConfigError(
@@ -424,22 +426,12 @@ def dense_stage(
             "on a cluster each shard is embedded on its own, in whole batches"
         )
     folder = building / DENSE_DIR
-    folder.mkdir(exist_ok=True)
     total = len(PassageStore(building))
+    found = DenseInfo.load(folder) if (folder / INFO_FILE).is_file() else None
+    if found is not None:  # a stopped build's shards, kept only where they were begun as asked now
+        found = begun_as_asked(folder, found, dense, total, overwrite)
     embedder = load_embedder(dense.embedder)  # its dimension and prefixes, for dense.json
-    info = DenseInfo(
-        model=dense.model(),
-        dimension=embedder.dimension,
-        query_prefix=embedder.query_prefix,
-        passage_prefix=embedder.passage_prefix,
-        shard_rows=dense.shard_rows,
-        passages=total,
-        versions=library_versions(("torch", "sentence-transformers", "llama-cpp-python")),
-        build=state.manifest.build,
-    )
-    if (folder / INFO_FILE).is_file():
-        info.seconds = DenseInfo.load(folder).seconds
-    info.save(folder)
+    info = begin_dense_info(folder, found, dense, embedder, total, state.manifest.build)
     row_bytes = ROW_DTYPE.itemsize * info.dimension
     shards = shard_rows(total, dense.shard_rows)
     todo = [
@@ -473,11 +465,4 @@ def dense_stage(
     info.complete = True
     info.max_row_norm = ShardedMatmulSearch(folder).largest_row_norm()
     info.save(folder)
-    state.manifest.indexes[DENSE_DIR] = {
-        "model": info.model,
-        "dimension": info.dimension,
-        "vectors": info.passages,
-        "dtype": "float16",
-        "shard_rows": info.shard_rows,
-    }
-    state.manifest.seconds[DENSE_DIR] = info.seconds
+    record_dense(state, info)

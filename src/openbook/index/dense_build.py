@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from openbook.config import check_at_least
-from openbook.embed import EmbedderSettings, load_embedder
+from openbook.embed import Embedder, EmbedderSettings, load_embedder
 from openbook.errors import OpenbookError
 from openbook.index.dense import (
     INFO_FILE,
@@ -131,28 +131,9 @@ def embed_passages(
     store = PassageStore(index_dir)
     found = DenseInfo.load(folder) if (folder / INFO_FILE).is_file() else None
     if found is not None:  # before loading the embedder, which takes a while
-        found = _same_or_none(folder, found, dense, len(store), overwrite)
+        found = begun_as_asked(folder, found, dense, len(store), overwrite)
     embedder = load_embedder(dense.embedder)
-    info = DenseInfo(
-        model=dense.model(),
-        dimension=embedder.dimension,
-        query_prefix=embedder.query_prefix,
-        passage_prefix=embedder.passage_prefix,
-        shard_rows=dense.shard_rows,
-        passages=len(store),
-        versions=library_versions(("torch", "sentence-transformers", "llama-cpp-python")),
-        build=build,
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    if found is not None:
-        for key in ("dimension", "query_prefix", "passage_prefix"):
-            if getattr(found, key) != getattr(info, key):
-                raise OpenbookError(
-                    f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
-                    f"{getattr(info, key)!r}; pass --overwrite to start it over"
-                )
-        info.seconds = found.seconds
-    info.save(folder)
+    info = begin_dense_info(folder, found, dense, embedder, len(store), build)
     writer = DenseWriter(folder, info)
     writer.truncate(writer.rows - writer.rows % dense.batch_passages)
     if 0 < writer.rows < len(store):
@@ -172,7 +153,47 @@ def embed_passages(
     return info
 
 
-def _same_or_none(
+def begin_dense_info(
+    folder: Path, found: DenseInfo | None, dense: DenseSettings, embedder: Embedder, passages: int, build: str
+) -> DenseInfo:
+    """The description of the dense part to build in `folder`, saved: `found` (begun before, as
+    asked: `begun_as_asked`) goes on, its seconds kept; one the loaded embedder contradicts is refused."""
+    info = DenseInfo(
+        model=dense.model(),
+        dimension=embedder.dimension,
+        query_prefix=embedder.query_prefix,
+        passage_prefix=embedder.passage_prefix,
+        shard_rows=dense.shard_rows,
+        passages=passages,
+        versions=library_versions(("torch", "sentence-transformers", "llama-cpp-python")),
+        build=build,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    if found is not None:
+        for key in ("dimension", "query_prefix", "passage_prefix"):
+            if getattr(found, key) != getattr(info, key):
+                raise OpenbookError(
+                    f"{folder} holds a dense index with {key} = {getattr(found, key)!r}, not "
+                    f"{getattr(info, key)!r}; pass --overwrite to start it over"
+                )
+        info.seconds = found.seconds
+    info.save(folder)
+    return info
+
+
+def record_dense(state: BuildState, info: DenseInfo) -> None:
+    """The dense part, complete, in the manifest to be."""
+    state.manifest.indexes[DENSE_DIR] = {
+        "model": info.model,
+        "dimension": info.dimension,
+        "vectors": info.passages,
+        "dtype": "float16",
+        "shard_rows": info.shard_rows,
+    }
+    state.manifest.seconds[DENSE_DIR] = info.seconds
+
+
+def begun_as_asked(
     folder: Path, found: DenseInfo, dense: DenseSettings, passages: int, overwrite: bool
 ) -> DenseInfo | None:
     """The dense part begun in `folder` if it was begun as asked now; None (and it is gone) if not
@@ -194,15 +215,7 @@ def _same_or_none(
 
 def dense_stage(building: Path, state: BuildState, dense: DenseSettings, show_progress: bool, overwrite: bool) -> None:
     """The dense part of the build in `building`, recorded in its manifest to be."""
-    info = embed_passages(building, dense, state.manifest.build, show_progress, overwrite)
-    state.manifest.indexes[DENSE_DIR] = {
-        "model": info.model,
-        "dimension": info.dimension,
-        "vectors": info.passages,
-        "dtype": "float16",
-        "shard_rows": info.shard_rows,
-    }
-    state.manifest.seconds[DENSE_DIR] = info.seconds
+    record_dense(state, embed_passages(building, dense, state.manifest.build, show_progress, overwrite))
 
 
 def dense_kept(index_dir: Path, dense: DenseSettings, overwrite: bool) -> bool:
