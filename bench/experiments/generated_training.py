@@ -22,7 +22,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from common import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import (  # noqa: E402
     DEFAULT_EXAM,
     DEFAULT_INDEX,
     OUT,
@@ -33,9 +34,9 @@ from common import (
     sample_exam,
     write_exam,
 )
-from openbook.answer import AnswerOptions
-from openbook.evaluate.review import RunFolder, compare
-from openbook.exam import read_exam
+from openbook.answer import AnswerOptions  # noqa: E402
+from openbook.evaluate.review import RunFolder, compare  # noqa: E402
+from openbook.exam import read_exam  # noqa: E402
 
 OPENBOOK = [sys.executable, "-c", "from openbook.cli.main import app; app()"]
 HERE = OUT / "generated-training"
@@ -66,8 +67,10 @@ def main() -> None:
     base = pool[: args.train_questions]
     generated = read_exam(args.generated)
     arms = {
-        "split alone": write_exam(base, HERE / "train-split.csv"),
-        f"split + {len(generated)} generated": write_exam(base + generated, HERE / "train-split-generated.csv"),
+        "split alone": write_exam(base, HERE / f"train-split-{len(base)}.csv"),
+        f"split + {len(generated)} generated": write_exam(
+            base + generated, HERE / f"train-split-{len(base)}-generated.csv"
+        ),
     }
     rows, folders = [], {}
     for name, exam in arms.items():

@@ -137,6 +137,21 @@ def test_on_two_nodes_the_index_is_the_single_process_one(corpus, two_nodes, tmp
     )
 
 
+def test_tantivy_is_built_on_the_driver_the_rest_on_the_cluster(corpus, two_nodes, tmp_path):
+    pytest.importorskip("tantivy")
+    from openbook.index.build import IndexSettings
+
+    settings = IndexSettings(bm25_engine="tantivy")
+    build_index(corpus, tmp_path / "alone", settings, show_progress=False)
+    cluster = ClusterSettings(two_nodes.address, unit_documents=7)
+    spread = build_index(corpus, tmp_path / "spread", settings, show_progress=False, cluster=cluster)
+    assert spread.indexes["bm25"]["engine"] == "tantivy" and "bm25 (shards built)" not in spread.cluster["work"]
+    assert len(spread.cluster["work"]["passages (units chunked)"]) == 2
+    one, many = BM25Retriever(tmp_path / "alone"), BM25Retriever(tmp_path / "spread")
+    for found, same in zip(one.search(QUERIES, 10), many.search(QUERIES, 10)):
+        assert [(h.score, h.passage.id) for h in found] == [(h.score, h.passage.id) for h in same]
+
+
 def test_ray_without_an_address_starts_a_cluster_here():
     assert bare_ray_means_local(["c.jsonl", "--ray"]) == ["c.jsonl", "--ray", "local"]
     assert bare_ray_means_local(["--ray", "--quiet"]) == ["--ray", "local", "--quiet"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from openbook.corpus import ChunkSettings, DropTally, FieldMap, chunk_document
 from openbook.corpus.formats import DocumentReader
 from openbook.errors import OpenbookError
+from openbook.index import cluster as ray_stages
 from openbook.index.bm25 import BM25_DIR, new_builder, save_params
 from openbook.index.cluster import STATS_FILE, UNITS_DIR, ClusterSettings
 from openbook.index.dense_build import DenseSettings, check_shard_rows, dense_kept, dense_stage
@@ -225,12 +226,10 @@ def _complete_on_cluster(
     overwrite: bool,
 ) -> Manifest:
     """The stages `state` has not done, on the cluster (`index/cluster.py`); then as `_complete`."""
-    from openbook.index import cluster as on
-
     building = staging.building
-    ray, started = on.connect(cluster)
+    ray, started = ray_stages.connect(cluster)
     try:
-        log = on.WorkLog(cluster.address, nodes=sum(node["Alive"] for node in ray.nodes()))
+        log = ray_stages.WorkLog(cluster.address, nodes=sum(node["Alive"] for node in ray.nodes()))
         if show_progress:
             resources = ray.cluster_resources()
             console.print(
@@ -239,7 +238,7 @@ def _complete_on_cluster(
             )
         if not state.passages.done:
             try:
-                on.passage_stage(
+                ray_stages.passage_stage(
                     ray,
                     building,
                     state,
@@ -255,11 +254,11 @@ def _complete_on_cluster(
                 raise
         if not state.bm25_done:
             if settings.bm25_engine == "bm25s":
-                on.bm25_stage(ray, building, state, cluster, log, show_progress)
+                ray_stages.bm25_stage(ray, building, state, cluster, log, show_progress)
             else:  # tantivy streams its one index to disk: built here
                 _bm25_stage(building, state, settings.bm25_engine, show_progress)
         if dense is not None:
-            on.dense_stage(ray, building, state, dense, cluster, log, show_progress, overwrite)
+            ray_stages.dense_stage(ray, building, state, dense, cluster, log, show_progress, overwrite)
         state.manifest.cluster = log.as_dict()
     finally:
         if started:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import shutil
 import time
 from collections import Counter
@@ -39,10 +40,12 @@ import pyarrow as pa
 
 from openbook.corpus import ChunkSettings, DropTally, FieldMap, chunk_document
 from openbook.corpus.formats import DocumentReader
+from openbook.embed import load_embedder
 from openbook.errors import ConfigError, OpenbookError
 from openbook.files import write_atomically
 from openbook.index.bm25 import BM25_DIR, BM25S_PARAMS, CorpusStats, new_builder, save_params, shard_folder
 from openbook.index.dense import INFO_FILE, ROW_DTYPE, DenseInfo, ShardedMatmulSearch
+from openbook.index.dense_build import DenseSettings, begin_dense_info, begun_as_asked, record_dense
 from openbook.index.parts import DENSE_DIR, fsync_path, sync_files
 from openbook.index.staging import BuildState
 from openbook.index.store import SCHEMA, PassageStore, PassageWriter
@@ -77,8 +80,6 @@ class Worker:
 
     @classmethod
     def here(cls) -> Worker:
-        import resource
-
         import ray
 
         return cls(
@@ -107,7 +108,8 @@ class WorkLog:
 
 def connect(settings: ClusterSettings) -> tuple[Any, bool]:
     """Ray, connected to the cluster the settings name (started here for "local"), and whether this
-    call started it (then `disconnect` stops it)."""
+    call connected (then the caller's `ray.shutdown()` disconnects, and stops a cluster it started);
+    a process connected already (a test's cluster) is used as it is."""
     try:
         import ray
     except ImportError:
@@ -321,8 +323,10 @@ def bm25_stage(
     total = len(PassageStore(building))
     shards = shard_rows(total, settings.bm25_shard_rows)
     partial = building / f"{BM25_DIR}.partial"
-    partial.mkdir(exist_ok=True)
     stats_path = building / STATS_FILE
+    if not stats_path.is_file():  # no shard built yet: what is there is another attempt's (one process's)
+        shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(exist_ok=True)
     if stats_path.is_file():
         saved = json.loads(stats_path.read_text())
         corpus = CorpusStats(saved["passages"], saved["tokens"], saved["document_frequencies"])
@@ -364,9 +368,7 @@ class ShardEmbedder:
     """A Ray Data actor: the embedder loaded once, then whole dense shards embedded, each written
     beside its place and renamed into it."""
 
-    def __init__(self, folder: str, dense: Any):
-        from openbook.embed import load_embedder
-
+    def __init__(self, folder: str, dense: DenseSettings):
         self.folder = Path(folder)
         self.dense = dense
         self.embedder = load_embedder(dense.embedder)
@@ -408,7 +410,7 @@ def dense_stage(
     ray: Any,
     building: Path,
     state: BuildState,
-    dense: Any,
+    dense: DenseSettings,
     settings: ClusterSettings,
     log: WorkLog,
     show_progress: bool,
@@ -417,9 +419,6 @@ def dense_stage(
     """The dense part of the build in `building`, its shards embedded by a pool of actors; the shards
     already whole of a stopped build of the same dense settings are kept (of others: refused, or with
     `overwrite` discarded)."""
-    from openbook.embed import load_embedder
-    from openbook.index.dense_build import begin_dense_info, begun_as_asked, record_dense
-
     if dense.shard_rows % dense.batch_passages:
         raise ConfigError(
             f"--shard-rows {dense.shard_rows} is not a multiple of {dense.batch_passages} passages per batch: "
