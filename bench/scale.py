@@ -140,6 +140,7 @@ def part_mib(manifest: dict, prefix: str) -> float:
 
 
 def prompts(count: int = 100) -> list[str]:
+    """The first `count` llmse-6k-dev prompts."""
     with (SHARED / "exams" / "llmse-6k-dev.csv").open() as handle:
         return [row["prompt"] for _, row in zip(range(count), csv.DictReader(handle))]
 
@@ -164,6 +165,33 @@ print(json.dumps([1000 * statistics.median(lone), 1000 * batch / len(queries)]))
     )
     lone, batch = json.loads(done.stdout.strip().splitlines()[-1])
     return lone, batch
+
+
+def bm25_agreement(size: int) -> list[object]:
+    """The one-process and the Ray index of a size searched with the same prompts (k = 10): prompts
+    whose scores agree at every rank, whose passages agree, and whose passages differ only where two
+    passages have exactly the same score (in a process of its own)."""
+    code = f"""
+import json, sys
+import numpy as np
+from pathlib import Path
+from openbook.index.bm25 import open_index
+queries = json.loads(sys.stdin.read())
+one = open_index(Path({str(HERE / f"index-{size}-single")!r}))
+many = open_index(Path({str(HERE / f"index-{size}-ray")!r}))
+(r1, s1), (r2, s2) = one.search(queries, 10), many.search(queries, 10)
+scores = sum(np.array_equal(a, b) for a, b in zip(s1, s2))
+rows = sum(set(a) == set(b) for a, b in zip(r1, r2))
+# where the passages differ, each of the other index's passages scored what the one it replaces did
+tied = sum(set(a) != set(b) and np.array_equal(x, y) for a, b, x, y in zip(r1, r2, s1, s2))
+print(json.dumps([len(queries), scores, rows, tied]))
+"""
+    queries = prompts(200)
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=json.dumps(queries), capture_output=True, text=True, check=True
+    )
+    count, scores, rows, tied = json.loads(done.stdout.strip().splitlines()[-1])
+    return [f"{size:,}", count, scores, rows, tied]
 
 
 def dense_latency(rows: int, dimension: int = 384) -> tuple[float, float, float]:
@@ -282,6 +310,11 @@ def main() -> None:
         "bm25 ms lone / batched",
     ]
     print(markdown_table(headers, rows))
+    if {"single", "ray"} <= set(args.modes):
+        print()
+        agreement = [bm25_agreement(size) for size in args.sizes]
+        heads = ["size", "prompts", "same scores at every rank", "same passages", "passages differ at equal scores"]
+        print(markdown_table(["BM25, one process vs Ray: " + heads[0], *heads[1:]], agreement))
     dense_rows = []
     for size in args.sizes:
         passages = next(r["passages"] for r in results if r["size"] == size)
