@@ -56,8 +56,9 @@ class IndexInfo:
                 f"{stage}: " + ", ".join(f"{count} on {node}" for node, count in by_node.items())
                 for stage, by_node in (work.items() if isinstance(work, dict) else ())
             )
+            nodes = manifest.cluster.get("nodes")
             lines.append(
-                f"built on Ray ({manifest.cluster.get('nodes')} nodes): {done or 'resumed with the work done'}"
+                f"built on Ray ({nodes} node{'' if nodes == 1 else 's'}): {done or 'resumed with the work done'}"
             )
         return lines
 
