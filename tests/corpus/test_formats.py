@@ -271,3 +271,19 @@ def test_documents_after_a_resume_point_count_only_the_drops_after_it(tmp_path):
     assert [d.id for d in reader.documents_after(2)] == ["3"]
     assert after_two.examples == {"invalid JSON (Expecting property name enclosed in double quotes)": [f"{path}:4"]}
     assert DropTally.from_dict(whole.as_dict()).as_dict() == whole.as_dict()
+
+
+def test_drop_tallies_merged_in_order_keep_the_first_examples_as_one_tally_would():
+    whole, first, second = DropTally(examples_per_reason=3), DropTally(examples_per_reason=3), DropTally()
+    for line in range(1, 6):
+        (first if line <= 2 else second).drop("empty text", "a.jsonl", line)
+        whole.drop("empty text", "a.jsonl", line)
+    second.drop("redirect", "a.jsonl", 9)
+    whole.drop("redirect", "a.jsonl", 9)
+    first.merge(second)
+    assert first.counts == whole.counts == {"empty text": 5, "redirect": 1}
+    assert (
+        first.examples
+        == whole.examples
+        == {"empty text": ["a.jsonl:1", "a.jsonl:2", "a.jsonl:3"], "redirect": ["a.jsonl:9"]}
+    )
