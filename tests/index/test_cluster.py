@@ -152,10 +152,17 @@ def test_tantivy_is_built_on_the_driver_the_rest_on_the_cluster(corpus, two_node
         assert [(h.score, h.passage.id) for h in found] == [(h.score, h.passage.id) for h in same]
 
 
-def test_ray_without_an_address_starts_a_cluster_here():
+def test_ray_without_an_address_starts_a_cluster_here(corpus):
     assert bare_ray_means_local(["c.jsonl", "--ray"]) == ["c.jsonl", "--ray", "local"]
     assert bare_ray_means_local(["--ray", "--quiet"]) == ["--ray", "local", "--quiet"]
     assert bare_ray_means_local(["--ray", "10.0.0.2:6379"]) == ["--ray", "10.0.0.2:6379"]
+    assert bare_ray_means_local(["--ray", str(corpus[0]), "--out", "x"]) == [
+        "--ray",
+        "local",
+        str(corpus[0]),
+        "--out",
+        "x",
+    ]
 
 
 def test_an_input_that_fails_on_a_worker_is_named_as_in_one_process(corpus, two_nodes, tmp_path):

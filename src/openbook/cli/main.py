@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -58,10 +59,10 @@ class IndexCommands(TyperGroup):
 
 
 def bare_ray_means_local(args: list[str]) -> list[str]:
-    """`--ray` with no address (last, or before another option) is `--ray local`."""
+    """`--ray` with no address (last, or before another option or an input that exists) is `--ray local`."""
     found = [i for i, arg in enumerate(args) if arg == "--ray"]
     for i in reversed(found):
-        if i + 1 == len(args) or args[i + 1].startswith("-"):
+        if i + 1 == len(args) or args[i + 1].startswith("-") or Path(args[i + 1]).exists():
             args = [*args[: i + 1], "local", *args[i + 1 :]]
     return args
 
