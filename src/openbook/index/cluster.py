@@ -48,7 +48,7 @@ from openbook.index.dense import INFO_FILE, ROW_DTYPE, DenseInfo, ShardedMatmulS
 from openbook.index.dense_build import DenseSettings, begin_dense_info, begun_as_asked, record_dense
 from openbook.index.parts import DENSE_DIR, fsync_path, sync_files
 from openbook.index.staging import BuildState
-from openbook.index.store import SCHEMA, PassageStore, PassageWriter
+from openbook.index.store import SCHEMA, PassageStore, PassageWriter, record_batch
 from openbook.progress import meter
 from openbook.records import Passage
 
@@ -154,10 +154,9 @@ def _write_unit(path: Path, passages: list[Passage], documents: list[tuple[str, 
     count; 0: no sentence), the records its reader dropped, and whether it ends its file."""
     meta = {"documents": documents, "dropped": tally.as_dict(), "last": last}
     schema = SCHEMA.with_metadata({b"openbook.unit": json.dumps(meta).encode()})
-    columns = {name: [getattr(p, name) for p in passages] for name in SCHEMA.names}
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, schema) as writer:
-        writer.write_batch(pa.record_batch(columns, schema=schema))
+        writer.write_batch(record_batch(passages, schema))
     write_atomically(path, sink.getvalue().to_pybytes(), durable=True)
 
 
@@ -284,10 +283,10 @@ def shard_rows(total: int, rows_per_shard: int) -> list[tuple[int, int]]:
     return [(first, min(first + rows_per_shard, total)) for first in range(0, total, rows_per_shard)]
 
 
-def passage_texts(folder: str, first: int, end: int) -> Iterator[str]:
-    """The indexed text of rows first..end-1 of the store in `folder`."""
+def passage_texts(store: PassageStore, first: int, end: int) -> Iterator[str]:
+    """The indexed text of rows first..end-1 of `store`."""
     row = first
-    for batch in PassageStore(Path(folder)).iter_batches(first):
+    for batch in store.iter_batches(first):
         for passage in batch:
             if row == end:
                 return
@@ -296,7 +295,7 @@ def passage_texts(folder: str, first: int, end: int) -> Iterator[str]:
 
 
 def count_shard(folder: str, first: int, end: int) -> tuple[Worker, CorpusStats]:
-    stats = CorpusStats.of_texts(passage_texts(folder, first, end))
+    stats = CorpusStats.of_texts(passage_texts(PassageStore(Path(folder)), first, end))
     return Worker.here(), stats
 
 
@@ -307,7 +306,7 @@ def build_shard(folder: str, number: int, first: int, end: int, corpus: CorpusSt
     building = partial / f"{shard_folder(number)}.partial"
     shutil.rmtree(building, ignore_errors=True)
     builder = new_builder("bm25s", building, corpus=corpus)
-    builder.add(list(passage_texts(folder, first, end)))
+    builder.add(list(passage_texts(PassageStore(Path(folder)), first, end)))
     builder.finish()
     sync_files(building)
     building.rename(target)
@@ -328,8 +327,7 @@ def bm25_stage(
         shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(exist_ok=True)
     if stats_path.is_file():
-        saved = json.loads(stats_path.read_text())
-        corpus = CorpusStats(saved["passages"], saved["tokens"], saved["document_frequencies"])
+        corpus = CorpusStats(**json.loads(stats_path.read_text()))
     else:
         counter = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(count_shard)
         refs = [counter.remote(str(building), first, end) for first, end in shards]
@@ -370,6 +368,7 @@ class ShardEmbedder:
 
     def __init__(self, folder: str, dense: DenseSettings):
         self.folder = Path(folder)
+        self.store = PassageStore(self.folder)  # whole by now: opened once per actor
         self.dense = dense
         self.embedder = load_embedder(dense.embedder)
 
@@ -378,11 +377,11 @@ class ShardEmbedder:
         for number in batch["shard"].tolist():
             started = time.perf_counter()
             first = number * self.dense.shard_rows
-            end = min(first + self.dense.shard_rows, len(PassageStore(self.folder)))
+            end = min(first + self.dense.shard_rows, len(self.store))
             target = self.folder / DENSE_DIR / f"shard-{number:05d}.f16"
             partial = target.with_name(target.name + ".partial")
             with partial.open("wb") as sink:
-                texts = list(passage_texts(str(self.folder), first, end))
+                texts = list(passage_texts(self.store, first, end))
                 for start in range(0, len(texts), self.dense.batch_passages):
                     vectors = self.embedder.encode(texts[start : start + self.dense.batch_passages], "passage")
                     sink.write(np.ascontiguousarray(vectors, dtype=ROW_DTYPE).tobytes())

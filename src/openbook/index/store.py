@@ -37,6 +37,11 @@ SCHEMA = pa.schema(
 )
 
 
+def record_batch(passages: Sequence[Passage], schema: pa.Schema = SCHEMA) -> pa.RecordBatch:
+    """Passages as one Arrow record batch of the store's columns (`schema`: SCHEMA, its metadata aside)."""
+    return pa.record_batch({name: [getattr(p, name) for p in passages] for name in SCHEMA.names}, schema=schema)
+
+
 class PassageWriter:
     """Appends passages in record batches; the row number of a passage is its index position.
 
@@ -102,14 +107,7 @@ class PassageWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        columns = {
-            "id": [p.id for p in self._pending],
-            "doc_id": [p.doc_id for p in self._pending],
-            "title": [p.title for p in self._pending],
-            "text": [p.text for p in self._pending],
-            "chunk": [p.chunk for p in self._pending],
-        }
-        self._writer.write_batch(pa.record_batch(columns, schema=SCHEMA))
+        self._writer.write_batch(record_batch(self._pending))
         self._pending = []
         self.batches += 1
 
