@@ -152,6 +152,17 @@ def test_tantivy_is_built_on_the_driver_the_rest_on_the_cluster(corpus, two_node
         assert [(h.score, h.passage.id) for h in found] == [(h.score, h.passage.id) for h in same]
 
 
+def test_dense_shards_a_cluster_cannot_embed_as_one_process_are_refused_before_any_work(corpus, tmp_path):
+    from openbook.embed import EmbedderSettings
+    from openbook.errors import ConfigError
+    from openbook.index.dense_build import DenseSettings
+
+    dense = DenseSettings(EmbedderSettings(ENCODER_BASE), shard_rows=100, batch_passages=64)
+    with pytest.raises(ConfigError, match="--shard-rows 100 is not a multiple of 64 passages per batch"):
+        build_index(corpus, tmp_path / "index", show_progress=False, dense=dense, cluster=ClusterSettings())
+    assert list(tmp_path.iterdir()) == []  # nothing read, nothing started
+
+
 def test_ray_without_an_address_starts_a_cluster_here(corpus):
     assert bare_ray_means_local(["c.jsonl", "--ray"]) == ["c.jsonl", "--ray", "local"]
     assert bare_ray_means_local(["--ray", "--quiet"]) == ["--ray", "local", "--quiet"]

@@ -107,6 +107,8 @@ def build_index(
     ]
     if dense is not None:
         check_shard_rows(dense.shard_rows)
+        if cluster is not None:
+            ray_stages.check_dense(dense)
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with build_lock(out):

@@ -397,6 +397,16 @@ class ShardEmbedder:
         }
 
 
+def check_dense(dense: DenseSettings) -> None:
+    """Dense settings a cluster can embed as one process does: each shard on its own, in whole batches
+    (checked before any work)."""
+    if dense.shard_rows % dense.batch_passages:
+        raise ConfigError(
+            f"--shard-rows {dense.shard_rows} is not a multiple of {dense.batch_passages} passages per batch: "
+            "on a cluster each shard is embedded on its own, in whole batches"
+        )
+
+
 def embed_workers(ray: Any, settings: ClusterSettings) -> tuple[int, float]:
     """(actors, GPUs per actor): one per GPU where the cluster has GPUs, else one per CPU."""
     resources = ray.cluster_resources()
@@ -418,11 +428,6 @@ def dense_stage(
     """The dense part of the build in `building`, its shards embedded by a pool of actors; the shards
     already whole of a stopped build of the same dense settings are kept (of others: refused, or with
     `overwrite` discarded)."""
-    if dense.shard_rows % dense.batch_passages:
-        raise ConfigError(
-            f"--shard-rows {dense.shard_rows} is not a multiple of {dense.batch_passages} passages per batch: "
-            "on a cluster each shard is embedded on its own, in whole batches"
-        )
     folder = building / DENSE_DIR
     total = len(PassageStore(building))
     found = DenseInfo.load(folder) if (folder / INFO_FILE).is_file() else None
