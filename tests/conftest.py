@@ -302,3 +302,23 @@ def write_vectors(index_dir: Path, vectors: np.ndarray, shard_rows: int = 100, c
     for piece in np.array_split(vectors, pieces):
         writer.add(piece)
     return folder
+
+
+# --- Ray: a real two-node cluster on 127.0.0.1
+@pytest.fixture(scope="session")
+def two_nodes():
+    """A real Ray cluster on this machine: a head node and a second node, one CPU each, and this
+    process connected to it as the driver; shared by the cluster builds and answers."""
+    ray = pytest.importorskip("ray", reason="the cluster tests need Ray (pip install -e .[dev])")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, "object_store_memory": 100 << 20},
+    )
+    cluster.add_node(num_cpus=1, object_store_memory=100 << 20)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()

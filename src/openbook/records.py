@@ -222,6 +222,7 @@ class Run:
     cascade: CascadeReport | None = None
     failure: str | None = None  # why the run stopped early; `results` holds what was answered before
     error: Exception | None = None  # what stopped it: a user's mistake (OpenbookError) or a bug
+    cluster: dict[str, object] | None = None  # where a pool of Ray actors read it: nodes, actors, questions per node
 
 
 @dataclass(frozen=True, slots=True)

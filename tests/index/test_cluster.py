@@ -80,25 +80,6 @@ def corpus(tmp_path_factory) -> list[Path]:
     return inputs
 
 
-@pytest.fixture(scope="module")
-def two_nodes():
-    """A real Ray cluster on this machine: a head node and a second node, one CPU each, and this
-    process connected to it as the driver."""
-    ray = pytest.importorskip("ray", reason="the cluster build needs Ray (pip install -e .[dev])")
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False, "object_store_memory": 100 << 20},
-    )
-    cluster.add_node(num_cpus=1, object_store_memory=100 << 20)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
-
-
 def test_on_two_nodes_the_index_is_the_single_process_one(corpus, two_nodes, tmp_path, minilm):
     from openbook.embed import EmbedderSettings
     from openbook.index.dense_build import DenseSettings

@@ -6,6 +6,9 @@ cost at the machine's pace (`Pace`: wall-clock seconds per evaluated token), mea
 start-up and over every reading since. With both, a run knows before it reads a question whether the
 reading fits what is left of its budget.
 
+Readings made side by side (a pool of actors, `answer --ray`) are costed the same way: the pace is
+one reader's, and readings made at once take as long as the busiest reader's share of them.
+
 The first pass must answer every question, so it is planned as a whole (`plan_first_pass`): every
 question gets one option order, the cheapest reading there is; then, while the first pass still fits
 its share of the budget, questions get a second order, then a third, cheapest questions first. Long
@@ -45,8 +48,18 @@ class Pace:
     def seconds_for(self, tokens: int) -> float:
         return tokens * self.per_token
 
+    def side_by_side(self, width: int) -> Pace:
+        """The pace of `width` readers reading at once, each at this one: what a whole pass takes per token."""
+        return Pace(self.seconds / width, self.tokens)
+
 
 UNMEASURED = Pace()
+
+
+def token_shares(tokens: Sequence[int]) -> list[float]:
+    """Each reading's share of the time of the readings made together: its share of their prompt tokens."""
+    total = sum(tokens)
+    return [t / total if total else 1 / len(tokens) for t in tokens]
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from openbook.answer.budget import Pace
+from openbook.answer.budget import Pace, token_shares
 from openbook.answer.decide import decide, margin
 from openbook.answer.first_pass import FirstPassOutcome
 from openbook.answer.plan import Plan, RereadPlan
-from openbook.answer.stages import load_stage, open_retrieval, read_stage, retrieve_contexts
+from openbook.answer.pool import LOCAL, ReadingPool, ReadJob
+from openbook.answer.stages import LoadedStage, StageReading, load_stage, open_retrieval, retrieve_contexts
 from openbook.backends import Backend
 from openbook.ensemble import Ensemble
 from openbook.progress import meter
@@ -70,10 +71,12 @@ def reread(
     priors: dict[str, SlotPrior],
     first_pass: FirstPassOutcome,
     clock: Callable[[], float] = time.perf_counter,
+    pool: ReadingPool = LOCAL,
 ) -> RereadOutcome:
     """Re-read the hardest of `results`, in place, while `budget` seconds since `started` last;
     `backend`: the main stage's model where it is loaded already; `first_pass`: its pace and each
-    question's cheapest reading; `clock` measures the budget."""
+    question's cheapest reading; `clock` measures the budget; `pool` reads the re-reads, as many side
+    by side as it reads at once, each still costed against the whole run's budget before it goes."""
     assert plan.reread is not None
     rule = plan.reread
     hardest = sorted((margin(r.prediction), i) for i, r in enumerate(results) if margin(r.prediction) < rule.margin)
@@ -90,7 +93,7 @@ def reread(
     if clock() - started + pace.seconds_for(floor[0]) >= budget:
         return RereadOutcome(replace(report, stopped_by_budget=True), 0.0)
     try:
-        stage = load_stage(rule.stage, plan.share_prefix, backend)
+        stage = load_stage(rule.stage, plan.share_prefix, backend, pool)
     except Exception as error:  # the first-pass answers stand and are written
         return RereadOutcome(report, 0.0, f"loading the main stage: {error}", error)
     seconds_before = stage.model_seconds
@@ -105,73 +108,61 @@ def reread(
     own_contexts: dict[int, list[RetrievedContext]] = {}
     seconds: dict[RereadKind, list[float]] = {"context": [], "orders": []}
     failure, failed = None, None
+    position, current, out_of_budget = 0, hardest[0][1], False
     with meter("re-reading", len(hardest), ("questions",), enabled=plan.progress) as m:
-        for position, (_, i) in enumerate(hardest):
-            if clock() - started + pace.seconds_for(floor[position]) >= budget:  # no reading fits any more
-                report = replace(report, stopped_by_budget=True)
-                break
-            result = results[i]
+        while position < len(hardest) and not out_of_budget:
+            # a wave: the next re-reads that fit, as many as the pool reads side by side (one in a process)
+            wave: list[_Reread] = []
+            jobs: list[list[ReadJob]] = []
+            lanes = [0] * pool.width  # the tokens of each reader of the wave (job i on reader i mod width)
             try:
-                if i not in own_contexts:  # a batch's retrieval counts in the elapsed time, not in one question's pace
-                    coming = [j for _, j in hardest[position : position + RETRIEVAL_BATCH]]
-                    found = retrieve_contexts(
-                        [results[j].question for j in coming], retrieval, rule.stage.context, stage.count_tokens
-                    )
-                    own_contexts.update(zip(coming, found))
-                triage = _triage_reading(rule, result)
-                coverage = (
-                    None
-                    if triage is None
-                    else max(
-                        question_coverage(result.question, packed_texts(c.hits, c.context)) for c in own_contexts[i]
-                    )
-                )
-                threshold = rule.coverage_threshold
-                kind: RereadKind = (
-                    "orders" if coverage is not None and threshold is not None and coverage < threshold else "context"
-                )
-                if kind == "orders" and (triage is None or not _orders_left(triage, result.question)):
-                    continue  # its triage reading saw every order already, and its context is off the question
-                completer = None
-                if kind == "orders":
-                    assert triage is not None and stage.backend is not None
-                    fair_share = (budget - (clock() - started)) / (len(hardest) - position)
-                    completer, tokens = orders_that_fit(
-                        completers, stage.backend, plan.share_prefix, triage, result.question, pace, fair_share
-                    )
-                else:
-                    tokens = stage.tokens(result.question, own_contexts[i])
-                if clock() - started + pace.seconds_for(tokens) >= budget:
-                    report = replace(report, stopped_by_budget=True)
-                    continue  # a cheaper question may still fit
+                while position < len(hardest) and len(wave) < pool.width:
+                    cheapest = _loaded(lanes, sum(map(len, jobs)), floor[position], 1)
+                    if clock() - started + pace.seconds_for(max(cheapest)) >= budget:  # no reading fits
+                        out_of_budget = True
+                        break
+                    i = current = hardest[position][1]
+                    position += 1
+                    if i not in own_contexts:  # a batch's retrieval counts in the elapsed time, not in a reading's pace
+                        coming = [j for _, j in hardest[position - 1 : position - 1 + RETRIEVAL_BATCH]]
+                        found = retrieve_contexts(
+                            [results[j].question for j in coming], retrieval, rule.stage.context, stage.count_tokens
+                        )
+                        own_contexts.update(zip(coming, found))
+                    # each of the pool's readers may spend the seconds left over the questions left
+                    fair_share = pool.width * (budget - (clock() - started)) / (len(hardest) - position + 1)
+                    chosen = _choose(rule, stage, completers, results[i], i, own_contexts[i], pace, fair_share)
+                    if chosen is None:
+                        continue  # its triage reading saw every order already, and its context is off the question
+                    its_jobs = chosen.jobs(stage, results[i].question)
+                    loaded = _loaded(lanes, sum(map(len, jobs)), chosen.tokens, len(its_jobs))
+                    if clock() - started + pace.seconds_for(max(loaded)) >= budget:
+                        report = replace(report, stopped_by_budget=True)
+                        continue  # a cheaper question may still fit
+                    wave.append(chosen)
+                    jobs.append(its_jobs)
+                    lanes = loaded
+                if not wave:
+                    continue
+                current = wave[0].index
                 began = clock()
-                if completer is not None:
-                    assert triage is not None
-                    outputs, deciding = _read_remaining_orders(completer, result, triage, priors.get(triage.reader))
-                    every_context = result.contexts
-                else:
-                    (more,) = read_stage(stage, [result.question], [own_contexts[i]])
-                    outputs = [*result.outputs, *more]
-                    deciding = more if rule.decided_by == "main stage" else outputs
-                    every_context = [*result.contexts, *own_contexts[i]]
-                prediction = decide(result.question, deciding, every_context, ensemble)
+                read = iter(pool.read([job for each in jobs for job in each]))
+                took = clock() - began
+                for chosen, its_jobs, share in zip(wave, jobs, token_shares([c.tokens for c in wave])):
+                    outputs = [next(read) for _ in its_jobs]
+                    results[chosen.index] = chosen.apply(
+                        results[chosen.index], outputs, stage, rule, ensemble, priors, took * share
+                    )
+                    if on_result is not None:
+                        on_result(results[chosen.index])
+                    seconds[chosen.kind].append(took * share)
+                    m.advance(completed=sum(len(s) for s in seconds.values()), questions=1)
+                pace = pace.add(took, max(lanes))  # the wave took as long as its busiest reader
             except Exception as error:  # keep what was answered; the caller reports
-                failure, failed = f"re-reading question {result.question.id!r}: {error}", error
+                failure, failed = f"re-reading question {results[current].question.id!r}: {error}", error
                 break
-            took = clock() - began
-            results[i] = replace(
-                result,
-                prediction=prediction,
-                outputs=outputs,
-                contexts=every_context,
-                reread=Reread(kind, coverage),
-                seconds=result.seconds + took,
-            )
-            if on_result is not None:
-                on_result(results[i])
-            pace = pace.add(took, tokens)
-            seconds[kind].append(took)
-            m.advance(completed=sum(len(s) for s in seconds.values()), questions=1)
+        if out_of_budget:
+            report = replace(report, stopped_by_budget=True)
     report = replace(
         report,
         reread=sum(len(s) for s in seconds.values()),
@@ -182,6 +173,15 @@ def reread(
         paced_seconds=pace.seconds if pace.measured else report.paced_seconds,
     )
     return RereadOutcome(report, stage.model_seconds - seconds_before, failure, failed)
+
+
+def _loaded(lanes: list[int], first_job: int, tokens: int, jobs: int) -> list[int]:
+    """The tokens of each of the pool's readers with a reading of `tokens` added as `jobs` jobs, the
+    first of them the wave's job number `first_job` (job i goes to reader i mod width)."""
+    added = list(lanes)
+    for number in range(jobs):
+        added[(first_job + number) % len(lanes)] += tokens // jobs + (tokens % jobs if number == 0 else 0)
+    return added
 
 
 def _first_pass_report(report: CascadeReport, first_pass: FirstPassOutcome) -> CascadeReport:
@@ -248,16 +248,95 @@ def _orders_left(triage: ReaderOutput, question: Question) -> bool:
     return orders_read(len(LETTERS), _orders_of(triage), len(question.options)) > 0
 
 
-def _read_remaining_orders(
-    completer: PromptReaders, result: QuestionResult, triage: ReaderOutput, prior: SlotPrior | None
+@dataclass(frozen=True)
+class _Reread:
+    """A re-read chosen for a question, and costed: its contexts, or the triage reading's remaining
+    option orders without context."""
+
+    index: int  # of the question in the run's results
+    kind: RereadKind
+    coverage: float | None  # of the question by its own context (None: no triage reading to complete)
+    tokens: int
+    contexts: list[RetrievedContext]  # its own retrieved contexts, read where `kind` is "context"
+    triage: ReaderOutput | None = None
+    completer: PromptReaders | None = None  # the remaining orders, where `kind` is "orders"
+
+    def jobs(self, stage: LoadedStage, question: Question) -> list[ReadJob]:
+        if self.completer is not None:
+            return [ReadJob(self.completer, [question], [NO_CONTEXT.context])]
+        return StageReading(stage, [question], [self.contexts]).jobs()
+
+    def apply(
+        self,
+        result: QuestionResult,
+        read: Sequence[list[list[ReaderOutput]]],
+        stage: LoadedStage,
+        rule: RereadPlan,
+        ensemble: Ensemble | None,
+        priors: dict[str, SlotPrior],
+        seconds: float,
+    ) -> QuestionResult:
+        """`result` re-decided with what its jobs read (`read`), `seconds` added to its time."""
+        if self.completer is not None:
+            assert self.triage is not None
+            (((rest,),),) = read  # one job, one question, one output
+            outputs, deciding = _join_remaining_orders(rest, result, self.triage, priors.get(self.triage.reader))
+            every_context = result.contexts
+        else:
+            (more,) = StageReading(stage, [result.question], [self.contexts]).outputs(read)
+            outputs = [*result.outputs, *more]
+            deciding = more if rule.decided_by == "main stage" else outputs
+            every_context = [*result.contexts, *self.contexts]
+        return replace(
+            result,
+            prediction=decide(result.question, deciding, every_context, ensemble),
+            outputs=outputs,
+            contexts=every_context,
+            reread=Reread(self.kind, self.coverage),
+            seconds=result.seconds + seconds,
+        )
+
+
+def _choose(
+    rule: RereadPlan,
+    stage: LoadedStage,
+    completers: dict[tuple[int, int], PromptReaders],
+    result: QuestionResult,
+    index: int,
+    contexts: list[RetrievedContext],
+    pace: Pace,
+    fair_share: float,
+) -> _Reread | None:
+    """How `result` is re-read, and its cost: its own context where that covers it (or without a
+    triage reading to complete), else the remaining option orders that fit `fair_share`; None where
+    no order is left to read and its context is off the question."""
+    triage = _triage_reading(rule, result)
+    coverage = (
+        None
+        if triage is None
+        else max(question_coverage(result.question, packed_texts(c.hits, c.context)) for c in contexts)
+    )
+    threshold = rule.coverage_threshold
+    if coverage is None or threshold is None or coverage >= threshold:
+        return _Reread(index, "context", coverage, stage.tokens(result.question, contexts), contexts)
+    if triage is None or not _orders_left(triage, result.question):
+        return None
+    assert stage.backend is not None
+    completer, tokens = orders_that_fit(
+        completers, stage.backend, stage.share_prefix, triage, result.question, pace, fair_share
+    )
+    return _Reread(index, "orders", coverage, tokens, contexts, triage, completer)
+
+
+def _join_remaining_orders(
+    rest: ReaderOutput, result: QuestionResult, triage: ReaderOutput, prior: SlotPrior | None
 ) -> tuple[list[ReaderOutput], list[ReaderOutput]]:
     """The question's outputs with the joined reading added (named `letter-rotK@none` after the K
     orders it now holds, apart from a main reader of K rotations, which reads context), and the
     outputs that decide it: the joined reading in place of the triage letter reading it contains.
-    `prior`: the triage reading's slot prior, which the orders read now share (same model and
-    prompt, no context)."""
+    `rest`: the remaining orders' reading; `prior`: the triage reading's slot prior, which the
+    orders read now share (same model and prompt, no context)."""
     question = result.question
-    ((rest,),) = completer.read([question], [NO_CONTEXT.context])
     assert rest.orders is not None
     joined = complete_rotations(triage, rest, _orders_of(triage) + len(rest.orders.logprobs), question.letters, prior)
     joined = replace(joined, reader=f"{joined.reader}@{NO_CONTEXT.retrieval}")

@@ -14,6 +14,7 @@ from openbook.answer.cascade import reread
 from openbook.answer.decide import apply_letter_prior, decide, first_pass_ensemble
 from openbook.answer.first_pass import read_first_pass
 from openbook.answer.plan import Plan
+from openbook.answer.pool import ReadingPool, open_pool
 from openbook.answer.stages import LoadedStage, load_stage, open_retrieval, retrieve_contexts
 from openbook.backends import Backend
 from openbook.ensemble import Ensemble
@@ -31,18 +32,44 @@ def execute(
     readers: Sequence[Reader] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     pace: Pace = UNMEASURED,
+    pool: ReadingPool | None = None,
 ) -> Run:
     """Answer `questions` (the plan's first `limit`, less those `earlier` runs answered); `on_result`
     sees each answer as soon as it is made, and again if a re-read or the letter prior changes it.
     `backend`: the main model, loaded already; `readers`: the readers of a one-stage plan, built
     already (benchmarks); `clock`: what the budget and timings are measured with; `pace`: the
     machine's, measured by earlier runs (a session answering question after question), else measured
-    at start-up. `earlier.first_pass` answers join this run's first pass, not read again; a
+    at start-up; `pool`: where the readings are made (None: the plan's cluster, else this process).
+    `earlier.first_pass` answers join this run's first pass, not read again; a
     cascade's budget covers every question of the run, the earlier runs' time counted as spent.
 
     A question that fails stops the run: the answers made before it are in the returned `Run`, with
     the failure (and the exception) named there."""
     started = clock()
+    if plan.cluster is not None and (backend is not None or readers is not None):
+        raise ValueError("a plan read on a cluster loads its models there, not passed in")
+    if pool is not None:
+        return _execute(plan, questions, earlier, on_result, backend, readers, clock, pace, pool, started)
+    models = tuple(dict.fromkeys(stage.model for stage in plan.stages() if stage.model is not None))
+    opened = open_pool(plan.cluster, models)
+    try:
+        return _execute(plan, questions, earlier, on_result, backend, readers, clock, pace, opened, started)
+    finally:
+        opened.close()
+
+
+def _execute(
+    plan: Plan,
+    questions: Sequence[Question],
+    earlier: EarlierRun,
+    on_result: Callable[[QuestionResult], None] | None,
+    backend: Backend | None,
+    readers: Sequence[Reader] | None,
+    clock: Callable[[], float],
+    pace: Pace,
+    pool: ReadingPool,
+    started: float,
+) -> Run:
     cascade = plan.reread is not None
     if cascade and readers is not None:
         raise ValueError("readers passed in serve a plan of one stage")
@@ -59,9 +86,9 @@ def execute(
     if readers is not None:
         stage = LoadedStage(first, backend, tuple(readers))
     elif triaging or not cascade:
-        stage = load_stage(first, plan.share_prefix, first_backend)
+        stage = load_stage(first, plan.share_prefix, first_backend, pool)
     else:  # nothing for the first pass to read: its model is not loaded
-        stage = LoadedStage(first, first_backend, ())
+        stage = LoadedStage(first, first_backend, (), pool=pool)
     loaded = clock()
     contexts_per_question = (
         retrieve_contexts(questions, open_retrieval(first.context), first.context, stage.count_tokens)
@@ -85,7 +112,7 @@ def execute(
         ),
         share=plan.reread.first_pass_share if plan.reread is not None else 1.0,
         budget_left=budget_left,
-        batch=plan.question_batch,
+        batch=plan.question_batch * pool.width,  # a pool reads its width of questions side by side
         on_result=on_result,
         progress=plan.progress,
         clock=clock,
@@ -100,7 +127,7 @@ def execute(
     if plan.reread is not None and failure is None:
         shared = stage.backend if plan.reread.shares_model else backend
         outcome = reread(
-            results, plan, ensemble, started - earlier.seconds, budget, shared, on_result, priors, passed, clock
+            results, plan, ensemble, started - earlier.seconds, budget, shared, on_result, priors, passed, clock, pool
         )
         report = replace(outcome.report, earlier_runs_seconds=earlier.seconds)
         model_paths[plan.reread.stage.name] = outcome.report.model_path
@@ -118,4 +145,4 @@ def execute(
         overhead_fraction=(finished - loaded - spent) / max(finished - loaded, 1e-9),
     )
     names = tuple(dict.fromkeys(output.reader for result in results for output in result.outputs))
-    return Run(results, seconds, model_paths, names, report, failure, error)
+    return Run(results, seconds, model_paths, names, report, failure, error, cluster=pool.record())

@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from openbook.answer.budget import UNMEASURED, FirstPassPlan, Pace, plan_first_pass
+from openbook.answer.budget import UNMEASURED, FirstPassPlan, Pace, plan_first_pass, token_shares
+from openbook.answer.pool import busiest
 from openbook.answer.stages import LoadedStage, read_stage
 from openbook.progress import meter, notice
 from openbook.records import Prediction, Question, QuestionResult, ReaderOutput, RetrievedContext
@@ -69,7 +70,10 @@ def read_first_pass(
     with meter(description, len(questions), ("questions",), enabled=progress) as m:
         for start in range(0, len(questions), max(1, batch)):
             if budgeted and start >= replan_at:
-                again = plan_first_pass(costs[start:], pace, allowance - (clock() - started), budget_left())
+                width = stage.pool.width  # questions read side by side, each at the pace of one reader
+                again = plan_first_pass(
+                    costs[start:], pace.side_by_side(width), allowance - (clock() - started), budget_left()
+                )
                 level[start:] = list(again.orders)
                 if planned is None:
                     planned = again
@@ -77,22 +81,30 @@ def read_first_pass(
                 replan_at = start + REPLAN_EVERY
             chunk = list(range(start, min(start + max(1, batch), len(questions))))
             answered: dict[int, QuestionResult] = {}
-            try:
-                for k in sorted({level[i] for i in chunk}):
-                    picked = [i for i in chunk if level[i] == k]
-                    began = clock()
-                    read = read_stage(variants[k - 1], [questions[i] for i in picked], [contexts[i] for i in picked])
-                    took = clock() - began
-                    if budgeted:
-                        pace = pace.add(took, sum(costs[i][k - 1] for i in picked))
-                    shares = _shares([costs[i][k - 1] for i in picked] if budgeted else [1] * len(picked))
-                    for i, outputs, share_of_batch in zip(picked, read, shares):
-                        prediction = decide(questions[i], outputs, contexts[i])
-                        answered[i] = QuestionResult(
-                            questions[i], prediction, outputs, contexts[i], seconds=took * share_of_batch
+            parts = [chunk]
+            while parts and failure is None:
+                part = parts.pop(0)
+                try:
+                    for k in sorted({level[i] for i in part}):
+                        picked = [i for i in part if level[i] == k and i not in answered]
+                        began = clock()
+                        read = read_stage(
+                            variants[k - 1], [questions[i] for i in picked], [contexts[i] for i in picked]
                         )
-            except Exception as caught:  # keep what was answered; the caller reports
-                failure, error = f"question {_named(questions, chunk)!r}: {caught}", caught
+                        took = clock() - began
+                        if budgeted:
+                            pace = pace.add(took, busiest([costs[i][k - 1] for i in picked], stage.pool.width))
+                        shares = token_shares([costs[i][k - 1] for i in picked] if budgeted else [1] * len(picked))
+                        for i, outputs, share_of_batch in zip(picked, read, shares):
+                            prediction = decide(questions[i], outputs, contexts[i])
+                            answered[i] = QuestionResult(
+                                questions[i], prediction, outputs, contexts[i], seconds=took * share_of_batch
+                            )
+                except Exception as caught:  # keep what was answered; the caller reports
+                    if len(part) > 1:  # one by one: the others answered, the question that fails named
+                        parts = [[i] for i in part if i not in answered]
+                    else:
+                        failure, error = f"question {questions[part[0]].id!r}: {caught}", caught
             for i in sorted(answered):
                 results.append(answered[i])
                 if on_result is not None:
@@ -101,17 +113,6 @@ def read_first_pass(
                 break
             m.advance(completed=len(results), questions=len(chunk))
     return FirstPassOutcome(results, pace, planned, cheapest, failure, error)
-
-
-def _shares(tokens: Sequence[int]) -> list[float]:
-    """Each question's share of a batch's reading time: its share of the batch's prompt tokens."""
-    total = sum(tokens)
-    return [t / total if total else 1 / len(tokens) for t in tokens]
-
-
-def _named(questions: Sequence[Question], chunk: list[int]) -> str:
-    first, last = questions[chunk[0]].id, questions[chunk[-1]].id
-    return first if len(chunk) == 1 else f"{first}..{last}"
 
 
 def _measure_pace(

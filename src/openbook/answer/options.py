@@ -78,6 +78,22 @@ class AnswerOptions:
         minimum=1,
         changes_answers=False,
     )
+    ray: str | None = option(
+        None,
+        "Read on a Ray cluster: `--ray` alone starts one on this machine, `--ray HOST:PORT` (or `auto`) joins a "
+        "running one. Actors each hold the model and read the questions side by side; retrieval, the budget and "
+        "every decision stay in this process, so the answers are the ones a single process gives.",
+        panel=MODEL_PANEL,
+        changes_answers=False,
+    )
+    ray_actors: int | None = option(
+        None,
+        "With --ray: reading actors, each with --threads CPUs (default: all of a node's).",
+        shown="one per node",
+        panel=MODEL_PANEL,
+        minimum=1,
+        changes_answers=False,
+    )
     share_prefix: bool = option(
         True,
         "Evaluate context + question once per question and reuse its KV cache for every option listing.",

@@ -48,6 +48,16 @@ class ModelPlan:
 
 
 @dataclass(frozen=True)
+class ClusterPlan:
+    """The Ray cluster a run reads on: its address ("local": one started for the run), the reading
+    actors (None: one per node) and each one's CPU threads (None: a node's CPUs)."""
+
+    address: str
+    actors: int | None
+    threads: int | None
+
+
+@dataclass(frozen=True)
 class EncoderPlan:
     model: str
     tokens: int  # read per option
@@ -137,6 +147,7 @@ class Plan:
     question_batch: int
     share_prefix: bool
     progress: bool
+    cluster: ClusterPlan | None = None  # None: read in this process
 
     @property
     def is_cascade(self) -> bool:
@@ -188,7 +199,23 @@ class Plan:
                 )
         if self.letter_prior:
             lines.append("letter prior: fitted over the first pass, divided out of every letter reading")
+        if self.cluster is not None:
+            lines.append(_describe_cluster(self.cluster))
         return "\n".join(lines)
+
+
+def _describe_cluster(cluster: ClusterPlan) -> str:
+    where = (
+        "a Ray cluster started on this machine"
+        if cluster.address == "local"
+        else f"the Ray cluster at {cluster.address}"
+    )
+    actors = f"{cluster.actors} actors" if cluster.actors else "an actor per node"
+    threads = f"{cluster.threads} threads each" if cluster.threads else "a node's CPUs each"
+    return (
+        f"read on {where}: {actors}, {threads}, each holding the models; retrieval, costing, the budget and "
+        "every decision here"
+    )
 
 
 def _decider(ensemble: Path | None) -> str:
@@ -274,6 +301,7 @@ def make_plan(options: AnswerOptions) -> Plan:
         question_batch=options.question_batch,
         share_prefix=options.share_prefix,
         progress=options.progress,
+        cluster=_cluster(options),
     )
     if triage:
         _check_readers(triage, options.encoder)
@@ -303,6 +331,14 @@ def make_plan(options: AnswerOptions) -> Plan:
                 "nothing the triage pass does not (no --index to read context from, and the same readers and model)"
             )
     return run_settings(first=replace(main, name="answer"), reread=None)
+
+
+def _cluster(options: AnswerOptions) -> ClusterPlan | None:
+    if options.ray is None:
+        if options.ray_actors is not None:
+            raise ConfigError("--ray-actors spreads the reading over a Ray cluster: give --ray [ADDRESS] too")
+        return None
+    return ClusterPlan(options.ray, options.ray_actors, options.threads)
 
 
 def _adds_a_reading(first: StagePlan, main: StagePlan) -> bool:

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from openbook.answer.budget import UNMEASURED, Pace
 from openbook.answer.executor import execute
 from openbook.answer.plan import ContextPlan, ModelPlan, Plan
-from openbook.answer.stages import load_model, open_retrieval, retrieve_contexts
+from openbook.answer.pool import load_model
+from openbook.answer.stages import open_retrieval, retrieve_contexts
 from openbook.backends import Backend
 from openbook.backends.base import model_path_of, model_token_counter
 from openbook.errors import ConfigError

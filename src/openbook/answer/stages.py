@@ -1,5 +1,5 @@
 """A stage of the plan made real: its model loaded and its readers built, and reading a batch of
-questions with their contexts into reader outputs."""
+questions with their contexts into reader outputs, in this process or on a pool of actors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from openbook.answer.plan import ContextPlan, ModelPlan, StagePlan
-from openbook.backends import Backend, load_backend
+from openbook.answer.plan import ContextPlan, StagePlan
+from openbook.answer.pool import LOCAL, ReadingPool, ReadJob, split
+from openbook.backends import Backend
 from openbook.index.manifest import MANIFEST_FILE
 from openbook.readers import EncoderReader, LetterReader, PromptReader, PromptReaders, Reader, YesNoReader
 from openbook.records import NO_CONTEXT, Question, ReaderOutput, RetrievedContext
@@ -29,11 +30,12 @@ class LoadedStage:
     backend: Backend | None  # the prompt readers' model; None when the stage has none
     readers: tuple[Reader, ...]
     share_prefix: bool = True
+    pool: ReadingPool = LOCAL  # where its readings are made
 
     @property
     def model_seconds(self) -> float:
         """Time its models have spent evaluating so far."""
-        return sum(reader.model_seconds for reader in self.readers)
+        return self.pool.model_seconds(self.readers)
 
     @property
     def model_path(self) -> str | None:
@@ -56,28 +58,23 @@ class LoadedStage:
             return self
         assert self.plan.orders_per_question and self.backend is not None
         plan = replace(self.plan, rotations=orders)
-        return LoadedStage(
-            plan, self.backend, (_prompt_readers(self.backend, plan, self.share_prefix),), self.share_prefix
-        )
+        readers = (_prompt_readers(self.backend, plan, self.share_prefix),)
+        return LoadedStage(plan, self.backend, readers, self.share_prefix, self.pool)
 
 
-def load_model(model: ModelPlan) -> Backend:
-    """The language model a stage's prompt readers read with."""
-    extras = {key: value for key, value in (("adapter", model.adapter), ("packed", model.packed)) if value}
-    return load_backend(model.backend, model.name, n_ctx=model.n_ctx, n_threads=model.threads, **extras)
-
-
-def load_stage(plan: StagePlan, share_prefix: bool, backend: Backend | None = None) -> LoadedStage:
-    """The stage's model (`backend`, where one is loaded already) and readers."""
+def load_stage(
+    plan: StagePlan, share_prefix: bool, backend: Backend | None = None, pool: ReadingPool = LOCAL
+) -> LoadedStage:
+    """The stage's model (`backend`, where one is loaded already; else `pool`'s) and readers."""
     readers: list[Reader] = []
     prompt_kinds = [kind for kind in plan.readers if kind in PROMPT_READER_FACTORIES]
     if plan.model is not None and prompt_kinds:
         if backend is None:
-            backend = load_model(plan.model)
+            backend = pool.model(plan.model)
         readers.append(_prompt_readers(backend, plan, share_prefix))
     if plan.encoder is not None:
         readers.append(EncoderReader(plan.encoder.model, max_tokens=plan.encoder.tokens, threads=plan.encoder.threads))
-    return LoadedStage(plan, backend, tuple(readers), share_prefix)
+    return LoadedStage(plan, backend, tuple(readers), share_prefix, pool)
 
 
 def _prompt_readers(backend: Backend, plan: StagePlan, share_prefix: bool) -> PromptReaders:
@@ -122,18 +119,45 @@ def retrieve_contexts(
     return [list(contexts) for contexts in zip(*per_pipeline)]
 
 
+@dataclass(frozen=True)
+class StageReading:
+    """Every reader of a stage on every context of some questions, as the jobs a pool makes: each
+    reader and context slot over the questions cut into the pool's width."""
+
+    stage: LoadedStage
+    questions: Sequence[Question]
+    contexts_per_question: Sequence[Sequence[RetrievedContext]]
+
+    def jobs(self) -> list[ReadJob]:
+        parts = split(len(self.questions), self.stage.pool.width)
+        return [
+            ReadJob(reader, [self.questions[i] for i in part], [self.contexts_per_question[i][k].context for i in part])
+            for k in range(len(self.contexts_per_question[0]))
+            for reader in self.stage.readers
+            for part in parts
+        ]
+
+    def outputs(self, read: Sequence[list[list[ReaderOutput]]]) -> list[list[ReaderOutput]]:
+        """Per question, the outputs of `read` (its jobs' in order). With several contexts each output
+        is named reader@pipeline; every output takes the stage's suffix."""
+        outputs: list[list[ReaderOutput]] = [[] for _ in self.questions]
+        parts = split(len(self.questions), self.stage.pool.width)
+        done = iter(read)
+        for k in range(len(self.contexts_per_question[0])):
+            for _ in self.stage.readers:
+                for part in parts:
+                    for i, question_outputs in zip(part, next(done)):
+                        retrieved = self.contexts_per_question[i]
+                        for output in question_outputs:
+                            name = f"{output.reader}@{retrieved[k].retrieval}" if len(retrieved) > 1 else output.reader
+                            outputs[i].append(replace(output, reader=name + self.stage.plan.output_suffix))
+        return outputs
+
+
 def read_stage(
     stage: LoadedStage, questions: Sequence[Question], contexts_per_question: Sequence[Sequence[RetrievedContext]]
 ) -> list[list[ReaderOutput]]:
-    """Every reader of the stage on every context of every question. With several contexts each
-    output is named reader@pipeline; every output takes the stage's suffix."""
-    outputs: list[list[ReaderOutput]] = [[] for _ in questions]
-    for k in range(len(contexts_per_question[0])):
-        retrieved = [contexts[k] for contexts in contexts_per_question]
-        for reader in stage.readers:
-            for i, read in enumerate(reader.read(questions, [r.context for r in retrieved])):
-                several = len(contexts_per_question[i]) > 1
-                for output in read:
-                    name = f"{output.reader}@{retrieved[i].retrieval}" if several else output.reader
-                    outputs[i].append(replace(output, reader=name + stage.plan.output_suffix))
-    return outputs
+    """Every reader of the stage on every context of every question, side by side where its pool reads
+    several jobs at once."""
+    reading = StageReading(stage, questions, contexts_per_question)
+    return reading.outputs(stage.pool.read(reading.jobs()))

@@ -43,10 +43,13 @@ class LlamaCppBackend:
         n_gpu_layers: int = 0,
         batch_continuations: bool = False,
         verbose: bool = False,
+        tokens_only: bool = False,
     ):
         """`n_ctx`: tokens per sequence (prefix + one continuation); `max_sequences`: the prefix plus
         up to `max_sequences - 1` continuations sharing it; `batch_continuations`: decode those
-        continuations in one call (several sequences in one batch) instead of one call each."""
+        continuations in one call (several sequences in one batch) instead of one call each;
+        `tokens_only`: the vocabulary alone, to tokenize and template (a reading pool's driver), no
+        weights and no context to read with."""
         import llama_cpp
         from llama_cpp import _internals, _logger
 
@@ -60,7 +63,15 @@ class LlamaCppBackend:
         self._lib = llama_cpp
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = n_gpu_layers
+        model_params.vocab_only = tokens_only
         self._model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
+        self.n_ctx = n_ctx
+        self.n_vocab = self._model.n_vocab()
+        self.metadata = self._model.metadata()
+        self._templates: dict[str | None, PromptTemplate] = {}
+        self.model_seconds = 0.0  # time inside llama_decode: what the pipeline's overhead is measured against
+        if tokens_only:
+            return
         context_params = llama_cpp.llama_context_default_params()
         context_params.n_ctx = n_ctx * max_sequences  # split evenly into one stream per sequence
         context_params.n_batch = n_ctx  # a whole prefix, or a group of continuations, per decode call
@@ -73,13 +84,8 @@ class LlamaCppBackend:
         self._context = _internals.LlamaContext(model=self._model, params=context_params, verbose=False)
         self._memory = llama_cpp.llama_get_memory(self._context.ctx)
         self._batch = _internals.LlamaBatch(n_tokens=n_ctx, embd=0, n_seq_max=1, verbose=False)
-        self.n_ctx = n_ctx
         self.batch_continuations = batch_continuations
         self.max_sequences = max_sequences
-        self.n_vocab = self._model.n_vocab()
-        self.metadata = self._model.metadata()
-        self._templates: dict[str | None, PromptTemplate] = {}
-        self.model_seconds = 0.0  # time inside llama_decode: what the pipeline's overhead is measured against
 
     # -- text ------------------------------------------------------------------------------
     def tokenize(self, text: str, at_start: bool, special: bool = True) -> list[int]:

@@ -26,7 +26,8 @@ from openbook.records import LETTERS, Question, QuestionResult, RetrievedContext
 from openbook.runlog import evidence_record, record_of
 
 MOST_OPTIONS = len(LETTERS)
-FILE_OPTIONS = ("exam", "out", "resume", "limit", "progress", "question_batch")  # about exam files and runs
+# about exam files and runs, and spreading a run over a cluster: a session answers here, question by question
+RUN_ONLY_OPTIONS = ("exam", "out", "resume", "limit", "progress", "question_batch", "ray", "ray_actors")
 
 QuestionArgument = Annotated[
     str | None, typer.Argument(help="The question (none: ask one question after another from the terminal).")
@@ -188,4 +189,4 @@ def _ask(options: AnswerOptions, question: str | None, option: list[str] | None,
         answer_one(session, question, option or [], as_json)
 
 
-ask = options_command(AnswerOptions, "answer", _ask, switches=SWITCHES, name="ask", leave_out=FILE_OPTIONS)
+ask = options_command(AnswerOptions, "answer", _ask, switches=SWITCHES, name="ask", leave_out=RUN_ONLY_OPTIONS)

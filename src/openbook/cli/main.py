@@ -24,7 +24,16 @@ from openbook.cli import (
     train_cmd,
 )
 
+
+class OpenbookCommands(TyperGroup):
+    """The commands; `--ray` with no address, to a command that runs on a cluster, means a new local one."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click's Context
+        return super().parse_args(ctx, bare_ray_means_local(args) if args[:1] in (["answer"], ["eval"]) else args)
+
+
 app = typer.Typer(
+    cls=OpenbookCommands,
     name="openbook",
     help="Answer multiple-choice science exams from Wikipedia: index a corpus, retrieve, read, rank.",
     no_args_is_help=True,

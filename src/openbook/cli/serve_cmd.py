@@ -14,7 +14,7 @@ import typer
 
 from openbook.answer import AnswerOptions, make_plan
 from openbook.answer.session import Session
-from openbook.cli.ask_cmd import FILE_OPTIONS
+from openbook.cli.ask_cmd import RUN_ONLY_OPTIONS
 from openbook.cli.common import options_command
 from openbook.errors import require_modules
 from openbook.progress import console
@@ -81,4 +81,4 @@ def _serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=int(deadline) + 1)
 
 
-serve = options_command(AnswerOptions, "answer", _serve, switches=SWITCHES, name="serve", leave_out=FILE_OPTIONS)
+serve = options_command(AnswerOptions, "answer", _serve, switches=SWITCHES, name="serve", leave_out=RUN_ONLY_OPTIONS)

@@ -37,6 +37,7 @@ def run_record(run: Run, header: Mapping[str, Any], earlier_answers: int) -> dic
         "model_paths": run.model_paths,
         "reader_names": list(run.reader_names),
         "cascade": asdict(run.cascade) if run.cascade is not None else False,
+        "cluster": run.cluster,  # null: read in one process
     }
 
 

@@ -33,6 +33,7 @@ from openbook.index.store import BATCH_ROWS, PassageStore, PassageWriter
 from openbook.index.verify import check_index
 from openbook.progress import console, meter
 from openbook.provenance import library_versions, sha256_of
+from openbook.raycluster import connect
 from openbook.records import Document, Passage
 
 
@@ -229,7 +230,7 @@ def _complete_on_cluster(
 ) -> Manifest:
     """The stages `state` has not done, on the cluster (`index/cluster.py`); then as `_complete`."""
     building = staging.building
-    ray, started = ray_stages.connect(cluster)
+    ray, started = connect(cluster.address, "building")
     try:
         log = ray_stages.WorkLog(cluster.address, nodes=sum(node["Alive"] for node in ray.nodes()))
         if show_progress:

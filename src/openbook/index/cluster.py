@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import shutil
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +48,7 @@ from openbook.index.parts import DENSE_DIR, fsync_path, sync_files
 from openbook.index.staging import BuildState
 from openbook.index.store import SCHEMA, PassageStore, PassageWriter, record_batch
 from openbook.progress import meter
+from openbook.raycluster import Worker, WorkLog
 from openbook.records import Passage
 
 UNITS_DIR = "units"  # the passage stage's work units, removed once the store is written
@@ -69,59 +68,6 @@ class ClusterSettings:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if self.embed_workers is not None and self.embed_workers < 1:
             raise ConfigError(f"--embed-workers must be at least 1, not {self.embed_workers}")
-
-
-@dataclass(frozen=True)
-class Worker:
-    """Where a piece of work ran: the node, and the worker process's peak resident memory so far."""
-
-    node: str
-    peak_rss_mib: float
-
-    @classmethod
-    def here(cls) -> Worker:
-        import ray
-
-        return cls(
-            ray.get_runtime_context().get_node_id()[:12], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        )
-
-
-@dataclass
-class WorkLog:
-    """Which node did how much of each stage, and the largest worker of each (the manifest's
-    `cluster` record)."""
-
-    address: str
-    nodes: int = 0
-    work: dict[str, Counter[str]] = field(default_factory=dict)
-    peak_rss_mib: dict[str, float] = field(default_factory=dict)
-
-    def count(self, stage: str, worker: Worker, amount: int = 1) -> None:
-        self.work.setdefault(stage, Counter())[worker.node] += amount
-        self.peak_rss_mib[stage] = round(max(self.peak_rss_mib.get(stage, 0.0), worker.peak_rss_mib), 1)
-
-    def as_dict(self) -> dict[str, object]:
-        work = {stage: dict(counted) for stage, counted in self.work.items()}
-        return {"address": self.address, "nodes": self.nodes, "work": work, "peak_rss_mib": self.peak_rss_mib}
-
-
-def connect(settings: ClusterSettings) -> tuple[Any, bool]:
-    """Ray, connected to the cluster the settings name (started here for "local"), and whether this
-    call connected (then the caller's `ray.shutdown()` disconnects, and stops a cluster it started);
-    a process connected already (a test's cluster) is used as it is."""
-    try:
-        import ray
-    except ImportError:
-        raise OpenbookError("building on a cluster needs Ray: pip install 'openbook[ray]'") from None
-    if ray.is_initialized():
-        return ray, False
-    if settings.address == "local":
-        # "local": a new cluster, even where RAY_ADDRESS or a running one would be joined by default
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
-    else:
-        ray.init(address=settings.address, log_to_driver=False, configure_logging=False)
-    return ray, True
 
 
 def gather(ray: Any, refs: list[Any], description: str, unit: str, show_progress: bool) -> Iterator[Any]:

@@ -13,6 +13,7 @@ first tokens only then.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,6 +127,12 @@ class EncoderReader:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.network.to(self.device).eval()
         self.model_seconds = 0.0
+        self._threads = threads
+
+    def __reduce__(self) -> tuple[object, tuple[str, int, int | None]]:
+        """Sent to another process (a reading pool's actor) as what it is loaded from: loaded there
+        once, its weights never pickled."""
+        return shared_encoder_reader, (self.model_id, self.max_tokens, self._threads)
 
     @property
     def model_path(self) -> str:
@@ -160,3 +167,9 @@ class EncoderReader:
     def probabilities(self, question: Question, context: Context) -> dict[str, float]:
         probabilities = softmax(self.scores([question], [context])[0])
         return {letter: float(p) for letter, p in zip(question.letters, probabilities)}
+
+
+@functools.lru_cache(maxsize=2)
+def shared_encoder_reader(model: str, max_tokens: int, threads: int | None) -> EncoderReader:
+    """The encoder reader of a process that reads for others (a pool's actor), loaded once."""
+    return EncoderReader(model, max_tokens=max_tokens, threads=threads)
