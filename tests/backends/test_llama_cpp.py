@@ -52,3 +52,17 @@ def test_long_continuations_share_one_prefix_evaluation_unless_batched(
     prefix evaluation; batched into one decode, at most n_ctx tokens go together."""
     monkeypatch.setattr(backend, "batch_continuations", batch_continuations)
     assert [len(group) for group in backend._groups([[1] * 600] * 3)] == groups
+
+
+def test_the_vocabulary_alone_tokenizes_and_templates_as_the_whole_model_and_reads_nothing(backend):
+    from openbook.backends.llama_cpp import LlamaCppBackend
+    from tests.conftest import TINY_MODEL
+
+    vocabulary = LlamaCppBackend(TINY_MODEL, tokens_only=True)  # what a reading pool's driver holds
+    text = "Which organelle produces ATP? <|im_end|> Mitochondrion."
+    for at_start, special in ((True, True), (False, False)):
+        assert vocabulary.tokenize(text, at_start, special) == backend.tokenize(text, at_start, special)
+    assert vocabulary.template("system") == backend.template("system")
+    assert vocabulary.single_token_ids(["A", " A", "Yes"]) == backend.single_token_ids(["A", " A", "Yes"])
+    with pytest.raises(RuntimeError, match="vocabulary alone"):
+        vocabulary.next_token_logprobs([1, 2], [[3]], [4])

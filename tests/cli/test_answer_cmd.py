@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from openbook.answer import stages
+from openbook.answer import pool
 from openbook.backends import load_backend
 from openbook.cli.main import app
 from openbook.models import resolve_model
@@ -296,7 +296,7 @@ def test_resuming_a_cascade_stopped_before_its_main_stage_rereads_the_logged_tri
     (out / "run.json").write_text(json.dumps({"settings": state["settings"], "status": "running"}))
     loaded = []  # every question was triaged already: only the main stage's model is loaded
     with monkeypatch.context() as patch:
-        patch.setattr(stages, "load_backend", lambda *a, **k: loaded.append(a) or load_backend(*a, **k))
+        patch.setattr(pool, "load_backend", lambda *a, **k: loaded.append(a) or load_backend(*a, **k))
         assert "2 first-pass answers taken up again" in run(out, "--resume")
     assert [arguments[1] for arguments in loaded] == [TINY_MODEL]
     final = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]

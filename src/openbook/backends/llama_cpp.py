@@ -70,6 +70,7 @@ class LlamaCppBackend:
         self.metadata = self._model.metadata()
         self._templates: dict[str | None, PromptTemplate] = {}
         self.model_seconds = 0.0  # time inside llama_decode: what the pipeline's overhead is measured against
+        self.tokens_only = tokens_only
         if tokens_only:
             return
         context_params = llama_cpp.llama_context_default_params()
@@ -139,6 +140,8 @@ class LlamaCppBackend:
         targets: Sequence[int],
         share_prefix: bool = True,
     ) -> np.ndarray:
+        if self.tokens_only:
+            raise RuntimeError(f"{self.model_id} was loaded as its vocabulary alone (tokens_only): it cannot read")
         if share_prefix:
             groups = [(prefix, group) for group in self._groups(continuations)]
         else:  # the reference: for every continuation the prefix is evaluated again, in a fresh cache
