@@ -108,3 +108,11 @@ def test_a_question_failing_on_an_actor_stops_the_run_as_in_one_process(fact_ind
     assert type(spread.run.error) is type(alone.run.error)
     assert len(spread.run.results) == len(alone.run.results) == 3  # the answers before it are kept
     assert answers(tmp_path / "spread") == answers(tmp_path / "alone")
+
+
+def test_more_actors_than_the_cluster_has_cpus_for_is_refused_before_any_loads(exam, fact_index, two_nodes, tmp_path):
+    from openbook.errors import ConfigError
+
+    crowded = replace(options(exam, fact_index, tmp_path / "run"), ray=two_nodes.address, ray_actors=3)
+    with pytest.raises(ConfigError, match="3 reading actors of 1 CPU threads need 3 CPUs; .* has 2"):
+        run_exam(crowded)

@@ -51,7 +51,8 @@ def read_first_pass(
     """Read every question of `questions` with its `contexts`; `budget_left()`: the run's seconds
     left (infinite: no budget, and every question is read in the stage's orders, uncosted); `pace`:
     measured before (by earlier runs of a session), which saves the start-up measurement. A failing
-    question stops the pass; the answers before it are kept."""
+    question stops the pass; the answers before it are kept (a batch that fails is read again a
+    question at a time, so the question is named and the others of the batch answered)."""
     budgeted = bool(questions) and math.isfinite(budget_left())
     varies = budgeted and stage.plan.orders_per_question
     variants = [stage.with_orders(k) for k in range(1, stage.plan.rotations + 1)] if varies else [stage]

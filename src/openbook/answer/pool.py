@@ -28,6 +28,7 @@ import numpy as np
 
 from openbook.answer.plan import ClusterPlan, ModelPlan
 from openbook.backends import Backend, PromptTemplate, load_backend
+from openbook.errors import ConfigError
 from openbook.raycluster import Worker, WorkLog, connect
 from openbook.readers import Reader
 from openbook.records import Context, Question, ReaderOutput
@@ -184,10 +185,16 @@ class RayPool:
     def __init__(self, cluster: ClusterPlan, models: Sequence[ModelPlan]):
         self.ray, self._connected_here = connect(cluster.address, "answering")
         resources = self.ray.cluster_resources()
-        nodes = [node for node in self.ray.nodes() if node["Alive"]]
-        cpus = min(int(node["Resources"].get("CPU", 1)) for node in nodes)
-        self.threads = cluster.threads or max(cpus, 1)
+        # the nodes an actor can run on (a head node is often given no CPU)
+        nodes = [node for node in self.ray.nodes() if node["Alive"] and node["Resources"].get("CPU", 0) >= 1]
+        self.threads = cluster.threads or min(int(node["Resources"]["CPU"]) for node in nodes)
         self.width = cluster.actors or len(nodes)
+        total = int(resources.get("CPU", 0))
+        if self.width * self.threads > total:
+            raise ConfigError(
+                f"{self.width} reading actors of {self.threads} CPU threads need {self.width * self.threads} CPUs; "
+                f"the Ray cluster at {cluster.address} has {total}: lower --ray-actors or --threads"
+            )
         gpus = 1 if resources.get("GPU", 0) >= self.width else 0
         actor = self.ray.remote(num_cpus=self.threads, num_gpus=gpus, scheduling_strategy="SPREAD")(ReadingActor)
         self._actors = [actor.remote(tuple(models), self.threads) for _ in range(self.width)]
