@@ -116,3 +116,36 @@ def test_more_actors_than_the_cluster_has_cpus_for_is_refused_before_any_loads(e
     crowded = replace(options(exam, fact_index, tmp_path / "run"), ray=two_nodes.address, ray_actors=3)
     with pytest.raises(ConfigError, match="3 reading actors of 1 CPU threads need 3 CPUs; .* has 2"):
         run_exam(crowded)
+
+
+def test_an_actor_killed_mid_run_is_started_again_and_the_answers_are_the_same(exam, fact_index, two_nodes, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    alone = run_exam(options(exam, fact_index, tmp_path / "alone"))
+    log = tmp_path / "spread" / "predictions.jsonl"
+    killed: list[int] = []
+
+    def kill_an_actor_once_three_answers_are_logged() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if log.is_file() and len(log.read_text().splitlines()) >= 3:
+                for process in psutil.process_iter(["pid", "cmdline"]):
+                    if "ReadingActor" in " ".join(process.info["cmdline"] or []):
+                        os.kill(process.info["pid"], signal.SIGKILL)
+                        killed.append(process.info["pid"])
+                        return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_an_actor_once_three_answers_are_logged)
+    killer.start()
+    spread = run_exam(replace(options(exam, fact_index, tmp_path / "spread"), ray=two_nodes.address, ray_actors=2))
+    killer.join()
+    assert killed, "no reading actor was found to kill"
+    assert spread.run.failure is None
+    assert answers(tmp_path / "spread") == answers(tmp_path / "alone")
+    assert len(alone.run.results) == len(spread.run.results)

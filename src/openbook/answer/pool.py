@@ -184,6 +184,18 @@ class RayPool:
 
     def __init__(self, cluster: ClusterPlan, models: Sequence[ModelPlan]):
         self.ray, self._connected_here = connect(cluster.address, "answering")
+        self._actors: list[Any] = []
+        self._models: dict[ModelPlan, PooledBackend] = {}
+        self._waited = 0.0
+        try:
+            self._start(cluster, models)
+        except BaseException:
+            self.close()  # a cluster started for the run is stopped, actors started are killed
+            raise
+
+    def _start(self, cluster: ClusterPlan, models: Sequence[ModelPlan]) -> None:
+        for plan in models:  # here first: a model that cannot be found is named before any actor starts
+            self.model(plan)
         resources = self.ray.cluster_resources()
         # the nodes an actor can run on (a head node is often given no CPU)
         nodes = [node for node in self.ray.nodes() if node["Alive"] and node["Resources"].get("CPU", 0) >= 1]
@@ -196,13 +208,14 @@ class RayPool:
                 f"the Ray cluster at {cluster.address} has {total}: lower --ray-actors or --threads"
             )
         gpus = 1 if resources.get("GPU", 0) >= self.width else 0
-        actor = self.ray.remote(num_cpus=self.threads, num_gpus=gpus, scheduling_strategy="SPREAD")(ReadingActor)
+        # an actor whose process dies is started again and its reading retried (a reading has no side effect)
+        actor = self.ray.remote(
+            num_cpus=self.threads, num_gpus=gpus, scheduling_strategy="SPREAD", max_restarts=2, max_task_retries=2
+        )(ReadingActor)
         self._actors = [actor.remote(tuple(models), self.threads) for _ in range(self.width)]
         self.log = WorkLog(cluster.address, nodes=len(nodes))
         for worker in self.ray.get([a.ready.remote() for a in self._actors]):
             self.log.count("actors", worker)
-        self._models: dict[ModelPlan, PooledBackend] = {}
-        self._waited = 0.0
 
     def model(self, plan: ModelPlan) -> Backend:
         if plan not in self._models:
