@@ -126,3 +126,12 @@ def test_a_batch_that_fails_is_read_again_one_by_one_to_name_its_question_and_ke
     run = execute(plan, questions, backend=backend, pool=SideBySide(width=2))
     assert run.failure.startswith("question 'q2':")  # not the batch 'q0..q3'
     assert [r.question.id for r in run.results] == ["q0", "q1"]  # answered in the failing batch, kept
+
+
+def test_a_wave_that_fails_names_its_questions_and_every_first_pass_answer_stands(index):
+    questions = exam(6)
+    backend = ScriptedBackend(score=score, fail_on=lambda prompt, with_context: with_context and "number 2?" in prompt)
+    options = AnswerOptions(index=index, context_tokens=120, budget_seconds=math.inf, progress=False)
+    run = execute(make_plan(options), questions, backend=backend, pool=SideBySide(width=2))
+    assert run.failure.startswith("re-reading questions ") and "'q2'" in run.failure
+    assert len(run.results) == 6  # the first pass answered every question; those answers stand

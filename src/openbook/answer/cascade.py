@@ -108,7 +108,7 @@ def reread(
     own_contexts: dict[int, list[RetrievedContext]] = {}
     seconds: dict[RereadKind, list[float]] = {"context": [], "orders": []}
     failure, failed = None, None
-    position, current, out_of_budget = 0, hardest[0][1], False
+    position, current, out_of_budget = 0, [hardest[0][1]], False
     with meter("re-reading", len(hardest), ("questions",), enabled=plan.progress) as m:
         while position < len(hardest) and not out_of_budget:
             # a wave: the next re-reads that fit, as many as the pool reads side by side (one in a process)
@@ -121,7 +121,8 @@ def reread(
                     if clock() - started + pace.seconds_for(max(cheapest)) >= budget:  # no reading fits
                         out_of_budget = True
                         break
-                    i = current = hardest[position][1]
+                    i = hardest[position][1]
+                    current = [i]
                     position += 1
                     if i not in own_contexts:  # a batch's retrieval counts in the elapsed time, not in a reading's pace
                         coming = [j for _, j in hardest[position - 1 : position - 1 + RETRIEVAL_BATCH]]
@@ -144,7 +145,7 @@ def reread(
                     lanes = loaded
                 if not wave:
                     continue
-                current = wave[0].index
+                current = [chosen.index for chosen in wave]
                 began = clock()
                 read = iter(pool.read([job for each in jobs for job in each]))
                 took = clock() - began
@@ -159,7 +160,8 @@ def reread(
                     m.advance(completed=sum(len(s) for s in seconds.values()), questions=1)
                 pace = pace.add(took, max(lanes))  # the wave took as long as its busiest reader
             except Exception as error:  # keep what was answered; the caller reports
-                failure, failed = f"re-reading question {results[current].question.id!r}: {error}", error
+                named = ", ".join(repr(results[j].question.id) for j in current)  # a wave fails as a whole
+                failure, failed = f"re-reading question{'s' if len(current) > 1 else ''} {named}: {error}", error
                 break
         if out_of_budget:
             report = replace(report, stopped_by_budget=True)
