@@ -17,13 +17,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import DEFAULT_EXAM, DEFAULT_INDEX, OUT, markdown_table
+from common import DEFAULT_EXAM, DEFAULT_INDEX, OPENBOOK, OUT, markdown_table
 
-OPENBOOK = [sys.executable, "-c", "from openbook.cli.main import app; app()"]
 HERE = OUT / "answer-ray"
 
 

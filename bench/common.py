@@ -23,6 +23,7 @@ SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out"
 DEFAULT_INDEX = ROOT / "runs" / "default-index"  # the default knowledge base, as `make demo` builds it
 DEFAULT_EXAM = ROOT / "src" / "openbook" / "resources" / "default-exam.csv"
+OPENBOOK = [sys.executable, "-c", "from openbook.cli.main import app; app()"]  # the CLI, in this interpreter
 FULL_CORPUS = [
     SHARED / "corpus" / "wiki-2015-core.wikiextractor.txt.zst",
     SHARED / "corpus" / "wiki-vital-summaries.jsonl.zst",

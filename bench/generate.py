@@ -16,11 +16,11 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 from common import (
     DEFAULT_INDEX,
+    OPENBOOK,
     OUT,
     SHARED,
     answered_run,
@@ -35,7 +35,6 @@ from openbook.exam import read_exam
 from openbook.generate.filters import ACCEPTED, ACCEPTED_EASY, REASONS
 from openbook.generate.run import attempts_path
 
-OPENBOOK = [sys.executable, "-c", "from openbook.cli.main import app; app()"]
 HERE = OUT / "generate"
 
 

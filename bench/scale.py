@@ -37,11 +37,10 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
-from common import OUT, SHARED, markdown_table
+from common import OPENBOOK, OUT, SHARED, markdown_table
 
 HERE = OUT / "scale"
 REAL = SHARED / "corpus" / "wiki-2015-core.wikiextractor.txt.zst"
-OPENBOOK = [sys.executable, "-c", "from openbook.cli.main import app; app()"]
 SEED = 2023
 
 

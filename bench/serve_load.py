@@ -26,7 +26,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,11 +36,10 @@ from pathlib import Path
 import httpx
 import psutil
 
-from common import DEFAULT_EXAM, DEFAULT_INDEX, markdown_table
+from common import DEFAULT_EXAM, DEFAULT_INDEX, OPENBOOK, markdown_table
 from openbook.exam import read_exam
 from openbook.runlog import read_records
 
-OPENBOOK = [sys.executable, "-c", "from openbook.cli.main import app; app()"]
 WHOLE_RUN = 1e9  # seconds: every question read in full, as with --budget-seconds inf
 
 

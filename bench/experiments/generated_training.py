@@ -23,9 +23,10 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import (  # noqa: E402
+from common import (
     DEFAULT_EXAM,
     DEFAULT_INDEX,
+    OPENBOOK,
     OUT,
     SHARED,
     answered_run,
@@ -38,7 +39,6 @@ from openbook.answer import AnswerOptions  # noqa: E402
 from openbook.evaluate.review import RunFolder, compare  # noqa: E402
 from openbook.exam import read_exam  # noqa: E402
 
-OPENBOOK = [sys.executable, "-c", "from openbook.cli.main import app; app()"]
 HERE = OUT / "generated-training"
 TRAINING = ["--max-tokens", "192", "--context-tokens", "128", "--learning-rate", "1e-4", "--validation-fraction", "0"]
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from openbook.answer.plan import ClusterPlan, ModelPlan
 from openbook.backends import Backend, PromptTemplate, load_backend
+from openbook.backends.base import model_path_of
 from openbook.errors import ConfigError
 from openbook.raycluster import Worker, WorkLog, connect
 from openbook.readers import Reader
@@ -137,7 +138,7 @@ class PooledBackend:
         self._plan = plan
         self.name = local.name
         self.model_id = local.model_id
-        self.model_path = getattr(local, "model_path", local.model_id)
+        self.model_path = model_path_of(local)
         self.model_seconds = 0.0  # its readings are timed by the pool
 
     def __reduce__(self) -> tuple[Any, tuple[ModelPlan]]:
